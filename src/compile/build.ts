@@ -1,0 +1,85 @@
+// `ncfence build`: upstream -> engine -> compiled view + ncfence.conf, both
+// written atomically (temp file, fsync, rename).
+
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { defaultEngineDeps, type EngineDeps } from '../engine/crossSign.js';
+import { EngineError } from '../engine/errors.js';
+import { formatConfig } from '../config.js';
+import { loadPolicy } from '../policy.js';
+import { encodeView } from '../view/format.js';
+import { upstreamStamp } from '../view/stamp.js';
+import { planView, type PlanSummary } from './plan.js';
+import { readUpstream } from './upstream.js';
+
+export const DEFAULT_UPSTREAM = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
+export const VIEW_FILE = 'view.ncfv';
+export const CONFIG_FILE = 'ncfence.conf';
+
+export interface BuildOptions {
+  upstream: string;
+  upstreamParams: string;
+  outDir: string;
+  policyFile?: string;
+  deps?: EngineDeps;
+}
+
+export interface BuildResult {
+  upstream: string;
+  upstreamParams: string;
+  view: string;
+  config: string;
+  policy: string;
+  summary: PlanSummary;
+  millis: number;
+}
+
+export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+}
+
+export async function build(opts: BuildOptions): Promise<BuildResult> {
+  const started = performance.now();
+  const outDir = resolve(opts.outDir);
+  const upstream = resolve(opts.upstream);
+  const policy = loadPolicy(opts.policyFile);
+  const deps = opts.deps ?? (await defaultEngineDeps());
+  // The stamp is taken before reading so a concurrent upgrade makes the view stale, not wrong.
+  const stamp = upstreamStamp(upstream, opts.upstreamParams);
+  const snapshot = readUpstream(upstream, opts.upstreamParams);
+  const plan = planView(snapshot, policy.excludedSubtrees, deps);
+  try {
+    mkdirSync(outDir, { recursive: true });
+  } catch (cause) {
+    throw new EngineError('VIEW', `cannot create output directory ${outDir}: ${(cause as Error).message}`, { cause });
+  }
+  const view = `${outDir}/${VIEW_FILE}`;
+  const config = `${outDir}/${CONFIG_FILE}`;
+  try {
+    writeFileAtomic(view, encodeView({ stamp, policyDigest: policy.digest, objects: plan.objects }));
+    writeFileAtomic(config, formatConfig({ upstream, upstreamParams: opts.upstreamParams, view }));
+  } catch (cause) {
+    if (cause instanceof EngineError) throw cause;
+    throw new EngineError('VIEW', `cannot write into ${outDir}: ${(cause as Error).message}`, { cause });
+  }
+  return {
+    upstream,
+    upstreamParams: opts.upstreamParams,
+    view,
+    config,
+    policy: policy.file,
+    summary: plan.summary,
+    millis: Math.round(performance.now() - started),
+  };
+}

@@ -1,0 +1,41 @@
+// ncfence.conf: the file the module reads to find its upstream and its view.
+// Format (docs/configuration.md): one `key = value` per line, `#` comments.
+
+import { readFileSync } from 'node:fs';
+import { EngineError } from './engine/errors.js';
+
+export interface ModuleConfig {
+  upstream: string;
+  upstreamParams: string;
+  view: string;
+}
+
+export function formatConfig(c: ModuleConfig): string {
+  for (const [k, v] of Object.entries(c)) {
+    if (/[\r\n\0]/.test(v)) throw new EngineError('USAGE', `${k} must not contain a newline or NUL`);
+  }
+  return [
+    '# ncfence module configuration, written by `ncfence build`.',
+    `upstream = ${c.upstream}`,
+    `upstream-params = ${c.upstreamParams}`,
+    `view = ${c.view}`,
+    '',
+  ].join('\n');
+}
+
+export function readConfig(file: string): ModuleConfig {
+  const out: Partial<ModuleConfig> = { upstreamParams: '' };
+  const keys: Record<string, keyof ModuleConfig> = { upstream: 'upstream', 'upstream-params': 'upstreamParams', view: 'view' };
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      const t = line.trim();
+      if (t === '' || t.startsWith('#')) return;
+      const m = /^([a-z-]+)\s*=\s*(.*)$/.exec(t);
+      const key = m && keys[m[1]!];
+      if (!m || !key) throw new EngineError('USAGE', `${file}:${i + 1}: expected "upstream", "upstream-params" or "view" = value`);
+      out[key] = m[2]!;
+    });
+  if (!out.upstream || !out.view) throw new EngineError('USAGE', `${file}: needs both upstream and view`);
+  return out as ModuleConfig;
+}

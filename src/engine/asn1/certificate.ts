@@ -1,0 +1,170 @@
+// Splits an X.509 certificate into the raw TLVs of its fields.
+//
+// Certificate  ::=  SEQUENCE  {
+//      tbsCertificate       TBSCertificate,
+//      signatureAlgorithm   AlgorithmIdentifier,
+//      signatureValue       BIT STRING  }
+//
+// TBSCertificate  ::=  SEQUENCE  {
+//      version         [0]  EXPLICIT Version DEFAULT v1,
+//      serialNumber         CertificateSerialNumber,
+//      signature            AlgorithmIdentifier,
+//      issuer               Name,
+//      validity             Validity,
+//      subject              Name,
+//      subjectPublicKeyInfo SubjectPublicKeyInfo,
+//      issuerUniqueID  [1]  IMPLICIT UniqueIdentifier OPTIONAL,
+//      subjectUniqueID [2]  IMPLICIT UniqueIdentifier OPTIONAL,
+//      extensions      [3]  EXPLICIT Extensions OPTIONAL }
+//
+// Extension  ::=  SEQUENCE  {
+//      extnID      OBJECT IDENTIFIER,
+//      critical    BOOLEAN DEFAULT FALSE,
+//      extnValue   OCTET STRING }
+//
+// (RFC 5280, section 4.1)
+
+import { EngineError } from '../errors.js';
+import { Tag, Tlv, contextTag, expectTag, oidToString, readChildren, readExact, readTlv } from './der.js';
+
+export interface Extension {
+  oid: string;
+  critical: boolean;
+  /** Content of extnValue (the DER of the extension's own value). */
+  value: Uint8Array;
+  /** The whole Extension SEQUENCE as it appeared. */
+  der: Uint8Array;
+}
+
+export interface ParsedCertificate {
+  der: Uint8Array;
+  tbs: Uint8Array;
+  /** 1 for v1, 3 for v3 (v2 is reported as 2). */
+  version: number;
+  serial: Uint8Array; // the INTEGER TLV
+  issuer: Uint8Array; // the Name TLV
+  validity: Uint8Array; // the Validity TLV
+  subject: Uint8Array; // the Name TLV
+  spki: Uint8Array; // the SubjectPublicKeyInfo TLV
+  issuerUid?: Uint8Array;
+  subjectUid?: Uint8Array;
+  extensions: Extension[];
+  signatureAlgorithm: Uint8Array;
+}
+
+export const Oid = {
+  subjectKeyIdentifier: '2.5.29.14',
+  keyUsage: '2.5.29.15',
+  basicConstraints: '2.5.29.19',
+  nameConstraints: '2.5.29.30',
+  authorityKeyIdentifier: '2.5.29.35',
+  commonName: '2.5.4.3',
+  organizationName: '2.5.4.10',
+  organizationalUnitName: '2.5.4.11',
+  serialNumber: '2.5.4.5',
+  ecdsaWithSha256: '1.2.840.10045.4.3.2',
+} as const;
+
+function parseExtension(t: Tlv): Extension {
+  const parts = readChildren(expectTag(t, Tag.SEQUENCE, 'Extension').body);
+  const id = expectTag(parts[0], Tag.OID, 'Extension.extnID');
+  let i = 1;
+  let critical = false;
+  if (parts[i]?.tag === Tag.BOOLEAN) {
+    const b = parts[i]!.body;
+    if (b.length !== 1) throw new EngineError('BAD_DER', 'Extension.critical: bad BOOLEAN');
+    critical = b[0] !== 0;
+    i++;
+  }
+  const value = expectTag(parts[i], Tag.OCTET_STRING, 'Extension.extnValue');
+  if (parts.length !== i + 1) throw new EngineError('BAD_DER', 'Extension: unexpected trailing fields');
+  return { oid: oidToString(id.body), critical, value: value.body, der: t.der };
+}
+
+export function parseCertificate(der: Uint8Array): ParsedCertificate {
+  const cert = readExact(der, Tag.SEQUENCE, 'Certificate');
+  const top = readChildren(cert.body);
+  if (top.length !== 3) throw new EngineError('BAD_DER', `Certificate: ${top.length} fields, expected 3`);
+  const tbs = expectTag(top[0], Tag.SEQUENCE, 'tbsCertificate');
+  const sigAlg = expectTag(top[1], Tag.SEQUENCE, 'signatureAlgorithm');
+  expectTag(top[2], Tag.BIT_STRING, 'signatureValue');
+  const f = readChildren(tbs.body);
+  let i = 0;
+  let version = 1;
+  if (f[0]?.tag === contextTag(0, true)) {
+    const v = expectTag(readTlv(f[0].body), Tag.INTEGER, 'version');
+    if (v.body.length !== 1 || v.body[0]! > 2) throw new EngineError('BAD_DER', 'version: not v1, v2 or v3');
+    version = v.body[0]! + 1;
+    i = 1;
+  }
+  const serial = expectTag(f[i++], Tag.INTEGER, 'serialNumber');
+  expectTag(f[i++], Tag.SEQUENCE, 'signature');
+  const issuer = expectTag(f[i++], Tag.SEQUENCE, 'issuer');
+  const validity = expectTag(f[i++], Tag.SEQUENCE, 'validity');
+  const subject = expectTag(f[i++], Tag.SEQUENCE, 'subject');
+  const spki = expectTag(f[i++], Tag.SEQUENCE, 'subjectPublicKeyInfo');
+  const out: ParsedCertificate = {
+    der,
+    tbs: tbs.der,
+    version,
+    serial: serial.der,
+    issuer: issuer.der,
+    validity: validity.der,
+    subject: subject.der,
+    spki: spki.der,
+    extensions: [],
+    signatureAlgorithm: sigAlg.der,
+  };
+  if (f[i]?.tag === contextTag(1, false)) out.issuerUid = f[i++]!.der;
+  if (f[i]?.tag === contextTag(2, false)) out.subjectUid = f[i++]!.der;
+  if (f[i]?.tag === contextTag(3, true)) {
+    const exts = expectTag(readTlv(f[i]!.body), Tag.SEQUENCE, 'extensions');
+    out.extensions = readChildren(exts.body).map(parseExtension);
+    i++;
+  }
+  if (i !== f.length) throw new EngineError('BAD_DER', `tbsCertificate: ${f.length - i} unexpected trailing fields`);
+  return out;
+}
+
+/** The subjectPublicKey BIT STRING's content without the unused-bits byte. */
+export function publicKeyBits(spki: Uint8Array): Uint8Array {
+  const parts = readChildren(readExact(spki, Tag.SEQUENCE, 'SubjectPublicKeyInfo').body);
+  const bits = expectTag(parts[1], Tag.BIT_STRING, 'subjectPublicKey');
+  return bits.body.subarray(1);
+}
+
+/** Value of the subjectKeyIdentifier extension (the key id bytes), if present. */
+export function subjectKeyId(cert: ParsedCertificate): Uint8Array | undefined {
+  const ext = cert.extensions.find((e) => e.oid === Oid.subjectKeyIdentifier);
+  if (!ext) return undefined;
+  return readExact(ext.value, Tag.OCTET_STRING, 'SubjectKeyIdentifier').body;
+}
+
+/** Whether basicConstraints says cA = TRUE; undefined when the extension is absent. */
+export function isCa(cert: ParsedCertificate): boolean | undefined {
+  const ext = cert.extensions.find((e) => e.oid === Oid.basicConstraints);
+  if (!ext) return undefined;
+  const parts = readChildren(readExact(ext.value, Tag.SEQUENCE, 'BasicConstraints').body);
+  return parts[0]?.tag === Tag.BOOLEAN && parts[0].body[0] !== 0;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: false });
+
+/** First value of an attribute type in a Name, as text (for labels; never compared). */
+export function nameAttribute(name: Uint8Array, attrOid: string): string | undefined {
+  for (const rdn of readChildren(readExact(name, Tag.SEQUENCE, 'Name').body)) {
+    for (const atv of readChildren(rdn.body)) {
+      const [type, value] = readChildren(atv.body);
+      if (type?.tag === Tag.OID && value && oidToString(type.body) === attrOid) {
+        if (value.tag === 0x1e) {
+          // BMPString: UTF-16BE
+          let s = '';
+          for (let k = 0; k + 1 < value.body.length; k += 2) s += String.fromCharCode((value.body[k]! << 8) | value.body[k + 1]!);
+          return s;
+        }
+        return decoder.decode(value.body);
+      }
+    }
+  }
+  return undefined;
+}

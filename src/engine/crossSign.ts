@@ -1,0 +1,180 @@
+// The rewrite of one trusted root R: a fresh local anchor L(R) and the
+// cross-certificate R' (R's subject, key, validity and extensions, issued by
+// L(R), with the policy's names excluded).
+
+import { createHash, sign, type KeyObject } from 'node:crypto';
+import { EngineError } from './errors.js';
+import {
+  Tag,
+  bitString,
+  boolTrue,
+  concat,
+  contextTag,
+  octetString,
+  oid,
+  readExact,
+  seq,
+  set,
+  smallInt,
+  tlv,
+  uintFromBytes,
+  utf8,
+} from './asn1/der.js';
+import { Oid, isCa, nameAttribute, parseCertificate, publicKeyBits, type Extension, type ParsedCertificate } from './asn1/certificate.js';
+import { buildExcludedSubtrees, mergeExcludedSubtrees } from './nameConstraints.js';
+
+/** An anchor key pair. The private half lives only in this object. */
+export interface AnchorKey {
+  privateKey: KeyObject;
+  /** SubjectPublicKeyInfo DER of the public half. */
+  spki: Uint8Array;
+}
+
+export interface EngineDeps {
+  /** A fresh key pair for one L(R); called once per root. */
+  generateAnchorKey(): AnchorKey;
+  /** Unsigned serial-number bytes for a certificate the engine issues. */
+  serial(): Uint8Array;
+}
+
+export interface FencedRoot {
+  /** L(R), self-signed. */
+  anchor: ParsedCertificate;
+  /** R', issued by L(R). */
+  cross: ParsedCertificate;
+}
+
+// AlgorithmIdentifier ::= SEQUENCE { algorithm OID, parameters ANY OPTIONAL }
+// ecdsa-with-SHA256 has no parameters (RFC 5758, section 3.2).
+const ECDSA_SHA256 = seq(oid(Oid.ecdsaWithSha256));
+
+// Version ::= INTEGER { v1(0), v2(1), v3(2) }, in [0] EXPLICIT.
+const V3 = tlv(contextTag(0, true), smallInt(2));
+
+// Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
+function extension(id: string, critical: boolean, value: Uint8Array): Uint8Array {
+  return critical ? seq(oid(id), boolTrue(), octetString(value)) : seq(oid(id), octetString(value));
+}
+
+// KeyIdentifier via method 1 of RFC 5280 4.2.1.2: SHA-1 of the subjectPublicKey bits.
+function keyIdentifier(spki: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha1').update(publicKeyBits(spki)).digest());
+}
+
+// AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] KeyIdentifier OPTIONAL, ... }
+function akiValue(keyId: Uint8Array): Uint8Array {
+  return seq(tlv(contextTag(0, false), keyId));
+}
+
+function signCertificate(tbs: Uint8Array, key: KeyObject): Uint8Array {
+  const signature = new Uint8Array(sign('sha256', tbs, key));
+  return seq(tbs, ECDSA_SHA256, bitString(signature));
+}
+
+/** A readable, per-root unique anchor name: CN from R, O ncfence, serialNumber = R's SHA-256 prefix. */
+export function anchorName(root: ParsedCertificate): Uint8Array {
+  const label =
+    nameAttribute(root.subject, Oid.commonName) ??
+    nameAttribute(root.subject, Oid.organizationalUnitName) ??
+    nameAttribute(root.subject, Oid.organizationName) ??
+    'unnamed root';
+  const cn = `ncfence anchor for ${label}`.slice(0, 64);
+  const fp = createHash('sha256').update(root.der).digest('hex').slice(0, 32);
+  const atv = (id: string, value: Uint8Array): Uint8Array => set(seq(oid(id), value));
+  return seq(
+    atv(Oid.organizationName, utf8('ncfence local anchor')),
+    atv(Oid.commonName, utf8(cn)),
+    atv(Oid.serialNumber, tlv(Tag.PRINTABLE_STRING, new TextEncoder().encode(fp))),
+  );
+}
+
+function buildAnchor(root: ParsedCertificate, key: AnchorKey, serial: Uint8Array): ParsedCertificate {
+  const name = anchorName(root);
+  // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }
+  const basic = extension(Oid.basicConstraints, true, seq(boolTrue()));
+  // KeyUsage ::= BIT STRING: keyCertSign (5) and cRLSign (6) -> 0000 0110, 1 unused bit
+  const usage = extension(Oid.keyUsage, true, bitString(Uint8Array.of(0x06), 1));
+  const ski = extension(Oid.subjectKeyIdentifier, false, octetString(keyIdentifier(key.spki)));
+  const tbs = seq(
+    V3,
+    uintFromBytes(serial),
+    ECDSA_SHA256,
+    name,
+    root.validity,
+    name,
+    key.spki,
+    tlv(contextTag(3, true), seq(basic, usage, ski)),
+  );
+  return parseCertificate(signCertificate(tbs, key.privateKey));
+}
+
+/** R's extensions with AKI pointing at the anchor and the exclusions merged into NameConstraints. */
+function crossExtensions(root: ParsedCertificate, anchorKeyId: Uint8Array, excluded: readonly Uint8Array[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let sawNc = false;
+  let sawAki = false;
+  for (const ext of root.extensions) out.push(rewriteExtension(ext));
+  if (!sawAki) out.push(extension(Oid.authorityKeyIdentifier, false, akiValue(anchorKeyId)));
+  if (!sawNc) out.push(extension(Oid.nameConstraints, true, buildExcludedSubtrees(excluded)));
+  return out;
+
+  function rewriteExtension(ext: Extension): Uint8Array {
+    if (ext.oid === Oid.authorityKeyIdentifier) {
+      // Copying R's AKI breaks OpenSSL and NSS classic path building (NOTES.md).
+      sawAki = true;
+      return extension(ext.oid, ext.critical, akiValue(anchorKeyId));
+    }
+    if (ext.oid === Oid.nameConstraints) {
+      sawNc = true;
+      return extension(ext.oid, true, mergeExcludedSubtrees(ext.value, excluded));
+    }
+    return ext.der;
+  }
+}
+
+/**
+ * Fences one root. `excluded` holds GeneralSubtree DER values (see
+ * nameConstraints.ts). The anchor's private key is used for two signatures
+ * and then goes out of scope with `key`.
+ */
+export function fenceRoot(rootDer: Uint8Array, excluded: readonly Uint8Array[], deps: EngineDeps): FencedRoot {
+  const root = parseCertificate(rootDer);
+  if (isCa(root) === false) {
+    const fp = createHash('sha256').update(rootDer).digest('hex');
+    throw new EngineError('ROOT_NOT_CA', `root ${fp} has basicConstraints cA = FALSE`);
+  }
+  const key = deps.generateAnchorKey();
+  const anchor = buildAnchor(root, key, deps.serial());
+  const anchorKeyId = keyIdentifier(key.spki);
+  const tbs = seq(
+    V3,
+    uintFromBytes(deps.serial()),
+    ECDSA_SHA256,
+    anchor.subject,
+    root.validity,
+    root.subject,
+    root.spki,
+    concat(root.issuerUid ? [root.issuerUid] : []),
+    concat(root.subjectUid ? [root.subjectUid] : []),
+    tlv(contextTag(3, true), seq(...crossExtensions(root, anchorKeyId, excluded))),
+  );
+  const cross = parseCertificate(signCertificate(tbs, key.privateKey));
+  return { anchor, cross };
+}
+
+/** Default dependencies: P-256 keys and 128-bit random serials from node:crypto. */
+export async function defaultEngineDeps(): Promise<EngineDeps> {
+  const { generateKeyPairSync, randomBytes } = await import('node:crypto');
+  return {
+    generateAnchorKey() {
+      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+      return { privateKey, spki: new Uint8Array(publicKey.export({ type: 'spki', format: 'der' })) };
+    },
+    serial() {
+      const b = randomBytes(16);
+      b[0] = (b[0]! & 0x7f) | 0x01; // positive and never zero-padded away
+      return new Uint8Array(b);
+    },
+  };
+}
+

@@ -1,0 +1,63 @@
+// NameConstraints: build the exclusion ncfence adds, and merge it into a
+// root's existing extension.
+//
+// NameConstraints ::= SEQUENCE {
+//      permittedSubtrees       [0]     GeneralSubtrees OPTIONAL,
+//      excludedSubtrees        [1]     GeneralSubtrees OPTIONAL }
+// GeneralSubtrees ::= SEQUENCE SIZE (1..MAX) OF GeneralSubtree
+// GeneralSubtree ::= SEQUENCE {
+//      base                    GeneralName,
+//      minimum         [0]     BaseDistance DEFAULT 0,
+//      maximum         [1]     BaseDistance OPTIONAL }
+// GeneralName ::= CHOICE { ... dNSName [2] IA5String, ... }
+// (RFC 5280, section 4.2.1.10)
+
+import { EngineError } from './errors.js';
+import { Tag, bytesEqual, concat, contextTag, readChildren, readExact, seq, tlv } from './asn1/der.js';
+
+export const GeneralNameTag = {
+  dNSName: contextTag(2, false),
+} as const;
+
+const PERMITTED = contextTag(0, true);
+const EXCLUDED = contextTag(1, true);
+
+/** A DNS name as NameConstraints wants it: lowercase ASCII labels, no leading or trailing dot. */
+export function checkConstraintDnsName(name: string): string {
+  const lower = name.toLowerCase();
+  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(lower) || lower.length > 253) {
+    throw new EngineError('POLICY', `excluded dNSName ${JSON.stringify(name)} is not an ASCII DNS name without leading or trailing dot`);
+  }
+  return lower;
+}
+
+/** GeneralSubtree for one dNSName, with the default minimum and no maximum. */
+export function dnsSubtree(name: string): Uint8Array {
+  return seq(tlv(GeneralNameTag.dNSName, new TextEncoder().encode(checkConstraintDnsName(name))));
+}
+
+/** A fresh NameConstraints value that excludes the given subtrees. */
+export function buildExcludedSubtrees(subtrees: readonly Uint8Array[]): Uint8Array {
+  if (subtrees.length === 0) throw new EngineError('POLICY', 'no names to exclude');
+  return seq(tlv(EXCLUDED, ...subtrees));
+}
+
+/**
+ * Adds `subtrees` to the exclusions of an existing NameConstraints value.
+ * Permitted subtrees and existing exclusions are kept byte for byte; a
+ * subtree already excluded is not added twice.
+ */
+export function mergeExcludedSubtrees(existing: Uint8Array, subtrees: readonly Uint8Array[]): Uint8Array {
+  const parts = readChildren(readExact(existing, Tag.SEQUENCE, 'NameConstraints').body);
+  let permitted: Uint8Array | undefined;
+  let excluded: Uint8Array[] = [];
+  for (const p of parts) {
+    if (p.tag === PERMITTED && permitted === undefined && excluded.length === 0) permitted = p.der;
+    else if (p.tag === EXCLUDED && excluded.length === 0) excluded = readChildren(p.body).map((s) => s.der);
+    else throw new EngineError('BAD_DER', `NameConstraints: unexpected field with tag 0x${p.tag.toString(16)}`);
+  }
+  for (const s of excluded) readExact(s, Tag.SEQUENCE, 'GeneralSubtree');
+  const added = subtrees.filter((s) => !excluded.some((e) => bytesEqual(e, s)));
+  const all = [...excluded, ...added];
+  return seq(concat(permitted ? [permitted] : []), tlv(EXCLUDED, ...all));
+}

@@ -1,0 +1,117 @@
+// The compiled view file, the only thing the module reads from the engine.
+// Documented in docs/view-format.md; addon/view.c is the reader.
+//
+//   header (24 bytes, little-endian)
+//     magic        8 bytes  "NCFVIEW\0"
+//     version      u32      VIEW_VERSION
+//     ulong size   u32      sizeof(CK_ULONG) of the writer (8)
+//     body length  u32
+//     body crc32   u32      CRC-32 (IEEE) of the body
+//   body
+//     stamp        u32 length + bytes   upstream fingerprint (stamp.ts)
+//     policy       32 bytes             SHA-256 of the policy
+//     count        u32                  number of objects
+//     objects      count x { slot u64, nattrs u32, nattrs x { type u32, len u32, bytes } }
+
+import { EngineError } from '../engine/errors.js';
+import type { ViewObject } from '../compile/plan.js';
+
+export const VIEW_MAGIC = 'NCFVIEW\0';
+export const VIEW_VERSION = 1;
+export const VIEW_LIMITS = { objects: 65536, attrsPerObject: 64, attrBytes: 1 << 20, stampBytes: 4096 } as const;
+
+export interface View {
+  stamp: string;
+  policyDigest: Uint8Array;
+  objects: ViewObject[];
+}
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+export function crc32(buf: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+export function encodeView(view: View): Uint8Array {
+  if (view.policyDigest.length !== 32) throw new EngineError('VIEW', 'policy digest must be 32 bytes');
+  if (view.objects.length > VIEW_LIMITS.objects) throw new EngineError('VIEW', `${view.objects.length} objects exceed the view limit`);
+  const parts: Buffer[] = [];
+  const u32 = (n: number): Buffer => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(n);
+    return b;
+  };
+  const stamp = Buffer.from(view.stamp, 'utf8');
+  parts.push(u32(stamp.length), stamp, Buffer.from(view.policyDigest), u32(view.objects.length));
+  for (const o of view.objects) {
+    if (o.attrs.length > VIEW_LIMITS.attrsPerObject) throw new EngineError('VIEW', 'too many attributes on one object');
+    const slot = Buffer.alloc(8);
+    slot.writeBigUInt64LE(BigInt(o.slot));
+    parts.push(slot, u32(o.attrs.length));
+    for (const [type, value] of o.attrs) parts.push(u32(type), u32(value.length), Buffer.from(value));
+  }
+  const body = Buffer.concat(parts);
+  const header = Buffer.alloc(24);
+  header.write(VIEW_MAGIC, 0, 'latin1');
+  header.writeUInt32LE(VIEW_VERSION, 8);
+  header.writeUInt32LE(8, 12);
+  header.writeUInt32LE(body.length, 16);
+  header.writeUInt32LE(crc32(body), 20);
+  return new Uint8Array(Buffer.concat([header, body]));
+}
+
+/** Reads a view, checking every length; used by tests and `status`, never by the module. */
+export function decodeView(bytes: Uint8Array): View {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const fail = (why: string): never => {
+    throw new EngineError('VIEW', `compiled view: ${why}`);
+  };
+  if (b.length < 24 || b.toString('latin1', 0, 8) !== VIEW_MAGIC) fail('bad magic');
+  if (b.readUInt32LE(8) !== VIEW_VERSION) fail(`format version ${b.readUInt32LE(8)}, expected ${VIEW_VERSION}`);
+  const len = b.readUInt32LE(16);
+  if (24 + len !== b.length) fail('length mismatch');
+  const body = b.subarray(24);
+  if (crc32(body) !== b.readUInt32LE(20)) fail('checksum mismatch');
+  let off = 0;
+  const need = (n: number): void => {
+    if (off + n > body.length) fail('truncated');
+  };
+  const u32 = (): number => {
+    need(4);
+    off += 4;
+    return body.readUInt32LE(off - 4);
+  };
+  const bytesOf = (n: number): Uint8Array => {
+    need(n);
+    off += n;
+    return new Uint8Array(body.subarray(off - n, off));
+  };
+  const stamp = Buffer.from(bytesOf(u32())).toString('utf8');
+  const policyDigest = bytesOf(32);
+  const count = u32();
+  const objects: ViewObject[] = [];
+  for (let i = 0; i < count; i++) {
+    need(8);
+    const slot = Number(body.readBigUInt64LE(off));
+    off += 8;
+    const n = u32();
+    const attrs: [number, Uint8Array][] = [];
+    for (let k = 0; k < n; k++) {
+      const type = u32();
+      attrs.push([type, bytesOf(u32())]);
+    }
+    objects.push({ slot, attrs });
+  }
+  if (off !== body.length) fail('trailing bytes');
+  return { stamp, policyDigest, objects };
+}
