@@ -12,7 +12,9 @@ import {
   contextTag,
   octetString,
   oid,
+  readChildren,
   readExact,
+  type Tlv,
   seq,
   set,
   smallInt,
@@ -31,6 +33,8 @@ export interface AnchorKey {
 }
 
 export interface EngineDeps {
+  /** The build time; R' starts being valid shortly before it (see crossValidity). */
+  now(): Date;
   /** A fresh key pair for one L(R); called once per root. */
   generateAnchorKey(): AnchorKey;
   /** Unsigned serial-number bytes for a certificate the engine issues. */
@@ -132,6 +136,41 @@ function crossExtensions(root: ParsedCertificate, anchorKeyId: Uint8Array, exclu
   }
 }
 
+// Validity ::= SEQUENCE { notBefore Time, notAfter Time }
+// Time ::= CHOICE { utcTime UTCTime, generalTime GeneralizedTime }  (RFC 5280 4.1.2.5)
+function parseTime(t: Tlv): number {
+  const s = new TextDecoder().decode(t.body);
+  const m = t.tag === Tag.UTC_TIME ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s) : /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s);
+  if (!m) throw new EngineError('BAD_DER', `validity: unsupported time ${JSON.stringify(s)}`);
+  let year = Number(m[1]);
+  if (t.tag === Tag.UTC_TIME) year += year < 50 ? 2000 : 1900;
+  return Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
+}
+
+function encodeTime(ms: number): Uint8Array {
+  const d = new Date(ms);
+  const two = (n: number): string => String(n).padStart(2, '0');
+  const rest = `${two(d.getUTCMonth() + 1)}${two(d.getUTCDate())}${two(d.getUTCHours())}${two(d.getUTCMinutes())}${two(d.getUTCSeconds())}Z`;
+  const y = d.getUTCFullYear();
+  // UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 4.1.2.5).
+  return y < 2050 ? tlv(Tag.UTC_TIME, new TextEncoder().encode(`${two(y % 100)}${rest}`)) : tlv(Tag.GENERALIZED_TIME, new TextEncoder().encode(`${y}${rest}`));
+}
+
+/**
+ * R's validity with a later notBefore. NSS's classic verifier picks one
+ * issuer among certificates with the same subject and, when validity and
+ * trust tie, takes the newer notBefore (lib/pki/pkibase.c); with R's own
+ * notBefore it picked R and failed every chain with -8172. So R' starts at
+ * the later of R's notBefore + 1 s and one hour before the build.
+ */
+export function crossValidity(validity: Uint8Array, now: Date): Uint8Array {
+  const [notBefore, notAfter] = readChildren(readExact(validity, Tag.SEQUENCE, 'Validity').body);
+  if (!notBefore || !notAfter) throw new EngineError('BAD_DER', 'Validity: missing a time');
+  const start = Math.max(parseTime(notBefore) + 1000, now.getTime() - 3600_000);
+  if (start > parseTime(notAfter)) throw new EngineError('UNSUPPORTED_ROOT', 'root has expired');
+  return seq(encodeTime(start), notAfter.der);
+}
+
 /**
  * Fences one root. `excluded` holds GeneralSubtree DER values (see
  * nameConstraints.ts). The anchor's private key is used for two signatures
@@ -151,7 +190,7 @@ export function fenceRoot(rootDer: Uint8Array, excluded: readonly Uint8Array[], 
     uintFromBytes(deps.serial()),
     ECDSA_SHA256,
     anchor.subject,
-    root.validity,
+    crossValidity(root.validity, deps.now()),
     root.subject,
     root.spki,
     concat(root.issuerUid ? [root.issuerUid] : []),
@@ -166,6 +205,7 @@ export function fenceRoot(rootDer: Uint8Array, excluded: readonly Uint8Array[], 
 export async function defaultEngineDeps(): Promise<EngineDeps> {
   const { generateKeyPairSync, randomBytes } = await import('node:crypto');
   return {
+    now: () => new Date(),
     generateAnchorKey() {
       const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
       return { privateKey, spki: new Uint8Array(publicKey.export({ type: 'spki', format: 'der' })) };

@@ -145,7 +145,7 @@ export async function copyFirefoxInstall(destDir: string, rootsModule?: string):
 }
 
 export interface ProbeResult {
-  /** Outcome per URL (keyed by the URL string). */
+  /** Outcome per URL (keyed by the URL string, so pass distinct URLs). */
   results: Record<string, 'load' | 'error' | 'timeout'>;
   /** Concatenated MOZ_LOG output (pipnss:5) of all Firefox processes. */
   log: string;
@@ -158,11 +158,21 @@ export interface ProbeOptions {
   firefox: string;
   /** Script URLs to load, each via `<script src=URL>`. */
   urls: string[];
-  /** Host names that resolve to loopback (network.dns.localDomains). */
+  /**
+   * Host names that resolve to loopback (network.dns.localDomains). Every URL's
+   * host must be one of these, `localhost` or a 127.x IP literal (else throws),
+   * so that no real DNS lookup can happen.
+   */
   hosts: string[];
-  /** Upper bound for waiting for all reports (Firefox startup included). */
+  /**
+   * Upper bound for waiting for all reports, counted from Firefox's launch
+   * (startup included; prepareProfile is not). Cleanup adds at most ~15 s.
+   */
   timeoutMs: number;
-  /** Extra environment variables for Firefox (override the defaults). */
+  /**
+   * Extra environment variables for Firefox (override the defaults). If you
+   * override MOZ_LOG, keep `sync` in it or log lines may be lost on kill.
+   */
   env?: Record<string, string>;
   /** Extra raw user.js lines, e.g. `user_pref("foo", true);`. */
   profilePrefs?: string[];
@@ -312,6 +322,7 @@ function probePage(urls: string[]): string {
   // The report uses an <img> ping so that nothing (CORS, fetch) can interfere.
   const script = `
 const urls = ${JSON.stringify(urls).replace(/</g, '\\u003c')};
+new Image().src = '/ready?t=' + Date.now();
 urls.forEach((u, i) => {
   let done = false;
   const report = (r) => {
@@ -357,6 +368,29 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
     child.kill(signal);
   } catch {
     // already dead
+  }
+}
+
+/**
+ * SIGKILL leftover processes whose command line mentions `marker` (our temp
+ * dir). Firefox's crashhelper puts itself in its own process group and is
+ * re-parented to init, so the group kill does not reach it.
+ */
+async function killByCmdline(marker: string): Promise<void> {
+  let pids: string[];
+  try {
+    pids = (await readdir('/proc')).filter((n) => /^\d+$/.test(n));
+  } catch {
+    return;
+  }
+  for (const pid of pids) {
+    if (Number(pid) === process.pid) continue;
+    try {
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmdline.includes(marker)) process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone, or not ours to read
+    }
   }
 }
 
@@ -419,13 +453,18 @@ export async function probeUrls(opts: ProbeOptions): Promise<ProbeResult> {
   const allReported = new Promise<void>((r) => {
     resolveAllReported = r;
   });
-  if (opts.urls.length === 0) resolveAllReported();
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     if (url.pathname === '/') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
       res.end(probePage(opts.urls));
+      return;
+    }
+    if (url.pathname === '/ready') {
+      if (opts.urls.length === 0) resolveAllReported();
+      res.writeHead(204, { 'cache-control': 'no-store' });
+      res.end();
       return;
     }
     if (url.pathname === '/report') {
@@ -479,8 +518,8 @@ export async function probeUrls(opts: ProbeOptions): Promise<ProbeResult> {
       MOZ_LOG: 'sync,pipnss:5',
       MOZ_LOG_FILE: join(logDir, 'moz.log'),
     });
-    delete env.DISPLAY;
-    delete env.WAYLAND_DISPLAY;
+    delete env['DISPLAY']; // headless: never touch a real display
+    delete env['WAYLAND_DISPLAY'];
     Object.assign(env, opts.env ?? {});
 
     const deadline = Date.now() + opts.timeoutMs;
@@ -520,6 +559,7 @@ export async function probeUrls(opts: ProbeOptions): Promise<ProbeResult> {
     return { results, log, output };
   } finally {
     if (child && child.exitCode === null && child.signalCode === null) killGroup(child, 'SIGKILL');
+    if (child) await killByCmdline(`${base}/`);
     server.closeAllConnections();
     if (server.listening) {
       await withTimeout(

@@ -1,0 +1,139 @@
+/* Template matching and attribute reads for view objects; object calls on
+ * upstream objects are forwarded unless the object is hidden. */
+#include "nf.h"
+
+#include <string.h>
+
+int
+attrs_match (const nf_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG count)
+{
+	for (CK_ULONG i = 0; i < count; i++) {
+		const nf_attr *a = view_attr (obj, tmpl[i].type);
+		if (a == NULL || a->len != tmpl[i].ulValueLen)
+			return 0;
+		if (a->len > 0 && (tmpl[i].pValue == NULL || memcmp (a->value, tmpl[i].pValue, a->len) != 0))
+			return 0;
+	}
+	return 1;
+}
+
+/* Resolves a handle for the session: the view object, or NULL with *visible
+ * saying whether the upstream object may be used. */
+static CK_RV
+resolve (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, const nf_object **obj)
+{
+	CK_SLOT_ID slot = 0;
+	int known;
+	*obj = NULL;
+	if (!__atomic_load_n (&nf.initialized, __ATOMIC_ACQUIRE))
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	nf_lock ();
+		nf_session *s = session_lookup_inlock (session);
+		known = s != NULL;
+		if (known)
+			slot = s->slot;
+	nf_unlock ();
+	if (!known)
+		return CKR_SESSION_HANDLE_INVALID;
+	if (handle_is_view (h)) {
+		long idx = handle_view_index (h, nf.view.nobjects);
+		if (nf.mode != NF_MODE_FENCED || idx < 0 || nf.view.objects[idx].slot != slot)
+			return CKR_OBJECT_HANDLE_INVALID;
+		*obj = &nf.view.objects[idx];
+		return CKR_OK;
+	}
+	return classify_visible (session, slot, h) ? CKR_OK : CKR_OBJECT_HANDLE_INVALID;
+}
+
+static CK_RV
+read_view_attrs (const nf_object *o, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
+{
+	CK_RV rv = CKR_OK;
+	for (CK_ULONG i = 0; i < count; i++) {
+		const nf_attr *a = view_attr (o, tmpl[i].type);
+		if (a == NULL) {
+			tmpl[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
+			rv = CKR_ATTRIBUTE_TYPE_INVALID;
+		} else if (tmpl[i].pValue == NULL) {
+			tmpl[i].ulValueLen = a->len;
+		} else if (tmpl[i].ulValueLen < a->len) {
+			tmpl[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
+			if (rv == CKR_OK)
+				rv = CKR_BUFFER_TOO_SMALL;
+		} else {
+			memcpy (tmpl[i].pValue, a->value, a->len);
+			tmpl[i].ulValueLen = a->len;
+		}
+	}
+	return rv;
+}
+
+CK_RV
+nf_C_GetAttributeValue (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
+{
+	const nf_object *o;
+	if (tmpl == NULL && count > 0)
+		return CKR_ARGUMENTS_BAD;
+	CK_RV rv = resolve (session, h, &o);
+	if (rv != CKR_OK)
+		return rv;
+	if (o != NULL)
+		return read_view_attrs (o, tmpl, count);
+	return nf.lower->C_GetAttributeValue (session, h, tmpl, count);
+}
+
+CK_RV
+nf_C_GetObjectSize (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ULONG_PTR size)
+{
+	const nf_object *o;
+	if (size == NULL)
+		return CKR_ARGUMENTS_BAD;
+	CK_RV rv = resolve (session, h, &o);
+	if (rv != CKR_OK)
+		return rv;
+	if (o != NULL) {
+		*size = CK_UNAVAILABLE_INFORMATION;
+		return CKR_OK;
+	}
+	return nf.lower->C_GetObjectSize ? nf.lower->C_GetObjectSize (session, h, size) : CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV
+nf_C_SetAttributeValue (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
+{
+	const nf_object *o;
+	if (tmpl == NULL && count > 0)
+		return CKR_ARGUMENTS_BAD;
+	CK_RV rv = resolve (session, h, &o);
+	if (rv != CKR_OK)
+		return rv;
+	if (o != NULL)
+		return CKR_ACTION_PROHIBITED;
+	return nf.lower->C_SetAttributeValue ? nf.lower->C_SetAttributeValue (session, h, tmpl, count) : CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV
+nf_C_DestroyObject (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h)
+{
+	const nf_object *o;
+	CK_RV rv = resolve (session, h, &o);
+	if (rv != CKR_OK)
+		return rv;
+	if (o != NULL)
+		return CKR_ACTION_PROHIBITED;
+	return nf.lower->C_DestroyObject ? nf.lower->C_DestroyObject (session, h) : CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV
+nf_C_CopyObject (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count, CK_OBJECT_HANDLE_PTR out)
+{
+	const nf_object *o;
+	if ((tmpl == NULL && count > 0) || out == NULL)
+		return CKR_ARGUMENTS_BAD;
+	CK_RV rv = resolve (session, h, &o);
+	if (rv != CKR_OK)
+		return rv;
+	if (o != NULL)
+		return CKR_ACTION_PROHIBITED;
+	return nf.lower->C_CopyObject ? nf.lower->C_CopyObject (session, h, tmpl, count, out) : CKR_FUNCTION_NOT_SUPPORTED;
+}

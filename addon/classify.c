@@ -1,0 +1,105 @@
+/* Which upstream objects stay visible. The rule, mirrored by grantsTrust in
+ * src/compile/plan.ts: an upstream object that grants trust is hidden, so
+ * every trust anchor the module presents comes from the (fenced) view.
+ *   - certificates with CKA_TRUSTED = TRUE (p11-kit consumers' anchors)
+ *   - NSS trust records with any purpose not in {NOT_TRUSTED, MUST_VERIFY,
+ *     TRUST_UNKNOWN, VALID_DELEGATOR}
+ *   - p11-kit trust assertions other than "distrusted certificate"
+ * Anything that cannot be read is hidden too. Verdicts are cached per
+ * handle; an answer obtained through a failing call is not cached. */
+#include "nf.h"
+
+#include <string.h>
+
+enum { HIDE = 0, SHOW = 1, NOCACHE = 2 };
+
+static int
+purpose_grants (CK_ULONG v)
+{
+	return v != NF_CKT_NSS_NOT_TRUSTED && v != NF_CKT_NSS_MUST_VERIFY &&
+	       v != NF_CKT_NSS_TRUST_UNKNOWN && v != NF_CKT_NSS_VALID_DELEGATOR;
+}
+
+static int
+attr_rv_ok (CK_RV rv)
+{
+	return rv == CKR_OK || rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE;
+}
+
+static int
+classify_trust (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
+{
+	enum { N = NF_CKA_TRUST_LAST - NF_CKA_TRUST_FIRST + 1 };
+	CK_ULONG vals[N];
+	CK_ATTRIBUTE t[N];
+	for (int i = 0; i < N; i++)
+		t[i] = (CK_ATTRIBUTE){ NF_CKA_TRUST_FIRST + (CK_ULONG)i, &vals[i], sizeof vals[i] };
+	CK_RV rv = fl->C_GetAttributeValue (s, h, t, N);
+	if (!attr_rv_ok (rv))
+		return HIDE | NOCACHE;
+	for (int i = 0; i < N; i++) {
+		if (t[i].ulValueLen == CK_UNAVAILABLE_INFORMATION)
+			continue;
+		if (t[i].ulValueLen != sizeof (CK_ULONG) || purpose_grants (vals[i]))
+			return HIDE;
+	}
+	return SHOW;
+}
+
+static int
+classify_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
+{
+	CK_OBJECT_CLASS cls;
+	CK_ATTRIBUTE a = { CKA_CLASS, &cls, sizeof cls };
+	CK_RV rv = fl->C_GetAttributeValue (s, h, &a, 1);
+	if (rv != CKR_OK || a.ulValueLen != sizeof cls)
+		return attr_rv_ok (rv) ? HIDE : HIDE | NOCACHE;
+	if (cls == CKO_CERTIFICATE) {
+		CK_BBOOL trusted = CK_FALSE;
+		a = (CK_ATTRIBUTE){ CKA_TRUSTED, &trusted, sizeof trusted };
+		rv = fl->C_GetAttributeValue (s, h, &a, 1);
+		if (rv == CKR_ATTRIBUTE_TYPE_INVALID || (rv == CKR_OK && a.ulValueLen == 1 && trusted == CK_FALSE))
+			return SHOW;
+		return attr_rv_ok (rv) ? HIDE : HIDE | NOCACHE;
+	}
+	if (cls == NF_CKO_NSS_TRUST)
+		return classify_trust (fl, s, h);
+	if (cls == NF_CKO_X_TRUST_ASSERTION) {
+		CK_ULONG type = 0;
+		a = (CK_ATTRIBUTE){ NF_CKA_X_ASSERTION_TYPE, &type, sizeof type };
+		rv = fl->C_GetAttributeValue (s, h, &a, 1);
+		if (rv == CKR_OK && a.ulValueLen == sizeof type && type == NF_CKT_X_DISTRUSTED_CERTIFICATE)
+			return SHOW;
+		return attr_rv_ok (rv) ? HIDE : HIDE | NOCACHE;
+	}
+	return SHOW;
+}
+
+int
+classify_visible (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h)
+{
+	uint64_t v;
+	int found;
+	if (handle_is_view (h)) {
+		nf_warn ("upstream returned handle 0x%lx inside ncfence's reserved range; hiding it", h);
+		return 0;
+	}
+	nf_lock ();
+		found = map_get (&nf.verdicts, h, &v);
+	nf_unlock ();
+	if (found && (v >> 1) == slot)
+		return (int)(v & 1);
+	CK_FUNCTION_LIST_PTR fl = __atomic_load_n (&nf.lower, __ATOMIC_ACQUIRE);
+	if (fl == NULL)
+		return 0;
+	int verdict = classify_lower (fl, session, h);
+	nf_debug (NF_DBG_CLASSIFY, "classify: slot %lu handle %lu -> %s%s", slot, h,
+	          (verdict & SHOW) ? "show" : "hide", (verdict & NOCACHE) ? " (not cached)" : "");
+	if (!(verdict & NOCACHE) && !found && slot < (CK_SLOT_ID)1 << 62) {
+		nf_lock ();
+			/* A failed put only costs a later re-classification. */
+			(void)map_put (&nf.verdicts, h, ((uint64_t)slot << 1) | (uint64_t)(verdict & SHOW));
+		nf_unlock ();
+	}
+	return verdict & SHOW;
+}

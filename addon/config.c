@@ -1,0 +1,128 @@
+/* Finds and parses ncfence.conf (format: src/config.ts, docs/configuration.md).
+ * Search order: $NCFENCE_CONFIG, ncfence.conf beside this module, then
+ * /etc/ncfence/ncfence.conf. */
+#include "nf.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SYSTEM_CONFIG "/etc/ncfence/ncfence.conf"
+#define MAX_LINE 8192
+
+static char *
+trim (char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen (s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+		s[--n] = '\0';
+	return s;
+}
+
+static int
+set_key (nf_config *cfg, const char *key, const char *value)
+{
+	char **slot = strcmp (key, "upstream") == 0          ? &cfg->upstream
+	              : strcmp (key, "upstream-params") == 0 ? &cfg->params
+	              : strcmp (key, "view") == 0            ? &cfg->view
+	                                                     : NULL;
+	if (slot == NULL)
+		return -1;
+	free (*slot);
+	*slot = strdup (value);
+	return *slot ? 0 : -1;
+}
+
+static int
+config_parse (const char *path, nf_config *cfg, char *why, size_t why_len)
+{
+	FILE *f = fopen (path, "re");
+	char line[MAX_LINE];
+	int lineno = 0;
+	if (f == NULL) {
+		snprintf (why, why_len, "cannot read configuration %s: %s", path, strerror (errno));
+		return -1;
+	}
+	while (fgets (line, sizeof line, f)) {
+		lineno++;
+		if (strchr (line, '\n') == NULL && !feof (f)) {
+			snprintf (why, why_len, "%s:%d: line too long", path, lineno);
+			fclose (f);
+			return -1;
+		}
+		char *t = trim (line);
+		if (*t == '\0' || *t == '#')
+			continue;
+		char *eq = strchr (t, '=');
+		if (eq == NULL) {
+			snprintf (why, why_len, "%s:%d: expected key = value", path, lineno);
+			fclose (f);
+			return -1;
+		}
+		*eq = '\0';
+		if (set_key (cfg, trim (t), trim (eq + 1)) < 0) {
+			snprintf (why, why_len, "%s:%d: unknown key \"%s\"", path, lineno, trim (t));
+			fclose (f);
+			return -1;
+		}
+	}
+	fclose (f);
+	if (cfg->upstream == NULL || cfg->view == NULL) {
+		snprintf (why, why_len, "%s: needs both upstream and view", path);
+		return -1;
+	}
+	if (cfg->params == NULL && (cfg->params = strdup ("")) == NULL)
+		return -1;
+	return 0;
+}
+
+static int
+beside_module (char *out, size_t len)
+{
+	Dl_info info;
+	if (dladdr ((void *)&config_find, &info) == 0 || info.dli_fname == NULL)
+		return -1;
+	const char *slash = strrchr (info.dli_fname, '/');
+	if (slash == NULL)
+		return -1;
+	int n = snprintf (out, len, "%.*s/ncfence.conf", (int)(slash - info.dli_fname), info.dli_fname);
+	return (n > 0 && (size_t)n < len) ? 0 : -1;
+}
+
+int
+config_find (nf_config *cfg, char *why, size_t why_len)
+{
+	char path[PATH_MAX];
+	const char *env = getenv ("NCFENCE_CONFIG");
+	memset (cfg, 0, sizeof *cfg);
+	if (env != NULL && env[0] != '\0')
+		snprintf (path, sizeof path, "%s", env);
+	else if (beside_module (path, sizeof path) == 0 && access (path, F_OK) == 0)
+		;
+	else if (access (SYSTEM_CONFIG, F_OK) == 0)
+		snprintf (path, sizeof path, "%s", SYSTEM_CONFIG);
+	else
+		return 0;
+	cfg->source = strdup (path);
+	if (cfg->source == NULL || config_parse (path, cfg, why, why_len) < 0) {
+		config_free (cfg);
+		return -1;
+	}
+	return 1;
+}
+
+void
+config_free (nf_config *cfg)
+{
+	free (cfg->upstream);
+	free (cfg->params);
+	free (cfg->view);
+	free (cfg->source);
+	memset (cfg, 0, sizeof *cfg);
+}

@@ -1,0 +1,167 @@
+/* Exported symbols, the function table, C_Initialize and C_Finalize.
+ *
+ * C_Initialize never fails because of upstream or the view: Firefox falls
+ * back to its own unconstrained roots when the roots module fails to
+ * initialize, so every fault leads to a closed view instead, said loudly. */
+#include "nf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+nf_state nf = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static CK_FUNCTION_LIST function_list;
+static pthread_once_t function_list_once = PTHREAD_ONCE_INIT;
+
+/* Loads config, upstream and view; leaves nf.mode saying what is served. */
+static void
+init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
+{
+	char why[512] = "";
+	nf_config cfg;
+	nf.mode = NF_MODE_CLOSED;
+	int found = config_find (&cfg, why, sizeof why);
+	if (found == 0) {
+		nf_warn ("no configuration (set NCFENCE_CONFIG or run `ncfence build`); presenting no roots at all");
+		return;
+	}
+	if (found < 0) {
+		nf_warn ("%s; presenting no roots at all. Fix: run `ncfence build`", why);
+		return;
+	}
+	nf_debug (NF_DBG_INIT, "init: configuration %s, upstream %s", cfg.source, cfg.upstream);
+	if (lower_load (cfg.upstream, args, cfg.params, why, sizeof why) != CKR_OK) {
+		nf_warn ("%s; presenting no roots at all. Fix: check `upstream` in %s", why, cfg.source);
+		config_free (&cfg);
+		return;
+	}
+	if (view_load (cfg.view, &nf.view, why, sizeof why) < 0) {
+		nf_warn ("%s; no public root is trusted (closed view). Fix: run `ncfence build`", why);
+		config_free (&cfg);
+		return;
+	}
+	char *stamp = stamp_build (cfg.upstream, cfg.params);
+	if (stamp == NULL || strcmp (stamp, nf.view.stamp) != 0) {
+		nf_warn ("view %s is stale: upstream %s changed since it was built; no public root is trusted "
+		         "(closed view). Fix: run `ncfence build`", cfg.view, cfg.upstream);
+		view_free (&nf.view);
+	} else {
+		nf.mode = NF_MODE_FENCED;
+		nf_debug (NF_DBG_INIT, "init: view %s, %zu objects", cfg.view, nf.view.nobjects);
+	}
+	free (stamp);
+	config_free (&cfg);
+}
+
+static CK_RV
+nf_C_Initialize (CK_VOID_PTR init_args)
+{
+	CK_C_INITIALIZE_ARGS_PTR args = init_args;
+	CK_RV rv = CKR_OK;
+	if (args != NULL) {
+		int have = (args->CreateMutex != NULL) + (args->DestroyMutex != NULL) +
+		           (args->LockMutex != NULL) + (args->UnlockMutex != NULL);
+		if (have != 0 && have != 4)
+			return CKR_ARGUMENTS_BAD;
+	}
+	/* The lock is held across upstream's C_Initialize on purpose: nothing
+	 * else can run before initialization finishes. */
+	nf_lock ();
+		if (nf.initialized) {
+			rv = CKR_CRYPTOKI_ALREADY_INITIALIZED;
+		} else {
+			debug_init ();
+			init_view_inlock (args);
+			__atomic_store_n (&nf.initialized, 1, __ATOMIC_RELEASE);
+		}
+	nf_unlock ();
+	nf_debug (NF_DBG_INIT, "out: C_Initialize -> %s, %s", debug_rv_name (rv),
+	          nf.mode == NF_MODE_FENCED ? "fenced view" : "closed view");
+	return rv;
+}
+
+static CK_RV
+nf_C_Finalize (CK_VOID_PTR reserved)
+{
+	if (reserved != NULL)
+		return CKR_ARGUMENTS_BAD;
+	nf_lock ();
+		if (!nf.initialized) {
+			nf_unlock ();
+			return CKR_CRYPTOKI_NOT_INITIALIZED;
+		}
+		__atomic_store_n (&nf.initialized, 0, __ATOMIC_RELEASE);
+		lower_unload ();
+		view_free (&nf.view);
+		session_free_all_inlock ();
+		map_free (&nf.verdicts);
+		nf.mode = NF_MODE_CLOSED;
+	nf_unlock ();
+	return CKR_OK;
+}
+
+static void
+pad (unsigned char *dst, size_t len, const char *src)
+{
+	memset (dst, ' ', len);
+	memcpy (dst, src, strlen (src) < len ? strlen (src) : len);
+}
+
+static CK_RV
+nf_C_GetInfo (CK_INFO_PTR info)
+{
+	if (!__atomic_load_n (&nf.initialized, __ATOMIC_ACQUIRE))
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	if (info == NULL)
+		return CKR_ARGUMENTS_BAD;
+	memset (info, 0, sizeof *info);
+	info->cryptokiVersion.major = 2;
+	info->cryptokiVersion.minor = 40;
+	pad (info->manufacturerID, sizeof info->manufacturerID, "ncfence");
+	pad (info->libraryDescription, sizeof info->libraryDescription, "ncfence fenced trust roots");
+	info->libraryVersion.major = 0;
+	info->libraryVersion.minor = 1;
+	return CKR_OK;
+}
+
+static CK_RV nf_C_GetFunctionList (CK_FUNCTION_LIST_PTR_PTR list);
+
+static void
+fill_function_list (void)
+{
+	function_list.version.major = 2;
+	function_list.version.minor = 40;
+	forward_fill (&function_list);
+	function_list.C_Initialize = nf_C_Initialize;
+	function_list.C_Finalize = nf_C_Finalize;
+	function_list.C_GetInfo = nf_C_GetInfo;
+	function_list.C_GetFunctionList = nf_C_GetFunctionList;
+	function_list.C_OpenSession = nf_C_OpenSession;
+	function_list.C_CloseSession = nf_C_CloseSession;
+	function_list.C_CloseAllSessions = nf_C_CloseAllSessions;
+	function_list.C_GetAttributeValue = nf_C_GetAttributeValue;
+	function_list.C_GetObjectSize = nf_C_GetObjectSize;
+	function_list.C_SetAttributeValue = nf_C_SetAttributeValue;
+	function_list.C_DestroyObject = nf_C_DestroyObject;
+	function_list.C_CopyObject = nf_C_CopyObject;
+	function_list.C_FindObjectsInit = nf_C_FindObjectsInit;
+	function_list.C_FindObjects = nf_C_FindObjects;
+	function_list.C_FindObjectsFinal = nf_C_FindObjectsFinal;
+}
+
+static CK_RV
+nf_C_GetFunctionList (CK_FUNCTION_LIST_PTR_PTR list)
+{
+	if (list == NULL)
+		return CKR_ARGUMENTS_BAD;
+	pthread_once (&function_list_once, fill_function_list);
+	*list = &function_list;
+	return CKR_OK;
+}
+
+__attribute__ ((visibility ("default"))) CK_RV
+C_GetFunctionList (CK_FUNCTION_LIST_PTR_PTR list)
+{
+	return nf_C_GetFunctionList (list);
+}

@@ -1,0 +1,68 @@
+/* Loading and initializing the upstream ("lower") trust module. */
+#include "nf.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern CK_RV C_GetFunctionList (CK_FUNCTION_LIST_PTR_PTR);
+
+CK_RV
+lower_load (const char *path, CK_C_INITIALIZE_ARGS_PTR caller, const char *params, char *why, size_t why_len)
+{
+	CK_C_INITIALIZE_ARGS args = { 0 };
+	CK_C_GetFunctionList get;
+	CK_FUNCTION_LIST_PTR fl = NULL;
+	CK_RV rv;
+
+	void *dl = dlopen (path, RTLD_NOW | RTLD_LOCAL);
+	if (dl == NULL) {
+		snprintf (why, why_len, "cannot load upstream %s: %s", path, dlerror ());
+		return CKR_GENERAL_ERROR;
+	}
+	get = (CK_C_GetFunctionList)dlsym (dl, "C_GetFunctionList");
+	if (get == NULL || get == C_GetFunctionList) {
+		snprintf (why, why_len, "upstream %s is %s", path,
+		          get ? "ncfence itself (the configuration points the module at its own file)"
+		              : "not a PKCS#11 module (no C_GetFunctionList)");
+		dlclose (dl);
+		return CKR_GENERAL_ERROR;
+	}
+	rv = get (&fl);
+	if (rv != CKR_OK || fl == NULL || fl->C_Initialize == NULL || fl->C_Finalize == NULL) {
+		snprintf (why, why_len, "upstream %s: C_GetFunctionList failed (%s)", path, debug_rv_name (rv));
+		dlclose (dl);
+		return rv != CKR_OK ? rv : CKR_GENERAL_ERROR;
+	}
+	/* The caller's locking choice goes to upstream unchanged; the parameter
+	 * string is ours (from the configuration), never the caller's. */
+	if (caller != NULL)
+		args = *caller;
+	free (nf.lower_params);
+	nf.lower_params = (params && params[0]) ? strdup (params) : NULL;
+	args.pReserved = nf.lower_params;
+	rv = fl->C_Initialize (&args);
+	if (rv != CKR_OK) {
+		snprintf (why, why_len, "upstream %s: C_Initialize failed (%s)", path, debug_rv_name (rv));
+		dlclose (dl);
+		return rv;
+	}
+	nf.lower_dl = dl;
+	__atomic_store_n (&nf.lower, fl, __ATOMIC_RELEASE);
+	return CKR_OK;
+}
+
+void
+lower_unload (void)
+{
+	CK_FUNCTION_LIST_PTR fl = nf.lower;
+	__atomic_store_n (&nf.lower, NULL, __ATOMIC_RELEASE);
+	if (fl != NULL)
+		fl->C_Finalize (NULL);
+	if (nf.lower_dl != NULL)
+		dlclose (nf.lower_dl);
+	nf.lower_dl = NULL;
+	free (nf.lower_params);
+	nf.lower_params = NULL;
+}

@@ -1,0 +1,163 @@
+/* ncfence PKCS#11 module: shared declarations.
+ *
+ * The module wraps an upstream trust module ("lower"). Upstream objects pass
+ * through unless they grant trust (classify.c); the compiled view's objects
+ * (view.c) are served beside them under synthetic handles (handles.h). */
+#ifndef NF_H
+#define NF_H
+
+#define _GNU_SOURCE 1
+#include <p11-kit/pkcs11.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* NSS and p11-kit vendor values (nss lib/util/pkcs11n.h, p11-kit common/pkcs11x.h). */
+#define NF_CKO_NSS_TRUST            0xce534353UL
+#define NF_CKO_X_TRUST_ASSERTION    0xd8444764UL
+#define NF_CKA_X_ASSERTION_TYPE     0xd8444701UL
+#define NF_CKA_TRUST_FIRST          0xce536351UL /* CKA_TRUST_DIGITAL_SIGNATURE */
+#define NF_CKA_TRUST_LAST           0xce53635fUL /* CKA_TRUST_TIME_STAMPING */
+#define NF_CKT_NSS_MUST_VERIFY      0xce534353UL
+#define NF_CKT_NSS_TRUST_UNKNOWN    0xce534355UL
+#define NF_CKT_NSS_NOT_TRUSTED      0xce53435aUL
+#define NF_CKT_NSS_VALID_DELEGATOR  0xce53435bUL
+#define NF_CKT_X_DISTRUSTED_CERTIFICATE 1UL
+
+/* ---- debug.c ---- */
+enum {
+	NF_DBG_INIT = 1 << 0,
+	NF_DBG_FIND = 1 << 1,
+	NF_DBG_ATTRS = 1 << 2,
+	NF_DBG_VIEW = 1 << 3,
+	NF_DBG_SESSION = 1 << 4,
+	NF_DBG_CLASSIFY = 1 << 5,
+};
+extern unsigned nf_debug_flags;
+void debug_init (void);
+void nf_warn (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+void nf_debug_print (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+const char *debug_rv_name (CK_RV rv);
+#define nf_debug(flag, ...) \
+	do { if (nf_debug_flags & (flag)) nf_debug_print (__VA_ARGS__); } while (0)
+
+/* ---- map.c: open-addressing map from a 64-bit key to a 64-bit value ---- */
+typedef struct {
+	uint64_t *keys;
+	uint64_t *vals;
+	unsigned char *used;
+	size_t cap, len;
+} nf_map;
+int map_get (const nf_map *m, uint64_t key, uint64_t *val);
+int map_put (nf_map *m, uint64_t key, uint64_t val); /* 0 ok, -1 no memory */
+void map_del (nf_map *m, uint64_t key);
+void map_free (nf_map *m);
+
+/* ---- view.c ---- */
+typedef struct {
+	CK_ATTRIBUTE_TYPE type;
+	const unsigned char *value;
+	CK_ULONG len;
+} nf_attr;
+
+typedef struct {
+	CK_SLOT_ID slot;
+	CK_ULONG nattrs;
+	nf_attr *attrs;
+} nf_object;
+
+typedef struct {
+	unsigned char *data; /* the whole file */
+	size_t size;
+	const char *stamp;   /* NUL-terminated copy */
+	size_t nobjects;
+	nf_object *objects;
+	nf_attr *attr_pool;
+} nf_view;
+
+/* Loads and fully validates a view. On failure returns -1 and writes a
+ * one-line reason into why. */
+int view_load (const char *path, nf_view *view, char *why, size_t why_len);
+void view_free (nf_view *view);
+const nf_attr *view_attr (const nf_object *obj, CK_ATTRIBUTE_TYPE type);
+
+/* ---- stamp.c ---- */
+/* Builds the upstream fingerprint (src/view/stamp.ts); malloc'd, NULL on error. */
+char *stamp_build (const char *library, const char *params);
+
+/* ---- config.c ---- */
+typedef struct {
+	char *upstream;
+	char *params;
+	char *view;
+	char *source; /* which file it came from */
+} nf_config;
+/* 1 found and parsed, 0 none found, -1 malformed (reason in why). */
+int config_find (nf_config *cfg, char *why, size_t why_len);
+void config_free (nf_config *cfg);
+
+/* ---- global state (entry.c) ---- */
+typedef enum {
+	NF_MODE_FENCED,   /* view valid: hide granting upstream objects, serve view */
+	NF_MODE_CLOSED,   /* no usable view: hide granting upstream objects only */
+} nf_mode;
+
+typedef struct {
+	pthread_mutex_t lock;
+	int initialized;
+	nf_mode mode;
+	CK_FUNCTION_LIST_PTR lower;   /* NULL when upstream is missing */
+	void *lower_dl;
+	char *lower_params;
+	nf_view view;
+	nf_map verdicts;              /* (slot,handle) key -> verdict, classify.c */
+	nf_map sessions;              /* session handle -> nf_session*, session.c */
+} nf_state;
+
+extern nf_state nf;
+
+#define nf_lock() pthread_mutex_lock (&nf.lock)
+#define nf_unlock() pthread_mutex_unlock (&nf.lock)
+
+/* ---- lower.c ---- */
+CK_RV lower_load (const char *path, CK_C_INITIALIZE_ARGS_PTR caller, const char *params,
+                  char *why, size_t why_len);
+void lower_unload (void);
+
+/* ---- session.c ---- */
+typedef struct {
+	CK_SLOT_ID slot;
+	int finding;
+	CK_OBJECT_HANDLE *found;
+	CK_ULONG nfound, pos;
+} nf_session;
+nf_session *session_lookup_inlock (CK_SESSION_HANDLE h);
+void session_free_all_inlock (void);
+CK_RV nf_C_OpenSession (CK_SLOT_ID, CK_FLAGS, CK_VOID_PTR, CK_NOTIFY, CK_SESSION_HANDLE_PTR);
+CK_RV nf_C_CloseSession (CK_SESSION_HANDLE);
+CK_RV nf_C_CloseAllSessions (CK_SLOT_ID);
+
+/* ---- classify.c ---- */
+/* 1 when the upstream object may be shown, 0 when it is hidden. */
+int classify_visible (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h);
+
+/* ---- handles.h ---- */
+#include "handles.h"
+
+/* ---- attrs.c ---- */
+int attrs_match (const nf_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG count);
+CK_RV nf_C_GetAttributeValue (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG);
+CK_RV nf_C_GetObjectSize (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ULONG_PTR);
+CK_RV nf_C_SetAttributeValue (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG);
+CK_RV nf_C_DestroyObject (CK_SESSION_HANDLE, CK_OBJECT_HANDLE);
+CK_RV nf_C_CopyObject (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG, CK_OBJECT_HANDLE_PTR);
+
+/* ---- find.c ---- */
+CK_RV nf_C_FindObjectsInit (CK_SESSION_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG);
+CK_RV nf_C_FindObjects (CK_SESSION_HANDLE, CK_OBJECT_HANDLE_PTR, CK_ULONG, CK_ULONG_PTR);
+CK_RV nf_C_FindObjectsFinal (CK_SESSION_HANDLE);
+
+/* ---- forward.c ---- */
+void forward_fill (CK_FUNCTION_LIST *fl);
+
+#endif

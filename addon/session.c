@@ -1,0 +1,106 @@
+/* Session table: which slot each upstream session belongs to, and its find
+ * snapshot. Session handles are upstream's, passed through unchanged. */
+#include "nf.h"
+
+#include <stdlib.h>
+
+nf_session *
+session_lookup_inlock (CK_SESSION_HANDLE h)
+{
+	uint64_t v;
+	return map_get (&nf.sessions, h, &v) ? (nf_session *)(uintptr_t)v : NULL;
+}
+
+static void
+session_destroy (nf_session *s)
+{
+	if (s != NULL)
+		free (s->found);
+	free (s);
+}
+
+void
+session_free_all_inlock (void)
+{
+	for (size_t i = 0; i < nf.sessions.cap; i++)
+		if (nf.sessions.used[i])
+			session_destroy ((nf_session *)(uintptr_t)nf.sessions.vals[i]);
+	map_free (&nf.sessions);
+}
+
+CK_RV
+nf_C_OpenSession (CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY notify, CK_SESSION_HANDLE_PTR out)
+{
+	CK_FUNCTION_LIST_PTR fl = __atomic_load_n (&nf.lower, __ATOMIC_ACQUIRE);
+	CK_RV rv;
+	if (!__atomic_load_n (&nf.initialized, __ATOMIC_ACQUIRE))
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	if (out == NULL)
+		return CKR_ARGUMENTS_BAD;
+	if (fl == NULL)
+		return CKR_SLOT_ID_INVALID;
+	rv = fl->C_OpenSession (slot, flags, app, notify, out);
+	if (rv != CKR_OK)
+		return rv;
+	nf_session *s = calloc (1, sizeof *s);
+	if (s != NULL) {
+		s->slot = slot;
+		nf_lock ();
+			int put = map_put (&nf.sessions, *out, (uint64_t)(uintptr_t)s);
+		nf_unlock ();
+		if (put == 0) {
+			nf_debug (NF_DBG_SESSION, "out: C_OpenSession slot %lu -> session %lu", slot, *out);
+			return CKR_OK;
+		}
+	}
+	free (s);
+	fl->C_CloseSession (*out);
+	return CKR_HOST_MEMORY;
+}
+
+CK_RV
+nf_C_CloseSession (CK_SESSION_HANDLE h)
+{
+	CK_FUNCTION_LIST_PTR fl = __atomic_load_n (&nf.lower, __ATOMIC_ACQUIRE);
+	if (!__atomic_load_n (&nf.initialized, __ATOMIC_ACQUIRE))
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	if (fl == NULL)
+		return CKR_SESSION_HANDLE_INVALID;
+	CK_RV rv = fl->C_CloseSession (h);
+	if (rv == CKR_OK || rv == CKR_SESSION_HANDLE_INVALID) {
+		nf_lock ();
+			nf_session *s = session_lookup_inlock (h);
+			map_del (&nf.sessions, h);
+		nf_unlock ();
+		session_destroy (s);
+	}
+	return rv;
+}
+
+CK_RV
+nf_C_CloseAllSessions (CK_SLOT_ID slot)
+{
+	CK_FUNCTION_LIST_PTR fl = __atomic_load_n (&nf.lower, __ATOMIC_ACQUIRE);
+	if (!__atomic_load_n (&nf.initialized, __ATOMIC_ACQUIRE))
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	if (fl == NULL)
+		return CKR_SLOT_ID_INVALID;
+	CK_RV rv = fl->C_CloseAllSessions (slot);
+	if (rv != CKR_OK)
+		return rv;
+	nf_lock ();
+		for (int again = 1; again;) {
+			again = 0;
+			for (size_t i = 0; i < nf.sessions.cap; i++) {
+				nf_session *s = (nf_session *)(uintptr_t)nf.sessions.vals[i];
+				if (nf.sessions.used[i] && s->slot == slot) {
+					map_del (&nf.sessions, nf.sessions.keys[i]);
+					session_destroy (s);
+					again = 1; /* deletion shifts entries: rescan */
+					break;
+				}
+			}
+		}
+	nf_unlock ();
+	return CKR_OK;
+}

@@ -1,0 +1,223 @@
+/* Reads the compiled view written by the engine (src/view/format.ts).
+ * Every length is hostile until checked; the whole file is validated before
+ * any object is served, so a view is either used entirely or not at all. */
+#include "nf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define VIEW_MAGIC "NCFVIEW\0"
+#define VIEW_VERSION 1
+#define VIEW_HEADER 24
+#define VIEW_MAX_FILE (64u << 20)
+#define VIEW_MAX_OBJECTS 65536u
+#define VIEW_MAX_ATTRS 64u
+#define VIEW_MAX_ATTR_BYTES (1u << 20)
+#define VIEW_MAX_STAMP 4096u
+
+static uint32_t
+crc32_ieee (const unsigned char *p, size_t n)
+{
+	uint32_t c = 0xffffffffu;
+	for (size_t i = 0; i < n; i++) {
+		c ^= p[i];
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+	}
+	return c ^ 0xffffffffu;
+}
+
+static uint32_t
+rd32 (const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t
+rd64 (const unsigned char *p)
+{
+	return (uint64_t)rd32 (p) | (uint64_t)rd32 (p + 4) << 32;
+}
+
+typedef struct {
+	const unsigned char *p;
+	size_t left;
+} cursor;
+
+static int
+take (cursor *c, size_t n, const unsigned char **out)
+{
+	if (n > c->left)
+		return -1;
+	*out = c->p;
+	c->p += n;
+	c->left -= n;
+	return 0;
+}
+
+static int
+take32 (cursor *c, uint32_t *v)
+{
+	const unsigned char *p;
+	if (take (c, 4, &p) < 0)
+		return -1;
+	*v = rd32 (p);
+	return 0;
+}
+
+static int
+read_file (const char *path, unsigned char **data, size_t *size, char *why, size_t why_len)
+{
+	struct stat st;
+	int fd = open (path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf (why, why_len, "cannot open view %s: %s", path, strerror (errno));
+		return -1;
+	}
+	if (fstat (fd, &st) < 0 || st.st_size < VIEW_HEADER || (uint64_t)st.st_size > VIEW_MAX_FILE) {
+		snprintf (why, why_len, "view %s has an impossible size", path);
+		close (fd);
+		return -1;
+	}
+	*size = (size_t)st.st_size;
+	*data = malloc (*size);
+	if (*data == NULL) {
+		snprintf (why, why_len, "out of memory reading view %s", path);
+		close (fd);
+		return -1;
+	}
+	size_t got = 0;
+	while (got < *size) {
+		ssize_t r = read (fd, *data + got, *size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			snprintf (why, why_len, "view %s: short read", path);
+			free (*data);
+			*data = NULL;
+			close (fd);
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	close (fd);
+	return 0;
+}
+
+static int
+parse_objects (nf_view *v, cursor *c, uint32_t count, char *why, size_t why_len)
+{
+	/* Each attribute costs at least 8 bytes of file, which bounds the pool. */
+	size_t max_attrs = c->left / 8 + 1;
+	v->objects = calloc (count ? count : 1, sizeof *v->objects);
+	v->attr_pool = calloc (max_attrs, sizeof *v->attr_pool);
+	if (!v->objects || !v->attr_pool) {
+		snprintf (why, why_len, "out of memory parsing view");
+		return -1;
+	}
+	size_t used = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		const unsigned char *p;
+		uint32_t nattrs;
+		if (take (c, 8, &p) < 0 || take32 (c, &nattrs) < 0)
+			goto truncated;
+		if (nattrs > VIEW_MAX_ATTRS || nattrs > max_attrs - used) {
+			snprintf (why, why_len, "view object %u has %u attributes", i, nattrs);
+			return -1;
+		}
+		v->objects[i].slot = (CK_SLOT_ID)rd64 (p);
+		v->objects[i].nattrs = nattrs;
+		v->objects[i].attrs = v->attr_pool + used;
+		for (uint32_t k = 0; k < nattrs; k++) {
+			uint32_t type, len;
+			const unsigned char *val;
+			if (take32 (c, &type) < 0 || take32 (c, &len) < 0)
+				goto truncated;
+			if (len > VIEW_MAX_ATTR_BYTES || take (c, len, &val) < 0)
+				goto truncated;
+			v->attr_pool[used + k] = (nf_attr){ type, val, len };
+		}
+		used += nattrs;
+	}
+	v->nobjects = count;
+	return 0;
+truncated:
+	snprintf (why, why_len, "view is truncated or has a bad length");
+	return -1;
+}
+
+int
+view_load (const char *path, nf_view *v, char *why, size_t why_len)
+{
+	memset (v, 0, sizeof *v);
+	if (read_file (path, &v->data, &v->size, why, why_len) < 0)
+		return -1;
+	const unsigned char *d = v->data;
+	if (memcmp (d, VIEW_MAGIC, 8) != 0) {
+		snprintf (why, why_len, "%s is not an ncfence view (bad magic)", path);
+		goto fail;
+	}
+	if (rd32 (d + 8) != VIEW_VERSION || rd32 (d + 12) != sizeof (CK_ULONG)) {
+		snprintf (why, why_len, "view %s has format %u/%u, this module reads %u/%zu",
+		          path, rd32 (d + 8), rd32 (d + 12), VIEW_VERSION, sizeof (CK_ULONG));
+		goto fail;
+	}
+	if ((uint64_t)rd32 (d + 16) + VIEW_HEADER != v->size) {
+		snprintf (why, why_len, "view %s is truncated or padded", path);
+		goto fail;
+	}
+	if (crc32_ieee (d + VIEW_HEADER, v->size - VIEW_HEADER) != rd32 (d + 20)) {
+		snprintf (why, why_len, "view %s is corrupt (checksum mismatch)", path);
+		goto fail;
+	}
+	cursor c = { d + VIEW_HEADER, v->size - VIEW_HEADER };
+	uint32_t stamp_len, count;
+	const unsigned char *stamp, *policy;
+	if (take32 (&c, &stamp_len) < 0 || stamp_len > VIEW_MAX_STAMP || take (&c, stamp_len, &stamp) < 0 ||
+	    take (&c, 32, &policy) < 0 || take32 (&c, &count) < 0 || count > VIEW_MAX_OBJECTS) {
+		snprintf (why, why_len, "view %s has a bad header", path);
+		goto fail;
+	}
+	char *s = malloc (stamp_len + 1);
+	if (s == NULL) {
+		snprintf (why, why_len, "out of memory");
+		goto fail;
+	}
+	memcpy (s, stamp, stamp_len);
+	s[stamp_len] = '\0';
+	v->stamp = s;
+	if (parse_objects (v, &c, count, why, why_len) < 0)
+		goto fail;
+	if (c.left != 0) {
+		snprintf (why, why_len, "view %s has %zu trailing bytes", path, c.left);
+		goto fail;
+	}
+	return 0;
+fail:
+	view_free (v);
+	return -1;
+}
+
+void
+view_free (nf_view *v)
+{
+	free (v->data);
+	free ((char *)v->stamp);
+	free (v->objects);
+	free (v->attr_pool);
+	memset (v, 0, sizeof *v);
+}
+
+const nf_attr *
+view_attr (const nf_object *obj, CK_ATTRIBUTE_TYPE type)
+{
+	for (CK_ULONG i = 0; i < obj->nattrs; i++)
+		if (obj->attrs[i].type == type)
+			return &obj->attrs[i];
+	return NULL;
+}

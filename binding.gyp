@@ -1,0 +1,29 @@
+{
+  "targets": [
+    {
+      "target_name": "ncfence",
+      "type": "shared_library",
+      "product_prefix": "lib",
+      "product_extension": "so",
+      "sources": [
+        "addon/attrs.c",
+        "addon/classify.c",
+        "addon/config.c",
+        "addon/debug.c",
+        "addon/entry.c",
+        "addon/find.c",
+        "addon/forward.c",
+        "addon/lower.c",
+        "addon/map.c",
+        "addon/session.c",
+        "addon/stamp.c",
+        "addon/view.c"
+      ],
+      "include_dirs": ["/usr/include/p11-kit-1"],
+      "cflags": ["-std=c11", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2", "-fPIC"],
+      "cflags!": ["-fno-exceptions"],
+      "ldflags": ["-Wl,--version-script=<(module_root_dir)/addon/ncfence.map", "-Wl,-z,defs", "-Wl,-z,now"],
+      "libraries": ["-ldl", "-lpthread"]
+    }
+  ]
+}
