@@ -19,11 +19,52 @@
         "addon/stamp.c",
         "addon/view.c"
       ],
-      "include_dirs": ["/usr/include/p11-kit-1"],
-      "cflags": ["-std=c11", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2", "-fPIC"],
-      "cflags!": ["-fno-exceptions"],
-      "ldflags": ["-Wl,--version-script=<(module_root_dir)/addon/ncfence.map", "-Wl,-z,defs", "-Wl,-z,now"],
-      "libraries": ["-ldl", "-lpthread"]
+      "include_dirs": [
+        "/usr/include/p11-kit-1"
+      ],
+      "cflags": [
+        "-std=c11",
+        "-fvisibility=hidden",
+        "-Wall",
+        "-Wextra",
+        "-Wno-unused-parameter",
+        "-O2",
+        "-fPIC"
+      ],
+      "cflags!": [
+        "-fno-exceptions"
+      ],
+      "ldflags": [
+        "-Wl,--version-script=<(module_root_dir)/addon/ncfence.map",
+        "-Wl,-z,defs",
+        "-Wl,-z,now"
+      ],
+      "libraries": [
+        "-ldl",
+        "-lpthread"
+      ]
+    },
+    {
+      "target_name": "nftest_upstream_shim",
+      "type": "shared_library",
+      "product_prefix": "lib",
+      "product_extension": "so",
+      "sources": [
+        "test/fixtures/upstream-shim.c"
+      ],
+      "include_dirs": [
+        "/usr/include/p11-kit-1"
+      ],
+      "cflags": [
+        "-std=c11",
+        "-fvisibility=hidden",
+        "-Wall",
+        "-Wextra",
+        "-fPIC"
+      ],
+      "libraries": [
+        "-ldl"
+      ]
     }
   ]
 }
