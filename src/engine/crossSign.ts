@@ -161,13 +161,16 @@ function encodeTime(ms: number): Uint8Array {
  * issuer among certificates with the same subject and, when validity and
  * trust tie, takes the newer notBefore (lib/pki/pkibase.c); with R's own
  * notBefore it picked R and failed every chain with -8172. So R' starts at
- * the later of R's notBefore + 1 s and one hour before the build.
+ * the later of R's notBefore + 1 s and one hour before the build (but
+ * never after R's notAfter).
  */
 export function crossValidity(validity: Uint8Array, now: Date): Uint8Array {
   const [notBefore, notAfter] = readChildren(readExact(validity, Tag.SEQUENCE, 'Validity').body);
   if (!notBefore || !notAfter) throw new EngineError('BAD_DER', 'Validity: missing a time');
-  const start = Math.max(parseTime(notBefore) + 1000, now.getTime() - 3600_000);
-  if (start > parseTime(notAfter)) throw new EngineError('UNSUPPORTED_ROOT', 'root has expired');
+  const end = parseTime(notAfter);
+  // An expired root stays expired: R' ends when R does, and starts just after R.
+  const start = Math.max(parseTime(notBefore) + 1000, Math.min(now.getTime() - 3600_000, end));
+  if (start > end) throw new EngineError('UNSUPPORTED_ROOT', 'root validity is shorter than one second');
   return seq(encodeTime(start), notAfter.der);
 }
 

@@ -42,6 +42,7 @@ async function issue(dir: string, base: string, subject: string, ext: string, ca
 
 export async function makeTestPki(names: readonly string[], rootSubject = '/O=ncfence tests/CN=Test Public Root CA'): Promise<TestPki> {
   const dir = mkdtempSync(join(tmpdir(), 'ncfence-pki-'));
+  const started = Date.now();
   const rootFile = join(dir, 'root.pem');
   await runOk('openssl', [
     'req', '-x509', ...EC, '-keyout', join(dir, 'root.key'), '-out', rootFile, '-subj', rootSubject, '-days', '3650', '-sha256',
@@ -76,6 +77,9 @@ export async function makeTestPki(names: readonly string[], rootSubject = '/O=nc
   const trustDir = join(dir, 'trust');
   mkdirSync(join(trustDir, 'anchors'), { recursive: true });
   writeFileSync(join(trustDir, 'anchors', 'root.pem'), readFileSync(rootFile));
+  // R' starts one second after R (crossValidity), so a root made this very
+  // second would give a cross-certificate that is not valid yet.
+  await new Promise((r) => setTimeout(r, Math.max(0, 2100 - (Date.now() - started))));
   return {
     dir,
     rootFile,
