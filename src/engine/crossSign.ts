@@ -25,8 +25,11 @@ import {
 import { Oid, isCa, nameAttribute, parseCertificate, publicKeyBits, type Extension, type ParsedCertificate } from './asn1/certificate.js';
 import { buildExcludedSubtrees, mergeExcludedSubtrees } from './nameConstraints.js';
 
+export type AnchorKeyType = 'P-256' | 'P-384';
+
 /** An anchor key pair. The private half lives only in this object. */
 export interface AnchorKey {
+  type: AnchorKeyType;
   privateKey: KeyObject;
   /** SubjectPublicKeyInfo DER of the public half. */
   spki: Uint8Array;
@@ -49,8 +52,11 @@ export interface FencedRoot {
 }
 
 // AlgorithmIdentifier ::= SEQUENCE { algorithm OID, parameters ANY OPTIONAL }
-// ecdsa-with-SHA256 has no parameters (RFC 5758, section 3.2).
-const ECDSA_SHA256 = seq(oid(Oid.ecdsaWithSha256));
+// ecdsa-with-SHA256/384 have no parameters (RFC 5758, section 3.2).
+const SIGNATURE: Record<AnchorKeyType, { alg: Uint8Array; hash: string }> = {
+  'P-256': { alg: seq(oid(Oid.ecdsaWithSha256)), hash: 'sha256' },
+  'P-384': { alg: seq(oid(Oid.ecdsaWithSha384)), hash: 'sha384' },
+};
 
 // Version ::= INTEGER { v1(0), v2(1), v3(2) }, in [0] EXPLICIT.
 const V3 = tlv(contextTag(0, true), smallInt(2));
@@ -70,9 +76,10 @@ function akiValue(keyId: Uint8Array): Uint8Array {
   return seq(tlv(contextTag(0, false), keyId));
 }
 
-function signCertificate(tbs: Uint8Array, key: KeyObject): Uint8Array {
-  const signature = new Uint8Array(sign('sha256', tbs, key));
-  return seq(tbs, ECDSA_SHA256, bitString(signature));
+function signCertificate(tbs: Uint8Array, key: AnchorKey): Uint8Array {
+  const { alg, hash } = SIGNATURE[key.type];
+  const signature = new Uint8Array(sign(hash, tbs, key.privateKey));
+  return seq(tbs, alg, bitString(signature));
 }
 
 /** A readable, per-root unique anchor name: CN from R, O ncfence, serialNumber = R's SHA-256 prefix. */
@@ -102,14 +109,14 @@ function buildAnchor(root: ParsedCertificate, key: AnchorKey, serial: Uint8Array
   const tbs = seq(
     V3,
     uintFromBytes(serial),
-    ECDSA_SHA256,
+    SIGNATURE[key.type].alg,
     name,
     root.validity,
     name,
     key.spki,
     tlv(contextTag(3, true), seq(basic, usage, ski)),
   );
-  return parseCertificate(signCertificate(tbs, key.privateKey));
+  return parseCertificate(signCertificate(tbs, key));
 }
 
 /** R's extensions with AKI pointing at the anchor and the exclusions merged into NameConstraints. */
@@ -191,7 +198,7 @@ export function fenceRoot(rootDer: Uint8Array, excluded: readonly Uint8Array[], 
   const tbs = seq(
     V3,
     uintFromBytes(deps.serial()),
-    ECDSA_SHA256,
+    SIGNATURE[key.type].alg,
     anchor.subject,
     crossValidity(root.validity, deps.now()),
     root.subject,
@@ -200,18 +207,20 @@ export function fenceRoot(rootDer: Uint8Array, excluded: readonly Uint8Array[], 
     concat(root.subjectUid ? [root.subjectUid] : []),
     tlv(contextTag(3, true), seq(...crossExtensions(root, anchorKeyId, excluded))),
   );
-  const cross = parseCertificate(signCertificate(tbs, key.privateKey));
+  const cross = parseCertificate(signCertificate(tbs, key));
   return { anchor, cross };
 }
 
-/** Default dependencies: P-256 keys and 128-bit random serials from node:crypto. */
-export async function defaultEngineDeps(): Promise<EngineDeps> {
+const CURVE: Record<AnchorKeyType, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1' };
+
+/** Default dependencies: fresh anchor keys and 128-bit random serials from node:crypto. */
+export async function defaultEngineDeps(anchorKey: AnchorKeyType = 'P-256'): Promise<EngineDeps> {
   const { generateKeyPairSync, randomBytes } = await import('node:crypto');
   return {
     now: () => new Date(),
     generateAnchorKey() {
-      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-      return { privateKey, spki: new Uint8Array(publicKey.export({ type: 'spki', format: 'der' })) };
+      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: CURVE[anchorKey] });
+      return { type: anchorKey, privateKey, spki: new Uint8Array(publicKey.export({ type: 'spki', format: 'der' })) };
     },
     serial() {
       const b = randomBytes(16);

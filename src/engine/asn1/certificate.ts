@@ -63,6 +63,7 @@ export const Oid = {
   organizationalUnitName: '2.5.4.11',
   serialNumber: '2.5.4.5',
   ecdsaWithSha256: '1.2.840.10045.4.3.2',
+  ecdsaWithSha384: '1.2.840.10045.4.3.3',
 } as const;
 
 function parseExtension(t: Tlv): Extension {
