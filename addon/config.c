@@ -31,6 +31,7 @@ set_key (nf_config *cfg, const char *key, const char *value)
 	char **slot = strcmp (key, "upstream") == 0          ? &cfg->upstream
 	              : strcmp (key, "upstream-params") == 0 ? &cfg->params
 	              : strcmp (key, "view") == 0            ? &cfg->view
+	              : strcmp (key, "policy") == 0          ? &cfg->policy
 	                                                     : NULL;
 	if (slot == NULL)
 		return -1;
@@ -73,8 +74,8 @@ config_parse (const char *path, nf_config *cfg, char *why, size_t why_len)
 		}
 	}
 	fclose (f);
-	if (cfg->upstream == NULL || cfg->view == NULL) {
-		snprintf (why, why_len, "%s: needs both upstream and view", path);
+	if (cfg->upstream == NULL || cfg->view == NULL || cfg->policy == NULL) {
+		snprintf (why, why_len, "%s: needs upstream, view and policy", path);
 		return -1;
 	}
 	if (cfg->params == NULL && (cfg->params = strdup ("")) == NULL)
@@ -123,6 +124,7 @@ config_free (nf_config *cfg)
 	free (cfg->upstream);
 	free (cfg->params);
 	free (cfg->view);
+	free (cfg->policy);
 	free (cfg->source);
 	memset (cfg, 0, sizeof *cfg);
 }

@@ -41,10 +41,10 @@ init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 		config_free (&cfg);
 		return;
 	}
-	char *stamp = stamp_build (cfg.upstream, cfg.params);
+	char *stamp = stamp_build (cfg.upstream, cfg.params, cfg.policy);
 	if (stamp == NULL || strcmp (stamp, nf.view.stamp) != 0) {
-		nf_warn ("view %s is stale: upstream %s changed since it was built; no public root is trusted "
-		         "(closed view). Fix: run `ncfence build`", cfg.view, cfg.upstream);
+		nf_warn ("view %s is stale: upstream %s or policy %s changed since it was built; no public root "
+		         "is trusted (closed view). Fix: run `ncfence build`", cfg.view, cfg.upstream, cfg.policy);
 		view_free (&nf.view);
 	} else {
 		nf.mode = NF_MODE_FENCED;

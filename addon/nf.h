@@ -83,13 +83,14 @@ const nf_attr *view_attr (const nf_object *obj, CK_ATTRIBUTE_TYPE type);
 
 /* ---- stamp.c ---- */
 /* Builds the upstream fingerprint (src/view/stamp.ts); malloc'd, NULL on error. */
-char *stamp_build (const char *library, const char *params);
+char *stamp_build (const char *library, const char *params, const char *policy);
 
 /* ---- config.c ---- */
 typedef struct {
 	char *upstream;
 	char *params;
 	char *view;
+	char *policy; /* part of the staleness stamp */
 	char *source; /* which file it came from */
 } nf_config;
 /* 1 found and parsed, 0 none found, -1 malformed (reason in why). */

@@ -87,7 +87,7 @@ add_dirs (sbuf *b, const char *params)
 }
 
 char *
-stamp_build (const char *library, const char *params)
+stamp_build (const char *library, const char *params, const char *policy)
 {
 	char real[PATH_MAX];
 	struct stat st;
@@ -99,6 +99,12 @@ stamp_build (const char *library, const char *params)
 	sb_add (&b, "\nparams=%s", params ? params : "");
 	if (params)
 		add_dirs (&b, params);
+	struct stat pst;
+	if (stat (policy, &pst) < 0)
+		sb_add (&b, "\npolicy=%s:-:", policy);
+	else
+		sb_add (&b, "\npolicy=%s:%lld:", policy, (long long)pst.st_size);
+	sb_mtime (&b, policy);
 	if (b.failed) {
 		free (b.buf);
 		return NULL;

@@ -8,6 +8,8 @@ export interface ModuleConfig {
   upstream: string;
   upstreamParams: string;
   view: string;
+  /** The policy the view was built with; part of the staleness stamp. */
+  policy: string;
 }
 
 export function formatConfig(c: ModuleConfig): string {
@@ -19,13 +21,14 @@ export function formatConfig(c: ModuleConfig): string {
     `upstream = ${c.upstream}`,
     `upstream-params = ${c.upstreamParams}`,
     `view = ${c.view}`,
+    `policy = ${c.policy}`,
     '',
   ].join('\n');
 }
 
 export function readConfig(file: string): ModuleConfig {
   const out: Partial<ModuleConfig> = { upstreamParams: '' };
-  const keys: Record<string, keyof ModuleConfig> = { upstream: 'upstream', 'upstream-params': 'upstreamParams', view: 'view' };
+  const keys: Record<string, keyof ModuleConfig> = { upstream: 'upstream', 'upstream-params': 'upstreamParams', view: 'view', policy: 'policy' };
   readFileSync(file, 'utf8')
     .split('\n')
     .forEach((line, i) => {
@@ -33,9 +36,9 @@ export function readConfig(file: string): ModuleConfig {
       if (t === '' || t.startsWith('#')) return;
       const m = /^([a-z-]+)\s*=\s*(.*)$/.exec(t);
       const key = m && keys[m[1]!];
-      if (!m || !key) throw new EngineError('USAGE', `${file}:${i + 1}: expected "upstream", "upstream-params" or "view" = value`);
+      if (!m || !key) throw new EngineError('USAGE', `${file}:${i + 1}: expected "upstream", "upstream-params", "view" or "policy" = value`);
       out[key] = m[2]!;
     });
-  if (!out.upstream || !out.view) throw new EngineError('USAGE', `${file}: needs both upstream and view`);
+  if (!out.upstream || !out.view || !out.policy) throw new EngineError('USAGE', `${file}: needs upstream, view and policy`);
   return out as ModuleConfig;
 }

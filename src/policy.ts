@@ -1,11 +1,25 @@
-// Loads and validates a policy file from rules/. The walking skeleton knows
-// one rule: the DNS names every fenced root excludes.
+// Loads and validates a policy file (format: docs/policy.md, schema
+// rules/policy.schema.json). Every error names the file, the place in it
+// and the problem; nothing half-valid is ever returned.
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from './engine/errors.js';
 import { checkConstraintDnsName, dnsSubtree } from './engine/nameConstraints.js';
+import type { AnchorKeyType } from './engine/crossSign.js';
+
+/** What happens to one trusted upstream root. */
+export type RootAction = 'fence' | 'drop' | 'pass';
+export type Purpose = 'serverAuth' | 'clientAuth' | 'emailProtection' | 'codeSigning';
+export type KeyFamily = 'rsa' | 'ec' | 'rsa-pss' | 'other';
+
+export interface Override {
+  id: string;
+  sha256: string;
+  action: RootAction;
+  reason: string;
+}
 
 export interface Policy {
   file: string;
@@ -13,12 +27,91 @@ export interface Policy {
   excludedDnsNames: string[];
   /** GeneralSubtree DER values, ready for the engine. */
   excludedSubtrees: Uint8Array[];
+  anchorKey: AnchorKeyType;
+  /** Purposes an anchor keeps; a root trusted for none of them is dropped. */
+  trustedFor: Purpose[];
+  /** Action per root property, applied in the order of docs/policy.md. */
+  select: {
+    expired: RootAction;
+    alreadyExcluded: RootAction;
+    weakSignature: RootAction;
+    noCommonName: RootAction;
+    keyTypes: Record<KeyFamily, RootAction>;
+  };
+  overrides: Override[];
 }
 
 export const DEFAULT_POLICY = fileURLToPath(new URL('../rules/default.json', import.meta.url));
 
-function fail(file: string, where: string, problem: string): never {
-  throw new EngineError('POLICY', `${file}: ${where}: ${problem}`);
+const ACTIONS: readonly RootAction[] = ['fence', 'drop', 'pass'];
+const PURPOSES: readonly Purpose[] = ['serverAuth', 'clientAuth', 'emailProtection', 'codeSigning'];
+const KEY_FAMILIES: readonly KeyFamily[] = ['rsa', 'ec', 'rsa-pss', 'other'];
+const SELECTORS = ['expired', 'alreadyExcluded', 'weakSignature', 'noCommonName'] as const;
+
+class Reader {
+  constructor(readonly file: string) {}
+
+  fail(where: string, problem: string): never {
+    throw new EngineError('POLICY', `${this.file}: ${where}: ${problem}`);
+  }
+
+  object(v: unknown, where: string, allowed: readonly string[]): Record<string, unknown> {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(where, 'expected an object');
+    for (const k of Object.keys(v)) if (!allowed.includes(k)) this.fail(`${where}.${k}`, `unknown field (allowed: ${allowed.join(', ')})`);
+    return v as Record<string, unknown>;
+  }
+
+  oneOf<T extends string>(v: unknown, where: string, values: readonly T[], fallback?: T): T {
+    if (v === undefined && fallback !== undefined) return fallback;
+    if (typeof v !== 'string' || !values.includes(v as T)) this.fail(where, `expected one of ${values.map((x) => JSON.stringify(x)).join(', ')}, got ${JSON.stringify(v)}`);
+    return v as T;
+  }
+
+  array(v: unknown, where: string): unknown[] {
+    if (!Array.isArray(v)) this.fail(where, 'expected an array');
+    return v;
+  }
+}
+
+function readExcluded(r: Reader, v: unknown): string[] {
+  const excluded = r.object(v, 'excluded', ['dNSName']);
+  const names = r.array(excluded.dNSName, 'excluded.dNSName');
+  if (names.length === 0) r.fail('excluded.dNSName', 'must name at least one DNS name');
+  return names.map((n, i) => {
+    if (typeof n !== 'string') r.fail(`excluded.dNSName[${i}]`, 'expected a string');
+    try {
+      return checkConstraintDnsName(n);
+    } catch (e) {
+      return r.fail(`excluded.dNSName[${i}]`, (e as Error).message);
+    }
+  });
+}
+
+function readSelect(r: Reader, v: unknown): Policy['select'] {
+  const s = r.object(v ?? {}, 'select', [...SELECTORS, 'keyTypes']);
+  const keys = r.object(s.keyTypes ?? {}, 'select.keyTypes', KEY_FAMILIES);
+  const keyTypes = Object.fromEntries(KEY_FAMILIES.map((k) => [k, r.oneOf(keys[k], `select.keyTypes.${k}`, ACTIONS, 'fence')])) as Record<KeyFamily, RootAction>;
+  const out = { keyTypes } as Policy['select'];
+  for (const sel of SELECTORS) out[sel] = r.oneOf(s[sel], `select.${sel}`, ACTIONS, 'fence');
+  for (const [k, a] of Object.entries(keyTypes)) if (a === 'pass') r.fail(`select.keyTypes.${k}`, '"pass" would leave roots unfenced; use "fence" or "drop"');
+  for (const sel of ['expired', 'weakSignature', 'noCommonName'] as const) {
+    if (out[sel] === 'pass') r.fail(`select.${sel}`, '"pass" would leave roots unfenced; use "fence" or "drop"');
+  }
+  return out;
+}
+
+function readOverrides(r: Reader, v: unknown): Override[] {
+  const seen = new Set<string>();
+  return r.array(v ?? [], 'overrides').map((raw, i) => {
+    const o = r.object(raw, `overrides[${i}]`, ['id', 'sha256', 'action', 'reason']);
+    const where = typeof o.id === 'string' ? `overrides[${i}] (id ${o.id})` : `overrides[${i}]`;
+    if (typeof o.id !== 'string' || !/^[a-z0-9][a-z0-9._-]{0,63}$/.test(o.id)) r.fail(`${where}.id`, 'expected a stable id: lowercase letters, digits, ".", "_", "-"');
+    if (seen.has(o.id)) r.fail(`${where}.id`, 'duplicate id');
+    seen.add(o.id);
+    if (typeof o.sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(o.sha256)) r.fail(`${where}.sha256`, 'expected the root certificate\'s SHA-256 as 64 hex digits');
+    if (typeof o.reason !== 'string' || o.reason.trim() === '') r.fail(`${where}.reason`, 'expected a non-empty reason');
+    return { id: o.id, sha256: o.sha256.toLowerCase(), action: r.oneOf(o.action, `${where}.action`, ACTIONS), reason: o.reason };
+  });
 }
 
 export function loadPolicy(file: string = DEFAULT_POLICY): Policy {
@@ -34,26 +127,19 @@ export function loadPolicy(file: string = DEFAULT_POLICY): Policy {
   } catch (cause) {
     throw new EngineError('POLICY', `${file}: not valid JSON: ${(cause as Error).message}`, { cause });
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) fail(file, '(top)', 'expected an object');
-  const d = doc as Record<string, unknown>;
-  if (d.schema !== 1) fail(file, 'schema', `unsupported schema ${JSON.stringify(d.schema)}, expected 1`);
-  const excluded = d.excluded as Record<string, unknown> | undefined;
-  if (typeof excluded !== 'object' || excluded === null) fail(file, 'excluded', 'expected an object');
-  for (const k of Object.keys(excluded)) if (k !== 'dNSName') fail(file, `excluded.${k}`, 'unknown name type');
-  const names = excluded.dNSName;
-  if (!Array.isArray(names) || names.length === 0) fail(file, 'excluded.dNSName', 'expected a non-empty array');
-  const checked = names.map((n, i) => {
-    if (typeof n !== 'string') fail(file, `excluded.dNSName[${i}]`, 'expected a string');
-    try {
-      return checkConstraintDnsName(n);
-    } catch (e) {
-      return fail(file, `excluded.dNSName[${i}]`, (e as Error).message);
-    }
-  });
+  const r = new Reader(file);
+  const d = r.object(doc, '(top)', ['$schema', 'schema', 'description', 'excluded', 'anchorKey', 'trustedFor', 'select', 'overrides']);
+  if (d.schema !== 1) r.fail('schema', `unsupported schema ${JSON.stringify(d.schema)}, expected 1`);
+  const names = readExcluded(r, d.excluded);
+  const trustedFor = d.trustedFor === undefined ? [...PURPOSES] : r.array(d.trustedFor, 'trustedFor').map((p, i) => r.oneOf(p, `trustedFor[${i}]`, PURPOSES));
   return {
     file,
     digest: new Uint8Array(createHash('sha256').update(raw).digest()),
-    excludedDnsNames: checked,
-    excludedSubtrees: checked.map(dnsSubtree),
+    excludedDnsNames: names,
+    excludedSubtrees: names.map(dnsSubtree),
+    anchorKey: r.oneOf(d.anchorKey, 'anchorKey', ['P-256', 'P-384'] as const, 'P-256'),
+    trustedFor,
+    select: readSelect(r, d.select),
+    overrides: readOverrides(r, d.overrides),
   };
 }

@@ -43,7 +43,8 @@ function printSummary(r: BuildResult): void {
   const lines = [
     `upstream:        ${r.upstream}${r.upstreamParams ? ` (${r.upstreamParams})` : ''}`,
     `roots fenced:    ${s.rootsFenced}`,
-    `roots dropped:   ${s.rootsDropped.length}${s.rootsDropped.map((d) => `\n  - ${d.label}: ${d.reason}`).join('')}`,
+    `roots dropped:   ${s.rootsDropped.length}${s.rootsDropped.map((d) => `\n  - ${d.label}: ${d.reason} (${d.rule})`).join('')}`,
+    `roots passed:    ${s.rootsPassed.length}${s.rootsPassed.map((d) => `\n  - ${d.label}: ${d.reason} (${d.rule})`).join('')}`,
     `passed through:  ${s.passedThrough} of ${s.upstreamObjects} upstream objects (${s.distrustRecords} distrust records)`,
     `hidden:          ${s.hidden} upstream objects that granted trust`,
     `view:            ${r.view} (${s.viewObjects} objects, ${r.millis} ms)`,

@@ -53,12 +53,12 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const started = performance.now();
   const outDir = resolve(opts.outDir);
   const upstream = resolve(opts.upstream);
-  const policy = loadPolicy(opts.policyFile);
-  const deps = opts.deps ?? (await defaultEngineDeps());
+  const policy = loadPolicy(opts.policyFile ? resolve(opts.policyFile) : undefined);
+  const deps = opts.deps ?? (await defaultEngineDeps(policy.anchorKey));
   // The stamp is taken before reading so a concurrent upgrade makes the view stale, not wrong.
-  const stamp = upstreamStamp(upstream, opts.upstreamParams);
+  const stamp = upstreamStamp(upstream, opts.upstreamParams, policy.file);
   const snapshot = readUpstream(upstream, opts.upstreamParams);
-  const plan = planView(snapshot, policy.excludedSubtrees, deps);
+  const plan = planView(snapshot, policy, deps);
   try {
     mkdirSync(outDir, { recursive: true });
   } catch (cause) {
@@ -68,7 +68,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const config = `${outDir}/${CONFIG_FILE}`;
   try {
     writeFileAtomic(view, encodeView({ stamp, policyDigest: policy.digest, objects: plan.objects }));
-    writeFileAtomic(config, formatConfig({ upstream, upstreamParams: opts.upstreamParams, view }));
+    writeFileAtomic(config, formatConfig({ upstream, upstreamParams: opts.upstreamParams, view, policy: policy.file }));
   } catch (cause) {
     if (cause instanceof EngineError) throw cause;
     throw new EngineError('VIEW', `cannot write into ${outDir}: ${(cause as Error).message}`, { cause });

@@ -7,7 +7,19 @@
 import { createHash } from 'node:crypto';
 import { fenceRoot, type EngineDeps } from '../engine/crossSign.js';
 import { EngineError } from '../engine/errors.js';
-import { subjectKeyId, type ParsedCertificate } from '../engine/asn1/certificate.js';
+import {
+  Oid,
+  algorithmOid,
+  excludedDnsNames,
+  keyAlgorithmOid,
+  nameAttribute,
+  parseCertificate,
+  subjectKeyId,
+  validityTimes,
+  type ParsedCertificate,
+} from '../engine/asn1/certificate.js';
+import { parseTime } from '../engine/asn1/time.js';
+import type { KeyFamily, Policy, Purpose, RootAction } from '../policy.js';
 import { CKA, CKC_X_509, CKO, CKT, TRUST_PURPOSE_ATTRS, trustGrants } from '../pkcs11/constants.js';
 import { boolBytes, boolValue, ulongBytes, ulongValue, type UpstreamObject, type UpstreamSnapshot } from './upstream.js';
 
@@ -16,16 +28,24 @@ export interface ViewObject {
   attrs: [type: number, value: Uint8Array][];
 }
 
-export interface DroppedRoot {
+export interface RootDecision {
   label: string;
   sha256: string;
+  action: RootAction;
+  /** The policy rule that decided: an override id, a select.* key, or "default". */
+  rule: string;
   reason: string;
 }
+
+export type DroppedRoot = RootDecision;
 
 export interface PlanSummary {
   upstreamObjects: number;
   rootsFenced: number;
   rootsDropped: DroppedRoot[];
+  /** Roots kept as upstream had them because they already exclude every policy name. */
+  rootsPassed: RootDecision[];
+  decisions: RootDecision[];
   /** Upstream objects the module passes through unchanged (distrust records, root list, plain certificates). */
   passedThrough: number;
   /** Upstream objects the module hides because they grant trust. */
@@ -87,7 +107,7 @@ function findRoots(objects: UpstreamObject[], dropped: DroppedRoot[]): Root[] {
     const value = cert?.attrs.get(CKA.VALUE);
     const hash = t.attrs.get(CKA.CERT_SHA1_HASH);
     if (!cert || !value || (hash && hex(hash) !== hex(sha1(value)))) {
-      dropped.push({ label: labelOf(t), sha256: '', reason: 'trust record without a matching certificate' });
+      dropped.push({ label: labelOf(t), sha256: '', action: 'drop', rule: 'orphan', reason: 'trust record without a matching certificate' });
       continue;
     }
     roots.set(cert, { cert, trust: t });
@@ -153,48 +173,148 @@ function anchorTrust(anchor: ParsedCertificate, label: string, rootTrust: Upstre
 
 const POLICY_ATTRS = [CKA.NSS_MOZILLA_CA_POLICY, CKA.NSS_SERVER_DISTRUST_AFTER, CKA.NSS_EMAIL_DISTRUST_AFTER, CKA.CERTIFICATE_CATEGORY];
 
-function fenceObjects(root: Root, excluded: readonly Uint8Array[], deps: EngineDeps): ViewObject[] {
-  const rootDer = root.cert.attrs.get(CKA.VALUE);
-  if (!rootDer) throw new EngineError('UNSUPPORTED_ROOT', `root ${labelOf(root.cert)} has no CKA_VALUE`);
-  const { anchor, cross } = fenceRoot(rootDer, excluded, deps);
+const PURPOSE_ATTR: Record<Purpose, number> = {
+  serverAuth: CKA.TRUST_SERVER_AUTH,
+  clientAuth: CKA.TRUST_CLIENT_AUTH,
+  emailProtection: CKA.TRUST_EMAIL_PROTECTION,
+  codeSigning: CKA.TRUST_CODE_SIGNING,
+};
+
+/** R's trust record with every purpose outside `trustedFor` made MUST_VERIFY; undefined if nothing is left. */
+function keptTrust(root: Root, trustedFor: readonly Purpose[]): UpstreamObject | undefined | 'none' {
+  if (!root.trust) return undefined;
+  const kept = new Set(trustedFor.map((p) => PURPOSE_ATTR[p]));
+  const attrs = new Map(root.trust.attrs);
+  let any = false;
+  for (const t of TRUST_PURPOSE_ATTRS) {
+    const v = attrs.get(t);
+    if (v === undefined || !trustGrants(ulongValue(v) ?? -1)) continue;
+    if (kept.has(t)) any = true;
+    else attrs.set(t, ulongBytes(CKT.NSS_MUST_VERIFY_TRUST));
+  }
+  return any ? { slot: root.trust.slot, attrs } : 'none';
+}
+
+function fenceObjects(root: Root, trust: UpstreamObject | undefined, policy: Policy, deps: EngineDeps): ViewObject[] {
+  const rootDer = root.cert.attrs.get(CKA.VALUE)!;
+  const { anchor, cross } = fenceRoot(rootDer, policy.excludedSubtrees, deps);
   const label = labelOf(root.cert);
   const slot = root.cert.slot;
   const anchorKeyId = subjectKeyId(anchor)!;
   const rootKeyId = subjectKeyId(cross) ?? root.cert.attrs.get(CKA.ID) ?? new Uint8Array(0);
-  const out: ViewObject[] = [
+  return [
     { slot, attrs: [...certObject(anchor, `ncfence anchor for ${label}`, anchorKeyId), ...copyAttrs(root.cert, POLICY_ATTRS)] },
-    { slot, attrs: anchorTrust(anchor, `ncfence anchor for ${label}`, root.trust) },
+    { slot, attrs: anchorTrust(anchor, `ncfence anchor for ${label}`, trust) },
     { slot, attrs: [...certObject(cross, label, rootKeyId), ...copyAttrs(root.cert, [CKA.CERTIFICATE_CATEGORY])] },
   ];
-  if (grantsTrust(root.cert)) {
-    // Upstream marks R itself as an anchor (p11-kit): serve R without it.
-    out.push({ slot, attrs: [...root.cert.attrs.entries()].map(([t, v]) => [t, t === CKA.TRUSTED ? boolBytes(false) : v]) });
-  }
+}
+
+/** Upstream's own objects for a root the policy passes: the module hides them, so the view serves copies. */
+function passObjects(root: Root): ViewObject[] {
+  const out: ViewObject[] = [];
+  if (root.trust) out.push({ slot: root.trust.slot, attrs: [...root.trust.attrs.entries()] });
+  if (grantsTrust(root.cert)) out.push({ slot: root.cert.slot, attrs: [...root.cert.attrs.entries()] });
   return out;
 }
 
-/** Fences every root upstream trusts; roots the engine cannot rewrite are dropped (never passed unfenced). */
-export function planView(snapshot: UpstreamSnapshot, excluded: readonly Uint8Array[], deps: EngineDeps): Plan {
-  const dropped: DroppedRoot[] = [];
-  const objects: ViewObject[] = [];
-  let fenced = 0;
-  for (const root of findRoots(snapshot.objects, dropped)) {
-    try {
-      objects.push(...fenceObjects(root, excluded, deps));
-      fenced++;
-    } catch (e) {
-      if (!(e instanceof EngineError)) throw e;
-      const value = root.cert.attrs.get(CKA.VALUE) ?? new Uint8Array(0);
-      dropped.push({ label: labelOf(root.cert), sha256: createHash('sha256').update(value).digest('hex'), reason: e.message });
-    }
+/** R as upstream has it but without CKA_TRUSTED, for upstreams that mark R itself as an anchor (p11-kit). */
+function untrustedCopy(root: Root): ViewObject[] {
+  if (!grantsTrust(root.cert)) return [];
+  return [{ slot: root.cert.slot, attrs: [...root.cert.attrs.entries()].map(([t, v]) => [t, t === CKA.TRUSTED ? boolBytes(false) : v]) }];
+}
+
+const WEAK_SIGNATURES = new Set<string>([Oid.md2WithRsa, Oid.md5WithRsa, Oid.sha1WithRsa, Oid.ecdsaWithSha1, Oid.dsaWithSha1]);
+
+function keyFamily(cert: ParsedCertificate): KeyFamily {
+  switch (keyAlgorithmOid(cert.spki)) {
+    case Oid.rsaEncryption:
+      return 'rsa';
+    case Oid.rsassaPss:
+      return 'rsa-pss';
+    case Oid.ecPublicKey:
+      return 'ec';
+    default:
+      return 'other';
   }
+}
+
+/** Whether the root's own NameConstraints already exclude every name the policy excludes. */
+export function alreadyExcludes(cert: ParsedCertificate, names: readonly string[]): boolean {
+  const have = new Set(excludedDnsNames(cert));
+  return names.every((n) => have.has(n));
+}
+
+type Verdict = Pick<RootDecision, 'action' | 'rule' | 'reason'>;
+
+/** The policy's verdict for one root: overrides first, then the select rules in a fixed order. */
+function decide(cert: ParsedCertificate, sha256: string, policy: Policy, now: Date): Verdict {
+  const o = policy.overrides.find((x) => x.sha256 === sha256);
+  if (o) return { action: o.action, rule: o.id, reason: o.reason };
+  const family = keyFamily(cert);
+  const s = policy.select;
+  const checks: [keyof Policy['select'] | string, boolean, RootAction, string][] = [
+    [`keyTypes.${family}`, true, s.keyTypes[family], `${family} key`],
+    ['expired', parseTime(validityTimes(cert.validity).notAfter) < now.getTime(), s.expired, 'root has expired'],
+    ['alreadyExcluded', alreadyExcludes(cert, policy.excludedDnsNames), s.alreadyExcluded, 'root already excludes every policy name'],
+    ['weakSignature', WEAK_SIGNATURES.has(algorithmOid(cert.signatureAlgorithm)), s.weakSignature, 'self-signature uses MD2, MD5 or SHA-1'],
+    ['noCommonName', nameAttribute(cert.subject, Oid.commonName) === undefined, s.noCommonName, 'subject has no CN'],
+  ];
+  for (const [rule, matches, action, reason] of checks) {
+    if (matches && action !== 'fence') return { action, rule: `select.${rule}`, reason };
+  }
+  return { action: 'fence', rule: 'default', reason: 'trusted root' };
+}
+
+function planRoot(root: Root, policy: Policy, deps: EngineDeps): { decision: RootDecision; objects: ViewObject[] } {
+  const value = root.cert.attrs.get(CKA.VALUE) ?? new Uint8Array(0);
+  const base = { label: labelOf(root.cert), sha256: createHash('sha256').update(value).digest('hex') };
+  const drop = (rule: string, reason: string) => ({ decision: { ...base, action: 'drop' as const, rule, reason }, objects: untrustedCopy(root) });
+  let verdict: Verdict;
+  let cert: ParsedCertificate;
+  try {
+    cert = parseCertificate(value);
+    verdict = decide(cert, base.sha256, policy, deps.now());
+  } catch (e) {
+    if (!(e instanceof EngineError)) throw e;
+    return drop('malformed', e.message);
+  }
+  if (verdict.action === 'drop') return drop(verdict.rule, verdict.reason);
+  if (verdict.action === 'pass') {
+    if (!alreadyExcludes(cert, policy.excludedDnsNames)) {
+      throw new EngineError('POLICY', `${policy.file}: ${verdict.rule}: "pass" would leave root ${base.label} (${base.sha256}) unfenced: it does not exclude ${policy.excludedDnsNames.join(', ')}`);
+    }
+    return { decision: { ...base, ...verdict }, objects: passObjects(root) };
+  }
+  const trust = keptTrust(root, policy.trustedFor);
+  if (trust === 'none') return drop('trustedFor', 'trusted only for purposes outside the policy\'s trustedFor');
+  try {
+    return { decision: { ...base, ...verdict }, objects: [...fenceObjects(root, trust, policy, deps), ...untrustedCopy(root)] };
+  } catch (e) {
+    if (!(e instanceof EngineError)) throw e;
+    return drop('engine', e.message);
+  }
+}
+
+/** Applies the policy to every root upstream trusts; a root that is not fenced or passed is never trusted. */
+export function planView(snapshot: UpstreamSnapshot, policy: Policy, deps: EngineDeps): Plan {
+  const orphans: RootDecision[] = [];
+  const objects: ViewObject[] = [];
+  const decisions: RootDecision[] = [];
+  for (const root of findRoots(snapshot.objects, orphans)) {
+    const r = planRoot(root, policy, deps);
+    decisions.push(r.decision);
+    objects.push(...r.objects);
+  }
+  decisions.push(...orphans);
   const hidden = snapshot.objects.filter(grantsTrust).length;
   return {
     objects,
     summary: {
       upstreamObjects: snapshot.objects.length,
-      rootsFenced: fenced,
-      rootsDropped: dropped,
+      rootsFenced: decisions.filter((d) => d.action === 'fence').length,
+      rootsDropped: decisions.filter((d) => d.action === 'drop'),
+      rootsPassed: decisions.filter((d) => d.action === 'pass'),
+      decisions,
       passedThrough: snapshot.objects.length - hidden,
       hidden,
       distrustRecords: snapshot.objects.filter(distrusts).length,

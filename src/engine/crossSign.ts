@@ -14,7 +14,6 @@ import {
   oid,
   readChildren,
   readExact,
-  type Tlv,
   seq,
   set,
   smallInt,
@@ -22,8 +21,9 @@ import {
   uintFromBytes,
   utf8,
 } from './asn1/der.js';
-import { Oid, isCa, nameAttribute, parseCertificate, publicKeyBits, type Extension, type ParsedCertificate } from './asn1/certificate.js';
+import { Oid, isCa, validityTimes, nameAttribute, parseCertificate, publicKeyBits, type Extension, type ParsedCertificate } from './asn1/certificate.js';
 import { buildExcludedSubtrees, mergeExcludedSubtrees } from './nameConstraints.js';
+import { encodeTime, parseTime } from './asn1/time.js';
 
 export type AnchorKeyType = 'P-256' | 'P-384';
 
@@ -143,25 +143,7 @@ function crossExtensions(root: ParsedCertificate, anchorKeyId: Uint8Array, exclu
   }
 }
 
-// Validity ::= SEQUENCE { notBefore Time, notAfter Time }
-// Time ::= CHOICE { utcTime UTCTime, generalTime GeneralizedTime }  (RFC 5280 4.1.2.5)
-function parseTime(t: Tlv): number {
-  const s = new TextDecoder().decode(t.body);
-  const m = t.tag === Tag.UTC_TIME ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s) : /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s);
-  if (!m) throw new EngineError('BAD_DER', `validity: unsupported time ${JSON.stringify(s)}`);
-  let year = Number(m[1]);
-  if (t.tag === Tag.UTC_TIME) year += year < 50 ? 2000 : 1900;
-  return Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
-}
-
-function encodeTime(ms: number): Uint8Array {
-  const d = new Date(ms);
-  const two = (n: number): string => String(n).padStart(2, '0');
-  const rest = `${two(d.getUTCMonth() + 1)}${two(d.getUTCDate())}${two(d.getUTCHours())}${two(d.getUTCMinutes())}${two(d.getUTCSeconds())}Z`;
-  const y = d.getUTCFullYear();
-  // UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 4.1.2.5).
-  return y < 2050 ? tlv(Tag.UTC_TIME, new TextEncoder().encode(`${two(y % 100)}${rest}`)) : tlv(Tag.GENERALIZED_TIME, new TextEncoder().encode(`${y}${rest}`));
-}
+// Validity ::= SEQUENCE { notBefore Time, notAfter Time }  (RFC 5280 4.1.2.5)
 
 /**
  * R's validity with a later notBefore. NSS's classic verifier picks one
@@ -172,8 +154,7 @@ function encodeTime(ms: number): Uint8Array {
  * never after R's notAfter).
  */
 export function crossValidity(validity: Uint8Array, now: Date): Uint8Array {
-  const [notBefore, notAfter] = readChildren(readExact(validity, Tag.SEQUENCE, 'Validity').body);
-  if (!notBefore || !notAfter) throw new EngineError('BAD_DER', 'Validity: missing a time');
+  const { notBefore, notAfter } = validityTimes(validity);
   const end = parseTime(notAfter);
   // An expired root stays expired: R' ends when R does, and starts just after R.
   const start = Math.max(parseTime(notBefore) + 1000, Math.min(now.getTime() - 3600_000, end));

@@ -23,12 +23,23 @@ export function trustPaths(params: string): string[] {
   return out;
 }
 
-export function upstreamStamp(library: string, params: string): string {
+/**
+ * The policy file is part of the stamp (path, size, mtime), so editing the
+ * policy makes the view stale just as an upstream change does.
+ */
+export function upstreamStamp(library: string, params: string, policy: string): string {
   const real = realpathSync(library);
   const s = statSync(real, { bigint: true });
   const lines = ['ncfence-stamp-v1', `lib=${real}`, `size=${s.size}`, `mtime=${mtime(real)}`, `params=${params}`];
   for (const dir of trustPaths(params)) {
     for (const p of [dir, `${dir}/anchors`, `${dir}/blocklist`]) lines.push(`dir=${p}:${mtime(p)}`);
   }
+  let size = '-';
+  try {
+    size = String(statSync(policy).size);
+  } catch {
+    // a missing policy stamps as "-"
+  }
+  lines.push(`policy=${policy}:${size}:${mtime(policy)}`);
   return lines.join('\n');
 }

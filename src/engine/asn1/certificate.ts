@@ -53,6 +53,14 @@ export interface ParsedCertificate {
 }
 
 export const Oid = {
+  rsaEncryption: '1.2.840.113549.1.1.1',
+  rsassaPss: '1.2.840.113549.1.1.10',
+  ecPublicKey: '1.2.840.10045.2.1',
+  md2WithRsa: '1.2.840.113549.1.1.2',
+  md5WithRsa: '1.2.840.113549.1.1.4',
+  sha1WithRsa: '1.2.840.113549.1.1.5',
+  ecdsaWithSha1: '1.2.840.10045.4.1',
+  dsaWithSha1: '1.2.840.10040.4.3',
   subjectKeyIdentifier: '2.5.29.14',
   keyUsage: '2.5.29.15',
   basicConstraints: '2.5.29.19',
@@ -168,4 +176,38 @@ export function nameAttribute(name: Uint8Array, attrOid: string): string | undef
     }
   }
   return undefined;
+}
+
+/** OID of an AlgorithmIdentifier TLV (SubjectPublicKeyInfo.algorithm or a signature algorithm). */
+export function algorithmOid(algorithmIdentifier: Uint8Array): string {
+  const [id] = readChildren(readExact(algorithmIdentifier, Tag.SEQUENCE, 'AlgorithmIdentifier').body);
+  return oidToString(expectTag(id, Tag.OID, 'AlgorithmIdentifier.algorithm').body);
+}
+
+/** OID of the subject public key's algorithm. */
+export function keyAlgorithmOid(spki: Uint8Array): string {
+  const [alg] = readChildren(readExact(spki, Tag.SEQUENCE, 'SubjectPublicKeyInfo').body);
+  return algorithmOid(expectTag(alg, Tag.SEQUENCE, 'SubjectPublicKeyInfo.algorithm').der);
+}
+
+/** The notAfter time of a Validity TLV, in ms since the epoch. */
+export function validityTimes(validity: Uint8Array): { notBefore: Tlv; notAfter: Tlv } {
+  const [notBefore, notAfter] = readChildren(readExact(validity, Tag.SEQUENCE, 'Validity').body);
+  if (!notBefore || !notAfter) throw new EngineError('BAD_DER', 'Validity: missing a time');
+  return { notBefore, notAfter };
+}
+
+/** Lower-cased dNSNames in the excludedSubtrees of the certificate's NameConstraints. */
+export function excludedDnsNames(cert: ParsedCertificate): string[] {
+  const ext = cert.extensions.find((e) => e.oid === Oid.nameConstraints);
+  if (!ext) return [];
+  const out: string[] = [];
+  for (const part of readChildren(readExact(ext.value, Tag.SEQUENCE, 'NameConstraints').body)) {
+    if (part.tag !== contextTag(1, true)) continue;
+    for (const subtree of readChildren(part.body)) {
+      const [base] = readChildren(expectTag(subtree, Tag.SEQUENCE, 'GeneralSubtree').body);
+      if (base?.tag === contextTag(2, false)) out.push(new TextDecoder().decode(base.body).toLowerCase());
+    }
+  }
+  return out;
 }

@@ -1,0 +1,32 @@
+// Time ::= CHOICE { utcTime UTCTime, generalTime GeneralizedTime }
+// UTCTime for years through 2049, GeneralizedTime from 2050; both in the
+// DER form YY(YY)MMDDHHMMSSZ (RFC 5280, section 4.1.2.5).
+
+import { EngineError } from '../errors.js';
+import { Tag, tlv, type Tlv } from './der.js';
+
+export function parseTime(t: Tlv): number {
+  const s = new TextDecoder().decode(t.body);
+  const m =
+    t.tag === Tag.UTC_TIME
+      ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s)
+      : t.tag === Tag.GENERALIZED_TIME
+        ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s)
+        : null;
+  if (!m) throw new EngineError('BAD_DER', `validity: unsupported time ${JSON.stringify(s)}`);
+  let year = Number(m[1]);
+  if (t.tag === Tag.UTC_TIME) year += year < 50 ? 2000 : 1900;
+  const ms = Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
+  if (Number.isNaN(ms)) throw new EngineError('BAD_DER', `validity: impossible time ${JSON.stringify(s)}`);
+  return ms;
+}
+
+export function encodeTime(ms: number): Uint8Array {
+  const d = new Date(ms);
+  const two = (n: number): string => String(n).padStart(2, '0');
+  const rest = `${two(d.getUTCMonth() + 1)}${two(d.getUTCDate())}${two(d.getUTCHours())}${two(d.getUTCMinutes())}${two(d.getUTCSeconds())}Z`;
+  const y = d.getUTCFullYear();
+  return y < 2050
+    ? tlv(Tag.UTC_TIME, new TextEncoder().encode(`${two(y % 100)}${rest}`))
+    : tlv(Tag.GENERALIZED_TIME, new TextEncoder().encode(`${y}${rest}`));
+}
