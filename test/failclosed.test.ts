@@ -3,10 +3,11 @@
 // why. Judged by NSS's classic verifier and by listing through certutil.
 
 import test from 'ava';
-import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
+import { DEFAULT_POLICY } from '../src/policy.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { makeNssDb, vfychain } from './helpers/nss.js';
 import { MODULE, P11KIT_TRUST } from './helpers/paths.js';
@@ -16,6 +17,8 @@ let pki: TestPki;
 let dir: string;
 let goodConfig: string;
 let goodView: string;
+let policyCopy: string;
+let policyCopyConfig: string;
 
 test.before(async () => {
   pki = await makeTestPki(['www.example.com', 'www.example.bit']);
@@ -23,6 +26,10 @@ test.before(async () => {
   const r = await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'good') });
   goodConfig = r.config;
   goodView = r.view;
+  // A view built with a policy of its own, for the policy-edited case.
+  policyCopy = join(dir, 'policy.json');
+  copyFileSync(DEFAULT_POLICY, policyCopy);
+  policyCopyConfig = (await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'own-policy'), policyFile: policyCopy })).config;
 });
 test.after.always(() => {
   pki?.cleanup();
@@ -48,6 +55,7 @@ const faults: { name: string; fault: Fault; warning: RegExp }[] = [
   { name: 'view of a newer format', fault: (d) => withView(d, (v) => setVersion(v, 99)), warning: /format 99/ },
   { name: 'not a view at all', fault: (d) => withView(d, () => Buffer.alloc(4096, 0x41)), warning: /bad magic/ },
   { name: 'upstream missing', fault: (d) => withConfig(d, 'upstream', '/nonexistent/libnssckbi.so'), warning: /cannot load upstream/ },
+  { name: 'stale view: policy edited after the build', fault: () => editPolicy(), warning: /is stale: .*policy/ },
   { name: 'stale view: upstream trust changed', fault: (d) => staleView(d), warning: /is stale/ },
 ];
 
@@ -70,6 +78,11 @@ function withConfig(d: string, key: string, value: string): string {
   const conf = join(d, 'ncfence.conf');
   writeFileSync(conf, readFileSync(goodConfig, 'utf8').replace(new RegExp(`^${key} = .*$`, 'm'), `${key} = ${value}`));
   return conf;
+}
+function editPolicy(): string {
+  const doc = JSON.parse(readFileSync(policyCopy, 'utf8')) as Record<string, unknown>;
+  writeFileSync(policyCopy, JSON.stringify({ ...doc, description: 'edited after the build' }));
+  return policyCopyConfig;
 }
 function staleView(d: string): string {
   // The view was built from the trust directory as it was; a change to its

@@ -1,0 +1,173 @@
+// The policy: malformed files are refused with file, place and problem;
+// each rule decides the roots it should, on synthetic upstream snapshots.
+
+import test from 'ava';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultEngineDeps } from '../src/engine/crossSign.js';
+import { EngineError } from '../src/engine/errors.js';
+import { planView } from '../src/compile/plan.js';
+import { DEFAULT_POLICY, loadPolicy, type Policy } from '../src/policy.js';
+import { CKT } from '../src/pkcs11/constants.js';
+import { excludingExtension, makeRoot, upstreamRoot } from './helpers/certs.js';
+import { CLI } from './helpers/paths.js';
+import { run } from './helpers/run.js';
+
+let dir: string;
+test.before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ncfence-policy-'));
+});
+test.after.always(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const base = (): Record<string, unknown> => JSON.parse(readFileSync(DEFAULT_POLICY, 'utf8')) as Record<string, unknown>;
+let n = 0;
+function writePolicy(doc: unknown): string {
+  const file = join(dir, `policy-${n++}.json`);
+  writeFileSync(file, typeof doc === 'string' ? doc : JSON.stringify(doc));
+  return file;
+}
+
+const malformed: { name: string; doc: () => unknown; message: RegExp }[] = [
+  { name: 'not JSON', doc: () => '{ "schema": 1,', message: /not valid JSON/ },
+  { name: 'unknown schema', doc: () => ({ ...base(), schema: 2 }), message: /schema: unsupported schema 2/ },
+  { name: 'unknown top-level field', doc: () => ({ ...base(), exclude: {} }), message: /\(top\)\.exclude: unknown field/ },
+  { name: 'no excluded names', doc: () => ({ ...base(), excluded: { dNSName: [] } }), message: /excluded\.dNSName: must name at least one/ },
+  { name: 'leading-dot name', doc: () => ({ ...base(), excluded: { dNSName: ['.bit'] } }), message: /excluded\.dNSName\[0\]:.*"\.bit"/ },
+  { name: 'unsupported name type', doc: () => ({ ...base(), excluded: { dNSName: ['bit'], iPAddress: ['10.0.0.0/8'] } }), message: /excluded\.iPAddress: unknown field/ },
+  { name: 'bad anchor key', doc: () => ({ ...base(), anchorKey: 'RSA-1024' }), message: /anchorKey: expected one of "P-256", "P-384"/ },
+  { name: 'bad purpose', doc: () => ({ ...base(), trustedFor: ['serverAuth', 'ipsec'] }), message: /trustedFor\[1\]: expected one of/ },
+  { name: 'pass for expired roots', doc: () => ({ ...base(), select: { expired: 'pass' } }), message: /select\.expired: "pass" would leave roots unfenced/ },
+  { name: 'pass for a key type', doc: () => ({ ...base(), select: { keyTypes: { rsa: 'pass' } } }), message: /select\.keyTypes\.rsa: "pass"/ },
+  { name: 'override without reason', doc: () => ({ ...base(), overrides: [{ id: 'x', sha256: 'a'.repeat(64), action: 'drop' }] }), message: /overrides\[0\] \(id x\)\.reason/ },
+  { name: 'override with short hash', doc: () => ({ ...base(), overrides: [{ id: 'x', sha256: 'abc', action: 'drop', reason: 'r' }] }), message: /overrides\[0\] \(id x\)\.sha256: expected the root certificate's SHA-256/ },
+  {
+    name: 'duplicate override id',
+    doc: () => ({ ...base(), overrides: [1, 2].map(() => ({ id: 'same', sha256: 'b'.repeat(64), action: 'drop', reason: 'r' })) }),
+    message: /overrides\[1\] \(id same\)\.id: duplicate id/,
+  },
+];
+
+for (const c of malformed) {
+  test(`malformed policy refused: ${c.name}`, (t) => {
+    const file = writePolicy(c.doc());
+    const e = t.throws(() => loadPolicy(file), { instanceOf: EngineError });
+    t.is(e?.code, 'POLICY');
+    t.true(e!.message.startsWith(`${file}: `), e!.message);
+    t.regex(e!.message, c.message);
+  });
+}
+
+test('the default policy loads and excludes bit', (t) => {
+  const p = loadPolicy();
+  t.deepEqual(p.excludedDnsNames, ['bit']);
+  t.is(p.anchorKey, 'P-256');
+});
+
+test('ncfence build exits 3 with the policy error on stderr', async (t) => {
+  const file = writePolicy({ ...base(), anchorKey: 'nope' });
+  const r = await run(process.execPath, ['--import', 'tsx', CLI, 'build', '--policy', file, '--out', join(dir, 'out')], { timeoutMs: 60_000 });
+  t.is(r.code, 3);
+  t.regex(r.stderr, /^ncfence: .*anchorKey: expected one of/m);
+  t.is(r.stdout, '');
+});
+
+const sha = (der: Uint8Array): string => createHash('sha256').update(der).digest('hex');
+const day = 86400_000;
+
+interface DecisionCase {
+  name: string;
+  root: () => Uint8Array;
+  purposes?: Parameters<typeof upstreamRoot>[2];
+  policy: (der: Uint8Array) => Record<string, unknown>;
+  action: 'fence' | 'drop' | 'pass';
+  rule: string | RegExp;
+}
+
+const decisions: DecisionCase[] = [
+  { name: 'a trusted root is fenced by default', root: () => makeRoot(), policy: () => base(), action: 'fence', rule: 'default' },
+  { name: 'key type rule drops EC roots', root: () => makeRoot({ key: 'ec' }), policy: () => ({ ...base(), select: { keyTypes: { ec: 'drop' } } }), action: 'drop', rule: 'select.keyTypes.ec' },
+  { name: 'key type rule leaves RSA roots fenced', root: () => makeRoot({ key: 'rsa' }), policy: () => ({ ...base(), select: { keyTypes: { ec: 'drop' } } }), action: 'fence', rule: 'default' },
+  {
+    name: 'expired roots dropped when the policy says so',
+    root: () => makeRoot({ notBefore: new Date(Date.now() - 400 * day), notAfter: new Date(Date.now() - 2 * day) }),
+    policy: () => ({ ...base(), select: { expired: 'drop' } }),
+    action: 'drop',
+    rule: 'select.expired',
+  },
+  {
+    name: 'expired roots fenced by default',
+    root: () => makeRoot({ notBefore: new Date(Date.now() - 400 * day), notAfter: new Date(Date.now() - 2 * day) }),
+    policy: () => base(),
+    action: 'fence',
+    rule: 'default',
+  },
+  {
+    name: 'a root already excluding bit may pass',
+    root: () => makeRoot({ extensions: [excludingExtension(['BIT', 'onion'])] }),
+    policy: () => ({ ...base(), select: { alreadyExcluded: 'pass' } }),
+    action: 'pass',
+    rule: 'select.alreadyExcluded',
+  },
+  {
+    name: 'excluding orbit is not excluding bit',
+    root: () => makeRoot({ extensions: [excludingExtension(['orbit'])] }),
+    policy: () => ({ ...base(), select: { alreadyExcluded: 'pass' } }),
+    action: 'fence',
+    rule: 'default',
+  },
+  { name: 'SHA-1 self-signature dropped on request', root: () => makeRoot({ key: 'rsa', hash: 'sha1' }), policy: () => ({ ...base(), select: { weakSignature: 'drop' } }), action: 'drop', rule: 'select.weakSignature' },
+  { name: 'root without CN dropped on request', root: () => makeRoot({ cn: null }), policy: () => ({ ...base(), select: { noCommonName: 'drop' } }), action: 'drop', rule: 'select.noCommonName' },
+  { name: 'override by SHA-256 wins over the rules', root: () => makeRoot(), policy: (der) => ({ ...base(), overrides: [{ id: 'distrust-it', sha256: sha(der).toUpperCase(), action: 'drop', reason: 'test' }] }), action: 'drop', rule: 'distrust-it' },
+  {
+    name: 'trustedFor drops an email-only root from a server-only policy',
+    root: () => makeRoot(),
+    purposes: { email: CKT.NSS_TRUSTED_DELEGATOR },
+    policy: () => ({ ...base(), trustedFor: ['serverAuth'] }),
+    action: 'drop',
+    rule: 'trustedFor',
+  },
+  { name: 'a malformed root is dropped, never passed', root: () => Uint8Array.of(0x30, 0x03, 0x02, 0x01, 0x01), policy: () => base(), action: 'drop', rule: 'malformed' },
+];
+
+for (const c of decisions) {
+  test(`decision: ${c.name}`, async (t) => {
+    const der = c.root();
+    const policy: Policy = loadPolicy(writePolicy(c.policy(der)));
+    const plan = planView({ library: 'test', params: '', slots: [], objects: upstreamRoot(der, c.name, c.purposes) }, policy, await defaultEngineDeps());
+    t.is(plan.summary.decisions.length, 1);
+    const d = plan.summary.decisions[0]!;
+    t.is(d.action, c.action, d.reason);
+    if (typeof c.rule === 'string') t.is(d.rule, c.rule);
+    else t.regex(d.rule, c.rule);
+    // What the view carries follows from the action: three objects per fenced root,
+    // upstream's own trust record copied for a pass, nothing that trusts for a drop.
+    const expectObjects = { fence: 3, pass: 1, drop: 0 }[c.action];
+    t.is(plan.objects.length, expectObjects);
+  });
+}
+
+test('an override that would pass an unfenced root is refused', async (t) => {
+  const der = makeRoot();
+  const policy = loadPolicy(writePolicy({ ...base(), overrides: [{ id: 'keep-as-is', sha256: sha(der), action: 'pass', reason: 'test' }] }));
+  const e = t.throws(() => planView({ library: 'test', params: '', slots: [], objects: upstreamRoot(der, 'r') }, policy, { now: () => new Date(), generateAnchorKey: () => { throw new Error('unused'); }, serial: () => Uint8Array.of(1) }), { instanceOf: EngineError });
+  t.is(e?.code, 'POLICY');
+  t.regex(e!.message, /keep-as-is: "pass" would leave root r \([0-9a-f]{64}\) unfenced/);
+});
+
+test('trustedFor turns the purposes it drops into MUST_VERIFY on the anchor', async (t) => {
+  const der = makeRoot();
+  const policy = loadPolicy(writePolicy({ ...base(), trustedFor: ['serverAuth'] }));
+  const plan = planView(
+    { library: 'test', params: '', slots: [], objects: upstreamRoot(der, 'r', { server: CKT.NSS_TRUSTED_DELEGATOR, email: CKT.NSS_TRUSTED_DELEGATOR }) },
+    policy,
+    await defaultEngineDeps(),
+  );
+  const trust = plan.objects[1]!.attrs;
+  const get = (type: number): number => Number(Buffer.from(trust.find(([ty]) => ty === type)![1]).readBigUInt64LE(0));
+  t.is(get(0xce536358), CKT.NSS_TRUSTED_DELEGATOR);
+  t.is(get(0xce53635b), CKT.NSS_MUST_VERIFY_TRUST);
+});
