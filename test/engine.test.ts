@@ -15,6 +15,7 @@ import { buildExcludedSubtrees, dnsSubtree, mergeExcludedSubtrees } from '../src
 import { parseCertificate } from '../src/engine/asn1/certificate.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { run } from './helpers/run.js';
+import { fromPem, toPem } from './helpers/pem.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const BIT = [dnsSubtree('bit')];
@@ -30,8 +31,6 @@ test.after.always(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const der = (pem: string): Uint8Array => new Uint8Array(Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64'));
-const pem = (d: Uint8Array): string => `-----BEGIN CERTIFICATE-----\n${Buffer.from(d).toString('base64').replace(/.{64}/g, '$&\n')}\n-----END CERTIFICATE-----\n`;
 
 const ncCases = [
   { name: 'fresh exclusion of bit', build: () => buildExcludedSubtrees(BIT), want: '3009a10730058203626974' },
@@ -68,7 +67,7 @@ test('dnsSubtree refuses names that are not bare DNS labels', (t) => {
 });
 
 test('R\' keeps R\'s subject and key, is issued by L(R), excludes bit; OpenSSL verifies it under L(R)', async (t) => {
-  const rootDer = der(pki.rootPem);
+  const rootDer = fromPem(pki.rootPem);
   const deps = await defaultEngineDeps();
   const { anchor, cross } = fenceRoot(rootDer, BIT, deps);
   const root = parseCertificate(rootDer);
@@ -85,8 +84,8 @@ test('R\' keeps R\'s subject and key, is issued by L(R), excludes bit; OpenSSL v
   t.is(parsed.version, 2);
   t.true(parsed.notBefore.value.getTime() > new pkijs.Certificate({ schema: asn1js.fromBER(rootDer).result }).notBefore.value.getTime());
 
-  writeFileSync(join(dir, 'anchor.pem'), pem(anchor.der));
-  writeFileSync(join(dir, 'cross.pem'), pem(cross.der));
+  writeFileSync(join(dir, 'anchor.pem'), toPem(anchor.der));
+  writeFileSync(join(dir, 'cross.pem'), toPem(cross.der));
   const v = await run('openssl', ['verify', '-x509_strict', '-CAfile', join(dir, 'anchor.pem'), join(dir, 'cross.pem')]);
   t.is(v.code, 0, v.stdout + v.stderr);
   const text = await run('openssl', ['x509', '-noout', '-text', '-in', join(dir, 'cross.pem')]);
@@ -112,7 +111,7 @@ test('crossValidity: later notBefore, same notAfter, expired roots stay expired'
 
 test('hostile DER is refused with EngineError, never another exception', async (t) => {
   const deps = await defaultEngineDeps();
-  const rootDer = der(pki.rootPem);
+  const rootDer = fromPem(pki.rootPem);
   const inputs: Uint8Array[] = [new Uint8Array(0), Uint8Array.of(0x30), Uint8Array.of(0x30, 0x84, 0xff, 0xff, 0xff, 0xff)];
   for (let i = 0; i < 300; i++) inputs.push(new Uint8Array(randomBytes(1 + (i % 64))));
   for (let i = 0; i < 700; i++) {
