@@ -125,6 +125,8 @@ function crossExtensions(root: ParsedCertificate, anchorKeyId: Uint8Array, exclu
   let sawNc = false;
   let sawAki = false;
   for (const ext of root.extensions) out.push(rewriteExtension(ext));
+  // A version 1 root is a CA by being trusted; R' is an intermediate and must say so.
+  if (isCa(root) === undefined) out.push(extension(Oid.basicConstraints, true, seq(boolTrue())));
   if (!sawAki) out.push(extension(Oid.authorityKeyIdentifier, false, akiValue(anchorKeyId)));
   if (!sawNc) out.push(extension(Oid.nameConstraints, true, buildExcludedSubtrees(excluded)));
   return out;

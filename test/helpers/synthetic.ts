@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fromPem } from './pem.js';
 import { runOk } from './run.js';
 
 export type KeySpec = 'rsa2048' | 'rsa4096' | 'p256' | 'p384' | 'rsa-pss';
@@ -63,18 +64,6 @@ export function limiter(n: number): <T>(job: () => Promise<T>) => Promise<T> {
       waiting.shift()?.();
     }
   };
-}
-
-export function pemToDer(pem: string): Uint8Array {
-  const m = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/.exec(pem);
-  if (!m) throw new Error('no PEM certificate found');
-  return new Uint8Array(Buffer.from(m[1]!.replace(/\s/g, ''), 'base64'));
-}
-
-/** PEM with 64-character lines and no empty line (OpenSSL refuses one before END). */
-export function derToPem(der: Uint8Array): string {
-  const lines = Buffer.from(der).toString('base64').match(/.{1,64}/g) ?? [];
-  return `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----\n`;
 }
 
 // Just enough DER to find fields of a Certificate (definite lengths only):
@@ -191,7 +180,7 @@ export async function makeSyntheticPki(roots: readonly RootSpec[], leaves: reado
       'x509', '-req', '-in', file(`${base}.csr`), '-signkey', file(`${base}.key`), '-days', '3650', '-set_serial', '1',
       ...SIGN[spec.key], ...ext, '-out', file(`${base}.pem`),
     ]);
-    const rootDer = pemToDer(readFileSync(file(`${base}.pem`), 'utf8'));
+    const rootDer = fromPem(readFileSync(file(`${base}.pem`), 'utf8'));
     return { spec, rootFile: file(`${base}.pem`), rootDer, interFile: file(`inter-${spec.id}.pem`), leafFiles: new Map() };
   }
 
