@@ -45,8 +45,8 @@ resolve (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, const nf_object **obj)
 	return classify_visible (session, slot, h) ? CKR_OK : CKR_OBJECT_HANDLE_INVALID;
 }
 
-static CK_RV
-read_view_attrs (const nf_object *o, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
+CK_RV
+attrs_read (const nf_object *o, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
 {
 	CK_RV rv = CKR_OK;
 	for (CK_ULONG i = 0; i < count; i++) {
@@ -78,7 +78,7 @@ nf_C_GetAttributeValue (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ATTRIB
 	if (rv != CKR_OK)
 		return rv;
 	if (o != NULL)
-		return read_view_attrs (o, tmpl, count);
+		return attrs_read (o, tmpl, count);
 	return nf.lower->C_GetAttributeValue (session, h, tmpl, count);
 }
 

@@ -78,6 +78,8 @@ typedef struct {
 /* Loads and fully validates a view. On failure returns -1 and writes a
  * one-line reason into why. */
 int view_load (const char *path, nf_view *view, char *why, size_t why_len);
+int view_parse (unsigned char *data, size_t size, const char *name, nf_view *view, char *why, size_t why_len);
+int view_parse_body (nf_view *view, const char *name, char *why, size_t why_len);
 void view_free (nf_view *view);
 const nf_attr *view_attr (const nf_object *obj, CK_ATTRIBUTE_TYPE type);
 
@@ -147,6 +149,7 @@ int classify_visible (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HAND
 
 /* ---- attrs.c ---- */
 int attrs_match (const nf_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG count);
+CK_RV attrs_read (const nf_object *obj, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count);
 CK_RV nf_C_GetAttributeValue (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG);
 CK_RV nf_C_GetObjectSize (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ULONG_PTR);
 CK_RV nf_C_SetAttributeValue (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG);

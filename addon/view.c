@@ -151,36 +151,50 @@ truncated:
 	return -1;
 }
 
+/* Validates and indexes a view held in `data` (malloc'd; owned by v after
+ * the call, freed with it on failure too). `name` is for messages. */
 int
-view_load (const char *path, nf_view *v, char *why, size_t why_len)
+view_parse (unsigned char *data, size_t size, const char *name, nf_view *v, char *why, size_t why_len)
 {
 	memset (v, 0, sizeof *v);
-	if (read_file (path, &v->data, &v->size, why, why_len) < 0)
-		return -1;
-	const unsigned char *d = v->data;
-	if (memcmp (d, VIEW_MAGIC, 8) != 0) {
-		snprintf (why, why_len, "%s is not an ncfence view (bad magic)", path);
+	v->data = data;
+	v->size = size;
+	const unsigned char *d = data;
+	if (size < VIEW_HEADER || memcmp (d, VIEW_MAGIC, 8) != 0) {
+		snprintf (why, why_len, "%s is not an ncfence view (bad magic)", name);
 		goto fail;
 	}
 	if (rd32 (d + 8) != VIEW_VERSION || rd32 (d + 12) != sizeof (CK_ULONG)) {
 		snprintf (why, why_len, "view %s has format %u/%u, this module reads %u/%zu",
-		          path, rd32 (d + 8), rd32 (d + 12), VIEW_VERSION, sizeof (CK_ULONG));
+		          name, rd32 (d + 8), rd32 (d + 12), VIEW_VERSION, sizeof (CK_ULONG));
 		goto fail;
 	}
-	if ((uint64_t)rd32 (d + 16) + VIEW_HEADER != v->size) {
-		snprintf (why, why_len, "view %s is truncated or padded", path);
+	if ((uint64_t)rd32 (d + 16) + VIEW_HEADER != size) {
+		snprintf (why, why_len, "view %s is truncated or padded", name);
 		goto fail;
 	}
-	if (crc32_ieee (d + VIEW_HEADER, v->size - VIEW_HEADER) != rd32 (d + 20)) {
-		snprintf (why, why_len, "view %s is corrupt (checksum mismatch)", path);
+	if (crc32_ieee (d + VIEW_HEADER, size - VIEW_HEADER) != rd32 (d + 20)) {
+		snprintf (why, why_len, "view %s is corrupt (checksum mismatch)", name);
 		goto fail;
 	}
-	cursor c = { d + VIEW_HEADER, v->size - VIEW_HEADER };
+	return view_parse_body (v, name, why, why_len);
+fail:
+	view_free (v);
+	return -1;
+}
+
+/* Everything after the header; also the entry point of the view fuzzer,
+ * which skips the checksum so it can reach the parser. */
+int
+view_parse_body (nf_view *v, const char *name, char *why, size_t why_len)
+{
+	cursor c = { v->data + VIEW_HEADER, v->size - VIEW_HEADER };
 	uint32_t stamp_len, count;
 	const unsigned char *stamp, *policy;
-	if (take32 (&c, &stamp_len) < 0 || stamp_len > VIEW_MAX_STAMP || take (&c, stamp_len, &stamp) < 0 ||
-	    take (&c, 32, &policy) < 0 || take32 (&c, &count) < 0 || count > VIEW_MAX_OBJECTS) {
-		snprintf (why, why_len, "view %s has a bad header", path);
+	if (v->size < VIEW_HEADER || take32 (&c, &stamp_len) < 0 || stamp_len > VIEW_MAX_STAMP ||
+	    take (&c, stamp_len, &stamp) < 0 || take (&c, 32, &policy) < 0 || take32 (&c, &count) < 0 ||
+	    count > VIEW_MAX_OBJECTS) {
+		snprintf (why, why_len, "view %s has a bad header", name);
 		goto fail;
 	}
 	char *s = malloc (stamp_len + 1);
@@ -194,13 +208,24 @@ view_load (const char *path, nf_view *v, char *why, size_t why_len)
 	if (parse_objects (v, &c, count, why, why_len) < 0)
 		goto fail;
 	if (c.left != 0) {
-		snprintf (why, why_len, "view %s has %zu trailing bytes", path, c.left);
+		snprintf (why, why_len, "view %s has %zu trailing bytes", name, c.left);
 		goto fail;
 	}
 	return 0;
 fail:
 	view_free (v);
 	return -1;
+}
+
+int
+view_load (const char *path, nf_view *v, char *why, size_t why_len)
+{
+	unsigned char *data;
+	size_t size;
+	memset (v, 0, sizeof *v);
+	if (read_file (path, &data, &size, why, why_len) < 0)
+		return -1;
+	return view_parse (data, size, path, v, why, why_len);
 }
 
 void

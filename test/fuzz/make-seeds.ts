@@ -1,0 +1,44 @@
+// Regenerates the fuzzers' seed corpus (committed under test/fuzz/corpus/).
+// Run: node --import tsx test/fuzz/make-seeds.ts
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { encodeView } from '../../src/view/format.js';
+import { boolBytes, ulongBytes } from '../../src/compile/upstream.js';
+import { CKA, CKO, CKT } from '../../src/pkcs11/constants.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const der = Uint8Array.of(0x30, 0x03, 0x02, 0x01, 0x07);
+const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+const views = {
+  empty: encodeView({ stamp: '', policyDigest: new Uint8Array(32), objects: [] }),
+  'two-objects': encodeView({
+    stamp: 'ncfence-stamp-v1\nlib=/x\nsize=1\nmtime=0.000000000\nparams=',
+    policyDigest: new Uint8Array(32).fill(7),
+    objects: [
+      { slot: 1, attrs: [[CKA.CLASS, ulongBytes(CKO.CERTIFICATE)], [CKA.TOKEN, boolBytes(true)], [CKA.LABEL, text('anchor')], [CKA.VALUE, der], [CKA.ID, new Uint8Array(0)]] },
+      { slot: 1, attrs: [[CKA.CLASS, ulongBytes(CKO.NSS_TRUST)], [CKA.ISSUER, der], [CKA.TRUST_SERVER_AUTH, ulongBytes(CKT.NSS_TRUSTED_DELEGATOR)]] },
+    ],
+  }),
+};
+mkdirSync(`${here}corpus/view`, { recursive: true });
+for (const [name, bytes] of Object.entries(views)) writeFileSync(`${here}corpus/view/${name}`, bytes.subarray(24));
+
+// template records: type u32, len u16, flags u8, value
+function record(type: number, value: Uint8Array, flags: number, len = value.length): Uint8Array {
+  const b = Buffer.alloc(7 + value.length);
+  b.writeUInt32LE(type >>> 0, 0);
+  b.writeUInt16LE(len, 4);
+  b.writeUInt8(flags, 6);
+  Buffer.from(value).copy(b, 7);
+  return new Uint8Array(b);
+}
+mkdirSync(`${here}corpus/template`, { recursive: true });
+const seeds = {
+  'class-match': record(CKA.CLASS, ulongBytes(CKO.CERTIFICATE), 0),
+  'size-query': record(CKA.VALUE, new Uint8Array(0), 1, 0),
+  'too-small': record(CKA.VALUE, new Uint8Array(2), 0),
+  'unknown-type': Buffer.concat([record(0x7fff0001, new Uint8Array(4), 0), record(CKA.LABEL, text('ncfence anchor'), 0)]),
+};
+for (const [name, bytes] of Object.entries(seeds)) writeFileSync(`${here}corpus/template/${name}`, bytes);

@@ -1,0 +1,112 @@
+// The module through its C ABI: a conformance suite run through ncfence over
+// two real upstreams, the same under ASan+UBSan, 1000 C_Initialize/C_Finalize
+// cycles under LeakSanitizer, an 8-thread stress run under ThreadSanitizer,
+// and short libFuzzer runs over the view parser and template handling.
+
+import test from 'ava';
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build } from '../src/compile/build.js';
+import { makeTestPki, type TestPki } from './helpers/pki.js';
+import { buildFuzzer, buildHarness, buildModule } from './helpers/native.js';
+import { MODULE, P11KIT_TRUST, ROOT } from './helpers/paths.js';
+import { requireTool, run, type RunResult } from './helpers/run.js';
+
+let dir: string;
+let pki: TestPki;
+let p11Config: string;
+let ckbiConfig: string;
+const bins: Record<string, Promise<string>> = {};
+
+test.before(async () => {
+  for (const tool of ['gcc', 'clang']) await requireTool(tool);
+  dir = mkdtempSync(join(tmpdir(), 'ncfence-native-'));
+  pki = await makeTestPki(['www.example.com']);
+  p11Config = (await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'p11') })).config;
+  ckbiConfig = (await build({ upstream: '/usr/lib/x86_64-linux-gnu/libnssckbi.so', upstreamParams: '', outDir: join(dir, 'ckbi') })).config;
+  // Builds start here and are awaited by the tests that need them.
+  bins.harness = buildHarness(dir, 'plain');
+  bins.harnessAsan = buildHarness(dir, 'asan');
+  bins.moduleAsan = buildModule(dir, 'asan');
+  bins.harnessTsan = buildHarness(dir, 'tsan');
+  bins.moduleTsan = buildModule(dir, 'tsan');
+  for (const b of Object.values(bins)) b.catch(() => undefined);
+});
+test.after.always(() => {
+  pki?.cleanup();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Asserts the harness's own closing line says no failure. */
+function assertClean(t: { is: (a: unknown, b: unknown, m?: string) => void; regex: (s: string, r: RegExp, m?: string) => void; notRegex: (s: string, r: RegExp, m?: string) => void }, r: RunResult): void {
+  const out = r.stdout + r.stderr;
+  t.regex(r.stdout, /^\d+ passed, 0 failed$/m, out.slice(-4000));
+  t.is(r.code, 0, out.slice(-4000));
+  t.notRegex(out, /Sanitizer|runtime error/, out.slice(-4000));
+}
+
+const upstreams = [
+  { name: 'p11-kit-trust', config: () => p11Config },
+  { name: 'system CKBI', config: () => ckbiConfig },
+];
+
+for (const u of upstreams) {
+  test(`conformance through ncfence over ${u.name}`, async (t) => {
+    const r = await run(await bins.harness!, ['conformance', MODULE], { env: { ...process.env, NCFENCE_CONFIG: u.config() }, timeoutMs: 120_000 });
+    assertClean(t, r);
+  });
+
+  test(`conformance under ASan+UBSan over ${u.name}`, async (t) => {
+    const r = await run(await bins.harnessAsan!, ['conformance', await bins.moduleAsan!], {
+      env: { ...process.env, NCFENCE_CONFIG: u.config(), ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0' },
+      timeoutMs: 180_000,
+    });
+    assertClean(t, r);
+  });
+}
+
+for (const u of upstreams) {
+  test(`1000 C_Initialize/C_Finalize cycles over ${u.name} leak nothing (LeakSanitizer)`, async (t) => {
+    const r = await run(await bins.harnessAsan!, ['cycles', await bins.moduleAsan!, '1000'], {
+      env: { ...process.env, NCFENCE_CONFIG: u.config(), ASAN_OPTIONS: 'detect_leaks=1' },
+      timeoutMs: 300_000,
+    });
+    assertClean(t, r);
+    t.regex(r.stdout, /^[1-9]\d{3,} passed, 0 failed$/m);
+  });
+}
+
+test('8 threads of concurrent sessions and finds run clean under ThreadSanitizer', async (t) => {
+  const r = await run(await bins.harnessTsan!, ['stress', await bins.moduleTsan!, '8', '60'], {
+    env: { ...process.env, NCFENCE_CONFIG: ckbiConfig, TSAN_OPTIONS: `halt_on_error=0 report_signal_unsafe=0 suppressions=${join(ROOT, 'test/native/tsan.supp')}` },
+    timeoutMs: 300_000,
+  });
+  assertClean(t, r);
+});
+
+test('the module loads under ASan with no configuration and presents no slots', async (t) => {
+  const r = await run(await bins.harnessAsan!, ['conformance', await bins.moduleAsan!], {
+    env: { ...process.env, NCFENCE_CONFIG: join(dir, 'absent.conf') },
+    timeoutMs: 60_000,
+  });
+  // The suite needs a slot; what matters is a clean, loud, closed start.
+  t.regex(r.stderr, /WARNING: cannot read configuration/);
+  t.regex(r.stderr, /C_GetSlotList rv=0x0 n=0/);
+  t.notRegex(r.stderr, /Sanitizer|runtime error/);
+});
+
+const FUZZ_SECONDS = Number(process.env.NCFENCE_FUZZ_SECONDS ?? 15);
+for (const target of ['view', 'template'] as const) {
+  test(`libFuzzer: ${target} for ${FUZZ_SECONDS} s finds nothing`, async (t) => {
+    const fuzzer = await buildFuzzer(dir, target);
+    const corpus = join(dir, `corpus-${target}`);
+    mkdirSync(corpus);
+    cpSync(join(ROOT, 'test/fuzz/corpus', target), corpus, { recursive: true });
+    const r = await run(fuzzer, [`-max_total_time=${FUZZ_SECONDS}`, '-rss_limit_mb=1024', `-artifact_prefix=${dir}/`, corpus], { timeoutMs: (FUZZ_SECONDS + 60) * 1000 });
+    const runs = /Done (\d+) runs in (\d+) second/.exec(r.stderr);
+    t.is(r.code, 0, r.stderr.slice(-4000));
+    t.truthy(runs, r.stderr.slice(-2000));
+    t.log(`${target}: ${runs?.[1]} runs in ${runs?.[2]} s`);
+  });
+}

@@ -1,0 +1,309 @@
+/* Native PKCS#11 harness: dlopens a module and drives it through the C ABI.
+ *
+ *   harness conformance MODULE   spec checks on every object (run on the
+ *                                plain upstream and through ncfence)
+ *   harness stress MODULE T N    T threads, N rounds each of open/find/read/close
+ *   harness cycles MODULE N      N C_Initialize/C_Finalize cycles
+ *
+ * $HARNESS_PARAMS is passed as pReserved (p11-kit-trust's paths=...).
+ * Prints "N passed, M failed" and exits non-zero on any failure. */
+#define _GNU_SOURCE 1
+#include <p11-kit/pkcs11.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static CK_FUNCTION_LIST_PTR fl;
+static int passed, failed;
+static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define CHECK(cond, ...)                                                \
+	do {                                                            \
+		pthread_mutex_lock (&count_lock);                       \
+		if (cond) {                                             \
+			passed++;                                       \
+		} else {                                                \
+			failed++;                                       \
+			fprintf (stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+			fprintf (stderr, __VA_ARGS__);                  \
+			fprintf (stderr, "\n");                         \
+		}                                                       \
+		pthread_mutex_unlock (&count_lock);                     \
+	} while (0)
+
+static void
+load (const char *path)
+{
+	void *dl = dlopen (path, RTLD_NOW | RTLD_LOCAL);
+	if (dl == NULL) {
+		fprintf (stderr, "cannot load %s: %s\n", path, dlerror ());
+		exit (2);
+	}
+	CK_C_GetFunctionList get = (CK_C_GetFunctionList)dlsym (dl, "C_GetFunctionList");
+	if (get == NULL || get (&fl) != CKR_OK) {
+		fprintf (stderr, "%s: no function list\n", path);
+		exit (2);
+	}
+}
+
+static CK_RV
+init (void)
+{
+	CK_C_INITIALIZE_ARGS args = { 0 };
+	args.flags = CKF_OS_LOCKING_OK;
+	args.pReserved = getenv ("HARNESS_PARAMS");
+	return fl->C_Initialize (&args);
+}
+
+static CK_SLOT_ID
+first_slot (void)
+{
+	CK_SLOT_ID slots[16];
+	CK_ULONG n = 16;
+	CK_RV rv = fl->C_GetSlotList (CK_TRUE, slots, &n);
+	CHECK (rv == CKR_OK && n >= 1, "C_GetSlotList rv=0x%lx n=%lu", rv, n);
+	return n >= 1 ? slots[0] : 0;
+}
+
+/* All handles matching tmpl, paged by `page`. Caller frees. */
+static CK_OBJECT_HANDLE *
+find_all (CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG count, CK_ULONG page, CK_ULONG *n)
+{
+	CK_ULONG cap = 64, got;
+	CK_OBJECT_HANDLE *out = malloc (cap * sizeof *out);
+	CK_OBJECT_HANDLE buf[4096];
+	*n = 0;
+	CK_RV rv = fl->C_FindObjectsInit (s, tmpl, count);
+	CHECK (rv == CKR_OK, "C_FindObjectsInit rv=0x%lx", rv);
+	if (rv != CKR_OK)
+		return out;
+	do {
+		rv = fl->C_FindObjects (s, buf, page, &got);
+		CHECK (rv == CKR_OK && got <= page, "C_FindObjects rv=0x%lx got=%lu page=%lu", rv, got, page);
+		if (rv != CKR_OK)
+			break;
+		for (CK_ULONG i = 0; i < got; i++) {
+			if (*n == cap)
+				out = realloc (out, (cap *= 2) * sizeof *out);
+			out[(*n)++] = buf[i];
+		}
+	} while (got > 0);
+	rv = fl->C_FindObjectsFinal (s);
+	CHECK (rv == CKR_OK, "C_FindObjectsFinal rv=0x%lx", rv);
+	return out;
+}
+
+static int
+cmp_handle (const void *a, const void *b)
+{
+	CK_OBJECT_HANDLE x = *(const CK_OBJECT_HANDLE *)a, y = *(const CK_OBJECT_HANDLE *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void
+check_table (void)
+{
+	void **p = (void **)&fl->C_Initialize;
+	size_t n = (sizeof *fl - sizeof fl->version) / sizeof (void *);
+	for (size_t i = 0; i < n; i++)
+		CHECK (p[i] != NULL, "function table entry %zu is NULL", i);
+	CHECK (fl->version.major == 2, "function list version %d.%d", fl->version.major, fl->version.minor);
+}
+
+static void
+check_object (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
+{
+	CK_OBJECT_CLASS cls = 0;
+	CK_ATTRIBUTE a = { CKA_CLASS, &cls, sizeof cls };
+	CK_RV rv = fl->C_GetAttributeValue (s, h, &a, 1);
+	CHECK (rv == CKR_OK && a.ulValueLen == sizeof cls, "CLASS of %lu rv=0x%lx", h, rv);
+	/* An attribute no object has: TYPE_INVALID with unavailable length, others still answered. */
+	unsigned char lbl[512];
+	CK_ATTRIBUTE two[2] = { { 0x7fff1234UL, lbl, sizeof lbl }, { CKA_CLASS, &cls, sizeof cls } };
+	rv = fl->C_GetAttributeValue (s, h, two, 2);
+	CHECK (rv == CKR_ATTRIBUTE_TYPE_INVALID && two[0].ulValueLen == CK_UNAVAILABLE_INFORMATION &&
+	       two[1].ulValueLen == sizeof cls, "bogus attribute on %lu rv=0x%lx len=%ld", h, rv, (long)two[0].ulValueLen);
+	if (cls != CKO_CERTIFICATE)
+		return;
+	/* Size query, then too small, then exact. */
+	CK_ATTRIBUTE v = { CKA_VALUE, NULL, 0 };
+	rv = fl->C_GetAttributeValue (s, h, &v, 1);
+	CHECK (rv == CKR_OK && v.ulValueLen > 0 && v.ulValueLen < 65536, "VALUE size of %lu rv=0x%lx", h, rv);
+	if (rv != CKR_OK || v.ulValueLen == 0 || v.ulValueLen >= 65536)
+		return;
+	CK_ULONG len = v.ulValueLen;
+	unsigned char *buf = malloc (len);
+	v.pValue = buf;
+	v.ulValueLen = len - 1;
+	rv = fl->C_GetAttributeValue (s, h, &v, 1);
+	/* PKCS#11 2.40 says CK_UNAVAILABLE_INFORMATION; p11-kit reports the
+	 * needed length and NSS's CKBI leaves the given length. ncfence forwards
+	 * upstream objects' answers unchanged, so only its own (synthetic,
+	 * top-bit) objects are held to the letter. */
+	int synthetic = (h >> 63) != 0;
+	CHECK (rv == CKR_BUFFER_TOO_SMALL && (!synthetic || v.ulValueLen == CK_UNAVAILABLE_INFORMATION),
+	       "short VALUE of %lu rv=0x%lx len=%ld want=%lu", h, rv, (long)v.ulValueLen, len);
+	v.ulValueLen = len;
+	rv = fl->C_GetAttributeValue (s, h, &v, 1);
+	CHECK (rv == CKR_OK && v.ulValueLen == len && buf[0] == 0x30, "VALUE of %lu rv=0x%lx", h, rv);
+	/* Finding it again by its own subject and class returns it. */
+	unsigned char subj[4096];
+	CK_ATTRIBUTE sa = { CKA_SUBJECT, subj, sizeof subj };
+	if (fl->C_GetAttributeValue (s, h, &sa, 1) == CKR_OK) {
+		CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof cls }, { CKA_SUBJECT, subj, sa.ulValueLen } };
+		CK_ULONG n;
+		CK_OBJECT_HANDLE *found = find_all (s, t, 2, 3, &n);
+		int seen = 0;
+		for (CK_ULONG i = 0; i < n; i++)
+			seen |= found[i] == h;
+		CHECK (seen, "object %lu not found by its own subject", h);
+		free (found);
+	}
+	free (buf);
+}
+
+static int
+conformance (void)
+{
+	CK_SESSION_HANDLE s;
+	CK_ULONG n, n1;
+	CK_RV rv;
+
+	check_table ();
+	CHECK (fl->C_GetSlotList (CK_TRUE, NULL, &n) == CKR_CRYPTOKI_NOT_INITIALIZED, "GetSlotList before Initialize");
+	CHECK ((rv = init ()) == CKR_OK, "C_Initialize rv=0x%lx", rv);
+	CHECK (init () == CKR_CRYPTOKI_ALREADY_INITIALIZED, "second C_Initialize");
+	CK_INFO info;
+	CHECK (fl->C_GetInfo (&info) == CKR_OK, "C_GetInfo");
+	CHECK (fl->C_GetInfo (NULL) == CKR_ARGUMENTS_BAD, "C_GetInfo(NULL)");
+	CK_SLOT_ID slot = first_slot ();
+	CK_TOKEN_INFO ti;
+	CHECK (fl->C_GetTokenInfo (slot, &ti) == CKR_OK, "C_GetTokenInfo");
+	CHECK ((rv = fl->C_OpenSession (slot, CKF_SERIAL_SESSION, NULL, NULL, &s)) == CKR_OK, "C_OpenSession rv=0x%lx", rv);
+	CK_OBJECT_HANDLE out[4];
+	CHECK (fl->C_FindObjects (s, out, 4, &n) == CKR_OPERATION_NOT_INITIALIZED, "FindObjects before Init");
+	CHECK (fl->C_FindObjectsInit (0xdeadbeefUL, NULL, 0) == CKR_SESSION_HANDLE_INVALID, "FindObjectsInit bad session");
+
+	/* Every page size gives the same set; the empty template matches everything. */
+	CK_OBJECT_HANDLE *all = find_all (s, NULL, 0, 4096, &n);
+	CHECK (n > 0, "empty template found nothing");
+	qsort (all, n, sizeof *all, cmp_handle);
+	for (CK_ULONG i = 1; i < n; i++)
+		CHECK (all[i] != all[i - 1], "handle %lu returned twice", all[i]);
+	static const CK_ULONG pages[] = { 1, 2, 7, 64 };
+	for (size_t p = 0; p < sizeof pages / sizeof pages[0]; p++) {
+		CK_OBJECT_HANDLE *again = find_all (s, NULL, 0, pages[p], &n1);
+		qsort (again, n1, sizeof *again, cmp_handle);
+		CHECK (n1 == n && memcmp (again, all, n * sizeof *all) == 0, "page size %lu changed the result", pages[p]);
+		free (again);
+	}
+	CHECK (fl->C_FindObjectsInit (s, NULL, 0) == CKR_OK, "FindObjectsInit");
+	CHECK (fl->C_FindObjectsInit (s, NULL, 0) == CKR_OPERATION_ACTIVE, "second FindObjectsInit");
+	CHECK (fl->C_FindObjectsFinal (s) == CKR_OK, "FindObjectsFinal");
+	CHECK (fl->C_FindObjectsFinal (s) == CKR_OPERATION_NOT_INITIALIZED, "second FindObjectsFinal");
+
+	for (CK_ULONG i = 0; i < n; i++)
+		check_object (s, all[i]);
+	CK_OBJECT_CLASS cls;
+	CK_ATTRIBUTE a = { CKA_CLASS, &cls, sizeof cls };
+	CHECK (fl->C_GetAttributeValue (s, 0x7ffffff1UL, &a, 1) == CKR_OBJECT_HANDLE_INVALID, "bad object handle");
+	CHECK (fl->C_GetAttributeValue (s, ((CK_OBJECT_HANDLE)1 << 63) | 0x7ffffff1UL, &a, 1) == CKR_OBJECT_HANDLE_INVALID, "bad synthetic handle");
+	CHECK (fl->C_GetAttributeValue (s, all[0], NULL, 1) == CKR_ARGUMENTS_BAD, "NULL template");
+	free (all);
+	CHECK (fl->C_CloseSession (s) == CKR_OK, "C_CloseSession");
+	CHECK (fl->C_CloseSession (s) == CKR_SESSION_HANDLE_INVALID, "second C_CloseSession");
+	CHECK (fl->C_Finalize (NULL) == CKR_OK, "C_Finalize");
+	CHECK (fl->C_Finalize (NULL) == CKR_CRYPTOKI_NOT_INITIALIZED, "second C_Finalize");
+	return 0;
+}
+
+struct stress_arg {
+	CK_SLOT_ID slot;
+	int rounds;
+};
+
+static void *
+stress_thread (void *p)
+{
+	struct stress_arg *arg = p;
+	for (int r = 0; r < arg->rounds; r++) {
+		CK_SESSION_HANDLE s;
+		CK_RV rv = fl->C_OpenSession (arg->slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
+		CHECK (rv == CKR_OK, "stress OpenSession rv=0x%lx", rv);
+		if (rv != CKR_OK)
+			continue;
+		CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+		CK_ATTRIBUTE t = { CKA_CLASS, &cls, sizeof cls };
+		CK_ULONG n;
+		CK_OBJECT_HANDLE *found = find_all (s, &t, 1, 1 + (CK_ULONG)(r % 17), &n);
+		for (CK_ULONG i = 0; i < n && i < 8; i++) {
+			unsigned char subj[4096];
+			CK_ATTRIBUTE sa = { CKA_SUBJECT, subj, sizeof subj };
+			rv = fl->C_GetAttributeValue (s, found[(i * 31 + (CK_ULONG)r) % n], &sa, 1);
+			CHECK (rv == CKR_OK, "stress GetAttributeValue rv=0x%lx", rv);
+		}
+		free (found);
+		CHECK (fl->C_CloseSession (s) == CKR_OK, "stress CloseSession");
+	}
+	return NULL;
+}
+
+static int
+stress (int threads, int rounds)
+{
+	pthread_t tid[64];
+	struct stress_arg arg;
+	CHECK (init () == CKR_OK, "C_Initialize");
+	arg.slot = first_slot ();
+	arg.rounds = rounds;
+	if (threads > 64)
+		threads = 64;
+	for (int i = 0; i < threads; i++)
+		pthread_create (&tid[i], NULL, stress_thread, &arg);
+	for (int i = 0; i < threads; i++)
+		pthread_join (tid[i], NULL);
+	CHECK (fl->C_Finalize (NULL) == CKR_OK, "C_Finalize");
+	return 0;
+}
+
+static int
+cycles (int count)
+{
+	for (int i = 0; i < count; i++) {
+		CK_RV rv = init ();
+		CHECK (rv == CKR_OK, "cycle %d C_Initialize rv=0x%lx", i, rv);
+		CK_SESSION_HANDLE s;
+		if (i % 10 == 0 && fl->C_OpenSession (first_slot (), CKF_SERIAL_SESSION, NULL, NULL, &s) == CKR_OK) {
+			CK_ULONG n;
+			free (find_all (s, NULL, 0, 16, &n));
+			/* left open on purpose: C_Finalize must release it */
+		}
+		rv = fl->C_Finalize (NULL);
+		CHECK (rv == CKR_OK, "cycle %d C_Finalize rv=0x%lx", i, rv);
+	}
+	return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf (stderr, "usage: harness conformance|stress|cycles MODULE [ARGS]\n");
+		return 2;
+	}
+	load (argv[2]);
+	if (strcmp (argv[1], "conformance") == 0)
+		conformance ();
+	else if (strcmp (argv[1], "stress") == 0 && argc == 5)
+		stress (atoi (argv[3]), atoi (argv[4]));
+	else if (strcmp (argv[1], "cycles") == 0 && argc == 4)
+		cycles (atoi (argv[3]));
+	else {
+		fprintf (stderr, "usage: harness conformance|stress|cycles MODULE [ARGS]\n");
+		return 2;
+	}
+	printf ("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
