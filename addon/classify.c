@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-enum { HIDE = 0, SHOW = 1, NOCACHE = 2 };
+enum { HIDE = 0, SHOW = 1, NOCACHE = 2, MALFORMED = 4 };
 
 static int
 purpose_grants (CK_ULONG v)
@@ -20,10 +20,13 @@ purpose_grants (CK_ULONG v)
 	       v != NF_CKT_NSS_TRUST_UNKNOWN && v != NF_CKT_NSS_VALID_DELEGATOR;
 }
 
+/* Answers that say something about the object itself (so a verdict built on
+ * them can be cached), as opposed to transient failures of the call. */
 static int
 attr_rv_ok (CK_RV rv)
 {
-	return rv == CKR_OK || rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE;
+	return rv == CKR_OK || rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE ||
+	       rv == CKR_BUFFER_TOO_SMALL;
 }
 
 static int
@@ -37,10 +40,16 @@ classify_trust (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h
 	CK_RV rv = fl->C_GetAttributeValue (s, h, t, N);
 	if (!attr_rv_ok (rv))
 		return HIDE | NOCACHE;
+	/* A value longer than a CK_ULONG; lengths after this error are not
+	 * trustworthy across modules (harness.c), so nothing is read. */
+	if (rv == CKR_BUFFER_TOO_SMALL)
+		return HIDE | MALFORMED;
 	for (int i = 0; i < N; i++) {
 		if (t[i].ulValueLen == CK_UNAVAILABLE_INFORMATION)
 			continue;
-		if (t[i].ulValueLen != sizeof (CK_ULONG) || purpose_grants (vals[i]))
+		if (t[i].ulValueLen != sizeof (CK_ULONG))
+			return HIDE | MALFORMED;
+		if (purpose_grants (vals[i]))
 			return HIDE;
 	}
 	return SHOW;
@@ -53,14 +62,16 @@ classify_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h
 	CK_ATTRIBUTE a = { CKA_CLASS, &cls, sizeof cls };
 	CK_RV rv = fl->C_GetAttributeValue (s, h, &a, 1);
 	if (rv != CKR_OK || a.ulValueLen != sizeof cls)
-		return attr_rv_ok (rv) ? HIDE : HIDE | NOCACHE;
+		return attr_rv_ok (rv) ? HIDE | MALFORMED : HIDE | NOCACHE | MALFORMED;
 	if (cls == CKO_CERTIFICATE) {
 		CK_BBOOL trusted = CK_FALSE;
 		a = (CK_ATTRIBUTE){ CKA_TRUSTED, &trusted, sizeof trusted };
 		rv = fl->C_GetAttributeValue (s, h, &a, 1);
 		if (rv == CKR_ATTRIBUTE_TYPE_INVALID || (rv == CKR_OK && a.ulValueLen == 1 && trusted == CK_FALSE))
 			return SHOW;
-		return attr_rv_ok (rv) ? HIDE : HIDE | NOCACHE;
+		if (rv == CKR_OK && a.ulValueLen == 1)
+			return HIDE;
+		return attr_rv_ok (rv) ? HIDE | MALFORMED : HIDE | NOCACHE | MALFORMED;
 	}
 	if (cls == NF_CKO_NSS_TRUST)
 		return classify_trust (fl, s, h);
@@ -93,6 +104,8 @@ classify_visible (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h
 	if (fl == NULL)
 		return 0;
 	int verdict = classify_lower (fl, session, h);
+	if (verdict & MALFORMED)
+		nf_warn ("upstream object %lu in slot %lu has a malformed or unreadable trust attribute; hidden", h, slot);
 	nf_debug (NF_DBG_CLASSIFY, "classify: slot %lu handle %lu -> %s%s", slot, h,
 	          (verdict & SHOW) ? "show" : "hide", (verdict & NOCACHE) ? " (not cached)" : "");
 	if (!(verdict & NOCACHE) && !found && slot < (CK_SLOT_ID)1 << 62) {

@@ -202,3 +202,13 @@ test('property: any mutation of a policy file loads or is refused with a POLICY 
   }
   t.true(refused > 500, `${refused} of 2000 mutations refused`);
 });
+
+test('a trust record with a malformed purpose value drops its root instead of copying the value', async (t) => {
+  const der = makeRoot();
+  const objects = upstreamRoot(der, 'r');
+  objects[1]!.attrs.set(0xce536358, Uint8Array.of(0x52, 0x43, 0x53, 0xce)); // 4-byte CKA_TRUST_SERVER_AUTH
+  const plan = planView({ library: 'test', params: '', slots: [], objects }, loadPolicy(), await defaultEngineDeps());
+  t.is(plan.summary.decisions[0]!.action, 'drop');
+  t.regex(plan.summary.decisions[0]!.reason, /4-byte value/);
+  t.is(plan.objects.length, 0);
+});

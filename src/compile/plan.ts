@@ -69,8 +69,11 @@ const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 /** Whether an upstream object makes something a trust anchor; the module applies the same rule. */
 export function grantsTrust(o: UpstreamObject): boolean {
   switch (cls(o)) {
-    case CKO.CERTIFICATE:
-      return boolValue(o.attrs.get(CKA.TRUSTED)) === true;
+    case CKO.CERTIFICATE: {
+      // Anything but a well-formed FALSE is treated as granting (and hidden).
+      const v = o.attrs.get(CKA.TRUSTED);
+      return v !== undefined && !(v.length === 1 && v[0] === 0);
+    }
     case CKO.NSS_TRUST:
       return TRUST_PURPOSE_ATTRS.some((t) => {
         const v = o.attrs.get(t);
@@ -112,8 +115,10 @@ function findRoots(objects: UpstreamObject[], dropped: DroppedRoot[]): Root[] {
     }
     roots.set(cert, { cert, trust: t });
   }
+  // Certificates upstream marks CKA_TRUSTED (p11-kit) without a trust record;
+  // a malformed CKA_TRUSTED is not a root (the module hides the object).
   for (const o of objects) {
-    if (cls(o) === CKO.CERTIFICATE && grantsTrust(o) && !roots.has(o)) roots.set(o, { cert: o });
+    if (cls(o) === CKO.CERTIFICATE && boolValue(o.attrs.get(CKA.TRUSTED)) === true && !roots.has(o)) roots.set(o, { cert: o });
   }
   return [...roots.values()];
 }
@@ -188,7 +193,9 @@ function keptTrust(root: Root, trustedFor: readonly Purpose[]): UpstreamObject |
   let any = false;
   for (const t of TRUST_PURPOSE_ATTRS) {
     const v = attrs.get(t);
-    if (v === undefined || !trustGrants(ulongValue(v) ?? -1)) continue;
+    if (v === undefined) continue;
+    if (v.length !== 8) throw new EngineError('UNSUPPORTED_ROOT', `trust record has a ${v.length}-byte value for 0x${t.toString(16)}, expected a CK_ULONG`);
+    if (!trustGrants(ulongValue(v)!)) continue;
     if (kept.has(t)) any = true;
     else attrs.set(t, ulongBytes(CKT.NSS_MUST_VERIFY_TRUST));
   }
@@ -285,9 +292,9 @@ function planRoot(root: Root, policy: Policy, deps: EngineDeps): { decision: Roo
     }
     return { decision: { ...base, ...verdict }, objects: passObjects(root) };
   }
-  const trust = keptTrust(root, policy.trustedFor);
-  if (trust === 'none') return drop('trustedFor', 'trusted only for purposes outside the policy\'s trustedFor');
   try {
+    const trust = keptTrust(root, policy.trustedFor);
+    if (trust === 'none') return drop('trustedFor', 'trusted only for purposes outside the policy\'s trustedFor');
     return { decision: { ...base, ...verdict }, objects: [...fenceObjects(root, trust, policy, deps), ...untrustedCopy(root)] };
   } catch (e) {
     if (!(e instanceof EngineError)) throw e;
