@@ -1,0 +1,43 @@
+// Generic PKCS#11 tools list the module without errors: GnuTLS's p11tool and
+// OpenSC's pkcs11-tool, over the system CKBI.
+
+import test from 'ava';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build, type BuildResult } from '../src/compile/build.js';
+import { MODULE, SYSTEM_CKBI } from './helpers/paths.js';
+import { requireTool, runOk } from './helpers/run.js';
+
+let dir: string;
+let result: BuildResult;
+let env: NodeJS.ProcessEnv;
+test.before(async () => {
+  for (const tool of ['p11tool', 'pkcs11-tool']) await requireTool(tool);
+  dir = mkdtempSync(join(tmpdir(), 'ncfence-tools-'));
+  result = await build({ upstream: SYSTEM_CKBI, upstreamParams: '', outDir: dir });
+  env = { ...process.env, NCFENCE_CONFIG: result.config };
+});
+test.after.always(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const count = (s: string, re: RegExp): number => s.match(re)?.length ?? 0;
+
+test('p11tool lists every certificate, and only anchors and cross-certificates as trusted', async (t) => {
+  const fenced = result.summary.rootsFenced;
+  const all = await runOk('p11tool', ['--provider', MODULE, '--list-all'], { env });
+  const upstreamCerts = await runOk('p11tool', ['--provider', SYSTEM_CKBI, '--list-all']);
+  t.is(count(all.stdout, /Type: X\.509 Certificate/g), count(upstreamCerts.stdout, /Type: X\.509 Certificate/g) + 2 * fenced);
+  t.notRegex(all.stderr, /error/i);
+  // GnuTLS takes anchors from CKA_TRUSTED: R' and L(R), never R.
+  const trusted = await runOk('p11tool', ['--provider', MODULE, '--list-all-trusted'], { env });
+  t.is(count(trusted.stdout, /Type: X\.509 Certificate/g), 2 * fenced);
+});
+
+test('pkcs11-tool lists every object', async (t) => {
+  const r = await runOk('pkcs11-tool', ['--module', MODULE, '-O'], { env });
+  const direct = await runOk('pkcs11-tool', ['--module', SYSTEM_CKBI, '-O']);
+  t.is(count(r.stdout, /Certificate Object/g), count(direct.stdout, /Certificate Object/g) + 2 * result.summary.rootsFenced);
+  t.notRegex(r.stderr, /error/i);
+});
