@@ -15,6 +15,7 @@
         "addon/forward.c",
         "addon/lower.c",
         "addon/map.c",
+        "addon/rebuild.c",
         "addon/session.c",
         "addon/stamp.c",
         "addon/view.c"

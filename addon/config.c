@@ -28,10 +28,19 @@ trim (char *s)
 static int
 set_key (nf_config *cfg, const char *key, const char *value)
 {
+	if (strcmp (key, "rebuild-timeout-ms") == 0) {
+		char *end;
+		long v = strtol (value, &end, 10);
+		if (*value == '\0' || *end != '\0' || v <= 0 || v > 120000)
+			return -1;
+		cfg->rebuild_timeout_ms = v;
+		return 0;
+	}
 	char **slot = strcmp (key, "upstream") == 0          ? &cfg->upstream
 	              : strcmp (key, "upstream-params") == 0 ? &cfg->params
 	              : strcmp (key, "view") == 0            ? &cfg->view
 	              : strcmp (key, "policy") == 0          ? &cfg->policy
+	              : strcmp (key, "rebuild") == 0         ? &cfg->rebuild
 	                                                     : NULL;
 	if (slot == NULL)
 		return -1;
@@ -68,7 +77,7 @@ config_parse (const char *path, nf_config *cfg, char *why, size_t why_len)
 		}
 		*eq = '\0';
 		if (set_key (cfg, trim (t), trim (eq + 1)) < 0) {
-			snprintf (why, why_len, "%s:%d: unknown key \"%s\"", path, lineno, trim (t));
+			snprintf (why, why_len, "%s:%d: unknown key or bad value for \"%s\"", path, lineno, trim (t));
 			fclose (f);
 			return -1;
 		}
@@ -125,6 +134,7 @@ config_free (nf_config *cfg)
 	free (cfg->params);
 	free (cfg->view);
 	free (cfg->policy);
+	free (cfg->rebuild);
 	free (cfg->source);
 	memset (cfg, 0, sizeof *cfg);
 }

@@ -14,11 +14,29 @@ nf_state nf = { .lock = PTHREAD_MUTEX_INITIALIZER };
 static CK_FUNCTION_LIST function_list;
 static pthread_once_t function_list_once = PTHREAD_ONCE_INIT;
 
+/* Loads the view and checks its stamp; 0 when it can be served. */
+static int
+try_view_inlock (const nf_config *cfg, char *why, size_t why_len)
+{
+	if (view_load (cfg->view, &nf.view, why, why_len) < 0)
+		return -1;
+	char *stamp = stamp_build (cfg->upstream, cfg->params, cfg->policy);
+	int fresh = stamp != NULL && strcmp (stamp, nf.view.stamp) == 0;
+	free (stamp);
+	if (!fresh) {
+		snprintf (why, why_len, "view %s is stale: upstream %s or policy %s changed since it was built",
+		          cfg->view, cfg->upstream, cfg->policy);
+		view_free (&nf.view);
+		return -1;
+	}
+	return 0;
+}
+
 /* Loads config, upstream and view; leaves nf.mode saying what is served. */
 static void
 init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 {
-	char why[512] = "";
+	char why[1024] = "";
 	nf_config cfg;
 	nf.mode = NF_MODE_CLOSED;
 	int found = config_find (&cfg, why, sizeof why);
@@ -36,21 +54,20 @@ init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 		config_free (&cfg);
 		return;
 	}
-	if (view_load (cfg.view, &nf.view, why, sizeof why) < 0) {
-		nf_warn ("%s; no public root is trusted (closed view). Fix: run `ncfence build`", why);
-		config_free (&cfg);
-		return;
+	if (try_view_inlock (&cfg, why, sizeof why) < 0 && cfg.rebuild != NULL) {
+		char rwhy[512] = "";
+		nf_warn ("%s; running %s to rebuild it", why, cfg.rebuild);
+		if (rebuild_run (&cfg, rwhy, sizeof rwhy) < 0)
+			snprintf (why, sizeof why, "%s", rwhy);
+		else if (try_view_inlock (&cfg, why, sizeof why) == 0)
+			why[0] = '\0';
 	}
-	char *stamp = stamp_build (cfg.upstream, cfg.params, cfg.policy);
-	if (stamp == NULL || strcmp (stamp, nf.view.stamp) != 0) {
-		nf_warn ("view %s is stale: upstream %s or policy %s changed since it was built; no public root "
-		         "is trusted (closed view). Fix: run `ncfence build`", cfg.view, cfg.upstream, cfg.policy);
-		view_free (&nf.view);
-	} else {
+	if (nf.view.data != NULL) {
 		nf.mode = NF_MODE_FENCED;
 		nf_debug (NF_DBG_INIT, "init: view %s, %zu objects", cfg.view, nf.view.nobjects);
+	} else {
+		nf_warn ("%s; no public root is trusted (closed view). Fix: run `ncfence build`", why);
 	}
-	free (stamp);
 	config_free (&cfg);
 }
 

@@ -93,11 +93,16 @@ typedef struct {
 	char *params;
 	char *view;
 	char *policy; /* part of the staleness stamp */
+	char *rebuild; /* optional: command that regenerates the view */
+	long rebuild_timeout_ms;
 	char *source; /* which file it came from */
 } nf_config;
 /* 1 found and parsed, 0 none found, -1 malformed (reason in why). */
 int config_find (nf_config *cfg, char *why, size_t why_len);
 void config_free (nf_config *cfg);
+
+/* ---- rebuild.c ---- */
+int rebuild_run (const nf_config *cfg, char *why, size_t why_len);
 
 /* ---- global state (entry.c) ---- */
 typedef enum {

@@ -10,25 +10,38 @@ export interface ModuleConfig {
   view: string;
   /** The policy the view was built with; part of the staleness stamp. */
   policy: string;
+  /** Executable the module runs (`CMD build ...`) to regenerate a stale or unusable view. */
+  rebuild?: string;
+  /** Time limit for that run, 1..120000 ms (module default 15000). */
+  rebuildTimeoutMs?: number;
 }
 
 export function formatConfig(c: ModuleConfig): string {
   for (const [k, v] of Object.entries(c)) {
-    if (/[\r\n\0]/.test(v)) throw new EngineError('USAGE', `${k} must not contain a newline or NUL`);
+    if (/[\r\n\0]/.test(String(v))) throw new EngineError('USAGE', `${k} must not contain a newline or NUL`);
   }
-  return [
-    '# ncfence module configuration, written by `ncfence build`.',
+  const lines = [
+    '# ncfence module configuration, written by `ncfence build` (docs/configuration.md).',
     `upstream = ${c.upstream}`,
     `upstream-params = ${c.upstreamParams}`,
     `view = ${c.view}`,
     `policy = ${c.policy}`,
-    '',
-  ].join('\n');
+  ];
+  if (c.rebuild) lines.push(`rebuild = ${c.rebuild}`);
+  if (c.rebuildTimeoutMs !== undefined) lines.push(`rebuild-timeout-ms = ${c.rebuildTimeoutMs}`);
+  return `${lines.join('\n')}\n`;
 }
 
 export function readConfig(file: string): ModuleConfig {
   const out: Partial<ModuleConfig> = { upstreamParams: '' };
-  const keys: Record<string, keyof ModuleConfig> = { upstream: 'upstream', 'upstream-params': 'upstreamParams', view: 'view', policy: 'policy' };
+  const keys: Record<string, keyof ModuleConfig> = {
+    upstream: 'upstream',
+    'upstream-params': 'upstreamParams',
+    view: 'view',
+    policy: 'policy',
+    rebuild: 'rebuild',
+    'rebuild-timeout-ms': 'rebuildTimeoutMs',
+  };
   readFileSync(file, 'utf8')
     .split('\n')
     .forEach((line, i) => {
@@ -36,8 +49,9 @@ export function readConfig(file: string): ModuleConfig {
       if (t === '' || t.startsWith('#')) return;
       const m = /^([a-z-]+)\s*=\s*(.*)$/.exec(t);
       const key = m && keys[m[1]!];
-      if (!m || !key) throw new EngineError('USAGE', `${file}:${i + 1}: expected "upstream", "upstream-params", "view" or "policy" = value`);
-      out[key] = m[2]!;
+      if (!m || !key) throw new EngineError('USAGE', `${file}:${i + 1}: unknown line (keys: ${Object.keys(keys).join(', ')})`);
+      if (key === 'rebuildTimeoutMs') out.rebuildTimeoutMs = Number(m[2]);
+      else out[key] = m[2]!;
     });
   if (!out.upstream || !out.view || !out.policy) throw new EngineError('USAGE', `${file}: needs upstream, view and policy`);
   return out as ModuleConfig;

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `ncfence` command: parses arguments, calls the compile step, formats output.
 
+import { accessSync, constants, realpathSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { EngineError, type EngineErrorCode } from '../engine/errors.js';
 import { build, DEFAULT_UPSTREAM, type BuildResult } from '../compile/build.js';
@@ -29,6 +30,10 @@ Options for build:
   --out DIR                where to write view.ncfv and ncfence.conf
                            (default ./ncfence-out)
   --policy FILE            policy file (default rules/default.json)
+  --rebuild-command PATH   let the module run \`PATH build ...\` to regenerate
+                           the view when it finds it stale or unusable
+  --auto-rebuild           the same, with this ncfence command as PATH
+  --rebuild-timeout-ms N   time limit for that run (default 15000, max 120000)
   --json                   print the result as JSON on stdout
   -h, --help               show this help
 
@@ -37,6 +42,18 @@ Point the module at the result with NCFENCE_CONFIG=DIR/ncfence.conf.
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 policy refused.
 Set NCFENCE_DEBUG=1 to see stack traces.
 `;
+
+/** This command as an executable path the module can run (the installed, compiled CLI). */
+function selfCommand(): string {
+  const self = realpathSync(process.argv[1] ?? '');
+  try {
+    accessSync(self, constants.X_OK);
+  } catch {
+    throw new EngineError('USAGE', `--auto-rebuild needs the installed ncfence command (${self} is not executable); use --rebuild-command PATH`);
+  }
+  if (!self.endsWith('.js')) throw new EngineError('USAGE', `--auto-rebuild needs the compiled CLI, not ${self}; use --rebuild-command PATH`);
+  return self;
+}
 
 function printSummary(r: BuildResult): void {
   const s = r.summary;
@@ -69,6 +86,9 @@ async function main(argv: string[]): Promise<number> {
         'upstream-params': { type: 'string', default: '' },
         out: { type: 'string', default: 'ncfence-out' },
         policy: { type: 'string' },
+        'rebuild-command': { type: 'string' },
+        'auto-rebuild': { type: 'boolean', default: false },
+        'rebuild-timeout-ms': { type: 'string' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -86,6 +106,8 @@ async function main(argv: string[]): Promise<number> {
     upstreamParams: values['upstream-params'],
     outDir: values.out,
     policyFile: values.policy,
+    rebuildCommand: values['auto-rebuild'] ? selfCommand() : values['rebuild-command'],
+    rebuildTimeoutMs: values['rebuild-timeout-ms'] === undefined ? undefined : Number(values['rebuild-timeout-ms']),
   });
   if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else printSummary(result);

@@ -2,7 +2,7 @@
 // written atomically (temp file, fsync, rename).
 
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { defaultEngineDeps, type EngineDeps } from '../engine/crossSign.js';
 import { EngineError } from '../engine/errors.js';
 import { formatConfig } from '../config.js';
@@ -21,6 +21,9 @@ export interface BuildOptions {
   upstreamParams: string;
   outDir: string;
   policyFile?: string;
+  /** Command the module may run to regenerate a stale view (written to ncfence.conf). */
+  rebuildCommand?: string;
+  rebuildTimeoutMs?: number;
   deps?: EngineDeps;
 }
 
@@ -51,6 +54,12 @@ export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 
 
 export async function build(opts: BuildOptions): Promise<BuildResult> {
   const started = performance.now();
+  if (opts.rebuildTimeoutMs !== undefined && !(Number.isInteger(opts.rebuildTimeoutMs) && opts.rebuildTimeoutMs > 0 && opts.rebuildTimeoutMs <= 120_000)) {
+    throw new EngineError('USAGE', `--rebuild-timeout-ms must be a whole number of milliseconds from 1 to 120000, got ${opts.rebuildTimeoutMs}`);
+  }
+  if (opts.rebuildCommand !== undefined && !isAbsolute(opts.rebuildCommand)) {
+    throw new EngineError('USAGE', `--rebuild-command must be an absolute path, got ${opts.rebuildCommand}`);
+  }
   const outDir = resolve(opts.outDir);
   const upstream = resolve(opts.upstream);
   const policy = loadPolicy(opts.policyFile ? resolve(opts.policyFile) : undefined);
@@ -68,7 +77,17 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const config = `${outDir}/${CONFIG_FILE}`;
   try {
     writeFileAtomic(view, encodeView({ stamp, policyDigest: policy.digest, objects: plan.objects }));
-    writeFileAtomic(config, formatConfig({ upstream, upstreamParams: opts.upstreamParams, view, policy: policy.file }));
+    writeFileAtomic(
+      config,
+      formatConfig({
+        upstream,
+        upstreamParams: opts.upstreamParams,
+        view,
+        policy: policy.file,
+        rebuild: opts.rebuildCommand,
+        rebuildTimeoutMs: opts.rebuildTimeoutMs,
+      }),
+    );
   } catch (cause) {
     if (cause instanceof EngineError) throw cause;
     throw new EngineError('VIEW', `cannot write into ${outDir}: ${(cause as Error).message}`, { cause });
