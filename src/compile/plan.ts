@@ -5,7 +5,7 @@
 // So anchors come only from here, and everything here is fenced.
 
 import { createHash } from 'node:crypto';
-import { fenceRoot, type EngineDeps } from '../engine/crossSign.js';
+import { fenceRoot, type EngineDeps, type IssuedCert } from '../engine/crossSign.js';
 import { EngineError } from '../engine/errors.js';
 import {
   Oid,
@@ -14,7 +14,6 @@ import {
   keyAlgorithmOid,
   nameAttribute,
   parseCertificate,
-  subjectKeyId,
   validityTimes,
   type ParsedCertificate,
 } from '../engine/asn1/certificate.js';
@@ -137,37 +136,43 @@ function copyAttrs(o: UpstreamObject | undefined, types: number[]): [number, Uin
   return out;
 }
 
-function certObject(cert: ParsedCertificate, label: string, id: Uint8Array): [number, Uint8Array][] {
+// Attribute values every view object of a kind shares (never mutated).
+const CLASS_CERTIFICATE = ulongBytes(CKO.CERTIFICATE);
+const CLASS_TRUST = ulongBytes(CKO.NSS_TRUST);
+const TRUE = boolBytes(true);
+const FALSE = boolBytes(false);
+const X_509 = ulongBytes(CKC_X_509);
+const DELEGATOR = ulongBytes(CKT.NSS_TRUSTED_DELEGATOR);
+const MUST_VERIFY = ulongBytes(CKT.NSS_MUST_VERIFY_TRUST);
+
+function certObject(cert: IssuedCert, label: Uint8Array, id: Uint8Array): [number, Uint8Array][] {
   return [
-    [CKA.CLASS, ulongBytes(CKO.CERTIFICATE)],
-    [CKA.TOKEN, boolBytes(true)],
-    [CKA.PRIVATE, boolBytes(false)],
-    [CKA.MODIFIABLE, boolBytes(false)],
-    [CKA.LABEL, text(label)],
-    [CKA.CERTIFICATE_TYPE, ulongBytes(CKC_X_509)],
+    [CKA.CLASS, CLASS_CERTIFICATE],
+    [CKA.TOKEN, TRUE],
+    [CKA.PRIVATE, FALSE],
+    [CKA.MODIFIABLE, FALSE],
+    [CKA.LABEL, label],
+    [CKA.CERTIFICATE_TYPE, X_509],
     [CKA.SUBJECT, cert.subject],
     [CKA.ID, id],
     [CKA.ISSUER, cert.issuer],
     [CKA.SERIAL_NUMBER, cert.serial],
     [CKA.VALUE, cert.der],
-    [CKA.TRUSTED, boolBytes(true)],
+    [CKA.TRUSTED, TRUE],
   ];
 }
 
 /** NSS trust record for the anchor: R's purposes, the anchor's identity and hashes. */
-function anchorTrust(anchor: ParsedCertificate, label: string, rootTrust: UpstreamObject | undefined): [number, Uint8Array][] {
+function anchorTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamObject | undefined): [number, Uint8Array][] {
   const purposes: [number, Uint8Array][] = rootTrust
     ? copyAttrs(rootTrust, [...TRUST_PURPOSE_ATTRS, CKA.TRUST_STEP_UP_APPROVED])
-    : [CKA.TRUST_SERVER_AUTH, CKA.TRUST_CLIENT_AUTH, CKA.TRUST_EMAIL_PROTECTION, CKA.TRUST_CODE_SIGNING].map((t) => [
-        t,
-        ulongBytes(CKT.NSS_TRUSTED_DELEGATOR),
-      ]);
+    : [CKA.TRUST_SERVER_AUTH, CKA.TRUST_CLIENT_AUTH, CKA.TRUST_EMAIL_PROTECTION, CKA.TRUST_CODE_SIGNING].map((t) => [t, DELEGATOR]);
   return [
-    [CKA.CLASS, ulongBytes(CKO.NSS_TRUST)],
-    [CKA.TOKEN, boolBytes(true)],
-    [CKA.PRIVATE, boolBytes(false)],
-    [CKA.MODIFIABLE, boolBytes(false)],
-    [CKA.LABEL, text(label)],
+    [CKA.CLASS, CLASS_TRUST],
+    [CKA.TOKEN, TRUE],
+    [CKA.PRIVATE, FALSE],
+    [CKA.MODIFIABLE, FALSE],
+    [CKA.LABEL, label],
     [CKA.ISSUER, anchor.subject],
     [CKA.SERIAL_NUMBER, anchor.serial],
     [CKA.CERT_SHA1_HASH, sha1(anchor.der)],
@@ -189,30 +194,35 @@ const PURPOSE_ATTR: Record<Purpose, number> = {
 function keptTrust(root: Root, trustedFor: readonly Purpose[]): UpstreamObject | undefined | 'none' {
   if (!root.trust) return undefined;
   const kept = new Set(trustedFor.map((p) => PURPOSE_ATTR[p]));
-  const attrs = new Map(root.trust.attrs);
+  let attrs = root.trust.attrs; // copied only when a purpose has to change
   let any = false;
   for (const t of TRUST_PURPOSE_ATTRS) {
     const v = attrs.get(t);
     if (v === undefined) continue;
     if (v.length !== 8) throw new EngineError('UNSUPPORTED_ROOT', `trust record has a ${v.length}-byte value for 0x${t.toString(16)}, expected a CK_ULONG`);
     if (!trustGrants(ulongValue(v)!)) continue;
-    if (kept.has(t)) any = true;
-    else attrs.set(t, ulongBytes(CKT.NSS_MUST_VERIFY_TRUST));
+    if (kept.has(t)) {
+      any = true;
+    } else {
+      if (attrs === root.trust.attrs) attrs = new Map(attrs);
+      attrs.set(t, MUST_VERIFY);
+    }
   }
-  return any ? { slot: root.trust.slot, attrs } : 'none';
+  if (!any) return 'none';
+  return attrs === root.trust.attrs ? root.trust : { slot: root.trust.slot, attrs };
 }
 
-function fenceObjects(root: Root, trust: UpstreamObject | undefined, policy: Policy, deps: EngineDeps): ViewObject[] {
-  const rootDer = root.cert.attrs.get(CKA.VALUE)!;
-  const { anchor, cross } = fenceRoot(rootDer, policy.excludedSubtrees, deps);
+function fenceObjects(root: Root, parsed: ParsedCertificate, sha256: string, trust: UpstreamObject | undefined, policy: Policy, deps: EngineDeps): ViewObject[] {
+  const { anchor, cross } = fenceRoot(parsed, policy.excludedSubtrees, deps, sha256);
   const label = labelOf(root.cert);
   const slot = root.cert.slot;
-  const anchorKeyId = subjectKeyId(anchor)!;
-  const rootKeyId = subjectKeyId(cross) ?? root.cert.attrs.get(CKA.ID) ?? new Uint8Array(0);
+  const anchorKeyId = anchor.keyId!;
+  const rootKeyId = cross.keyId ?? root.cert.attrs.get(CKA.ID) ?? new Uint8Array(0);
+  const anchorLabel = text(`ncfence anchor for ${label}`);
   return [
-    { slot, attrs: [...certObject(anchor, `ncfence anchor for ${label}`, anchorKeyId), ...copyAttrs(root.cert, POLICY_ATTRS)] },
-    { slot, attrs: anchorTrust(anchor, `ncfence anchor for ${label}`, trust) },
-    { slot, attrs: [...certObject(cross, label, rootKeyId), ...copyAttrs(root.cert, [CKA.CERTIFICATE_CATEGORY])] },
+    { slot, attrs: [...certObject(anchor, anchorLabel, anchorKeyId), ...copyAttrs(root.cert, POLICY_ATTRS)] },
+    { slot, attrs: anchorTrust(anchor, anchorLabel, trust) },
+    { slot, attrs: [...certObject(cross, root.cert.attrs.get(CKA.LABEL) ?? text(label), rootKeyId), ...copyAttrs(root.cert, [CKA.CERTIFICATE_CATEGORY])] },
   ];
 }
 
@@ -295,7 +305,7 @@ function planRoot(root: Root, policy: Policy, deps: EngineDeps): { decision: Roo
   try {
     const trust = keptTrust(root, policy.trustedFor);
     if (trust === 'none') return drop('trustedFor', 'trusted only for purposes outside the policy\'s trustedFor');
-    return { decision: { ...base, ...verdict }, objects: [...fenceObjects(root, trust, policy, deps), ...untrustedCopy(root)] };
+    return { decision: { ...base, ...verdict }, objects: [...fenceObjects(root, cert, base.sha256, trust, policy, deps), ...untrustedCopy(root)] };
   } catch (e) {
     if (!(e instanceof EngineError)) throw e;
     return drop('engine', e.message);

@@ -21,7 +21,8 @@ export interface UpstreamSnapshot {
 // header) is little-endian LP64.
 export function ulongValue(b: Uint8Array | undefined): number | undefined {
   if (!b || b.length !== 8) return undefined;
-  return Number(Buffer.from(b).readBigUInt64LE(0));
+  // Exact for values below 2^53, which every PKCS#11 constant is.
+  return b[0]! + b[1]! * 2 ** 8 + b[2]! * 2 ** 16 + b[3]! * 2 ** 24 + b[4]! * 2 ** 32 + b[5]! * 2 ** 40 + b[6]! * 2 ** 48 + b[7]! * 2 ** 56;
 }
 
 export function boolValue(b: Uint8Array | undefined): boolean | undefined {

@@ -21,7 +21,7 @@ import {
   uintFromBytes,
   utf8,
 } from './asn1/der.js';
-import { Oid, isCa, validityTimes, nameAttribute, parseCertificate, publicKeyBits, type Extension, type ParsedCertificate } from './asn1/certificate.js';
+import { Oid, isCa, subjectKeyId, validityTimes, nameAttribute, parseCertificate, publicKeyBits, type Extension, type ParsedCertificate } from './asn1/certificate.js';
 import { buildExcludedSubtrees, mergeExcludedSubtrees } from './nameConstraints.js';
 import { encodeTime, parseTime } from './asn1/time.js';
 
@@ -44,11 +44,23 @@ export interface EngineDeps {
   serial(): Uint8Array;
 }
 
+/** A certificate the engine issued, with the fields callers need (no re-parse). */
+export interface IssuedCert {
+  der: Uint8Array;
+  tbs: Uint8Array;
+  subject: Uint8Array; // Name TLV
+  issuer: Uint8Array; // Name TLV
+  serial: Uint8Array; // INTEGER TLV
+  spki: Uint8Array;
+  /** The key identifier of the certified key (SKI value), when there is one. */
+  keyId?: Uint8Array;
+}
+
 export interface FencedRoot {
   /** L(R), self-signed. */
-  anchor: ParsedCertificate;
+  anchor: IssuedCert;
   /** R', issued by L(R). */
-  cross: ParsedCertificate;
+  cross: IssuedCert;
 }
 
 // AlgorithmIdentifier ::= SEQUENCE { algorithm OID, parameters ANY OPTIONAL }
@@ -83,14 +95,14 @@ function signCertificate(tbs: Uint8Array, key: AnchorKey): Uint8Array {
 }
 
 /** A readable, per-root unique anchor name: CN from R, O ncfence, serialNumber = R's SHA-256 prefix. */
-export function anchorName(root: ParsedCertificate): Uint8Array {
+export function anchorName(root: ParsedCertificate, sha256Hex?: string): Uint8Array {
   const label =
     nameAttribute(root.subject, Oid.commonName) ??
     nameAttribute(root.subject, Oid.organizationalUnitName) ??
     nameAttribute(root.subject, Oid.organizationName) ??
     'unnamed root';
   const cn = `ncfence anchor for ${label}`.slice(0, 64);
-  const fp = createHash('sha256').update(root.der).digest('hex').slice(0, 32);
+  const fp = (sha256Hex ?? createHash('sha256').update(root.der).digest('hex')).slice(0, 32);
   const atv = (id: string, value: Uint8Array): Uint8Array => set(seq(oid(id), value));
   return seq(
     atv(Oid.organizationName, utf8('ncfence local anchor')),
@@ -99,24 +111,19 @@ export function anchorName(root: ParsedCertificate): Uint8Array {
   );
 }
 
-function buildAnchor(root: ParsedCertificate, key: AnchorKey, serial: Uint8Array): ParsedCertificate {
-  const name = anchorName(root);
-  // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }
-  const basic = extension(Oid.basicConstraints, true, seq(boolTrue()));
-  // KeyUsage ::= BIT STRING: keyCertSign (5) and cRLSign (6) -> 0000 0110, 1 unused bit
-  const usage = extension(Oid.keyUsage, true, bitString(Uint8Array.of(0x06), 1));
-  const ski = extension(Oid.subjectKeyIdentifier, false, octetString(keyIdentifier(key.spki)));
-  const tbs = seq(
-    V3,
-    uintFromBytes(serial),
-    SIGNATURE[key.type].alg,
-    name,
-    root.validity,
-    name,
-    key.spki,
-    tlv(contextTag(3, true), seq(basic, usage, ski)),
-  );
-  return parseCertificate(signCertificate(tbs, key));
+// The anchor's fixed extensions (BasicConstraints cA, KeyUsage keyCertSign|cRLSign).
+// BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }
+// KeyUsage ::= BIT STRING: keyCertSign (5) and cRLSign (6) -> 0000 0110, 1 unused bit
+const ANCHOR_BASIC = extension(Oid.basicConstraints, true, seq(boolTrue()));
+const ANCHOR_USAGE = extension(Oid.keyUsage, true, bitString(Uint8Array.of(0x06), 1));
+const CROSS_BASIC = ANCHOR_BASIC;
+
+function buildAnchor(root: ParsedCertificate, key: AnchorKey, keyId: Uint8Array, serial: Uint8Array, sha256Hex?: string): IssuedCert {
+  const name = anchorName(root, sha256Hex);
+  const ski = extension(Oid.subjectKeyIdentifier, false, octetString(keyId));
+  const serialTlv = uintFromBytes(serial);
+  const tbs = seq(V3, serialTlv, SIGNATURE[key.type].alg, name, root.validity, name, key.spki, tlv(contextTag(3, true), seq(ANCHOR_BASIC, ANCHOR_USAGE, ski)));
+  return { der: signCertificate(tbs, key), tbs, subject: name, issuer: name, serial: serialTlv, spki: key.spki, keyId };
 }
 
 /** R's extensions with AKI pointing at the anchor and the exclusions merged into NameConstraints. */
@@ -126,7 +133,7 @@ function crossExtensions(root: ParsedCertificate, anchorKeyId: Uint8Array, exclu
   let sawAki = false;
   for (const ext of root.extensions) out.push(rewriteExtension(ext));
   // A version 1 root is a CA by being trusted; R' is an intermediate and must say so.
-  if (isCa(root) === undefined) out.push(extension(Oid.basicConstraints, true, seq(boolTrue())));
+  if (isCa(root) === undefined) out.push(CROSS_BASIC);
   if (!sawAki) out.push(extension(Oid.authorityKeyIdentifier, false, akiValue(anchorKeyId)));
   if (!sawNc) out.push(extension(Oid.nameConstraints, true, buildExcludedSubtrees(excluded)));
   return out;
@@ -165,22 +172,24 @@ export function crossValidity(validity: Uint8Array, now: Date): Uint8Array {
 }
 
 /**
- * Fences one root. `excluded` holds GeneralSubtree DER values (see
+ * Fences one root, given as DER or already parsed (with its SHA-256 in hex
+ * when the caller has it). `excluded` holds GeneralSubtree DER values (see
  * nameConstraints.ts). The anchor's private key is used for two signatures
  * and then goes out of scope with `key`.
  */
-export function fenceRoot(rootDer: Uint8Array, excluded: readonly Uint8Array[], deps: EngineDeps): FencedRoot {
-  const root = parseCertificate(rootDer);
+export function fenceRoot(rootIn: Uint8Array | ParsedCertificate, excluded: readonly Uint8Array[], deps: EngineDeps, sha256Hex?: string): FencedRoot {
+  const root = rootIn instanceof Uint8Array ? parseCertificate(rootIn) : rootIn;
   if (isCa(root) === false) {
-    const fp = createHash('sha256').update(rootDer).digest('hex');
+    const fp = sha256Hex ?? createHash('sha256').update(root.der).digest('hex');
     throw new EngineError('ROOT_NOT_CA', `root ${fp} has basicConstraints cA = FALSE`);
   }
   const key = deps.generateAnchorKey();
-  const anchor = buildAnchor(root, key, deps.serial());
   const anchorKeyId = keyIdentifier(key.spki);
+  const anchor = buildAnchor(root, key, anchorKeyId, deps.serial(), sha256Hex);
+  const serial = uintFromBytes(deps.serial());
   const tbs = seq(
     V3,
-    uintFromBytes(deps.serial()),
+    serial,
     SIGNATURE[key.type].alg,
     anchor.subject,
     crossValidity(root.validity, deps.now()),
@@ -190,26 +199,54 @@ export function fenceRoot(rootDer: Uint8Array, excluded: readonly Uint8Array[], 
     concat(root.subjectUid ? [root.subjectUid] : []),
     tlv(contextTag(3, true), seq(...crossExtensions(root, anchorKeyId, excluded))),
   );
-  const cross = parseCertificate(signCertificate(tbs, key));
+  const cross: IssuedCert = {
+    der: signCertificate(tbs, key),
+    tbs,
+    subject: root.subject,
+    issuer: anchor.subject,
+    serial,
+    spki: root.spki,
+    keyId: subjectKeyId(root),
+  };
   return { anchor, cross };
 }
 
-const CURVE: Record<AnchorKeyType, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1' };
+const CURVE: Record<AnchorKeyType, { name: string; spkiPrefix: Uint8Array }> = {
+  // SubjectPublicKeyInfo up to the BIT STRING's content, then 04 || x || y
+  // (id-ecPublicKey with the named curve; RFC 5480, section 2).
+  'P-256': { name: 'prime256v1', spkiPrefix: Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex') },
+  'P-384': { name: 'secp384r1', spkiPrefix: Buffer.from('3076301006072a8648ce3d020106052b81040022036200', 'hex') },
+};
 
-/** Default dependencies: fresh anchor keys and 128-bit random serials from node:crypto. */
+/**
+ * Default dependencies: fresh anchor keys and 128-bit random serials from
+ * node:crypto. The public key comes back as JWK and is framed as SPKI here:
+ * KeyObject.export to DER cost 2.5x the key generation itself (bench/).
+ */
 export async function defaultEngineDeps(anchorKey: AnchorKeyType = 'P-256'): Promise<EngineDeps> {
-  const { generateKeyPairSync, randomBytes } = await import('node:crypto');
+  const { generateKeyPairSync, randomFillSync } = await import('node:crypto');
+  const curve = CURVE[anchorKey];
+  const pool = Buffer.alloc(4096);
+  let used = pool.length;
   return {
     now: () => new Date(),
     generateAnchorKey() {
-      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: CURVE[anchorKey] });
-      return { type: anchorKey, privateKey, spki: new Uint8Array(publicKey.export({ type: 'spki', format: 'der' })) };
+      // @types/node 20 lacks the JWK overload of generateKeyPairSync that Node 20 has.
+      const generate = generateKeyPairSync as unknown as (type: 'ec', o: object) => { privateKey: KeyObject; publicKey: { x: string; y: string } };
+      const { privateKey, publicKey } = generate('ec', { namedCurve: curve.name, publicKeyEncoding: { format: 'jwk' } });
+      const x = Buffer.from(publicKey.x, 'base64url');
+      const y = Buffer.from(publicKey.y, 'base64url');
+      return { type: anchorKey, privateKey, spki: concat([curve.spkiPrefix, Uint8Array.of(0x04), x, y]) };
     },
     serial() {
-      const b = randomBytes(16);
+      if (used + 16 > pool.length) {
+        randomFillSync(pool);
+        used = 0;
+      }
+      const b = new Uint8Array(pool.subarray(used, used + 16));
+      used += 16;
       b[0] = (b[0]! & 0x7f) | 0x01; // positive and never zero-padded away
-      return new Uint8Array(b);
+      return b;
     },
   };
 }
-

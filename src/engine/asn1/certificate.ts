@@ -150,11 +150,18 @@ export function subjectKeyId(cert: ParsedCertificate): Uint8Array | undefined {
 }
 
 /** Whether basicConstraints says cA = TRUE; undefined when the extension is absent. */
+const caCache = new WeakMap<ParsedCertificate, boolean | undefined>();
+
 export function isCa(cert: ParsedCertificate): boolean | undefined {
+  if (caCache.has(cert)) return caCache.get(cert);
   const ext = cert.extensions.find((e) => e.oid === Oid.basicConstraints);
-  if (!ext) return undefined;
-  const parts = readChildren(readExact(ext.value, Tag.SEQUENCE, 'BasicConstraints').body);
-  return parts[0]?.tag === Tag.BOOLEAN && parts[0].body[0] !== 0;
+  let ca: boolean | undefined;
+  if (ext) {
+    const parts = readChildren(readExact(ext.value, Tag.SEQUENCE, 'BasicConstraints').body);
+    ca = parts[0]?.tag === Tag.BOOLEAN && parts[0].body[0] !== 0;
+  }
+  caCache.set(cert, ca); // parsed certificates are never mutated
+  return ca;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: false });

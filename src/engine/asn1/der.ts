@@ -89,11 +89,19 @@ export function expectTag(t: Tlv | undefined, tag: number, what: string): Tlv {
   return t;
 }
 
-function encodeLength(len: number): Uint8Array {
-  if (len < 0x80) return Uint8Array.of(len);
-  const bytes: number[] = [];
-  for (let v = len; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Uint8Array.from([0x80 | bytes.length, ...bytes]);
+function lengthBytes(len: number): number {
+  return len < 0x80 ? 1 : len < 0x100 ? 2 : len < 0x10000 ? 3 : len < 0x1000000 ? 4 : 5;
+}
+
+function writeLength(out: Uint8Array, at: number, len: number): number {
+  const n = lengthBytes(len);
+  if (n === 1) {
+    out[at] = len;
+    return at + 1;
+  }
+  out[at] = 0x80 | (n - 1);
+  for (let i = n - 1; i >= 1; i--, len = Math.floor(len / 256)) out[at + i] = len & 0xff;
+  return at + n;
 }
 
 export function concat(parts: readonly Uint8Array[]): Uint8Array {
@@ -108,17 +116,33 @@ export function concat(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Wraps content bytes in a TLV with the given tag. */
+/** Wraps content bytes in a TLV with the given tag (one allocation). */
 export function tlv(tag: number, ...content: Uint8Array[]): Uint8Array {
-  const body = concat(content);
-  return concat([Uint8Array.of(tag), encodeLength(body.length), body]);
+  let body = 0;
+  for (const c of content) body += c.length;
+  const out = new Uint8Array(1 + lengthBytes(body) + body);
+  out[0] = tag;
+  let off = writeLength(out, 1, body);
+  for (const c of content) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
 }
 
 export const seq = (...c: Uint8Array[]): Uint8Array => tlv(Tag.SEQUENCE, ...c);
 export const set = (...c: Uint8Array[]): Uint8Array => tlv(Tag.SET, ...c);
 
-/** OBJECT IDENTIFIER from dotted form. */
+const oidCache = new Map<string, Uint8Array>();
+
+/**
+ * OBJECT IDENTIFIER from dotted form. Encodings are memoised (a pure cache:
+ * the engine asks for the same dozen OIDs for every root). Callers must not
+ * mutate the result.
+ */
 export function oid(dotted: string): Uint8Array {
+  const cached = oidCache.get(dotted);
+  if (cached) return cached;
   const arcs = dotted.split('.').map((s) => Number(s));
   const bytes: number[] = [];
   const first = arcs[0]! * 40 + arcs[1]!;
@@ -127,7 +151,9 @@ export function oid(dotted: string): Uint8Array {
     for (let v = Math.floor(arc / 128); v > 0; v = Math.floor(v / 128)) chunk.unshift(0x80 | (v & 0x7f));
     bytes.push(...chunk);
   }
-  return tlv(Tag.OID, Uint8Array.from(bytes));
+  const out = tlv(Tag.OID, Uint8Array.from(bytes));
+  oidCache.set(dotted, out);
+  return out;
 }
 
 /** Dotted form of an OID TLV's content. */

@@ -1,0 +1,144 @@
+// Shared bench helpers: command line, timing statistics, machine info and
+// atomic JSON output. Benches measure only; nothing here asserts on timing.
+
+import { execFileSync } from 'node:child_process';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { arch, cpus, platform, release, totalmem } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface BenchArgs {
+  /** Absolute path of the JSON result file. */
+  out: string;
+  quick: boolean;
+}
+
+/** `[--out FILE] [--quick]`; the default output is bench/results/<name>.json. */
+export function parseArgs(name: string, argv: readonly string[] = process.argv.slice(2)): BenchArgs {
+  let out = fileURLToPath(new URL(`./results/${name}.json`, import.meta.url));
+  let quick = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--quick') quick = true;
+    else if (a === '--out' && argv[i + 1] !== undefined) out = resolve(argv[++i]!);
+    else if (a.startsWith('--out=')) out = resolve(a.slice('--out='.length));
+    else {
+      process.stderr.write(`usage: node --import tsx bench/${name}.bench.ts [--out FILE] [--quick]\n`);
+      process.exit(2);
+    }
+  }
+  return { out, quick };
+}
+
+/** Monotonic clock in milliseconds (sub-microsecond resolution). */
+export const now = (): number => performance.now();
+
+/** Milliseconds taken by `fn`. */
+export function timeMs(fn: () => void): number {
+  const t = now();
+  fn();
+  return now() - t;
+}
+
+export interface Stats {
+  n: number;
+  min: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+/** Nearest-rank percentile of sorted samples, p in (0, 100]. */
+function percentile(sorted: readonly number[], p: number): number {
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[Math.min(rank, sorted.length) - 1]!;
+}
+
+export function stats(samples: readonly number[]): Stats {
+  if (samples.length === 0) throw new Error('stats: no samples');
+  const s = [...samples].sort((a, b) => a - b);
+  return {
+    n: s.length,
+    min: s[0]!,
+    p50: percentile(s, 50),
+    p95: percentile(s, 95),
+    p99: percentile(s, 99),
+    max: s[s.length - 1]!,
+    mean: s.reduce((a, b) => a + b, 0) / s.length,
+  };
+}
+
+/** Median (mean of the two middle values for an even count). */
+export function median(samples: readonly number[]): number {
+  if (samples.length === 0) throw new Error('median: no samples');
+  const s = [...samples].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Rounds every number in a Stats (or a plain number) to `digits` decimals, for output. */
+export function round<T extends number | Stats>(v: T, digits = 1): T {
+  const f = 10 ** digits;
+  const r = (x: number): number => Math.round(x * f) / f;
+  if (typeof v === 'number') return r(v) as T;
+  const s = v as Stats;
+  return { n: s.n, min: r(s.min), p50: r(s.p50), p95: r(s.p95), p99: r(s.p99), max: r(s.max), mean: r(s.mean) } as T;
+}
+
+export interface MachineInfo {
+  date: string;
+  os: string;
+  arch: string;
+  cpuModel: string;
+  cores: number;
+  memoryGiB: number;
+  node: string;
+  openssl: string;
+  /** Version of the Debian libnss3 package, or null when dpkg-query cannot tell. */
+  nss: string | null;
+}
+
+export function machineInfo(): MachineInfo {
+  let nss: string | null = null;
+  try {
+    nss = execFileSync('dpkg-query', ['-W', '-f=${Version}', 'libnss3'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null;
+  } catch {
+    nss = null;
+  }
+  const c = cpus();
+  return {
+    date: new Date().toISOString(),
+    os: `${platform()} ${release()}`,
+    arch: arch(),
+    cpuModel: c[0]?.model.trim() ?? 'unknown',
+    cores: c.length,
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    openssl: process.versions.openssl ?? 'unknown',
+    nss,
+  };
+}
+
+/** Writes JSON to a temp file beside `path` (`*.tmp`, git-ignored), fsyncs it and renames it into place. */
+export function writeJsonAtomic(path: string, value: unknown): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w', 0o644);
+  try {
+    writeSync(fd, `${JSON.stringify(value, null, 2)}\n`);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+}
+
+/** Fixed-width number for the text summary. */
+export function fmt(v: number, digits = 1, width = 9): string {
+  return v.toFixed(digits).padStart(width);
+}

@@ -1,0 +1,100 @@
+// The module's call overhead: C_Initialize, FindObjects by subject and
+// GetAttributeValue(CKA_VALUE) on the system CKBI called directly, through
+// ncfence, and through p11-kit-proxy wrapping the same CKBI, interleaved in
+// one run. The timing loop is native (bench/native/pkcs11bench.c), so no
+// Node or pkcs11js cost is measured.
+//
+//   node --import tsx bench/module.bench.ts [--out FILE] [--quick]
+//
+// p11-kit-proxy only reads per-user module files for a non-root user, so its
+// run is started as uid 65534 with a HOME holding a module file for the CKBI.
+
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from '../src/compile/build.js';
+import { fmt, machineInfo, median, parseArgs, writeJsonAtomic } from './lib.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CKBI = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
+const PROXY = '/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so';
+const MODULE = join(ROOT, 'build/Release/libncfence.so');
+const OPS = ['init', 'find', 'value'] as const;
+type Op = (typeof OPS)[number];
+type Run = Record<Op, { median_ns: number; p95_ns: number }> & { certificates: number; value_view?: { median_ns: number } };
+
+const args = parseArgs('module');
+const rounds = args.quick ? 3 : 9;
+const dir = mkdtempSync(join(tmpdir(), 'ncfence-bench-module-'));
+chmodSync(dir, 0o755);
+try {
+  const bench = join(dir, 'pkcs11bench');
+  execFileSync('gcc', ['-std=c11', '-O2', '-I/usr/include/p11-kit-1', '-o', bench, join(ROOT, 'bench/native/pkcs11bench.c'), '-ldl']);
+  const view = await build({ upstream: CKBI, upstreamParams: '', outDir: join(dir, 'view') });
+  chmodSync(join(dir, 'view'), 0o755);
+  const home = join(dir, 'home');
+  mkdirSync(join(home, '.config/pkcs11/modules'), { recursive: true });
+  writeFileSync(join(home, '.config/pkcs11/modules/ckbi.module'), `module: ${CKBI}\n`);
+  execFileSync('chmod', ['-R', 'a+rX', dir]);
+
+  const subjects: Record<string, () => Run> = {
+    direct: () => JSON.parse(execFileSync(bench, [CKBI], { encoding: 'utf8' })) as Run,
+    ncfence: () => JSON.parse(execFileSync(bench, [MODULE], { encoding: 'utf8', env: { ...process.env, NCFENCE_CONFIG: view.config } })) as Run,
+    'p11-kit-proxy': () =>
+      JSON.parse(
+        execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'env', `HOME=${home}`, bench, PROXY, 'Builtin Object Token'], {
+          encoding: 'utf8',
+        }),
+      ) as Run,
+  };
+  const runs: Record<string, Run[]> = { direct: [], ncfence: [], 'p11-kit-proxy': [] };
+  for (let r = 0; r < rounds; r++) for (const [name, fn] of Object.entries(subjects)) runs[name]!.push(fn());
+
+  const summary: Record<string, Record<Op, number>> = {};
+  for (const [name, rs] of Object.entries(runs)) {
+    summary[name] = Object.fromEntries(OPS.map((op) => [op, median(rs.map((x) => x[op].median_ns))])) as Record<Op, number>;
+  }
+  const d = summary.direct!;
+  const n = summary.ncfence!;
+  const p = summary['p11-kit-proxy']!;
+  const ratios = {
+    find_vs_direct: n.find / d.find,
+    value_vs_direct: n.value / d.value,
+    find_vs_proxy: n.find / p.find,
+    value_vs_proxy: n.value / p.value,
+    proxy_find_vs_direct: p.find / d.find,
+    proxy_value_vs_direct: p.value / d.value,
+    init_over_direct_ms: (n.init - d.init) / 1e6,
+  };
+  const budgets = {
+    'find within 10% of direct': ratios.find_vs_direct <= 1.1,
+    'value within 10% of direct': ratios.value_vs_direct <= 1.1,
+    'find no slower than p11-kit-proxy': ratios.find_vs_proxy <= 1.0,
+    'value no slower than p11-kit-proxy': ratios.value_vs_proxy <= 1.0,
+    'C_Initialize under 5 ms over upstream': ratios.init_over_direct_ms < 5,
+  };
+  const lines = [
+    `module bench: ${rounds} interleaved rounds, medians of per-run medians (ns per call)`,
+    `                 ${'init'.padStart(11)} ${'find'.padStart(9)} ${'value'.padStart(9)}`,
+    ...Object.entries(summary).map(([name, s]) => `  ${name.padEnd(14)} ${fmt(s.init, 0, 11)} ${fmt(s.find, 0)} ${fmt(s.value, 0)}`),
+    `  ncfence / direct:        find ${ratios.find_vs_direct.toFixed(3)}  value ${ratios.value_vs_direct.toFixed(3)}`,
+    `  ncfence / p11-kit-proxy: find ${ratios.find_vs_proxy.toFixed(3)}  value ${ratios.value_vs_proxy.toFixed(3)}`,
+    `  p11-kit-proxy / direct:  find ${ratios.proxy_find_vs_direct.toFixed(3)}  value ${ratios.proxy_value_vs_direct.toFixed(3)}`,
+    `  C_Initialize over upstream: ${ratios.init_over_direct_ms.toFixed(3)} ms`,
+    ...Object.entries(budgets).map(([k, ok]) => `  budget ${ok ? 'met   ' : 'MISSED'} ${k}`),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  writeJsonAtomic(args.out, {
+    bench: 'module',
+    machine: machineInfo(),
+    parameters: { rounds, upstream: CKBI, rootsFenced: view.summary.rootsFenced, certificates: runs.direct![0]!.certificates },
+    summary,
+    ratios,
+    budgets,
+    runs,
+  });
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
