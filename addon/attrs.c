@@ -17,22 +17,31 @@ attrs_match (const nf_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG count)
 	return 1;
 }
 
-/* Resolves a handle for the session: the view object, or NULL with *visible
- * saying whether the upstream object may be used. */
+/* Resolves a handle for the session: *obj is the view object, or NULL for a
+ * visible upstream object. Session and cached verdict are read under one lock. */
 static CK_RV
 resolve (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, const nf_object **obj)
 {
 	CK_SLOT_ID slot = 0;
-	int known;
+	int known, cached = -1;
 	*obj = NULL;
 	if (!__atomic_load_n (&nf.initialized, __ATOMIC_ACQUIRE))
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
-	nf_lock ();
-		nf_session *s = session_lookup_inlock (session);
-		known = s != NULL;
-		if (known)
-			slot = s->slot;
-	nf_unlock ();
+	/* Fast path: both hints present, no lock taken. */
+	known = fast_session_slot (session, &slot);
+	if (known && !handle_is_view (h))
+		cached = fast_verdict (slot, h);
+	if (!known || (!handle_is_view (h) && cached < 0)) {
+		nf_lock ();
+			nf_session *s = session_lookup_inlock (session);
+			known = s != NULL;
+			if (known) {
+				slot = s->slot;
+				if (!handle_is_view (h))
+					cached = classify_cached_inlock (slot, h);
+			}
+		nf_unlock ();
+	}
 	if (!known)
 		return CKR_SESSION_HANDLE_INVALID;
 	if (handle_is_view (h)) {
@@ -42,7 +51,9 @@ resolve (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, const nf_object **obj)
 		*obj = &nf.view.objects[idx];
 		return CKR_OK;
 	}
-	return classify_visible (session, slot, h) ? CKR_OK : CKR_OBJECT_HANDLE_INVALID;
+	if (cached < 0)
+		cached = classify_visible (session, slot, h);
+	return cached ? CKR_OK : CKR_OBJECT_HANDLE_INVALID;
 }
 
 CK_RV

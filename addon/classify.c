@@ -87,19 +87,31 @@ classify_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h
 }
 
 int
-classify_visible (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h)
+classify_cached_inlock (CK_SLOT_ID slot, CK_OBJECT_HANDLE h)
 {
 	uint64_t v;
-	int found;
+	if (handle_is_view (h))
+		return 0;
+	if (map_get (&nf.verdicts, h, &v) && (v >> 1) == slot) {
+		fast_verdict_put (slot, h, (int)(v & 1));
+		return (int)(v & 1);
+	}
+	return -1;
+}
+
+int
+classify_visible (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h)
+{
+	int cached;
 	if (handle_is_view (h)) {
 		nf_warn ("upstream returned handle 0x%lx inside ncfence's reserved range; hiding it", h);
 		return 0;
 	}
 	nf_lock ();
-		found = map_get (&nf.verdicts, h, &v);
+		cached = classify_cached_inlock (slot, h);
 	nf_unlock ();
-	if (found && (v >> 1) == slot)
-		return (int)(v & 1);
+	if (cached >= 0)
+		return cached;
 	CK_FUNCTION_LIST_PTR fl = __atomic_load_n (&nf.lower, __ATOMIC_ACQUIRE);
 	if (fl == NULL)
 		return 0;
@@ -108,10 +120,16 @@ classify_visible (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h
 		nf_warn ("upstream object %lu in slot %lu has a malformed or unreadable trust attribute; hidden", h, slot);
 	nf_debug (NF_DBG_CLASSIFY, "classify: slot %lu handle %lu -> %s%s", slot, h,
 	          (verdict & SHOW) ? "show" : "hide", (verdict & NOCACHE) ? " (not cached)" : "");
-	if (!(verdict & NOCACHE) && !found && slot < (CK_SLOT_ID)1 << 62) {
+	if (!(verdict & NOCACHE) && slot < (CK_SLOT_ID)1 << 62) {
 		nf_lock ();
-			/* A failed put only costs a later re-classification. */
-			(void)map_put (&nf.verdicts, h, ((uint64_t)slot << 1) | (uint64_t)(verdict & SHOW));
+			/* A failed put only costs a later re-classification. A handle
+			 * seen in another slot keeps its first verdict; this one is
+			 * then classified again each time (correct, just slower). */
+			uint64_t v;
+			if (!map_get (&nf.verdicts, h, &v)) {
+				(void)map_put (&nf.verdicts, h, ((uint64_t)slot << 1) | (uint64_t)(verdict & SHOW));
+				fast_verdict_put (slot, h, verdict & SHOW);
+			}
 		nf_unlock ();
 	}
 	return verdict & SHOW;

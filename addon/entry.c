@@ -113,6 +113,7 @@ nf_C_Finalize (CK_VOID_PTR reserved)
 		view_free (&nf.view);
 		session_free_all_inlock ();
 		map_free (&nf.verdicts);
+		fast_clear ();
 		nf.mode = NF_MODE_CLOSED;
 	nf_unlock ();
 	return CKR_OK;

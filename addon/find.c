@@ -4,63 +4,139 @@
 #include "nf.h"
 
 #include <stdlib.h>
+#include <string.h>
 
+/* A growing handle list that starts in the caller's stack buffer, so the
+ * usual search (a handful of results) allocates nothing. */
 typedef struct {
 	CK_OBJECT_HANDLE *v;
 	CK_ULONG n, cap;
+	int heap;
 } handles;
+
+#define HANDLES_INIT(buf) { (buf), 0, sizeof (buf) / sizeof (buf)[0], 0 }
 
 static int
 push (handles *hs, CK_OBJECT_HANDLE h)
 {
 	if (hs->n == hs->cap) {
 		CK_ULONG cap = hs->cap ? hs->cap * 2 : 32;
-		CK_OBJECT_HANDLE *v = realloc (hs->v, cap * sizeof *v);
+		CK_OBJECT_HANDLE *v = hs->heap ? realloc (hs->v, cap * sizeof *v) : malloc (cap * sizeof *v);
 		if (v == NULL)
 			return -1;
+		if (!hs->heap && hs->n > 0)
+			memcpy (v, hs->v, hs->n * sizeof *v);
 		hs->v = v;
 		hs->cap = cap;
+		hs->heap = 1;
 	}
 	hs->v[hs->n++] = h;
 	return 0;
+}
+
+static void
+handles_free (handles *hs)
+{
+	if (hs->heap)
+		free (hs->v);
 }
 
 static CK_RV
 collect_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_SLOT_ID slot,
                CK_ATTRIBUTE_PTR tmpl, CK_ULONG count, handles *out)
 {
-	CK_OBJECT_HANDLE page[64];
+	enum { PAGE = 64 };
+	CK_OBJECT_HANDLE page[PAGE];
+	signed char verdict[PAGE];
+	CK_OBJECT_HANDLE pending_buf[16];
+	handles pending = HANDLES_INIT (pending_buf);
 	CK_ULONG got = 0;
-	handles raw = { 0 };
 	CK_RV rv = fl->C_FindObjectsInit (s, tmpl, count);
 	if (rv != CKR_OK)
 		return rv;
 	do {
-		rv = fl->C_FindObjects (s, page, 64, &got);
-		for (CK_ULONG i = 0; rv == CKR_OK && i < got && i < 64; i++)
-			if (push (&raw, page[i]) < 0)
+		rv = fl->C_FindObjects (s, page, PAGE, &got);
+		if (rv != CKR_OK || got == 0)
+			break;
+		if (got > PAGE)
+			got = PAGE; /* a lower module overrunning our buffer: use what fits */
+		/* Verdicts from the lock-free hints; the misses under one lock. */
+		int misses = 0;
+		for (CK_ULONG i = 0; i < got; i++)
+			misses += (verdict[i] = (signed char)fast_verdict (slot, page[i])) < 0;
+		if (misses) {
+			nf_lock ();
+				for (CK_ULONG i = 0; i < got; i++)
+					if (verdict[i] < 0)
+						verdict[i] = (signed char)classify_cached_inlock (slot, page[i]);
+			nf_unlock ();
+		}
+		for (CK_ULONG i = 0; rv == CKR_OK && i < got; i++)
+			if ((verdict[i] > 0 && push (out, page[i]) < 0) || (verdict[i] < 0 && push (&pending, page[i]) < 0))
 				rv = CKR_HOST_MEMORY;
-	} while (rv == CKR_OK && got > 0);
+		/* WORKAROUND(nss): NSS itself stops paging when a page comes back
+		 * short (pk11 find loop), so roots modules return full pages while
+		 * more remain; stopping here saves one call per search. */
+	} while (rv == CKR_OK && got == PAGE);
 	CK_RV frv = fl->C_FindObjectsFinal (s);
 	if (rv == CKR_OK)
 		rv = frv;
-	for (CK_ULONG i = 0; rv == CKR_OK && i < raw.n; i++)
-		if (classify_visible (s, slot, raw.v[i]) && push (out, raw.v[i]) < 0)
+	/* New handles are classified after the lower search has ended, since
+	 * classifying reads their attributes on the same session. */
+	for (CK_ULONG i = 0; rv == CKR_OK && i < pending.n; i++)
+		if (classify_visible (s, slot, pending.v[i]) && push (out, pending.v[i]) < 0)
 			rv = CKR_HOST_MEMORY;
-	free (raw.v);
+	handles_free (&pending);
 	return rv;
 }
 
 static CK_RV
 collect_view (CK_SLOT_ID slot, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count, handles *out)
 {
+	const nf_view *v = &nf.view;
 	if (nf.mode != NF_MODE_FENCED)
 		return CKR_OK;
-	for (size_t i = 0; i < nf.view.nobjects; i++) {
-		const nf_object *o = &nf.view.objects[i];
+	/* With an indexed attribute in the template, only objects whose value
+	 * hashes alike are candidates (in object order, as the index is sorted
+	 * by hash then object); otherwise every object is. */
+	for (CK_ULONG k = 0; k < count; k++) {
+		if (!view_indexed (tmpl[k].type) || (tmpl[k].pValue == NULL && tmpl[k].ulValueLen > 0))
+			continue;
+		uint64_t h = view_attr_hash (tmpl[k].type, tmpl[k].pValue, tmpl[k].ulValueLen);
+		for (size_t i = view_index_find (v, h); i < v->nindex && v->index[i].hash == h; i++) {
+			const nf_object *o = &v->objects[v->index[i].object];
+			if (o->slot == slot && attrs_match (o, tmpl, count) &&
+			    (out->n == 0 || out->v[out->n - 1] != NF_HANDLE_BASE + v->index[i].object) &&
+			    push (out, NF_HANDLE_BASE + v->index[i].object) < 0)
+				return CKR_HOST_MEMORY;
+		}
+		return CKR_OK;
+	}
+	for (size_t i = 0; i < v->nobjects; i++) {
+		const nf_object *o = &v->objects[i];
 		if (o->slot == slot && attrs_match (o, tmpl, count) && push (out, NF_HANDLE_BASE + i) < 0)
 			return CKR_HOST_MEMORY;
 	}
+	return CKR_OK;
+}
+
+/* Keeps the result in the session's own buffer, which lives as long as the
+ * session, so repeated searches do not allocate. */
+static CK_RV
+store_inlock (nf_session *s, const handles *found)
+{
+	if (s->cap < found->n) {
+		CK_OBJECT_HANDLE *v = realloc (s->found, found->n * sizeof *v);
+		if (v == NULL)
+			return CKR_HOST_MEMORY;
+		s->found = v;
+		s->cap = found->n;
+	}
+	if (found->n > 0)
+		memcpy (s->found, found->v, found->n * sizeof *found->v);
+	s->nfound = found->n;
+	s->pos = 0;
+	s->finding = 1;
 	return CKR_OK;
 }
 
@@ -68,7 +144,8 @@ CK_RV
 nf_C_FindObjectsInit (CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
 {
 	CK_FUNCTION_LIST_PTR fl = __atomic_load_n (&nf.lower, __ATOMIC_ACQUIRE);
-	handles found = { 0 };
+	CK_OBJECT_HANDLE buf[64];
+	handles found = HANDLES_INIT (buf);
 	nf_session *s;
 	CK_SLOT_ID slot = 0;
 	CK_RV rv = CKR_OK;
@@ -77,37 +154,31 @@ nf_C_FindObjectsInit (CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR tmpl, CK_ULONG
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	if (tmpl == NULL && count > 0)
 		return CKR_ARGUMENTS_BAD;
-	nf_lock ();
-		s = session_lookup_inlock (session);
-		if (s == NULL)
-			rv = CKR_SESSION_HANDLE_INVALID;
-		else if (s->finding)
-			rv = CKR_OPERATION_ACTIVE;
-		else {
-			s->finding = 1; /* reserve the operation while we collect */
-			slot = s->slot;
-		}
-	nf_unlock ();
+	/* A session is used by one thread at a time (PKCS#11 2.40, 6.7.1), so
+	 * the search runs first and OPERATION_ACTIVE is decided when storing. */
+	if (!fast_session_slot (session, &slot)) {
+		nf_lock ();
+			s = session_lookup_inlock (session);
+			if (s == NULL)
+				rv = CKR_SESSION_HANDLE_INVALID;
+			else
+				slot = s->slot;
+		nf_unlock ();
+	}
 	if (rv != CKR_OK || fl == NULL)
 		return rv != CKR_OK ? rv : CKR_SESSION_HANDLE_INVALID;
 
 	rv = collect_lower (fl, session, slot, tmpl, count, &found);
 	if (rv == CKR_OK)
 		rv = collect_view (slot, tmpl, count, &found);
-	nf_lock ();
-		s = session_lookup_inlock (session);
-		if (s != NULL && rv == CKR_OK) {
-			s->found = found.v;
-			s->nfound = found.n;
-			s->pos = 0;
-			found.v = NULL;
-		} else if (s != NULL) {
-			s->finding = 0;
-		} else {
-			rv = CKR_SESSION_HANDLE_INVALID; /* closed while we searched */
-		}
-	nf_unlock ();
-	free (found.v);
+	if (rv == CKR_OK) {
+		nf_lock ();
+			s = session_lookup_inlock (session);
+			rv = s == NULL ? CKR_SESSION_HANDLE_INVALID /* closed meanwhile */
+			     : s->finding ? CKR_OPERATION_ACTIVE : store_inlock (s, &found);
+		nf_unlock ();
+	}
+	handles_free (&found);
 	nf_debug (NF_DBG_FIND, "out: C_FindObjectsInit session %lu, %lu attrs -> %s", session, count, debug_rv_name (rv));
 	return rv;
 }
@@ -143,7 +214,6 @@ CK_RV
 nf_C_FindObjectsFinal (CK_SESSION_HANDLE session)
 {
 	CK_RV rv = CKR_OK;
-	CK_OBJECT_HANDLE *found = NULL;
 	if (!__atomic_load_n (&nf.initialized, __ATOMIC_ACQUIRE))
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	nf_lock ();
@@ -153,12 +223,9 @@ nf_C_FindObjectsFinal (CK_SESSION_HANDLE session)
 		else if (!s->finding)
 			rv = CKR_OPERATION_NOT_INITIALIZED;
 		else {
-			found = s->found;
-			s->found = NULL;
 			s->nfound = s->pos = 0;
-			s->finding = 0;
+			s->finding = 0; /* the buffer stays for the next search */
 		}
 	nf_unlock ();
-	free (found);
 	return rv;
 }

@@ -67,12 +67,21 @@ typedef struct {
 } nf_object;
 
 typedef struct {
+	uint64_t hash;   /* view_attr_hash of one indexed attribute */
+	size_t object;
+} nf_index_entry;
+
+typedef struct {
 	unsigned char *data; /* the whole file */
 	size_t size;
 	const char *stamp;   /* NUL-terminated copy */
 	size_t nobjects;
 	nf_object *objects;
 	nf_attr *attr_pool;
+	nf_index_entry *index; /* sorted by hash */
+	size_t nindex;
+	size_t *buckets;       /* hash -> first index position (SIZE_MAX: empty) */
+	size_t nbuckets;       /* a power of two */
 } nf_view;
 
 /* Loads and fully validates a view. On failure returns -1 and writes a
@@ -82,6 +91,9 @@ int view_parse (unsigned char *data, size_t size, const char *name, nf_view *vie
 int view_parse_body (nf_view *view, const char *name, char *why, size_t why_len);
 void view_free (nf_view *view);
 const nf_attr *view_attr (const nf_object *obj, CK_ATTRIBUTE_TYPE type);
+uint64_t view_attr_hash (CK_ATTRIBUTE_TYPE type, const void *value, CK_ULONG len);
+int view_indexed (CK_ATTRIBUTE_TYPE type);
+size_t view_index_find (const nf_view *v, uint64_t hash);
 
 /* ---- stamp.c ---- */
 /* Builds the upstream fingerprint (src/view/stamp.ts); malloc'd, NULL on error. */
@@ -136,8 +148,8 @@ void lower_unload (void);
 typedef struct {
 	CK_SLOT_ID slot;
 	int finding;
-	CK_OBJECT_HANDLE *found;
-	CK_ULONG nfound, pos;
+	CK_OBJECT_HANDLE *found; /* kept between searches; cap is its size */
+	CK_ULONG nfound, pos, cap;
 } nf_session;
 nf_session *session_lookup_inlock (CK_SESSION_HANDLE h);
 void session_free_all_inlock (void);
@@ -148,6 +160,16 @@ CK_RV nf_C_CloseAllSessions (CK_SLOT_ID);
 /* ---- classify.c ---- */
 /* 1 when the upstream object may be shown, 0 when it is hidden. */
 int classify_visible (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h);
+/* The cached verdict: 1 show, 0 hide, -1 not known yet (call classify_visible). */
+int classify_cached_inlock (CK_SLOT_ID slot, CK_OBJECT_HANDLE h);
+
+/* ---- fastpath.c: lock-free hint caches ---- */
+int fast_verdict (CK_SLOT_ID slot, CK_OBJECT_HANDLE h); /* 1, 0, or -1 unknown */
+void fast_verdict_put (CK_SLOT_ID slot, CK_OBJECT_HANDLE h, int visible);
+int fast_session_slot (CK_SESSION_HANDLE s, CK_SLOT_ID *slot);
+void fast_session_put (CK_SESSION_HANDLE s, CK_SLOT_ID slot);
+void fast_session_forget (CK_SESSION_HANDLE s);
+void fast_clear (void);
 
 /* ---- handles.h ---- */
 #include "handles.h"

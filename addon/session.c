@@ -49,6 +49,7 @@ nf_C_OpenSession (CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY no
 			int put = map_put (&nf.sessions, *out, (uint64_t)(uintptr_t)s);
 		nf_unlock ();
 		if (put == 0) {
+			fast_session_put (*out, slot);
 			nf_debug (NF_DBG_SESSION, "out: C_OpenSession slot %lu -> session %lu", slot, *out);
 			return CKR_OK;
 		}
@@ -66,6 +67,7 @@ nf_C_CloseSession (CK_SESSION_HANDLE h)
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	if (fl == NULL)
 		return CKR_SESSION_HANDLE_INVALID;
+	fast_session_forget (h);
 	CK_RV rv = fl->C_CloseSession (h);
 	if (rv == CKR_OK || rv == CKR_SESSION_HANDLE_INVALID) {
 		nf_lock ();
@@ -89,6 +91,9 @@ nf_C_CloseAllSessions (CK_SLOT_ID slot)
 	if (rv != CKR_OK)
 		return rv;
 	nf_lock ();
+		for (size_t i = 0; i < nf.sessions.cap; i++)
+			if (nf.sessions.used[i] && ((nf_session *)(uintptr_t)nf.sessions.vals[i])->slot == slot)
+				fast_session_forget (nf.sessions.keys[i]);
 		for (int again = 1; again;) {
 			again = 0;
 			for (size_t i = 0; i < nf.sessions.cap; i++) {

@@ -166,8 +166,19 @@ export function isCa(cert: ParsedCertificate): boolean | undefined {
 
 const decoder = new TextDecoder('utf-8', { fatal: false });
 
-/** First value of an attribute type in a Name, as text (for labels; never compared). */
+const nameCache = new WeakMap<Uint8Array, Map<string, string | undefined>>();
+
+/** First value of an attribute type in a Name, as text (for labels; never compared). Memoised per Name buffer. */
 export function nameAttribute(name: Uint8Array, attrOid: string): string | undefined {
+  let byOid = nameCache.get(name);
+  if (byOid?.has(attrOid)) return byOid.get(attrOid);
+  const value = readNameAttribute(name, attrOid);
+  if (!byOid) nameCache.set(name, (byOid = new Map()));
+  byOid.set(attrOid, value);
+  return value;
+}
+
+function readNameAttribute(name: Uint8Array, attrOid: string): string | undefined {
   for (const rdn of readChildren(readExact(name, Tag.SEQUENCE, 'Name').body)) {
     for (const atv of readChildren(rdn.body)) {
       const [type, value] = readChildren(atv.body);
