@@ -11,6 +11,7 @@
         "addon/config.c",
         "addon/debug.c",
         "addon/entry.c",
+        "addon/fastpath.c",
         "addon/find.c",
         "addon/forward.c",
         "addon/lower.c",

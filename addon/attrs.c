@@ -7,7 +7,15 @@
 int
 attrs_match (const nf_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG count)
 {
+	return attrs_match_except (obj, tmpl, count, count);
+}
+
+int
+attrs_match_except (const nf_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG count, CK_ULONG skip)
+{
 	for (CK_ULONG i = 0; i < count; i++) {
+		if (i == skip)
+			continue;
 		const nf_attr *a = view_attr (obj, tmpl[i].type);
 		if (a == NULL || a->len != tmpl[i].ulValueLen)
 			return 0;

@@ -104,8 +104,14 @@ collect_view (CK_SLOT_ID slot, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count, handles *o
 			continue;
 		uint64_t h = view_attr_hash (tmpl[k].type, tmpl[k].pValue, tmpl[k].ulValueLen);
 		for (size_t i = view_index_find (v, h); i < v->nindex && v->index[i].hash == h; i++) {
+			/* The indexed attribute itself first: most candidates end here
+			 * without the object's attribute array being touched. */
+			const nf_attr *a = v->index[i].attr;
+			if (a->type != tmpl[k].type || a->len != tmpl[k].ulValueLen ||
+			    (a->len > 0 && memcmp (a->value, tmpl[k].pValue, a->len) != 0))
+				continue;
 			const nf_object *o = &v->objects[v->index[i].object];
-			if (o->slot == slot && attrs_match (o, tmpl, count) &&
+			if (o->slot == slot && attrs_match_except (o, tmpl, count, k) &&
 			    (out->n == 0 || out->v[out->n - 1] != NF_HANDLE_BASE + v->index[i].object) &&
 			    push (out, NF_HANDLE_BASE + v->index[i].object) < 0)
 				return CKR_HOST_MEMORY;

@@ -69,6 +69,7 @@ typedef struct {
 typedef struct {
 	uint64_t hash;   /* view_attr_hash of one indexed attribute */
 	size_t object;
+	const nf_attr *attr; /* that attribute, compared before the object is touched */
 } nf_index_entry;
 
 typedef struct {
@@ -176,6 +177,8 @@ void fast_clear (void);
 
 /* ---- attrs.c ---- */
 int attrs_match (const nf_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG count);
+/* attrs_match, with template entry `skip` already known to match. */
+int attrs_match_except (const nf_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG count, CK_ULONG skip);
 CK_RV attrs_read (const nf_object *obj, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count);
 CK_RV nf_C_GetAttributeValue (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG);
 CK_RV nf_C_GetObjectSize (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ULONG_PTR);

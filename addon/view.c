@@ -239,7 +239,7 @@ index_build (nf_view *v)
 		for (size_t k = 0; k < sizeof indexed / sizeof indexed[0]; k++) {
 			const nf_attr *a = view_attr (&v->objects[i], indexed[k]);
 			if (a != NULL)
-				v->index[n++] = (nf_index_entry){ view_attr_hash (a->type, a->value, a->len), i };
+				v->index[n++] = (nf_index_entry){ view_attr_hash (a->type, a->value, a->len), i, a };
 		}
 	}
 	qsort (v->index, n, sizeof *v->index, cmp_entry);
