@@ -5,6 +5,11 @@ import { accessSync, constants, realpathSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { EngineError, type EngineErrorCode } from '../engine/errors.js';
 import { build, DEFAULT_UPSTREAM, type BuildResult } from '../compile/build.js';
+import type { Manifest } from '../install/common.js';
+import { findFirefoxDir, installFirefox, uninstallFirefox } from '../install/firefox.js';
+import { installNss, uninstallNss } from '../install/nss.js';
+import { installP11Kit, uninstallP11Kit } from '../install/p11kit.js';
+import { doctor, status, type InstallStatus } from '../install/status.js';
 
 const EXIT: Record<EngineErrorCode, number> = {
   BAD_DER: 1,
@@ -19,29 +24,67 @@ const EXIT: Record<EngineErrorCode, number> = {
 const HELP = `Usage: ncfence <command> [options]
 
 Commands:
-  build     Read the upstream trust module, fence every root it trusts,
-            and write the compiled view and ncfence.conf into --out.
+  build                 Read the upstream trust module, fence every root it
+                        trusts, write the compiled view and ncfence.conf.
+  install firefox       Put the module at <Firefox dir>/libnssckbi.so, keeping
+                        any file it replaces, with its configuration and view.
+  install nss           Replace the system NSS roots module the Debian way
+                        (dpkg-divert), wrapping the diverted original.
+  install p11-kit       Register the module for p11-kit consumers (GnuTLS...)
+                        with trust-policy: yes, and switch p11-kit-trust off
+                        for them; --user for this user only.
+  uninstall TARGET      Undo an install, restoring every replaced file.
+  status                What is installed where, and whether its view is fresh.
+  doctor                Check each install as a user would, with fixes.
 
-Options for build:
-  --upstream PATH          upstream PKCS#11 trust module
-                           (default ${DEFAULT_UPSTREAM})
-  --upstream-params STR    string passed to upstream's C_Initialize as
-                           pReserved, e.g. "paths=DIR" for p11-kit-trust
-  --out DIR                where to write view.ncfv and ncfence.conf
-                           (default ./ncfence-out)
+Options:
+  --upstream PATH          upstream PKCS#11 trust module (build default:
+                           ${DEFAULT_UPSTREAM}; install: what the target used)
+  --upstream-params STR    passed to upstream's C_Initialize as pReserved,
+                           e.g. "paths=DIR" for p11-kit-trust
   --policy FILE            policy file (default rules/default.json)
-  --rebuild-command PATH   let the module run \`PATH build ...\` to regenerate
-                           the view when it finds it stale or unusable
-  --auto-rebuild           the same, with this ncfence command as PATH
-  --rebuild-timeout-ms N   time limit for that run (default 15000, max 120000)
-  --json                   print the result as JSON on stdout
+  --out DIR                build: where to write view.ncfv and ncfence.conf
+                           (default ./ncfence-out)
+  --rebuild-command PATH   build: let the module run \`PATH build ...\` to
+                           regenerate the view when it is stale or unusable
+  --auto-rebuild           build: the same, with this ncfence command as PATH
+  --rebuild-timeout-ms N   build: time limit for that run (default 15000)
+  --firefox-dir DIR        install/uninstall/status/doctor: the Firefox or Tor
+                           Browser install directory (default: the first found)
+  --user                   install/uninstall p11-kit: for this user only
+  --root DIR               install/uninstall nss: filesystem root (default /)
+  --no-firefox             doctor: skip starting Firefox
+  --json                   print results as JSON on stdout
   -h, --help               show this help
 
-Point the module at the result with NCFENCE_CONFIG=DIR/ncfence.conf.
+Point a module built with \`build\` at its configuration with
+NCFENCE_CONFIG=DIR/ncfence.conf (docs/configuration.md).
 
-Exit codes: 0 ok, 1 failure, 2 usage error, 3 policy refused.
+Exit codes: 0 ok, 1 failure (doctor: a check failed), 2 usage error or a
+refused install, 3 policy refused.
 Set NCFENCE_DEBUG=1 to see stack traces.
 `;
+
+const OPTIONS = {
+  upstream: { type: 'string' },
+  'upstream-params': { type: 'string' },
+  out: { type: 'string', default: 'ncfence-out' },
+  policy: { type: 'string' },
+  'rebuild-command': { type: 'string' },
+  'auto-rebuild': { type: 'boolean', default: false },
+  'rebuild-timeout-ms': { type: 'string' },
+  'firefox-dir': { type: 'string' },
+  user: { type: 'boolean', default: false },
+  root: { type: 'string' },
+  'no-firefox': { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** Progress lines on a terminal, silence in pipes. */
+const progress = (msg: string): void => {
+  if (process.stderr.isTTY) process.stderr.write(`ncfence: ${msg}...\n`);
+};
 
 /** This command as an executable path the module can run (the installed, compiled CLI). */
 function selfCommand(): string {
@@ -70,30 +113,40 @@ function printSummary(r: BuildResult): void {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
+function printManifest(verb: string, m: Manifest): void {
+  const lines = [
+    `${verb} ${m.target}: module ${m.module.path}`,
+    `upstream:     ${m.upstream}${m.upstreamParams ? ` (${m.upstreamParams})` : ''}`,
+    `roots fenced: ${m.rootsFenced}`,
+    `view:         ${m.view}`,
+    `config:       ${m.config}`,
+    ...m.backups.map((b) => `kept:         ${b.path} as ${b.savedAs}`),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+function printStatus(rows: InstallStatus[]): void {
+  if (rows.length === 0) {
+    process.stdout.write('ncfence is not installed anywhere it looks (see ncfence --help: install).\n');
+    return;
+  }
+  const head = ['target', 'location', 'view', 'roots fenced', 'anchors', 'service', 'upstream'];
+  const body = rows.map((r) => [r.target, r.location, r.viewState, String(r.rootsFenced), String(r.anchors), r.service, r.upstream]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  process.stdout.write(`${[line(head), ...body.map(line)].join('\n')}\n`);
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
     process.stdout.write(HELP);
     return command === undefined ? 2 : 0;
   }
-  if (command !== 'build') throw new EngineError('USAGE', `unknown command "${command}" (try: ncfence --help)`);
   let values;
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({
-      args: rest,
-      options: {
-        upstream: { type: 'string', default: DEFAULT_UPSTREAM },
-        'upstream-params': { type: 'string', default: '' },
-        out: { type: 'string', default: 'ncfence-out' },
-        policy: { type: 'string' },
-        'rebuild-command': { type: 'string' },
-        'auto-rebuild': { type: 'boolean', default: false },
-        'rebuild-timeout-ms': { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
+    ({ values, positionals } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: true }));
   } catch (e) {
     throw new EngineError('USAGE', `${(e as Error).message} (try: ncfence --help)`);
   }
@@ -101,17 +154,77 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const result = await build({
-    upstream: values.upstream,
-    upstreamParams: values['upstream-params'],
-    outDir: values.out,
-    policyFile: values.policy,
-    rebuildCommand: values['auto-rebuild'] ? selfCommand() : values['rebuild-command'],
-    rebuildTimeoutMs: values['rebuild-timeout-ms'] === undefined ? undefined : Number(values['rebuild-timeout-ms']),
-  });
-  if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  else printSummary(result);
-  return 0;
+  const wantTarget = (): 'firefox' | 'nss' | 'p11-kit' => {
+    const t = positionals[0];
+    if (positionals.length !== 1 || (t !== 'firefox' && t !== 'nss' && t !== 'p11-kit')) {
+      throw new EngineError('USAGE', `${command} needs one target: firefox, nss or p11-kit (try: ncfence --help)`);
+    }
+    return t;
+  };
+  const upstreamOpts = { upstream: values.upstream, upstreamParams: values['upstream-params'], policyFile: values.policy, progress };
+  switch (command) {
+    case 'build': {
+      if (positionals.length) throw new EngineError('USAGE', `build takes no arguments, got ${positionals.join(' ')}`);
+      progress(`building the fenced view of ${values.upstream ?? DEFAULT_UPSTREAM}`);
+      const result = await build({
+        upstream: values.upstream ?? DEFAULT_UPSTREAM,
+        upstreamParams: values['upstream-params'] ?? '',
+        outDir: values.out,
+        policyFile: values.policy,
+        rebuildCommand: values['auto-rebuild'] ? selfCommand() : values['rebuild-command'],
+        rebuildTimeoutMs: values['rebuild-timeout-ms'] === undefined ? undefined : Number(values['rebuild-timeout-ms']),
+      });
+      if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      else printSummary(result);
+      return 0;
+    }
+    case 'install': {
+      const target = wantTarget();
+      const m =
+        target === 'firefox'
+          ? await installFirefox({ dir: values['firefox-dir'], ...upstreamOpts })
+          : target === 'nss'
+            ? await installNss({ root: values.root, ...upstreamOpts })
+            : await installP11Kit({ user: values.user, ...upstreamOpts });
+      if (values.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
+      else printManifest('installed', m);
+      return 0;
+    }
+    case 'uninstall': {
+      const target = wantTarget();
+      const m =
+        target === 'firefox'
+          ? uninstallFirefox(values['firefox-dir'] ?? findFirefoxDir())
+          : target === 'nss'
+            ? uninstallNss(values.root).manifest
+            : uninstallP11Kit(values.user);
+      if (values.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
+      else process.stdout.write(`uninstalled ${m.target}: ${m.module.path} removed${m.backups.map((b) => `, ${b.path} restored`).join('')}\n`);
+      return 0;
+    }
+    case 'status': {
+      const rows = status(values['firefox-dir'] ? [values['firefox-dir']] : []);
+      if (values.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      else printStatus(rows);
+      return 0;
+    }
+    case 'doctor': {
+      progress('checking each install (Firefox is started headless for Firefox installs)');
+      const reports = await doctor(values['firefox-dir'] ? [values['firefox-dir']] : [], { firefox: !values['no-firefox'] });
+      const failed = reports.some((r) => r.checks.some((c) => !c.ok));
+      if (values.json) process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
+      else if (reports.length === 0) process.stdout.write('nothing to check: ncfence is not installed anywhere it looks\n');
+      else {
+        for (const r of reports) {
+          process.stdout.write(`${r.target} at ${r.location}\n`);
+          for (const c of r.checks) process.stdout.write(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}${c.ok || !c.fix ? '' : `\n       fix: ${c.fix}`}\n`);
+        }
+      }
+      return failed || reports.length === 0 ? 1 : 0;
+    }
+    default:
+      throw new EngineError('USAGE', `unknown command "${command}" (try: ncfence --help)`);
+  }
 }
 
 main(process.argv.slice(2)).then(

@@ -2,7 +2,7 @@
 // written atomically (temp file, fsync, rename).
 
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { defaultEngineDeps, type EngineDeps } from '../engine/crossSign.js';
 import { EngineError } from '../engine/errors.js';
 import { formatConfig } from '../config.js';
@@ -20,6 +20,8 @@ export interface BuildOptions {
   upstream: string;
   upstreamParams: string;
   outDir: string;
+  /** Where to write ncfence.conf (default: in outDir). */
+  configFile?: string;
   policyFile?: string;
   /** Command the module may run to regenerate a stale view (written to ncfence.conf). */
   rebuildCommand?: string;
@@ -68,13 +70,14 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const stamp = upstreamStamp(upstream, opts.upstreamParams, policy.file);
   const snapshot = readUpstream(upstream, opts.upstreamParams);
   const plan = planView(snapshot, policy, deps);
+  const view = `${outDir}/${VIEW_FILE}`;
+  const config = opts.configFile ? resolve(opts.configFile) : `${outDir}/${CONFIG_FILE}`;
   try {
     mkdirSync(outDir, { recursive: true });
+    mkdirSync(dirname(config), { recursive: true });
   } catch (cause) {
     throw new EngineError('VIEW', `cannot create output directory ${outDir}: ${(cause as Error).message}`, { cause });
   }
-  const view = `${outDir}/${VIEW_FILE}`;
-  const config = `${outDir}/${CONFIG_FILE}`;
   try {
     writeFileAtomic(view, encodeView({ stamp, policyDigest: policy.digest, objects: plan.objects }));
     writeFileAtomic(

@@ -1,0 +1,125 @@
+// What every install target shares: the module shipped with this package,
+// the install manifest that makes uninstall exact, and careful file moves.
+
+import { createHash } from 'node:crypto';
+import { accessSync, constants, copyFileSync, existsSync, readFileSync, renameSync, rmSync, statSync, chmodSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EngineError } from '../engine/errors.js';
+import { writeFileAtomic } from '../compile/build.js';
+
+export const PACKAGE_MODULE = fileURLToPath(new URL('../../build/Release/libncfence.so', import.meta.url));
+export const SYSTEM_CKBI = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
+export const P11KIT_TRUST = '/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-trust.so';
+export const MANIFEST_VERSION = 1;
+
+export type Target = 'firefox' | 'nss' | 'p11-kit';
+
+/** A file the install replaced: where the original now lives and its hash, so uninstall restores it exactly. */
+export interface Backup {
+  path: string;
+  savedAs: string;
+  sha256: string;
+}
+
+export interface Manifest {
+  version: number;
+  target: Target;
+  installedAt: string;
+  /** The module file ncfence put in place, with its hash (uninstall refuses to delete a file it did not put there). */
+  module: { path: string; sha256: string };
+  config: string;
+  view: string;
+  upstream: string;
+  upstreamParams: string;
+  /** Files created that did not exist before (removed by uninstall). */
+  created: string[];
+  backups: Backup[];
+  /** Diversion made with dpkg-divert (nss target). */
+  diversion?: { root: string; path: string; divertTo: string };
+  rootsFenced: number;
+}
+
+export function sha256File(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+export function readManifest(path: string): Manifest | undefined {
+  if (!existsSync(path)) return undefined;
+  let m: Manifest;
+  try {
+    m = JSON.parse(readFileSync(path, 'utf8')) as Manifest;
+  } catch (cause) {
+    throw new EngineError('USAGE', `install record ${path} is not valid JSON; remove it only after checking what it describes`, { cause });
+  }
+  if (m.version !== MANIFEST_VERSION) throw new EngineError('USAGE', `install record ${path} has version ${m.version}; this ncfence reads ${MANIFEST_VERSION}`);
+  return m;
+}
+
+export function writeManifest(path: string, m: Manifest): void {
+  writeFileAtomic(path, `${JSON.stringify(m, null, 2)}\n`);
+}
+
+export function requireWritable(dir: string, what: string): void {
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new EngineError('USAGE', `${what} ${dir} is not writable by this user: run ncfence as its owner (e.g. with sudo) or choose another directory`);
+  }
+}
+
+/** Whether a file looks like a PKCS#11 module: an ELF shared object naming C_GetFunctionList. */
+export function looksLikePkcs11Module(path: string): boolean {
+  const b = readFileSync(path);
+  return b.subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46])) && b.includes('C_GetFunctionList');
+}
+
+/** Copies the module into place (temp file + rename, mode 0755) and returns its hash. */
+export function placeModule(dest: string, source = PACKAGE_MODULE): string {
+  if (!existsSync(source)) throw new EngineError('USAGE', `the built module ${source} is missing: run npm ci (or npm run build) in the ncfence package`);
+  const tmp = `${dest}.ncfence-tmp-${process.pid}`;
+  copyFileSync(source, tmp);
+  chmodSync(tmp, 0o755);
+  renameSync(tmp, dest);
+  return sha256File(dest);
+}
+
+/** Moves `path` aside to `savedAs` and records it. */
+export function backUp(path: string, savedAs: string): Backup {
+  if (existsSync(savedAs)) throw new EngineError('USAGE', `${savedAs} already exists and no install record explains it; move it away first`);
+  const sha256 = sha256File(path);
+  renameSync(path, savedAs);
+  return { path, savedAs, sha256 };
+}
+
+/** Puts a backup back, checking it is byte for byte what was saved. */
+export function restore(b: Backup): void {
+  if (!existsSync(b.savedAs)) throw new EngineError('USAGE', `the saved original ${b.savedAs} is missing; cannot restore ${b.path}`);
+  const now = sha256File(b.savedAs);
+  if (now !== b.sha256) throw new EngineError('USAGE', `the saved original ${b.savedAs} changed since install (sha256 ${now}, recorded ${b.sha256}); not restoring it`);
+  renameSync(b.savedAs, b.path);
+}
+
+/** Removes the module ncfence placed, refusing when someone replaced it since. */
+export function removeModule(m: Manifest): void {
+  if (!existsSync(m.module.path)) return;
+  const now = sha256File(m.module.path);
+  if (now !== m.module.sha256) {
+    throw new EngineError('USAGE', `${m.module.path} is not the module ncfence installed (sha256 ${now}); leaving it, and the rest of the install, in place`);
+  }
+  rmSync(m.module.path);
+}
+
+export function removeIfPresent(path: string): void {
+  rmSync(path, { force: true });
+}
+
+export function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export { dirname };

@@ -1,0 +1,101 @@
+// System NSS, the Debian way: dpkg-divert moves the packaged libnssckbi.so
+// aside (package upgrades then land there too) and the module takes its
+// name, wrapping the diverted original. The configuration goes to
+// /etc/ncfence/ncfence.conf, the system path the module reads.
+// `root` is a filesystem root (default /): tests use a disposable one.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { build } from '../compile/build.js';
+import { EngineError } from '../engine/errors.js';
+import { MANIFEST_VERSION, placeModule, readManifest, removeIfPresent, removeModule, requireWritable, sha256File, writeManifest, type Manifest } from './common.js';
+
+export const LIBDIR = '/usr/lib/x86_64-linux-gnu';
+export const CKBI_NAME = `${LIBDIR}/libnssckbi.so`;
+export const DIVERTED = `${LIBDIR}/libnssckbi.so.ncfence-orig`;
+export const STATE_DIR = '/var/lib/ncfence/nss';
+export const SYSTEM_CONFIG = '/etc/ncfence/ncfence.conf';
+
+const under = (root: string, p: string): string => (root === '/' ? p : join(root, p));
+
+function dpkgDivert(root: string, action: '--add' | '--remove'): void {
+  try {
+    execFileSync('dpkg-divert', ['--root', root, '--local', '--rename', '--divert', DIVERTED, action, CKBI_NAME], { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    const err = e as { stderr?: Buffer; message: string };
+    throw new EngineError('USAGE', `dpkg-divert ${action} failed: ${err.stderr?.toString().trim() || err.message}`, { cause: e });
+  }
+}
+
+function divertedTo(root: string): string | undefined {
+  try {
+    const out = execFileSync('dpkg-divert', ['--root', root, '--truename', CKBI_NAME], { encoding: 'utf8' }).trim();
+    return out === CKBI_NAME ? undefined : out;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface NssOptions {
+  root?: string;
+  upstream?: string;
+  upstreamParams?: string;
+  policyFile?: string;
+  progress?: (msg: string) => void;
+}
+
+export async function installNss(o: NssOptions): Promise<Manifest> {
+  const root = o.root ?? '/';
+  const lib = under(root, CKBI_NAME);
+  const manifestPath = under(root, join(STATE_DIR, 'install.json'));
+  requireWritable(under(root, LIBDIR), 'the library directory');
+  const previous = readManifest(manifestPath);
+  const current = divertedTo(root);
+  if (current && current !== DIVERTED) throw new EngineError('USAGE', `${CKBI_NAME} is already diverted to ${current} by someone else; ncfence will not stack on that`);
+  if (!current) {
+    if (!existsSync(lib)) throw new EngineError('USAGE', `${lib} does not exist: install libnss3 first`);
+    o.progress?.(`diverting ${CKBI_NAME} to ${DIVERTED}`);
+    dpkgDivert(root, '--add');
+  }
+  const upstream = o.upstream ?? previous?.upstream ?? under(root, DIVERTED);
+  const upstreamParams = o.upstreamParams ?? previous?.upstreamParams ?? '';
+  mkdirSync(under(root, STATE_DIR), { recursive: true });
+  o.progress?.(`building the fenced view of ${upstream}`);
+  let result;
+  try {
+    result = await build({ upstream, upstreamParams, outDir: under(root, STATE_DIR), configFile: under(root, SYSTEM_CONFIG), policyFile: o.policyFile });
+  } catch (e) {
+    if (!current) dpkgDivert(root, '--remove'); // undo: nothing half-installed
+    throw e;
+  }
+  o.progress?.(`installing the module as ${CKBI_NAME}`);
+  const sha256 = placeModule(lib);
+  const manifest: Manifest = {
+    version: MANIFEST_VERSION,
+    target: 'nss',
+    installedAt: new Date().toISOString(),
+    module: { path: lib, sha256 },
+    config: result.config,
+    view: result.view,
+    upstream: result.upstream,
+    upstreamParams,
+    created: [lib, result.config, result.view, manifestPath],
+    backups: [],
+    diversion: { root, path: CKBI_NAME, divertTo: DIVERTED },
+    rootsFenced: result.summary.rootsFenced,
+  };
+  writeManifest(manifestPath, manifest);
+  return manifest;
+}
+
+export function uninstallNss(rootIn?: string): { manifest: Manifest; restoredSha256: string } {
+  const root = rootIn ?? '/';
+  const manifestPath = under(root, join(STATE_DIR, 'install.json'));
+  const m = readManifest(manifestPath);
+  if (!m) throw new EngineError('USAGE', `ncfence is not installed for system NSS under ${root} (no ${manifestPath})`);
+  removeModule(m);
+  dpkgDivert(root, '--remove'); // moves the original back to its name
+  for (const f of [m.config, m.view, manifestPath]) removeIfPresent(f);
+  return { manifest: m, restoredSha256: sha256File(under(root, CKBI_NAME)) };
+}

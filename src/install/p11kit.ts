@@ -1,0 +1,91 @@
+// p11-kit consumers (GnuTLS and others that take trust from p11-kit): the
+// module registered by a module file with `trust-policy: yes`, wrapping
+// p11-kit-trust, and p11-kit-trust itself switched off for p11-kit consumers
+// by a module file of the same name, so they see only the fenced view.
+// --user uses ~/.config/pkcs11/modules (p11-kit ignores it for root).
+
+import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { build, CONFIG_FILE, writeFileAtomic } from '../compile/build.js';
+import { EngineError } from '../engine/errors.js';
+import { MANIFEST_VERSION, P11KIT_TRUST, backUp, placeModule, readManifest, removeIfPresent, removeModule, restore, writeManifest, type Backup, type Manifest } from './common.js';
+
+export interface P11KitPaths {
+  moduleDir: string; // where p11-kit reads module files
+  libDir: string; // where the module, its configuration and view go
+}
+
+export function p11kitPaths(user: boolean): P11KitPaths {
+  return user
+    ? { moduleDir: join(homedir(), '.config/pkcs11/modules'), libDir: join(homedir(), '.local/lib/ncfence') }
+    : { moduleDir: '/etc/pkcs11/modules', libDir: '/usr/local/lib/ncfence' };
+}
+
+// A program name no program has: p11-kit then loads the module nowhere.
+const DISABLE_TRUST = '# written by ncfence: p11-kit-trust is wrapped by ncfence.module\nenable-in: ncfence-wraps-p11-kit-trust\n';
+
+export interface P11KitOptions {
+  user: boolean;
+  upstream?: string;
+  upstreamParams?: string;
+  policyFile?: string;
+  progress?: (msg: string) => void;
+}
+
+export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
+  const { moduleDir, libDir } = p11kitPaths(o.user);
+  if (!o.user && process.getuid?.() !== 0) throw new EngineError('USAGE', 'a system-wide p11-kit install needs root; use --user for this user only');
+  if (o.user && process.getuid?.() === 0) throw new EngineError('USAGE', 'p11-kit ignores per-user module files when the program runs as root; install without --user, or as the user');
+  mkdirSync(moduleDir, { recursive: true });
+  mkdirSync(libDir, { recursive: true });
+  const manifestPath = join(libDir, 'install.json');
+  const previous = readManifest(manifestPath);
+  const moduleFile = join(moduleDir, 'ncfence.module');
+  const trustFile = join(moduleDir, 'p11-kit-trust.module');
+  let backups: Backup[] = previous?.backups ?? [];
+  if (!previous) {
+    for (const f of [moduleFile, trustFile]) if (existsSync(f)) backups.push(backUp(f, `${f}.ncfence-orig`));
+  }
+  const upstream = o.upstream ?? previous?.upstream ?? P11KIT_TRUST;
+  const upstreamParams = o.upstreamParams ?? previous?.upstreamParams ?? '';
+  o.progress?.(`building the fenced view of ${upstream}`);
+  const result = await build({ upstream, upstreamParams, outDir: libDir, policyFile: o.policyFile });
+  const modulePath = join(libDir, 'libncfence.so');
+  const sha256 = placeModule(modulePath);
+  o.progress?.(`registering ${moduleFile}`);
+  writeFileAtomic(moduleFile, `# written by ncfence\nmodule: ${modulePath}\ntrust-policy: yes\n`);
+  writeFileAtomic(trustFile, DISABLE_TRUST);
+  const manifest: Manifest = {
+    version: MANIFEST_VERSION,
+    target: 'p11-kit',
+    installedAt: new Date().toISOString(),
+    module: { path: modulePath, sha256 },
+    config: join(libDir, CONFIG_FILE),
+    view: result.view,
+    upstream: result.upstream,
+    upstreamParams,
+    created: [modulePath, result.config, result.view, moduleFile, trustFile, manifestPath],
+    backups,
+    rootsFenced: result.summary.rootsFenced,
+  };
+  writeManifest(manifestPath, manifest);
+  return manifest;
+}
+
+export function uninstallP11Kit(user: boolean): Manifest {
+  const { moduleDir, libDir } = p11kitPaths(user);
+  const manifestPath = join(libDir, 'install.json');
+  const m = readManifest(manifestPath);
+  if (!m) throw new EngineError('USAGE', `ncfence is not installed for p11-kit ${user ? 'for this user' : 'system-wide'} (no ${manifestPath})`);
+  removeModule(m);
+  for (const f of [join(moduleDir, 'ncfence.module'), join(moduleDir, 'p11-kit-trust.module'), m.config, m.view]) removeIfPresent(f);
+  for (const b of m.backups) restore(b);
+  removeIfPresent(manifestPath);
+  try {
+    rmdirSync(libDir); // only when empty
+  } catch {
+    // something else lives there; leave it
+  }
+  return m;
+}

@@ -1,0 +1,136 @@
+// `ncfence status` and `ncfence doctor`: what is installed where, and checks
+// a user would otherwise run by hand, each with the fix when it fails.
+
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { readConfig } from '../config.js';
+import { decodeView } from '../view/format.js';
+import { upstreamStamp } from '../view/stamp.js';
+import { CKA } from '../pkcs11/constants.js';
+import { readManifest, sha256File, type Manifest } from './common.js';
+import { MANIFEST_FILE, firefoxCandidates } from './firefox.js';
+import { STATE_DIR } from './nss.js';
+import { p11kitPaths } from './p11kit.js';
+import { probeFirefoxRoots } from './firefoxProbe.js';
+
+export interface InstallStatus {
+  target: Manifest['target'];
+  location: string;
+  module: string;
+  upstream: string;
+  view: string;
+  viewState: 'fresh' | 'stale' | 'missing' | 'corrupt';
+  rootsFenced: number;
+  anchors: number;
+  /** The live Namecoin service does not exist yet (issue 6); reported as such. */
+  service: 'not configured';
+}
+
+/** Every install ncfence can find: Firefox directories (candidates and `extraDirs`), system NSS, p11-kit. */
+export function findInstalls(extraDirs: string[] = []): { location: string; manifest: Manifest }[] {
+  const out: { location: string; manifest: Manifest }[] = [];
+  const seen = new Set<string>();
+  const add = (location: string, file: string): void => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const m = readManifest(file);
+    if (m) out.push({ location, manifest: m });
+  };
+  for (const d of [...extraDirs, ...firefoxCandidates()]) add(d, join(d, MANIFEST_FILE));
+  add('/', join(STATE_DIR, 'install.json'));
+  for (const user of [false, true]) add(p11kitPaths(user).libDir, join(p11kitPaths(user).libDir, 'install.json'));
+  return out;
+}
+
+export function viewState(m: Manifest): { state: InstallStatus['viewState']; anchors: number } {
+  if (!existsSync(m.view)) return { state: 'missing', anchors: 0 };
+  try {
+    const view = decodeView(readFileSync(m.view));
+    const anchors = view.objects.filter((o) => {
+      const label = o.attrs.find(([t]) => t === CKA.LABEL)?.[1];
+      return label && new TextDecoder().decode(label).startsWith('ncfence anchor for ');
+    }).length;
+    const cfg = readConfig(m.config);
+    const fresh = view.stamp === upstreamStamp(cfg.upstream, cfg.upstreamParams, cfg.policy);
+    return { state: fresh ? 'fresh' : 'stale', anchors: anchors / 2 }; // certificate + trust record per anchor
+  } catch {
+    return { state: 'corrupt', anchors: 0 };
+  }
+}
+
+export function status(extraDirs: string[] = []): InstallStatus[] {
+  return findInstalls(extraDirs).map(({ location, manifest: m }) => {
+    const v = viewState(m);
+    return {
+      target: m.target,
+      location,
+      module: m.module.path,
+      upstream: m.upstream,
+      view: m.view,
+      viewState: v.state,
+      rootsFenced: m.rootsFenced,
+      anchors: v.anchors,
+      service: 'not configured',
+    };
+  });
+}
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+}
+
+/** Loads the module in a child process, as a host would, and reports its warnings and slots. */
+function loadModule(m: Manifest): Promise<{ ok: boolean; detail: string }> {
+  const pkcs11js = createRequire(import.meta.url).resolve('pkcs11js');
+  const script = `
+    const p = new (require(process.env.NCFENCE_DOCTOR_PKCS11JS).PKCS11)();
+    p.load(process.env.NCFENCE_DOCTOR_MODULE);
+    p.C_Initialize({ flags: 2 });
+    const slots = p.C_GetSlotList(true);
+    process.stdout.write(JSON.stringify({ slots: slots.length }));
+    p.C_Finalize();`;
+  const env: NodeJS.ProcessEnv = { ...process.env, NCFENCE_DOCTOR_PKCS11JS: pkcs11js, NCFENCE_DOCTOR_MODULE: m.module.path };
+  // Hosts find the configuration beside the module (Firefox, p11-kit) or at the system path (nss).
+  delete env.NCFENCE_CONFIG;
+  if (m.target === 'nss') env.NCFENCE_CONFIG = m.config;
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['-e', script], { env, timeout: 20_000 }, (err, stdout, stderr) => {
+      const warnings = stderr.split('\n').filter((l) => /\(ncfence:\d+\) WARNING/.test(l));
+      if (err) return resolve({ ok: false, detail: `the module did not load: ${stderr.trim() || err.message}` });
+      const slots = (JSON.parse(stdout || '{"slots":0}') as { slots: number }).slots;
+      if (warnings.length > 0) return resolve({ ok: false, detail: warnings.join('; ') });
+      resolve({ ok: slots > 0, detail: `initialized; ${slots} slot(s), no warnings` });
+    });
+  });
+}
+
+export async function doctor(extraDirs: string[] = [], opts: { firefox?: boolean } = {}): Promise<{ location: string; target: string; checks: Check[] }[]> {
+  const installs = findInstalls(extraDirs);
+  const reports = [];
+  for (const { location, manifest: m } of installs) {
+    const checks: Check[] = [];
+    const reinstall = `ncfence install ${m.target}${m.target === 'firefox' ? ` --firefox-dir ${location}` : ''}`;
+    const moduleOk = existsSync(m.module.path) && sha256File(m.module.path) === m.module.sha256;
+    checks.push({ name: 'module file', ok: moduleOk, detail: moduleOk ? m.module.path : `${m.module.path} is missing or not the file ncfence installed`, fix: reinstall });
+    const v = viewState(m);
+    checks.push({ name: 'view fresh', ok: v.state === 'fresh', detail: `${m.view}: ${v.state}`, fix: `${reinstall} (rebuilds the view)` });
+    const load = await loadModule(m);
+    checks.push({ name: 'module loads', ok: load.ok, detail: load.detail, fix: 'see docs/troubleshooting.md for the warning above' });
+    if (m.target === 'firefox' && opts.firefox !== false) {
+      const probe = await probeFirefoxRoots(location);
+      checks.push({
+        name: 'Firefox loads ncfence',
+        ok: probe.loadedFromInstallDir,
+        detail: probe.line ?? probe.error ?? '',
+        fix: 'Firefox did not take its roots from the install directory: check that this is the Firefox you run, and that no enterprise policy or sandbox blocks the file',
+      });
+    }
+    reports.push({ location, target: m.target, checks });
+  }
+  return reports;
+}
