@@ -16,6 +16,12 @@ attrs_match_except (const nf_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG cou
 	for (CK_ULONG i = 0; i < count; i++) {
 		if (i == skip)
 			continue;
+		if (tmpl[i].type == CKA_CLASS && obj->has_cls) {
+			if (tmpl[i].ulValueLen != sizeof (CK_ULONG) || tmpl[i].pValue == NULL ||
+			    memcmp (&obj->cls, tmpl[i].pValue, sizeof (CK_ULONG)) != 0)
+				return 0;
+			continue;
+		}
 		const nf_attr *a = view_attr (obj, tmpl[i].type);
 		if (a == NULL || a->len != tmpl[i].ulValueLen)
 			return 0;

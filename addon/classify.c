@@ -61,8 +61,12 @@ classify_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h
 	CK_OBJECT_CLASS cls;
 	CK_ATTRIBUTE a = { CKA_CLASS, &cls, sizeof cls };
 	CK_RV rv = fl->C_GetAttributeValue (s, h, &a, 1);
+	/* A failing call (a bad handle, a closed session) says nothing about an
+	 * object: hidden for now, not cached, not reported as malformed. */
+	if (!attr_rv_ok (rv))
+		return HIDE | NOCACHE;
 	if (rv != CKR_OK || a.ulValueLen != sizeof cls)
-		return attr_rv_ok (rv) ? HIDE | MALFORMED : HIDE | NOCACHE | MALFORMED;
+		return HIDE | MALFORMED;
 	if (cls == CKO_CERTIFICATE) {
 		CK_BBOOL trusted = CK_FALSE;
 		a = (CK_ATTRIBUTE){ CKA_TRUSTED, &trusted, sizeof trusted };
@@ -71,7 +75,7 @@ classify_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h
 			return SHOW;
 		if (rv == CKR_OK && a.ulValueLen == 1)
 			return HIDE;
-		return attr_rv_ok (rv) ? HIDE | MALFORMED : HIDE | NOCACHE | MALFORMED;
+		return attr_rv_ok (rv) ? HIDE | MALFORMED : HIDE | NOCACHE;
 	}
 	if (cls == NF_CKO_NSS_TRUST)
 		return classify_trust (fl, s, h);

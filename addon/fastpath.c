@@ -16,6 +16,7 @@
 
 static uint64_t verdict_table[FAST_SIZE];
 static uint64_t session_table[FAST_SIZE];
+static struct nf_session *session_ptrs[FAST_SIZE];
 
 static size_t
 fast_index (uint64_t key)
@@ -59,11 +60,31 @@ fast_session_slot (CK_SESSION_HANDLE s, CK_SLOT_ID *slot)
 }
 
 void
-fast_session_put (CK_SESSION_HANDLE s, CK_SLOT_ID slot)
+fast_session_put (CK_SESSION_HANDLE s, CK_SLOT_ID slot, struct nf_session *ptr)
 {
 	if (s >= ((uint64_t)1 << 47) || slot >= (1u << 16))
 		return;
-	__atomic_store_n (&session_table[fast_index (s)], VALID | ((uint64_t)s << 16) | slot, __ATOMIC_RELEASE);
+	size_t i = fast_index (s);
+	__atomic_store_n (&session_table[i], 0, __ATOMIC_RELEASE);
+	__atomic_store_n (&session_ptrs[i], ptr, __ATOMIC_RELEASE);
+	__atomic_store_n (&session_table[i], VALID | ((uint64_t)s << 16) | slot, __ATOMIC_RELEASE);
+}
+
+/* The pointer stored with s, read between two reads of the key word so a
+ * concurrent overwrite is seen as a miss. The caller still checks the
+ * structure's own handle and live flag. */
+struct nf_session *
+fast_session_ptr (CK_SESSION_HANDLE s)
+{
+	if (s >= ((uint64_t)1 << 47))
+		return NULL;
+	size_t i = fast_index (s);
+	uint64_t want = (s << 16);
+	uint64_t e = __atomic_load_n (&session_table[i], __ATOMIC_ACQUIRE);
+	if (!(e & VALID) || ((e & ~VALID) & ~(uint64_t)0xffff) != want)
+		return NULL;
+	struct nf_session *p = __atomic_load_n (&session_ptrs[i], __ATOMIC_ACQUIRE);
+	return __atomic_load_n (&session_table[i], __ATOMIC_ACQUIRE) == e ? p : NULL;
 }
 
 void
@@ -79,5 +100,6 @@ fast_clear (void)
 	for (size_t i = 0; i < FAST_SIZE; i++) {
 		__atomic_store_n (&verdict_table[i], 0, __ATOMIC_RELEASE);
 		__atomic_store_n (&session_table[i], 0, __ATOMIC_RELEASE);
+		__atomic_store_n (&session_ptrs[i], NULL, __ATOMIC_RELEASE);
 	}
 }

@@ -106,9 +106,9 @@ collect_view (CK_SLOT_ID slot, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count, handles *o
 		for (size_t i = view_index_find (v, h); i < v->nindex && v->index[i].hash == h; i++) {
 			/* The indexed attribute itself first: most candidates end here
 			 * without the object's attribute array being touched. */
-			const nf_attr *a = v->index[i].attr;
-			if (a->type != tmpl[k].type || a->len != tmpl[k].ulValueLen ||
-			    (a->len > 0 && memcmp (a->value, tmpl[k].pValue, a->len) != 0))
+			const nf_index_entry *e = &v->index[i];
+			if (e->type != tmpl[k].type || e->len != tmpl[k].ulValueLen ||
+			    (e->len > 0 && memcmp (e->value, tmpl[k].pValue, e->len) != 0))
 				continue;
 			const nf_object *o = &v->objects[v->index[i].object];
 			if (o->slot == slot && attrs_match_except (o, tmpl, count, k) &&
@@ -160,9 +160,12 @@ nf_C_FindObjectsInit (CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR tmpl, CK_ULONG
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	if (tmpl == NULL && count > 0)
 		return CKR_ARGUMENTS_BAD;
-	/* A session is used by one thread at a time (PKCS#11 2.40, 6.7.1), so
-	 * the search runs first and OPERATION_ACTIVE is decided when storing. */
-	if (!fast_session_slot (session, &slot)) {
+	/* The search runs first and OPERATION_ACTIVE is decided when storing:
+	 * a session is used by one thread at a time (PKCS#11 2.40, 6.7.1). */
+	nf_session *owned = session_owned (session);
+	if (owned != NULL) {
+		slot = owned->slot;
+	} else {
 		nf_lock ();
 			s = session_lookup_inlock (session);
 			if (s == NULL)
@@ -177,7 +180,9 @@ nf_C_FindObjectsInit (CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR tmpl, CK_ULONG
 	rv = collect_lower (fl, session, slot, tmpl, count, &found);
 	if (rv == CKR_OK)
 		rv = collect_view (slot, tmpl, count, &found);
-	if (rv == CKR_OK) {
+	if (rv == CKR_OK && owned != NULL && session_owned (session) == owned) {
+		rv = owned->finding ? CKR_OPERATION_ACTIVE : store_inlock (owned, &found);
+	} else if (rv == CKR_OK) {
 		nf_lock ();
 			s = session_lookup_inlock (session);
 			rv = s == NULL ? CKR_SESSION_HANDLE_INVALID /* closed meanwhile */
@@ -189,49 +194,61 @@ nf_C_FindObjectsInit (CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR tmpl, CK_ULONG
 	return rv;
 }
 
+static CK_RV
+page_out (nf_session *s, CK_OBJECT_HANDLE_PTR out, CK_ULONG max, CK_ULONG_PTR count)
+{
+	if (!s->finding)
+		return CKR_OPERATION_NOT_INITIALIZED;
+	CK_ULONG n = s->nfound - s->pos;
+	if (n > max)
+		n = max;
+	for (CK_ULONG i = 0; i < n; i++)
+		out[i] = s->found[s->pos + i];
+	s->pos += n;
+	*count = n;
+	return CKR_OK;
+}
+
 CK_RV
 nf_C_FindObjects (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE_PTR out, CK_ULONG max, CK_ULONG_PTR count)
 {
-	CK_RV rv = CKR_OK;
+	CK_RV rv;
 	if (!__atomic_load_n (&nf.initialized, __ATOMIC_ACQUIRE))
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	if (count == NULL || (out == NULL && max > 0))
 		return CKR_ARGUMENTS_BAD;
+	nf_session *owned = session_owned (session);
+	if (owned != NULL)
+		return page_out (owned, out, max, count);
 	nf_lock ();
 		nf_session *s = session_lookup_inlock (session);
-		if (s == NULL)
-			rv = CKR_SESSION_HANDLE_INVALID;
-		else if (!s->finding)
-			rv = CKR_OPERATION_NOT_INITIALIZED;
-		else {
-			CK_ULONG n = s->nfound - s->pos;
-			if (n > max)
-				n = max;
-			for (CK_ULONG i = 0; i < n; i++)
-				out[i] = s->found[s->pos + i];
-			s->pos += n;
-			*count = n;
-		}
+		rv = s == NULL ? CKR_SESSION_HANDLE_INVALID : page_out (s, out, max, count);
 	nf_unlock ();
 	return rv;
+}
+
+static CK_RV
+finish (nf_session *s)
+{
+	if (!s->finding)
+		return CKR_OPERATION_NOT_INITIALIZED;
+	s->nfound = s->pos = 0;
+	s->finding = 0; /* the buffer stays for the next search */
+	return CKR_OK;
 }
 
 CK_RV
 nf_C_FindObjectsFinal (CK_SESSION_HANDLE session)
 {
-	CK_RV rv = CKR_OK;
+	CK_RV rv;
 	if (!__atomic_load_n (&nf.initialized, __ATOMIC_ACQUIRE))
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	nf_session *owned = session_owned (session);
+	if (owned != NULL)
+		return finish (owned);
 	nf_lock ();
 		nf_session *s = session_lookup_inlock (session);
-		if (s == NULL)
-			rv = CKR_SESSION_HANDLE_INVALID;
-		else if (!s->finding)
-			rv = CKR_OPERATION_NOT_INITIALIZED;
-		else {
-			s->nfound = s->pos = 0;
-			s->finding = 0; /* the buffer stays for the next search */
-		}
+		rv = s == NULL ? CKR_SESSION_HANDLE_INVALID : finish (s);
 	nf_unlock ();
 	return rv;
 }

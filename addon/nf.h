@@ -64,12 +64,21 @@ typedef struct {
 	CK_SLOT_ID slot;
 	CK_ULONG nattrs;
 	nf_attr *attrs;
+	/* CKA_CLASS, copied here so the common template {CLASS, SUBJECT} is
+	 * matched without walking the attribute array (view.c). */
+	CK_ULONG cls;
+	int has_cls;
 } nf_object;
 
 typedef struct {
 	uint64_t hash;   /* view_attr_hash of one indexed attribute */
-	size_t object;
-	const nf_attr *attr; /* that attribute, compared before the object is touched */
+	uint32_t object;
+	uint32_t len;
+	CK_ATTRIBUTE_TYPE type;
+	/* That attribute's value, compared before the object is touched: short
+	 * values (names, ids) are copied into one compact block, long ones
+	 * (certificates) point into the file. */
+	const unsigned char *value;
 } nf_index_entry;
 
 typedef struct {
@@ -83,6 +92,7 @@ typedef struct {
 	size_t nindex;
 	size_t *buckets;       /* hash -> first index position (SIZE_MAX: empty) */
 	size_t nbuckets;       /* a power of two */
+	unsigned char *compact; /* short indexed values, contiguous */
 } nf_view;
 
 /* Loads and fully validates a view. On failure returns -1 and writes a
@@ -133,6 +143,7 @@ typedef struct {
 	nf_view view;
 	nf_map verdicts;              /* (slot,handle) key -> verdict, classify.c */
 	nf_map sessions;              /* session handle -> nf_session*, session.c */
+	struct nf_session *free_sessions; /* the pool, session.c */
 } nf_state;
 
 extern nf_state nf;
@@ -146,13 +157,23 @@ CK_RV lower_load (const char *path, CK_C_INITIALIZE_ARGS_PTR caller, const char 
 void lower_unload (void);
 
 /* ---- session.c ---- */
-typedef struct {
+/* Session state. Structures are pooled, never freed before C_Finalize, so a
+ * pointer found through the lock-free hint table (fastpath.c) always points
+ * at valid memory; `handle` and `live` (atomic) say whether it still is
+ * that session. A session is used by one thread at a time (PKCS#11 2.40,
+ * 6.7.1), so its find state needs no lock once the session is resolved. */
+typedef struct nf_session {
+	CK_SESSION_HANDLE handle;
+	int live;
 	CK_SLOT_ID slot;
 	int finding;
 	CK_OBJECT_HANDLE *found; /* kept between searches; cap is its size */
 	CK_ULONG nfound, pos, cap;
+	struct nf_session *next_free;
 } nf_session;
 nf_session *session_lookup_inlock (CK_SESSION_HANDLE h);
+/* The live session for h through the lock-free hints, or NULL (then lock and look up). */
+nf_session *session_owned (CK_SESSION_HANDLE h);
 void session_free_all_inlock (void);
 CK_RV nf_C_OpenSession (CK_SLOT_ID, CK_FLAGS, CK_VOID_PTR, CK_NOTIFY, CK_SESSION_HANDLE_PTR);
 CK_RV nf_C_CloseSession (CK_SESSION_HANDLE);
@@ -168,7 +189,8 @@ int classify_cached_inlock (CK_SLOT_ID slot, CK_OBJECT_HANDLE h);
 int fast_verdict (CK_SLOT_ID slot, CK_OBJECT_HANDLE h); /* 1, 0, or -1 unknown */
 void fast_verdict_put (CK_SLOT_ID slot, CK_OBJECT_HANDLE h, int visible);
 int fast_session_slot (CK_SESSION_HANDLE s, CK_SLOT_ID *slot);
-void fast_session_put (CK_SESSION_HANDLE s, CK_SLOT_ID slot);
+void fast_session_put (CK_SESSION_HANDLE s, CK_SLOT_ID slot, struct nf_session *ptr);
+struct nf_session *fast_session_ptr (CK_SESSION_HANDLE s);
 void fast_session_forget (CK_SESSION_HANDLE s);
 void fast_clear (void);
 

@@ -11,12 +11,25 @@ session_lookup_inlock (CK_SESSION_HANDLE h)
 	return map_get (&nf.sessions, h, &v) ? (nf_session *)(uintptr_t)v : NULL;
 }
 
-static void
-session_destroy (nf_session *s)
+nf_session *
+session_owned (CK_SESSION_HANDLE h)
 {
-	if (s != NULL)
-		free (s->found);
-	free (s);
+	nf_session *s = fast_session_ptr (h);
+	if (s == NULL || !__atomic_load_n (&s->live, __ATOMIC_ACQUIRE) || __atomic_load_n (&s->handle, __ATOMIC_ACQUIRE) != h)
+		return NULL;
+	return s;
+}
+
+/* Back to the pool: the memory stays valid for stale hint readers. */
+static void
+session_retire_inlock (nf_session *s)
+{
+	if (s == NULL)
+		return;
+	__atomic_store_n (&s->live, 0, __ATOMIC_RELEASE);
+	s->finding = 0;
+	s->next_free = nf.free_sessions;
+	nf.free_sessions = s;
 }
 
 void
@@ -24,8 +37,14 @@ session_free_all_inlock (void)
 {
 	for (size_t i = 0; i < nf.sessions.cap; i++)
 		if (nf.sessions.used[i])
-			session_destroy ((nf_session *)(uintptr_t)nf.sessions.vals[i]);
+			session_retire_inlock ((nf_session *)(uintptr_t)nf.sessions.vals[i]);
 	map_free (&nf.sessions);
+	while (nf.free_sessions != NULL) {
+		nf_session *next = nf.free_sessions->next_free;
+		free (nf.free_sessions->found);
+		free (nf.free_sessions);
+		nf.free_sessions = next;
+	}
 }
 
 CK_RV
@@ -42,19 +61,30 @@ nf_C_OpenSession (CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY no
 	rv = fl->C_OpenSession (slot, flags, app, notify, out);
 	if (rv != CKR_OK)
 		return rv;
-	nf_session *s = calloc (1, sizeof *s);
-	if (s != NULL) {
-		s->slot = slot;
-		nf_lock ();
-			int put = map_put (&nf.sessions, *out, (uint64_t)(uintptr_t)s);
-		nf_unlock ();
-		if (put == 0) {
-			fast_session_put (*out, slot);
-			nf_debug (NF_DBG_SESSION, "out: C_OpenSession slot %lu -> session %lu", slot, *out);
-			return CKR_OK;
+	nf_lock ();
+		nf_session *s = nf.free_sessions;
+		if (s != NULL)
+			nf.free_sessions = s->next_free;
+		else
+			s = calloc (1, sizeof *s);
+		int put = -1;
+		if (s != NULL) {
+			s->slot = slot;
+			s->finding = 0;
+			s->nfound = s->pos = 0;
+			__atomic_store_n (&s->handle, *out, __ATOMIC_RELEASE);
+			__atomic_store_n (&s->live, 1, __ATOMIC_RELEASE);
+			put = map_put (&nf.sessions, *out, (uint64_t)(uintptr_t)s);
+			if (put == 0)
+				fast_session_put (*out, slot, s);
+			else
+				session_retire_inlock (s);
 		}
+	nf_unlock ();
+	if (put == 0) {
+		nf_debug (NF_DBG_SESSION, "out: C_OpenSession slot %lu -> session %lu", slot, *out);
+		return CKR_OK;
 	}
-	free (s);
 	fl->C_CloseSession (*out);
 	return CKR_HOST_MEMORY;
 }
@@ -73,8 +103,8 @@ nf_C_CloseSession (CK_SESSION_HANDLE h)
 		nf_lock ();
 			nf_session *s = session_lookup_inlock (h);
 			map_del (&nf.sessions, h);
+			session_retire_inlock (s);
 		nf_unlock ();
-		session_destroy (s);
 	}
 	return rv;
 }
@@ -100,7 +130,7 @@ nf_C_CloseAllSessions (CK_SLOT_ID slot)
 				nf_session *s = (nf_session *)(uintptr_t)nf.sessions.vals[i];
 				if (nf.sessions.used[i] && s->slot == slot) {
 					map_del (&nf.sessions, nf.sessions.keys[i]);
-					session_destroy (s);
+					session_retire_inlock (s);
 					again = 1; /* deletion shifts entries: rescan */
 					break;
 				}

@@ -228,22 +228,42 @@ cmp_entry (const void *a, const void *b)
 	return x->hash < y->hash ? -1 : x->hash > y->hash ? 1 : (x->object > y->object) - (x->object < y->object);
 }
 
+#define COMPACT_MAX 256 /* indexed values up to this size are copied */
+
 static int
 index_build (nf_view *v)
 {
-	size_t n = 0;
+	size_t n = 0, compact_size = 0;
 	v->index = malloc ((v->nobjects * (sizeof indexed / sizeof indexed[0]) + 1) * sizeof *v->index);
 	if (v->index == NULL)
 		return -1;
 	for (size_t i = 0; i < v->nobjects; i++) {
+		const nf_attr *c = view_attr (&v->objects[i], CKA_CLASS);
+		v->objects[i].has_cls = c != NULL && c->len == sizeof (CK_ULONG);
+		if (v->objects[i].has_cls)
+			memcpy (&v->objects[i].cls, c->value, sizeof (CK_ULONG));
 		for (size_t k = 0; k < sizeof indexed / sizeof indexed[0]; k++) {
 			const nf_attr *a = view_attr (&v->objects[i], indexed[k]);
-			if (a != NULL)
-				v->index[n++] = (nf_index_entry){ view_attr_hash (a->type, a->value, a->len), i, a };
+			if (a == NULL)
+				continue;
+			v->index[n++] = (nf_index_entry){ view_attr_hash (a->type, a->value, a->len), (uint32_t)i, (uint32_t)a->len, a->type, a->value };
+			if (a->len <= COMPACT_MAX)
+				compact_size += a->len;
 		}
 	}
 	qsort (v->index, n, sizeof *v->index, cmp_entry);
 	v->nindex = n;
+	/* Copy short values in index order, so one search reads adjacent bytes. */
+	v->compact = malloc (compact_size + 1);
+	if (v->compact == NULL)
+		return -1;
+	for (size_t i = 0, off = 0; i < n; i++) {
+		if (v->index[i].len > COMPACT_MAX)
+			continue;
+		memcpy (v->compact + off, v->index[i].value, v->index[i].len);
+		v->index[i].value = v->compact + off;
+		off += v->index[i].len;
+	}
 	/* Open-addressing table from a hash to its first index position, so a
 	 * search costs one probe instead of a binary search (module bench). */
 	size_t cap = 16;
@@ -378,6 +398,7 @@ view_free (nf_view *v)
 	free (v->attr_pool);
 	free (v->index);
 	free (v->buckets);
+	free (v->compact);
 	memset (v, 0, sizeof *v);
 }
 

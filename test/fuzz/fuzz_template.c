@@ -24,7 +24,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 		{ CKA_VALUE, der, sizeof der },
 		{ CKA_ID, der, 0 },
 	};
-	nf_object obj = { 1, sizeof attrs / sizeof attrs[0], attrs };
+	nf_object obj = { 1, sizeof attrs / sizeof attrs[0], attrs, CKO_CERTIFICATE, size > 0 && (data[0] & 1) };
 	CK_ATTRIBUTE tmpl[32];
 	void *bufs[32];
 	CK_ULONG n = 0;
