@@ -14,6 +14,7 @@
         "addon/fastpath.c",
         "addon/find.c",
         "addon/forward.c",
+        "addon/live.c",
         "addon/lower.c",
         "addon/map.c",
         "addon/rebuild.c",
@@ -44,6 +45,22 @@
       "libraries": [
         "-ldl",
         "-lpthread"
+      ]
+    },
+    {
+      "target_name": "ncfence_node",
+      "sources": [
+        "addon/node/peercred.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")"
+      ],
+      "defines": [
+        "NAPI_DISABLE_CPP_EXCEPTIONS"
+      ],
+      "cflags_cc": [
+        "-Wall",
+        "-Wextra"
       ]
     },
     {

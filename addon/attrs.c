@@ -59,6 +59,10 @@ resolve (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, const nf_object **obj)
 	if (!known)
 		return CKR_SESSION_HANDLE_INVALID;
 	if (handle_is_view (h)) {
+		if ((h & NF_LIVE_BASE) == NF_LIVE_BASE) {
+			*obj = live_object (h, slot);
+			return *obj ? CKR_OK : CKR_OBJECT_HANDLE_INVALID;
+		}
 		long idx = handle_view_index (h, nf.view.nobjects);
 		if (nf.mode != NF_MODE_FENCED || idx < 0 || nf.view.objects[idx].slot != slot)
 			return CKR_OBJECT_HANDLE_INVALID;

@@ -28,12 +28,15 @@ trim (char *s)
 static int
 set_key (nf_config *cfg, const char *key, const char *value)
 {
-	if (strcmp (key, "rebuild-timeout-ms") == 0) {
+	if (strcmp (key, "rebuild-timeout-ms") == 0 || strcmp (key, "service-timeout-ms") == 0) {
 		char *end;
 		long v = strtol (value, &end, 10);
 		if (*value == '\0' || *end != '\0' || v <= 0 || v > 120000)
 			return -1;
-		cfg->rebuild_timeout_ms = v;
+		if (key[1] == 'e' && key[2] == 'b')
+			cfg->rebuild_timeout_ms = v;
+		else
+			cfg->service_timeout_ms = v;
 		return 0;
 	}
 	char **slot = strcmp (key, "upstream") == 0          ? &cfg->upstream
@@ -41,6 +44,7 @@ set_key (nf_config *cfg, const char *key, const char *value)
 	              : strcmp (key, "view") == 0            ? &cfg->view
 	              : strcmp (key, "policy") == 0          ? &cfg->policy
 	              : strcmp (key, "rebuild") == 0         ? &cfg->rebuild
+	              : strcmp (key, "service") == 0         ? &cfg->service
 	                                                     : NULL;
 	if (slot == NULL)
 		return -1;
@@ -135,6 +139,7 @@ config_free (nf_config *cfg)
 	free (cfg->view);
 	free (cfg->policy);
 	free (cfg->rebuild);
+	free (cfg->service);
 	free (cfg->source);
 	memset (cfg, 0, sizeof *cfg);
 }

@@ -62,6 +62,10 @@ init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 		else if (try_view_inlock (&cfg, why, sizeof why) == 0)
 			why[0] = '\0';
 	}
+	if (cfg.service != NULL && cfg.service[0] != '\0') {
+		nf.service_path = strdup (cfg.service);
+		nf.service_timeout_ms = cfg.service_timeout_ms > 0 ? cfg.service_timeout_ms : 1500; /* a socket-activated first start takes about a second */
+	}
 	if (nf.view.data != NULL) {
 		nf.mode = NF_MODE_FENCED;
 		nf_debug (NF_DBG_INIT, "init: view %s, %zu objects", cfg.view, nf.view.nobjects);
@@ -114,6 +118,9 @@ nf_C_Finalize (CK_VOID_PTR reserved)
 		session_free_all_inlock ();
 		map_free (&nf.verdicts);
 		fast_clear ();
+		live_free_all_inlock ();
+		free (nf.service_path);
+		nf.service_path = NULL;
 		nf.mode = NF_MODE_CLOSED;
 	nf_unlock ();
 	return CKR_OK;

@@ -34,6 +34,12 @@ push (handles *hs, CK_OBJECT_HANDLE h)
 	return 0;
 }
 
+static int
+push_cb (void *hs, CK_OBJECT_HANDLE h)
+{
+	return push (hs, h);
+}
+
 static void
 handles_free (handles *hs)
 {
@@ -180,6 +186,8 @@ nf_C_FindObjectsInit (CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR tmpl, CK_ULONG
 	rv = collect_lower (fl, session, slot, tmpl, count, &found);
 	if (rv == CKR_OK)
 		rv = collect_view (slot, tmpl, count, &found);
+	if (rv == CKR_OK)
+		rv = live_collect (slot, tmpl, count, push_cb, &found);
 	if (rv == CKR_OK && owned != NULL && session_owned (session) == owned) {
 		rv = owned->finding ? CKR_OPERATION_ACTIVE : store_inlock (owned, &found);
 	} else if (rv == CKR_OK) {

@@ -11,6 +11,8 @@
 
 #define NF_HANDLE_TOP  ((CK_OBJECT_HANDLE)1 << (sizeof (CK_OBJECT_HANDLE) * 8 - 1))
 #define NF_HANDLE_BASE (NF_HANDLE_TOP | 0x4e460000UL)
+/* Live Namecoin objects (live.c): the next bit down marks them. */
+#define NF_LIVE_BASE   (NF_HANDLE_TOP | (NF_HANDLE_TOP >> 1))
 
 static inline int
 handle_is_view (CK_OBJECT_HANDLE h)

@@ -117,12 +117,19 @@ typedef struct {
 	char *view;
 	char *policy; /* part of the staleness stamp */
 	char *rebuild; /* optional: command that regenerates the view */
+	char *service; /* optional: the live .bit service's socket */
+	long service_timeout_ms;
 	long rebuild_timeout_ms;
 	char *source; /* which file it came from */
 } nf_config;
 /* 1 found and parsed, 0 none found, -1 malformed (reason in why). */
 int config_find (nf_config *cfg, char *why, size_t why_len);
 void config_free (nf_config *cfg);
+
+/* ---- live.c ---- */
+CK_RV live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*push) (void *, CK_OBJECT_HANDLE), void *out);
+const nf_object *live_object (CK_OBJECT_HANDLE h, CK_SLOT_ID slot);
+void live_free_all_inlock (void);
 
 /* ---- rebuild.c ---- */
 int rebuild_run (const nf_config *cfg, char *why, size_t why_len);
@@ -144,6 +151,8 @@ typedef struct {
 	nf_map verdicts;              /* (slot,handle) key -> verdict, classify.c */
 	nf_map sessions;              /* session handle -> nf_session*, session.c */
 	struct nf_session *free_sessions; /* the pool, session.c */
+	char *service_path;           /* live.c; NULL: no live .bit answers */
+	long service_timeout_ms;
 } nf_state;
 
 extern nf_state nf;

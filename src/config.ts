@@ -14,6 +14,10 @@ export interface ModuleConfig {
   rebuild?: string;
   /** Time limit for that run, 1..120000 ms (module default 15000). */
   rebuildTimeoutMs?: number;
+  /** Socket of the live .bit service (`ncfence serve`); absent: no Namecoin anchors. */
+  service?: string;
+  /** Bound on one lookup, 1..120000 ms (module default 1500). */
+  serviceTimeoutMs?: number;
 }
 
 export function formatConfig(c: ModuleConfig): string {
@@ -29,6 +33,8 @@ export function formatConfig(c: ModuleConfig): string {
   ];
   if (c.rebuild) lines.push(`rebuild = ${c.rebuild}`);
   if (c.rebuildTimeoutMs !== undefined) lines.push(`rebuild-timeout-ms = ${c.rebuildTimeoutMs}`);
+  if (c.service) lines.push(`service = ${c.service}`);
+  if (c.serviceTimeoutMs !== undefined) lines.push(`service-timeout-ms = ${c.serviceTimeoutMs}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -41,6 +47,8 @@ export function readConfig(file: string): ModuleConfig {
     policy: 'policy',
     rebuild: 'rebuild',
     'rebuild-timeout-ms': 'rebuildTimeoutMs',
+    service: 'service',
+    'service-timeout-ms': 'serviceTimeoutMs',
   };
   readFileSync(file, 'utf8')
     .split('\n')
@@ -50,7 +58,7 @@ export function readConfig(file: string): ModuleConfig {
       const m = /^([a-z-]+)\s*=\s*(.*)$/.exec(t);
       const key = m && keys[m[1]!];
       if (!m || !key) throw new EngineError('USAGE', `${file}:${i + 1}: unknown line (keys: ${Object.keys(keys).join(', ')})`);
-      if (key === 'rebuildTimeoutMs') out.rebuildTimeoutMs = Number(m[2]);
+      if (key === 'rebuildTimeoutMs' || key === 'serviceTimeoutMs') out[key] = Number(m[2]);
       else out[key] = m[2]!;
     });
   if (!out.upstream || !out.view || !out.policy) throw new EngineError('USAGE', `${file}: needs upstream, view and policy`);

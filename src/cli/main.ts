@@ -10,6 +10,7 @@ import { findFirefoxDir, installFirefox, uninstallFirefox } from '../install/fir
 import { installNss, uninstallNss } from '../install/nss.js';
 import { installP11Kit, uninstallP11Kit } from '../install/p11kit.js';
 import { doctor, status, type InstallStatus } from '../install/status.js';
+import { defaultSocketPath, serve } from '../namecoin/serve.js';
 
 const EXIT: Record<EngineErrorCode, number> = {
   BAD_DER: 1,
@@ -36,6 +37,8 @@ Commands:
   uninstall TARGET      Undo an install, restoring every replaced file.
   status                What is installed where, and whether its view is fresh.
   doctor                Check each install as a user would, with fixes.
+  serve                 Run the live .bit service the module asks for Namecoin
+                        anchors (docs/namecoin.md); runs until stopped.
 
 Options:
   --upstream PATH          upstream PKCS#11 trust module (build default:
@@ -54,6 +57,17 @@ Options:
   --user                   install/uninstall p11-kit: for this user only
   --root DIR               install/uninstall nss: filesystem root (default /)
   --no-firefox             doctor: skip starting Firefox
+  --service PATH           build/install: the live .bit service's socket the
+                           module asks (absent: no Namecoin anchors)
+  --socket PATH            serve: socket to listen on (default
+                           $XDG_RUNTIME_DIR/ncfence/service.sock)
+  --rules FILE             serve: local anchors, domains pinned to keys
+  --dns HOST:PORT          serve: ncdns-compatible DNS server (TLSA over TCP)
+  --rpc URL                serve: Namecoin Core JSON-RPC, e.g. http://127.0.0.1:8336/
+  --rpc-cookie FILE        serve: its .cookie file (or --rpc-user/--rpc-password)
+  --rpc-user USER
+  --rpc-password PASSWORD
+  --sources LIST           serve: order of sources, e.g. rules,dns,rpc
   --json                   print results as JSON on stdout
   -h, --help               show this help
 
@@ -77,6 +91,15 @@ const OPTIONS = {
   user: { type: 'boolean', default: false },
   root: { type: 'string' },
   'no-firefox': { type: 'boolean', default: false },
+  service: { type: 'string' },
+  socket: { type: 'string' },
+  rules: { type: 'string' },
+  dns: { type: 'string' },
+  rpc: { type: 'string' },
+  'rpc-cookie': { type: 'string' },
+  'rpc-user': { type: 'string' },
+  'rpc-password': { type: 'string' },
+  sources: { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -173,9 +196,29 @@ async function main(argv: string[]): Promise<number> {
         policyFile: values.policy,
         rebuildCommand: values['auto-rebuild'] ? selfCommand() : values['rebuild-command'],
         rebuildTimeoutMs: values['rebuild-timeout-ms'] === undefined ? undefined : Number(values['rebuild-timeout-ms']),
+        service: values.service,
       });
       if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else printSummary(result);
+      return 0;
+    }
+    case 'serve': {
+      const svc = await serve({
+        socket: values.socket ?? defaultSocketPath(),
+        rules: values.rules,
+        dns: values.dns,
+        rpc: values.rpc,
+        rpcCookie: values['rpc-cookie'],
+        rpcUser: values['rpc-user'],
+        rpcPassword: values['rpc-password'],
+        order: values.sources?.split(',').map((x) => x.trim()),
+      });
+      process.stderr.write(`ncfence: serving .bit anchors on ${svc.socketPath}\n`);
+      await new Promise<void>((done) => {
+        process.once('SIGTERM', done);
+        process.once('SIGINT', done);
+      });
+      await svc.close();
       return 0;
     }
     case 'install': {

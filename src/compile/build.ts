@@ -26,6 +26,8 @@ export interface BuildOptions {
   /** Command the module may run to regenerate a stale view (written to ncfence.conf). */
   rebuildCommand?: string;
   rebuildTimeoutMs?: number;
+  /** Socket of the live .bit service, written to ncfence.conf. */
+  service?: string;
   deps?: EngineDeps;
 }
 
@@ -89,6 +91,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         policy: policy.file,
         rebuild: opts.rebuildCommand,
         rebuildTimeoutMs: opts.rebuildTimeoutMs,
+        service: opts.service,
       }),
     );
   } catch (cause) {

@@ -65,30 +65,30 @@ export interface FencedRoot {
 
 // AlgorithmIdentifier ::= SEQUENCE { algorithm OID, parameters ANY OPTIONAL }
 // ecdsa-with-SHA256/384 have no parameters (RFC 5758, section 3.2).
-const SIGNATURE: Record<AnchorKeyType, { alg: Uint8Array; hash: string }> = {
+export const SIGNATURE: Record<AnchorKeyType, { alg: Uint8Array; hash: string }> = {
   'P-256': { alg: seq(oid(Oid.ecdsaWithSha256)), hash: 'sha256' },
   'P-384': { alg: seq(oid(Oid.ecdsaWithSha384)), hash: 'sha384' },
 };
 
 // Version ::= INTEGER { v1(0), v2(1), v3(2) }, in [0] EXPLICIT.
-const V3 = tlv(contextTag(0, true), smallInt(2));
+export const V3 = tlv(contextTag(0, true), smallInt(2));
 
 // Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
-function extension(id: string, critical: boolean, value: Uint8Array): Uint8Array {
+export function extension(id: string, critical: boolean, value: Uint8Array): Uint8Array {
   return critical ? seq(oid(id), boolTrue(), octetString(value)) : seq(oid(id), octetString(value));
 }
 
 // KeyIdentifier via method 1 of RFC 5280 4.2.1.2: SHA-1 of the subjectPublicKey bits.
-function keyIdentifier(spki: Uint8Array): Uint8Array {
+export function keyIdentifier(spki: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha1').update(publicKeyBits(spki)).digest());
 }
 
 // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] KeyIdentifier OPTIONAL, ... }
-function akiValue(keyId: Uint8Array): Uint8Array {
+export function akiValue(keyId: Uint8Array): Uint8Array {
   return seq(tlv(contextTag(0, false), keyId));
 }
 
-function signCertificate(tbs: Uint8Array, key: AnchorKey): Uint8Array {
+export function signCertificate(tbs: Uint8Array, key: AnchorKey): Uint8Array {
   const { alg, hash } = SIGNATURE[key.type];
   const signature = new Uint8Array(sign(hash, tbs, key.privateKey));
   return seq(tbs, alg, bitString(signature));

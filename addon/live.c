@@ -1,0 +1,310 @@
+/* Live Namecoin objects: a search whose template names a Namecoin-convention
+ * subject or issuer is also answered by the local service (ncfence serve)
+ * over a Unix socket (docs/service-protocol.md), with a bounded wait, and the
+ * answer is cached for its TTL. Service down, slow, foreign or answering
+ * nonsense: no live objects (the .bit chain fails; nothing else changes).
+ *
+ * Cache entries are immutable once published and live until C_Finalize, so
+ * a handle given out stays valid; an expired entry only stops answering new
+ * searches. Handles: NF_HANDLE_TOP | NF_LIVE_BIT | entry << 5 | object. */
+#include "nf.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MARKER "Namecoin TLS Certificate"
+#define MAX_ENTRIES 1024
+#define MAX_OBJECTS 16
+#define MAX_ATTRS 32
+#define MAX_NAME 16384
+#define MAX_RESPONSE (1u << 20)
+#define MAX_VALUE 65536u
+#define MAX_TTL 3600u
+
+typedef struct {
+	CK_SLOT_ID slot;
+	unsigned char *name;
+	size_t name_len;
+	long long expires_ms;
+	size_t nobjects;
+	nf_object objects[MAX_OBJECTS];
+	nf_attr *attrs;
+	unsigned char *body; /* the response; attribute values point into it */
+} live_entry;
+
+static live_entry *entries[MAX_ENTRIES];
+static size_t nentries;
+
+static long long
+now_ms (void)
+{
+	struct timespec ts;
+	clock_gettime (CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static void
+entry_free (live_entry *e)
+{
+	if (e == NULL)
+		return;
+	free (e->name);
+	free (e->attrs);
+	free (e->body);
+	free (e);
+}
+
+void
+live_free_all_inlock (void)
+{
+	for (size_t i = 0; i < nentries; i++)
+		entry_free (entries[i]);
+	nentries = 0;
+}
+
+/* The SUBJECT or ISSUER value of the template that carries the Namecoin marker. */
+static const CK_ATTRIBUTE *
+namecoin_name (const CK_ATTRIBUTE *tmpl, CK_ULONG count)
+{
+	for (CK_ULONG i = 0; i < count; i++) {
+		if ((tmpl[i].type != CKA_SUBJECT && tmpl[i].type != CKA_ISSUER) || tmpl[i].pValue == NULL ||
+		    tmpl[i].ulValueLen == 0 || tmpl[i].ulValueLen > MAX_NAME)
+			continue;
+		if (memmem (tmpl[i].pValue, tmpl[i].ulValueLen, MARKER, sizeof MARKER - 1) != NULL)
+			return &tmpl[i];
+	}
+	return NULL;
+}
+
+static uint32_t
+rd32 (const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void
+wr32 (unsigned char *p, uint32_t v)
+{
+	p[0] = v & 0xff;
+	p[1] = (v >> 8) & 0xff;
+	p[2] = (v >> 16) & 0xff;
+	p[3] = v >> 24;
+}
+
+/* Waits for fd to be ready until the deadline; 0 ready, -1 timeout or error. */
+static int
+wait_fd (int fd, short events, long long deadline)
+{
+	for (;;) {
+		long long left = deadline - now_ms ();
+		if (left <= 0)
+			return -1;
+		struct pollfd p = { fd, events, 0 };
+		int r = poll (&p, 1, (int)left);
+		if (r > 0)
+			return (p.revents & (events | POLLHUP)) ? 0 : -1;
+		if (r < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static int
+io_all (int fd, unsigned char *buf, size_t len, int writing, long long deadline)
+{
+	size_t done = 0;
+	while (done < len) {
+		if (wait_fd (fd, writing ? POLLOUT : POLLIN, deadline) < 0)
+			return -1;
+		ssize_t n = writing ? send (fd, buf + done, len - done, MSG_NOSIGNAL) : recv (fd, buf + done, len - done, 0);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return -1;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* Asks the service; returns the response body (malloc'd) or NULL. */
+static unsigned char *
+ask_service (const char *path, long timeout_ms, const unsigned char *name, size_t name_len, size_t *body_len)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen (path) >= sizeof sa.sun_path)
+		return NULL;
+	strcpy (sa.sun_path, path);
+	long long deadline = now_ms () + timeout_ms;
+	int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return NULL;
+	unsigned char *req = NULL, *body = NULL;
+	if (connect (fd, (struct sockaddr *)&sa, sizeof sa) < 0 && !(errno == EINPROGRESS || errno == EAGAIN))
+		goto fail;
+	if (wait_fd (fd, POLLOUT, deadline) < 0)
+		goto fail;
+	/* Only a service run by this user may answer (a shared directory must not let another user's process vouch). */
+	struct ucred cred;
+	socklen_t cl = sizeof cred;
+	if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || cred.uid != getuid ()) {
+		nf_warn ("service socket %s is not run by this user; ignoring it", path);
+		goto fail;
+	}
+	size_t req_len = 8 + 8 + name_len;
+	req = malloc (req_len);
+	if (req == NULL)
+		goto fail;
+	memcpy (req, "NCFS", 4);
+	wr32 (req + 4, (uint32_t)(8 + name_len));
+	req[8] = 1, req[9] = 0;   /* version */
+	req[10] = 1, req[11] = 0; /* kind: objects for a name */
+	wr32 (req + 12, (uint32_t)name_len);
+	memcpy (req + 16, name, name_len);
+	unsigned char hdr[8];
+	if (io_all (fd, req, req_len, 1, deadline) < 0 || io_all (fd, hdr, 8, 0, deadline) < 0)
+		goto fail;
+	uint32_t len = rd32 (hdr + 4);
+	if (memcmp (hdr, "NCFS", 4) != 0 || len < 12 || len > MAX_RESPONSE)
+		goto fail;
+	body = malloc (len);
+	if (body == NULL || io_all (fd, body, len, 0, deadline) < 0)
+		goto fail;
+	free (req);
+	close (fd);
+	*body_len = len;
+	return body;
+fail:
+	free (req);
+	free (body);
+	close (fd);
+	return NULL;
+}
+
+/* Validates a response body and indexes it into a new entry (NULL if malformed). */
+static live_entry *
+parse_answer (unsigned char *body, size_t len, CK_SLOT_ID slot, const unsigned char *name, size_t name_len)
+{
+	live_entry *e = calloc (1, sizeof *e);
+	if (e == NULL) {
+		free (body);
+		return NULL;
+	}
+	e->body = body;
+	if (len < 12 || body[0] != 1 || body[1] != 0)
+		goto bad;
+	unsigned status = body[2] | body[3] << 8;
+	uint32_t ttl = rd32 (body + 4), count = rd32 (body + 8);
+	if (status > 3 || ttl > MAX_TTL || count > MAX_OBJECTS || (status != 0 && count != 0))
+		goto bad;
+	e->attrs = calloc (MAX_OBJECTS * MAX_ATTRS, sizeof *e->attrs);
+	e->name = malloc (name_len);
+	if (e->attrs == NULL || e->name == NULL)
+		goto bad;
+	memcpy (e->name, name, name_len);
+	e->name_len = name_len;
+	size_t off = 12;
+	for (uint32_t i = 0; i < count; i++) {
+		if (len - off < 4)
+			goto bad;
+		uint32_t nattrs = rd32 (body + off);
+		off += 4;
+		if (nattrs > MAX_ATTRS)
+			goto bad;
+		nf_object *o = &e->objects[i];
+		o->slot = slot;
+		o->nattrs = nattrs;
+		o->attrs = e->attrs + i * MAX_ATTRS;
+		for (uint32_t k = 0; k < nattrs; k++) {
+			if (len - off < 8)
+				goto bad;
+			uint32_t type = rd32 (body + off), vlen = rd32 (body + off + 4);
+			off += 8;
+			if (vlen > MAX_VALUE || len - off < vlen)
+				goto bad;
+			o->attrs[k] = (nf_attr){ type, body + off, vlen };
+			off += vlen;
+			if (type == CKA_CLASS && vlen == sizeof (CK_ULONG)) {
+				memcpy (&o->cls, body + off - vlen, sizeof (CK_ULONG));
+				o->has_cls = 1;
+			}
+		}
+	}
+	if (off != len)
+		goto bad;
+	e->nobjects = count;
+	e->slot = slot;
+	e->expires_ms = now_ms () + (long long)ttl * 1000;
+	return e;
+bad:
+	entry_free (e);
+	return NULL;
+}
+
+static long
+find_entry_inlock (CK_SLOT_ID slot, const unsigned char *name, size_t len, long long now)
+{
+	for (size_t i = nentries; i-- > 0;) {
+		live_entry *e = entries[i];
+		if (e->slot == slot && e->name_len == len && e->expires_ms > now && memcmp (e->name, name, len) == 0)
+			return (long)i;
+	}
+	return -1;
+}
+
+CK_RV
+live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*push) (void *, CK_OBJECT_HANDLE), void *out)
+{
+	if (nf.service_path == NULL)
+		return CKR_OK;
+	const CK_ATTRIBUTE *name = namecoin_name (tmpl, count);
+	if (name == NULL)
+		return CKR_OK;
+	long idx;
+	nf_lock ();
+		idx = find_entry_inlock (slot, name->pValue, name->ulValueLen, now_ms ());
+	nf_unlock ();
+	if (idx < 0) {
+		size_t blen = 0;
+		unsigned char *body = ask_service (nf.service_path, nf.service_timeout_ms, name->pValue, name->ulValueLen, &blen);
+		live_entry *e = body ? parse_answer (body, blen, slot, name->pValue, name->ulValueLen) : NULL;
+		nf_debug (NF_DBG_FIND, "live: service %s -> %s", nf.service_path, e ? "answer" : "no answer");
+		if (e == NULL)
+			return CKR_OK; /* closed: no live objects */
+		nf_lock ();
+			if (nentries < MAX_ENTRIES) {
+				entries[nentries] = e;
+				idx = (long)nentries++;
+				e = NULL;
+			}
+		nf_unlock ();
+		entry_free (e); /* cache full: answer nothing rather than grow */
+		if (idx < 0)
+			return CKR_OK;
+	}
+	live_entry *e = entries[idx]; /* published entries never change */
+	for (size_t i = 0; i < e->nobjects; i++)
+		if (attrs_match (&e->objects[i], tmpl, count) && push (out, NF_LIVE_BASE | ((CK_OBJECT_HANDLE)idx << 5) | i) < 0)
+			return CKR_HOST_MEMORY;
+	return CKR_OK;
+}
+
+const nf_object *
+live_object (CK_OBJECT_HANDLE h, CK_SLOT_ID slot)
+{
+	if ((h & NF_LIVE_BASE) != NF_LIVE_BASE)
+		return NULL;
+	CK_OBJECT_HANDLE rest = h & ~NF_LIVE_BASE;
+	size_t idx = (size_t)(rest >> 5), obj = (size_t)(rest & 31);
+	const nf_object *o = NULL;
+	nf_lock ();
+		if (idx < nentries && obj < entries[idx]->nobjects && entries[idx]->slot == slot)
+			o = &entries[idx]->objects[obj];
+	nf_unlock ();
+	return o;
+}

@@ -1,0 +1,188 @@
+// Namecoin's certificate chain, synthesized in RAM (NOTES.md, "Namecoin TLS
+// conventions"): "Namecoin Root CA" (constrained to bit) -> ".bit TLD CA"
+// (constrained to bit) -> "<domain> Domain AIA Parent CA", whose key comes
+// from the name's TLS record and whose subject is the exact name a verifier
+// asked for -> "<domain> Domain CA" (sent by the server) -> leaf.
+
+import { createHash } from 'node:crypto';
+import { EngineError } from '../engine/errors.js';
+import { Tag, bitString, boolTrue, contextTag, octetString, oid, readExact, seq, set, tlv, uintFromBytes, utf8 } from '../engine/asn1/der.js';
+import { Oid, keyAlgorithmOid, nameAttribute } from '../engine/asn1/certificate.js';
+import { encodeTime } from '../engine/asn1/time.js';
+import { SIGNATURE, V3, akiValue, extension, keyIdentifier, signCertificate, type AnchorKey, type EngineDeps, type IssuedCert } from '../engine/crossSign.js';
+import { checkConstraintDnsName } from '../engine/nameConstraints.js';
+
+/** The serialNumber every Namecoin-convention subject carries (before any stapled data). */
+export const NAMECOIN_SERIAL = 'Namecoin TLS Certificate';
+const AIA_SUFFIX = ' Domain AIA Parent CA';
+
+export interface NamecoinCa {
+  key: AnchorKey;
+  cert: IssuedCert;
+}
+
+/** The in-RAM root and TLD CA; their keys never leave this object. */
+export interface NamecoinAuthority {
+  root: NamecoinCa;
+  tld: NamecoinCa;
+}
+
+// Name ::= SEQUENCE OF RDN; here CN then serialNumber, one attribute per RDN.
+function namecoinName(cn: string): Uint8Array {
+  const atv = (id: string, value: Uint8Array): Uint8Array => set(seq(oid(id), value));
+  return seq(atv(Oid.commonName, utf8(cn)), atv(Oid.serialNumber, tlv(Tag.PRINTABLE_STRING, new TextEncoder().encode(NAMECOIN_SERIAL))));
+}
+
+// NameConstraints permitting one dNSName subtree: SEQUENCE { [0] { SEQUENCE { [2] name } } }
+function permitOnly(dnsName: string): Uint8Array {
+  const base = tlv(contextTag(2, false), new TextEncoder().encode(checkConstraintDnsName(dnsName)));
+  return seq(tlv(contextTag(0, true), seq(base)));
+}
+
+const CA_BASIC = extension(Oid.basicConstraints, true, seq(boolTrue()));
+const CA_USAGE = extension(Oid.keyUsage, true, bitString(Uint8Array.of(0x06), 1));
+
+interface IssueArgs {
+  issuerName: Uint8Array;
+  issuerKey: AnchorKey;
+  issuerKeyId?: Uint8Array;
+  subject: Uint8Array;
+  spki: Uint8Array;
+  notBefore: number;
+  notAfter: number;
+  permitted: string;
+  serial: Uint8Array;
+}
+
+function issueCa(a: IssueArgs): IssuedCert {
+  const keyId = keyIdentifier(a.spki);
+  const exts = [CA_BASIC, CA_USAGE, extension(Oid.subjectKeyIdentifier, false, octetString(keyId))];
+  if (a.issuerKeyId) exts.push(extension(Oid.authorityKeyIdentifier, false, akiValue(a.issuerKeyId)));
+  exts.push(extension(Oid.nameConstraints, true, permitOnly(a.permitted)));
+  const serial = uintFromBytes(a.serial);
+  const tbs = seq(
+    V3,
+    serial,
+    SIGNATURE[a.issuerKey.type].alg,
+    a.issuerName,
+    seq(encodeTime(a.notBefore), encodeTime(a.notAfter)),
+    a.subject,
+    a.spki,
+    tlv(contextTag(3, true), seq(...exts)),
+  );
+  return { der: signCertificate(tbs, a.issuerKey), tbs, subject: a.subject, issuer: a.issuerName, serial, spki: a.spki, keyId };
+}
+
+/** A fresh root and TLD CA for this service run, valid from a day ago for ten years. */
+export function createAuthority(deps: EngineDeps): NamecoinAuthority {
+  const now = deps.now().getTime();
+  const from = now - 86_400_000;
+  const to = now + 3650 * 86_400_000;
+  const rootKey = deps.generateAnchorKey();
+  const rootName = namecoinName('Namecoin Root CA');
+  const root = issueCa({ issuerName: rootName, issuerKey: rootKey, subject: rootName, spki: rootKey.spki, notBefore: from, notAfter: to, permitted: 'bit', serial: deps.serial() });
+  const tldKey = deps.generateAnchorKey();
+  const tld = issueCa({
+    issuerName: rootName,
+    issuerKey: rootKey,
+    issuerKeyId: root.keyId,
+    subject: namecoinName('.bit TLD CA'),
+    spki: tldKey.spki,
+    notBefore: from,
+    notAfter: to,
+    permitted: 'bit',
+    serial: deps.serial(),
+  });
+  return { root: { key: rootKey, cert: root }, tld: { key: tldKey, cert: tld } };
+}
+
+export interface AiaRequest {
+  /** The domain, e.g. example.bit (lowercase). */
+  domain: string;
+  /** The key stapled in the subject's serialNumber, when there is one (SubjectPublicKeyInfo DER). */
+  stapledKey?: Uint8Array;
+}
+
+const DOMAIN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.bit$/;
+
+/**
+ * Reads a requested "<domain> Domain AIA Parent CA" name. Undefined when the
+ * name is not one (a public CA's name, another Namecoin CA). Hostile input:
+ * bounded, and any malformed part makes the whole name "not ours".
+ */
+export function parseAiaName(name: Uint8Array): AiaRequest | undefined {
+  if (name.length > 16384) return undefined;
+  let cn: string | undefined;
+  let serial: string | undefined;
+  try {
+    readExact(name, Tag.SEQUENCE, 'Name');
+    cn = nameAttribute(name, Oid.commonName);
+    serial = nameAttribute(name, Oid.serialNumber);
+  } catch {
+    return undefined;
+  }
+  if (cn === undefined || serial === undefined || !serial.startsWith(NAMECOIN_SERIAL) || !cn.endsWith(AIA_SUFFIX)) return undefined;
+  const domain = cn.slice(0, -AIA_SUFFIX.length).toLowerCase();
+  if (!DOMAIN.test(domain)) return undefined;
+  const rest = serial.slice(NAMECOIN_SERIAL.length);
+  if (rest === '') return { domain };
+  const m = /^\n\nStapled: (\{[\s\S]{1,8192}\})$/.exec(rest);
+  if (!m) return undefined;
+  try {
+    const stapled = JSON.parse(m[1]!) as { pubb64?: unknown };
+    if (typeof stapled.pubb64 !== 'string') return undefined;
+    const key = new Uint8Array(Buffer.from(stapled.pubb64, 'base64'));
+    keyAlgorithmOid(key); // must be a SubjectPublicKeyInfo
+    return { domain, stapledKey: key };
+  } catch {
+    return undefined;
+  }
+}
+
+export type { TlsRecord } from './records.js';
+import type { TlsRecord } from './records.js';
+
+const sha256 = (b: Uint8Array): Buffer => createHash('sha256').update(b).digest();
+
+/**
+ * The keys a domain's records vouch for, for this request: DANE-TA (2) over
+ * the SubjectPublicKeyInfo (selector 1); full keys (matching 0) directly,
+ * SHA-256 (matching 1) only for a key stapled in the requested name. With a
+ * stapled key, only that key (if some record vouches for it).
+ */
+export function vouchedKeys(records: readonly TlsRecord[], req: AiaRequest): Uint8Array[] {
+  const usable = records.filter((r) => r.usage === 2 && r.selector === 1);
+  const valid = (spki: Uint8Array): boolean => {
+    try {
+      keyAlgorithmOid(spki);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (req.stapledKey) {
+    const k = req.stapledKey;
+    const ok = usable.some((r) => (r.matchingType === 0 && Buffer.from(r.data).equals(k)) || (r.matchingType === 1 && sha256(k).equals(r.data)));
+    return ok ? [k] : [];
+  }
+  return usable.filter((r) => r.matchingType === 0 && valid(r.data)).map((r) => r.data);
+}
+
+/** AIA parent certificates for the exact requested name, one per vouched key, valid for about an hour. */
+export function synthesizeAiaParents(auth: NamecoinAuthority, name: Uint8Array, req: AiaRequest, keys: readonly Uint8Array[], deps: EngineDeps): IssuedCert[] {
+  if (name.length === 0) throw new EngineError('USAGE', 'empty name');
+  const now = deps.now().getTime();
+  return keys.map((spki) =>
+    issueCa({
+      issuerName: auth.tld.cert.subject,
+      issuerKey: auth.tld.key,
+      issuerKeyId: auth.tld.cert.keyId,
+      subject: name, // the exact bytes asked for: NSS matches issuers byte for byte
+      spki,
+      notBefore: now - 3_600_000,
+      notAfter: now + 3_600_000,
+      permitted: req.domain,
+      serial: deps.serial(),
+    }),
+  );
+}

@@ -1,0 +1,67 @@
+// `ncfence serve`: the live .bit service. Holds the Namecoin root and TLD CA
+// keys in RAM for its lifetime and answers the module's lookups from the
+// configured sources, in order.
+
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { defaultEngineDeps } from '../engine/crossSign.js';
+import { EngineError } from '../engine/errors.js';
+import { createAuthority } from './chain.js';
+import { NamecoinLookup, type TlsSource } from './lookup.js';
+import { rulesSource } from './rulesSource.js';
+
+export interface ServeOptions {
+  socket: string;
+  rules?: string;
+  dns?: string; // host:port of an ncdns-compatible server
+  rpc?: string; // http://127.0.0.1:8336/
+  rpcCookie?: string;
+  rpcUser?: string;
+  rpcPassword?: string;
+  /** Source order, e.g. ['rules', 'dns', 'rpc'] (default: those configured, in that order). */
+  order?: string[];
+  timeoutMs?: number;
+}
+
+export function defaultSocketPath(): string {
+  const runtime = process.env.XDG_RUNTIME_DIR;
+  return runtime ? join(runtime, 'ncfence', 'service.sock') : join(homedir(), '.cache', 'ncfence', 'service.sock');
+}
+
+async function buildSources(o: ServeOptions): Promise<TlsSource[]> {
+  const available: Record<string, () => Promise<TlsSource>> = {};
+  const timeoutMs = o.timeoutMs ?? 1500;
+  if (o.rules) available.rules = async () => rulesSource(o.rules!);
+  if (o.dns) {
+    // An address, not a host name: resolving the DNS server's own name would go through the resolver being bypassed.
+    const m = /^\[?([0-9a-fA-F:.]+)\]?:(\d+)$/.exec(o.dns.replace(/^localhost:/, '127.0.0.1:'));
+    if (!m) throw new EngineError('USAGE', `--dns expects ADDRESS:PORT (e.g. 127.0.0.1:5391), got ${o.dns}`);
+    const { lookupTlsa } = await import('./dns.js');
+    available.dns = async () => ({ name: `dns ${o.dns}`, lookup: (d) => lookupTlsa(d, { server: m[1]!, port: Number(m[2]), timeoutMs }) });
+  }
+  if (o.rpc) {
+    const { nameShowTls } = await import('./rpc.js');
+    const auth = o.rpcCookie ? { cookieFile: o.rpcCookie } : o.rpcUser && o.rpcPassword ? { user: o.rpcUser, password: o.rpcPassword } : undefined;
+    if (!auth) throw new EngineError('USAGE', '--rpc needs --rpc-cookie FILE or --rpc-user and --rpc-password');
+    available.rpc = async () => ({ name: `rpc ${o.rpc}`, lookup: (d) => nameShowTls(d, { url: o.rpc!, auth, timeoutMs }) });
+  }
+  const order = o.order ?? ['rules', 'dns', 'rpc'].filter((k) => k in available);
+  if (order.length === 0) throw new EngineError('USAGE', 'no anchor source: give --rules FILE, --dns HOST:PORT or --rpc URL');
+  return Promise.all(
+    order.map((k) => {
+      const make = available[k];
+      if (!make) throw new EngineError('USAGE', `source "${k}" in --sources is not configured`);
+      return make();
+    }),
+  );
+}
+
+export async function serve(o: ServeOptions): Promise<{ close(): Promise<void>; socketPath: string; lookup: NamecoinLookup }> {
+  const deps = await defaultEngineDeps();
+  const lookup = new NamecoinLookup(createAuthority(deps), await buildSources(o), deps);
+  const { startService } = await import('../service/server.js');
+  // systemd socket activation: LISTEN_FDS=1 for this pid hands over fd 3 (sd_listen_fds(3)).
+  const activated = process.env.LISTEN_FDS === '1' && process.env.LISTEN_PID === String(process.pid);
+  const server = await startService({ socketPath: o.socket, handler: (name) => lookup.answer(name), listenFd: activated ? 3 : undefined });
+  return { close: () => server.close(), socketPath: server.socketPath, lookup };
+}
