@@ -28,7 +28,7 @@
 #define MAX_VALUE 65536u
 #define MAX_TTL 3600u
 
-typedef struct {
+typedef struct live_entry {
 	CK_SLOT_ID slot;
 	unsigned char *name;
 	size_t name_len;
@@ -50,8 +50,10 @@ now_ms (void)
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-static void
-entry_free (live_entry *e)
+void live_entry_free (live_entry *e);
+
+void
+live_entry_free (live_entry *e)
 {
 	if (e == NULL)
 		return;
@@ -65,7 +67,7 @@ void
 live_free_all_inlock (void)
 {
 	for (size_t i = 0; i < nentries; i++)
-		entry_free (entries[i]);
+		live_entry_free (entries[i]);
 	nentries = 0;
 }
 
@@ -187,8 +189,10 @@ fail:
 }
 
 /* Validates a response body and indexes it into a new entry (NULL if malformed). */
-static live_entry *
-parse_answer (unsigned char *body, size_t len, CK_SLOT_ID slot, const unsigned char *name, size_t name_len)
+live_entry *live_parse_answer (unsigned char *body, size_t len, CK_SLOT_ID slot, const unsigned char *name, size_t name_len);
+
+live_entry *
+live_parse_answer (unsigned char *body, size_t len, CK_SLOT_ID slot, const unsigned char *name, size_t name_len)
 {
 	live_entry *e = calloc (1, sizeof *e);
 	if (e == NULL) {
@@ -242,7 +246,7 @@ parse_answer (unsigned char *body, size_t len, CK_SLOT_ID slot, const unsigned c
 	e->expires_ms = now_ms () + (long long)ttl * 1000;
 	return e;
 bad:
-	entry_free (e);
+	live_entry_free (e);
 	return NULL;
 }
 
@@ -272,7 +276,7 @@ live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*p
 	if (idx < 0) {
 		size_t blen = 0;
 		unsigned char *body = ask_service (nf.service_path, nf.service_timeout_ms, name->pValue, name->ulValueLen, &blen);
-		live_entry *e = body ? parse_answer (body, blen, slot, name->pValue, name->ulValueLen) : NULL;
+		live_entry *e = body ? live_parse_answer (body, blen, slot, name->pValue, name->ulValueLen) : NULL;
 		nf_debug (NF_DBG_FIND, "live: service %s -> %s", nf.service_path, e ? "answer" : "no answer");
 		if (e == NULL)
 			return CKR_OK; /* closed: no live objects */
@@ -283,7 +287,7 @@ live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*p
 				e = NULL;
 			}
 		nf_unlock ();
-		entry_free (e); /* cache full: answer nothing rather than grow */
+		live_entry_free (e); /* cache full: answer nothing rather than grow */
 		if (idx < 0)
 			return CKR_OK;
 	}

@@ -96,8 +96,8 @@ test('the module loads under ASan with no configuration and presents no slots', 
   t.notRegex(r.stderr, /Sanitizer|runtime error/);
 });
 
-const FUZZ_SECONDS = Number(process.env.NCFENCE_FUZZ_SECONDS ?? 15);
-for (const target of ['view', 'template'] as const) {
+const FUZZ_SECONDS = Number(process.env.NCFENCE_FUZZ_SECONDS ?? 12);
+for (const target of ['view', 'template', 'live'] as const) {
   test(`libFuzzer: ${target} for ${FUZZ_SECONDS} s finds nothing`, async (t) => {
     const fuzzer = await buildFuzzer(dir, target);
     const corpus = join(dir, `corpus-${target}`);

@@ -184,7 +184,7 @@ async function main(argv: string[]): Promise<number> {
     }
     return t;
   };
-  const upstreamOpts = { upstream: values.upstream, upstreamParams: values['upstream-params'], policyFile: values.policy, progress };
+  const upstreamOpts = { upstream: values.upstream, upstreamParams: values['upstream-params'], policyFile: values.policy, service: values.service, progress };
   switch (command) {
     case 'build': {
       if (positionals.length) throw new EngineError('USAGE', `build takes no arguments, got ${positionals.join(' ')}`);
@@ -246,7 +246,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'status': {
-      const rows = status(values['firefox-dir'] ? [values['firefox-dir']] : []);
+      const rows = await status(values['firefox-dir'] ? [values['firefox-dir']] : []);
       if (values.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       else printStatus(rows);
       return 0;

@@ -50,6 +50,8 @@ export interface InstallOptions {
   upstream?: string;
   upstreamParams?: string;
   policyFile?: string;
+  /** Socket of the live .bit service, for Namecoin anchors. */
+  service?: string;
   progress?: (msg: string) => void;
 }
 
@@ -79,7 +81,7 @@ export async function installFirefox(o: InstallOptions): Promise<Manifest> {
   const upstream = o.upstream ?? (previous && !o.upstream ? previous.upstream : defaultUpstream(backups[0]));
   const upstreamParams = o.upstreamParams ?? previous?.upstreamParams ?? '';
   o.progress?.(`building the fenced view of ${upstream}`);
-  const result = await build({ upstream, upstreamParams, outDir: dir, policyFile: o.policyFile });
+  const result = await build({ upstream, upstreamParams, outDir: dir, policyFile: o.policyFile, service: o.service });
   o.progress?.(`installing the module as ${target}`);
   const sha256 = placeModule(target);
   const manifest: Manifest = {

@@ -42,6 +42,8 @@ export interface NssOptions {
   upstream?: string;
   upstreamParams?: string;
   policyFile?: string;
+  /** Socket of the live .bit service, for Namecoin anchors. */
+  service?: string;
   progress?: (msg: string) => void;
 }
 
@@ -64,7 +66,7 @@ export async function installNss(o: NssOptions): Promise<Manifest> {
   o.progress?.(`building the fenced view of ${upstream}`);
   let result;
   try {
-    result = await build({ upstream, upstreamParams, outDir: under(root, STATE_DIR), configFile: under(root, SYSTEM_CONFIG), policyFile: o.policyFile });
+    result = await build({ upstream, upstreamParams, outDir: under(root, STATE_DIR), configFile: under(root, SYSTEM_CONFIG), policyFile: o.policyFile, service: o.service });
   } catch (e) {
     if (!current) dpkgDivert(root, '--remove'); // undo: nothing half-installed
     throw e;

@@ -30,6 +30,8 @@ export interface P11KitOptions {
   upstream?: string;
   upstreamParams?: string;
   policyFile?: string;
+  /** Socket of the live .bit service, for Namecoin anchors. */
+  service?: string;
   progress?: (msg: string) => void;
 }
 
@@ -50,7 +52,7 @@ export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
   const upstream = o.upstream ?? previous?.upstream ?? P11KIT_TRUST;
   const upstreamParams = o.upstreamParams ?? previous?.upstreamParams ?? '';
   o.progress?.(`building the fenced view of ${upstream}`);
-  const result = await build({ upstream, upstreamParams, outDir: libDir, policyFile: o.policyFile });
+  const result = await build({ upstream, upstreamParams, outDir: libDir, policyFile: o.policyFile, service: o.service });
   const modulePath = join(libDir, 'libncfence.so');
   const sha256 = placeModule(modulePath);
   o.progress?.(`registering ${moduleFile}`);

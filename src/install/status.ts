@@ -2,6 +2,7 @@
 // a user would otherwise run by hand, each with the fix when it fails.
 
 import { execFile } from 'node:child_process';
+import { createConnection } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -24,8 +25,8 @@ export interface InstallStatus {
   viewState: 'fresh' | 'stale' | 'missing' | 'corrupt';
   rootsFenced: number;
   anchors: number;
-  /** The live Namecoin service does not exist yet (issue 6); reported as such. */
-  service: 'not configured';
+  /** The live .bit service named in the configuration: whether something answers on its socket. */
+  service: 'not configured' | 'reachable' | 'unreachable';
 }
 
 /** Every install ncfence can find: Firefox directories (candidates and `extraDirs`), system NSS, p11-kit. */
@@ -60,10 +61,34 @@ export function viewState(m: Manifest): { state: InstallStatus['viewState']; anc
   }
 }
 
-export function status(extraDirs: string[] = []): InstallStatus[] {
-  return findInstalls(extraDirs).map(({ location, manifest: m }) => {
+/** Whether a service listens on the configured socket (connect only; nothing is asked). */
+function probeService(path: string): Promise<'reachable' | 'unreachable'> {
+  return new Promise((resolve) => {
+    const s = createConnection(path);
+    const done = (r: 'reachable' | 'unreachable'): void => {
+      s.destroy();
+      resolve(r);
+    };
+    s.setTimeout(1000, () => done('unreachable'));
+    s.once('connect', () => done('reachable'));
+    s.once('error', () => done('unreachable'));
+  });
+}
+
+async function serviceState(m: Manifest): Promise<InstallStatus['service']> {
+  try {
+    const cfg = readConfig(m.config);
+    return cfg.service ? await probeService(cfg.service) : 'not configured';
+  } catch {
+    return 'not configured';
+  }
+}
+
+export async function status(extraDirs: string[] = []): Promise<InstallStatus[]> {
+  const rows: InstallStatus[] = [];
+  for (const { location, manifest: m } of findInstalls(extraDirs)) {
     const v = viewState(m);
-    return {
+    rows.push({
       target: m.target,
       location,
       module: m.module.path,
@@ -72,9 +97,10 @@ export function status(extraDirs: string[] = []): InstallStatus[] {
       viewState: v.state,
       rootsFenced: m.rootsFenced,
       anchors: v.anchors,
-      service: 'not configured',
-    };
-  });
+      service: await serviceState(m),
+    });
+  }
+  return rows;
 }
 
 export interface Check {

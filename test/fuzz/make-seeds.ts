@@ -42,3 +42,16 @@ const seeds = {
   'unknown-type': Buffer.concat([record(0x7fff0001, new Uint8Array(4), 0), record(CKA.LABEL, text('ncfence anchor'), 0)]),
 };
 for (const [name, bytes] of Object.entries(seeds)) writeFileSync(`${here}corpus/template/${name}`, bytes);
+
+// live: service response bodies (the frame after its 8-byte header)
+import { encodeResponse } from '../../src/service/protocol.js';
+mkdirSync(`${here}corpus/live`, { recursive: true });
+const live = {
+  'not-found': encodeResponse({ status: 1, ttl: 60, objects: [] }),
+  'one-cert': encodeResponse({
+    status: 0,
+    ttl: 600,
+    objects: [[[CKA.CLASS, ulongBytes(CKO.CERTIFICATE)], [CKA.SUBJECT, der], [CKA.VALUE, der], [CKA.TRUSTED, boolBytes(false)]]],
+  }),
+};
+for (const [name, bytes] of Object.entries(live)) writeFileSync(`${here}corpus/live/${name}`, bytes.subarray(8));

@@ -33,7 +33,7 @@ export async function buildHarness(dir: string, variant: Variant): Promise<strin
   return out;
 }
 
-export async function buildFuzzer(dir: string, target: 'view' | 'template'): Promise<string> {
+export async function buildFuzzer(dir: string, target: 'view' | 'template' | 'live'): Promise<string> {
   const out = join(dir, `fuzz_${target}`);
   await runOk(
     'clang',

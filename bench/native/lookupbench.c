@@ -1,0 +1,76 @@
+/* Times .bit lookups through the module: for each name in NAMES (u32 length +
+ * DER, repeated), a search {CLASS=certificate, SUBJECT=name} the first time
+ * (cold: module -> service -> source) and then WARM times (module cache).
+ * Prints one JSON object with every sample in nanoseconds.
+ *   lookupbench MODULE NAMES WARM */
+#define _GNU_SOURCE 1
+#include <p11-kit/pkcs11.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static long long
+now_ns (void)
+{
+	struct timespec ts;
+	clock_gettime (CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int
+main (int argc, char **argv)
+{
+	if (argc != 4)
+		return 2;
+	void *dl = dlopen (argv[1], RTLD_NOW | RTLD_LOCAL);
+	CK_C_GetFunctionList get = dl ? (CK_C_GetFunctionList)dlsym (dl, "C_GetFunctionList") : NULL;
+	CK_FUNCTION_LIST_PTR fl;
+	if (get == NULL || get (&fl) != CKR_OK)
+		return 1;
+	CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
+	CK_SLOT_ID slot;
+	CK_ULONG n = 1;
+	CK_SESSION_HANDLE s;
+	if (fl->C_Initialize (&args) != CKR_OK || fl->C_GetSlotList (CK_TRUE, &slot, &n) != CKR_OK || n < 1 ||
+	    fl->C_OpenSession (slot, CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK)
+		return 1;
+	FILE *f = fopen (argv[2], "rb");
+	int warm = atoi (argv[3]);
+	unsigned char name[4096];
+	unsigned char len4[4];
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	printf ("{\"cold_ns\":[");
+	long long *warm_ns = malloc (sizeof (long long) * 100000);
+	size_t nw = 0, found = 0, count = 0;
+	while (f && fread (len4, 1, 4, f) == 4) {
+		unsigned len = len4[0] | len4[1] << 8 | len4[2] << 16 | (unsigned)len4[3] << 24;
+		if (len > sizeof name || fread (name, 1, len, f) != len)
+			break;
+		CK_ATTRIBUTE t[2] = { { CKA_CLASS, &cls, sizeof cls }, { CKA_SUBJECT, name, len } };
+		for (int r = 0; r <= warm; r++) {
+			CK_OBJECT_HANDLE out[8];
+			CK_ULONG got = 0;
+			long long t0 = now_ns ();
+			fl->C_FindObjectsInit (s, t, 2);
+			fl->C_FindObjects (s, out, 8, &got);
+			fl->C_FindObjectsFinal (s);
+			long long dt = now_ns () - t0;
+			if (r == 0) {
+				printf ("%s%lld", count ? "," : "", dt);
+				found += got;
+			} else if (nw < 100000) {
+				warm_ns[nw++] = dt;
+			}
+		}
+		count++;
+	}
+	printf ("],\"warm_ns\":[");
+	for (size_t i = 0; i < nw; i++)
+		printf ("%s%lld", i ? "," : "", warm_ns[i]);
+	printf ("],\"names\":%zu,\"found\":%zu}\n", count, found);
+	fl->C_CloseSession (s);
+	fl->C_Finalize (NULL);
+	return 0;
+}
