@@ -2,7 +2,8 @@
 // atomic JSON output. Benches measure only; nothing here asserts on timing.
 
 import { execFileSync } from 'node:child_process';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { writeFileAtomic } from '../src/compile/build.js';
 import { arch, cpus, platform, release, totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -121,21 +122,10 @@ export function machineInfo(): MachineInfo {
   };
 }
 
-/** Writes JSON to a temp file beside `path` (`*.tmp`, git-ignored), fsyncs it and renames it into place. */
+/** Writes JSON atomically (temp file, fsync, rename: the build step's writer). */
 export function writeJsonAtomic(path: string, value: unknown): void {
   mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o644);
-  try {
-    writeSync(fd, `${JSON.stringify(value, null, 2)}\n`);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw e;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
+  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 /** Fixed-width number for the text summary. */
