@@ -45,6 +45,7 @@ set_key (nf_config *cfg, const char *key, const char *value)
 	              : strcmp (key, "policy") == 0          ? &cfg->policy
 	              : strcmp (key, "rebuild") == 0         ? &cfg->rebuild
 	              : strcmp (key, "service") == 0         ? &cfg->service
+	              : strcmp (key, "service-command") == 0 ? &cfg->service_command
 	                                                     : NULL;
 	if (slot == NULL)
 		return -1;
@@ -140,6 +141,7 @@ config_free (nf_config *cfg)
 	free (cfg->policy);
 	free (cfg->rebuild);
 	free (cfg->service);
+	free (cfg->service_command);
 	free (cfg->source);
 	memset (cfg, 0, sizeof *cfg);
 }

@@ -64,6 +64,7 @@ init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 	}
 	if (cfg.service != NULL && cfg.service[0] != '\0') {
 		nf.service_path = strdup (cfg.service);
+		nf.service_command = cfg.service_command && cfg.service_command[0] ? strdup (cfg.service_command) : NULL;
 		nf.service_timeout_ms = cfg.service_timeout_ms > 0 ? cfg.service_timeout_ms : 1500; /* a socket-activated first start takes about a second */
 	}
 	if (nf.view.data != NULL) {
@@ -120,7 +121,8 @@ nf_C_Finalize (CK_VOID_PTR reserved)
 		fast_clear ();
 		live_free_all_inlock ();
 		free (nf.service_path);
-		nf.service_path = NULL;
+		free (nf.service_command);
+		nf.service_path = nf.service_command = NULL;
 		nf.mode = NF_MODE_CLOSED;
 	nf_unlock ();
 	return CKR_OK;

@@ -10,7 +10,9 @@
 #include "nf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,8 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #define MARKER "Namecoin TLS Certificate"
 #define MAX_ENTRIES 1024
@@ -134,6 +138,47 @@ io_all (int fd, unsigned char *buf, size_t len, int writing, long long deadline)
 	return 0;
 }
 
+/* On-demand start (`service-command` in the configuration): the command is
+ * split on spaces (no quoting) and started detached in its own session, its
+ * output to /dev/null, at most once every 30 s; the module does not wait for
+ * it or stop it. 1 when a start is (or was just) under way. */
+static long long last_start_ms = -1;
+
+static int
+start_service (void)
+{
+	if (nf.service_command == NULL)
+		return 0;
+	long long now = now_ms ();
+	if (last_start_ms >= 0 && now - last_start_ms < 30000)
+		return now - last_start_ms < nf.service_timeout_ms; /* the earlier start is still coming up */
+	last_start_ms = now;
+	char *copy = strdup (nf.service_command);
+	char *argv[32];
+	int argc = 0;
+	for (char *save = NULL, *tok = copy ? strtok_r (copy, " ", &save) : NULL; tok && argc < 31; tok = strtok_r (NULL, " ", &save))
+		argv[argc++] = tok;
+	argv[argc] = NULL;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	posix_spawn_file_actions_init (&fa);
+	posix_spawn_file_actions_addopen (&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen (&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen (&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+	posix_spawnattr_init (&attr);
+	posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETSID);
+	pid_t pid;
+	int err = argc > 0 ? posix_spawn (&pid, argv[0], &fa, &attr, argv, environ) : EINVAL;
+	posix_spawnattr_destroy (&attr);
+	posix_spawn_file_actions_destroy (&fa);
+	if (err != 0)
+		nf_warn ("cannot start the .bit service with %s: %s", nf.service_command, strerror (err));
+	else
+		nf_debug (NF_DBG_FIND, "live: started the service (pid %d)", (int)pid);
+	free (copy);
+	return err == 0;
+}
+
 /* Asks the service; returns the response body (malloc'd) or NULL. */
 static unsigned char *
 ask_service (const char *path, long timeout_ms, const unsigned char *name, size_t name_len, size_t *body_len)
@@ -147,8 +192,13 @@ ask_service (const char *path, long timeout_ms, const unsigned char *name, size_
 	if (fd < 0)
 		return NULL;
 	unsigned char *req = NULL, *body = NULL;
-	if (connect (fd, (struct sockaddr *)&sa, sizeof sa) < 0 && !(errno == EINPROGRESS || errno == EAGAIN))
-		goto fail;
+	/* Nothing listening yet: start the service if configured, and keep trying until the deadline. */
+	while (connect (fd, (struct sockaddr *)&sa, sizeof sa) < 0 && !(errno == EINPROGRESS || errno == EAGAIN)) {
+		if ((errno != ENOENT && errno != ECONNREFUSED) || !start_service () || now_ms () >= deadline)
+			goto fail;
+		struct timespec pause = { 0, 20 * 1000000L };
+		nanosleep (&pause, NULL);
+	}
 	if (wait_fd (fd, POLLOUT, deadline) < 0)
 		goto fail;
 	/* Only a service run by this user may answer (a shared directory must not let another user's process vouch). */
@@ -250,6 +300,20 @@ bad:
 	return NULL;
 }
 
+/* Whether a newer entry answers the same name (then `e` is superseded). */
+static int
+superseded (size_t i, const live_entry *e)
+{
+	size_t n;
+	nf_lock ();
+		n = nentries;
+	nf_unlock ();
+	for (size_t j = i + 1; j < n; j++)
+		if (entries[j]->slot == e->slot && entries[j]->name_len == e->name_len && memcmp (entries[j]->name, e->name, e->name_len) == 0)
+			return 1;
+	return 0;
+}
+
 static long
 find_entry_inlock (CK_SLOT_ID slot, const unsigned char *name, size_t len, long long now)
 {
@@ -261,6 +325,32 @@ find_entry_inlock (CK_SLOT_ID slot, const unsigned char *name, size_t len, long 
 	return -1;
 }
 
+/* Searches that name no subject or issuer (by CKA_VALUE, by class only, the
+ * empty template of a startup enumeration) are answered from what the
+ * service already said: the newest unexpired answer per name. Searches by a
+ * public subject or issuer never get here. */
+static CK_RV
+collect_cached (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*push) (void *, CK_OBJECT_HANDLE), void *out)
+{
+	for (CK_ULONG i = 0; i < count; i++)
+		if (tmpl[i].type == CKA_SUBJECT || tmpl[i].type == CKA_ISSUER)
+			return CKR_OK;
+	long long now = now_ms ();
+	size_t n;
+	nf_lock ();
+		n = nentries;
+	nf_unlock ();
+	for (size_t i = n; i-- > 0;) {
+		live_entry *e = entries[i]; /* published entries never change */
+		if (e->slot != slot || e->expires_ms <= now || superseded (i, e))
+			continue;
+		for (size_t k = 0; k < e->nobjects; k++)
+			if (attrs_match (&e->objects[k], tmpl, count) && push (out, NF_LIVE_BASE | ((CK_OBJECT_HANDLE)i << 5) | k) < 0)
+				return CKR_HOST_MEMORY;
+	}
+	return CKR_OK;
+}
+
 CK_RV
 live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*push) (void *, CK_OBJECT_HANDLE), void *out)
 {
@@ -268,7 +358,7 @@ live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*p
 		return CKR_OK;
 	const CK_ATTRIBUTE *name = namecoin_name (tmpl, count);
 	if (name == NULL)
-		return CKR_OK;
+		return collect_cached (slot, tmpl, count, push, out);
 	long idx;
 	nf_lock ();
 		idx = find_entry_inlock (slot, name->pValue, name->ulValueLen, now_ms ());

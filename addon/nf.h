@@ -118,6 +118,7 @@ typedef struct {
 	char *policy; /* part of the staleness stamp */
 	char *rebuild; /* optional: command that regenerates the view */
 	char *service; /* optional: the live .bit service's socket */
+	char *service_command; /* optional: starts the service on demand */
 	long service_timeout_ms;
 	long rebuild_timeout_ms;
 	char *source; /* which file it came from */
@@ -152,6 +153,7 @@ typedef struct {
 	nf_map sessions;              /* session handle -> nf_session*, session.c */
 	struct nf_session *free_sessions; /* the pool, session.c */
 	char *service_path;           /* live.c; NULL: no live .bit answers */
+	char *service_command;        /* live.c; NULL: never start the service */
 	long service_timeout_ms;
 } nf_state;
 

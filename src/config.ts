@@ -18,6 +18,8 @@ export interface ModuleConfig {
   service?: string;
   /** Bound on one lookup, 1..120000 ms (module default 1500). */
   serviceTimeoutMs?: number;
+  /** Command line (split on spaces) the module runs to start the service when nothing answers. */
+  serviceCommand?: string;
 }
 
 export function formatConfig(c: ModuleConfig): string {
@@ -35,6 +37,7 @@ export function formatConfig(c: ModuleConfig): string {
   if (c.rebuildTimeoutMs !== undefined) lines.push(`rebuild-timeout-ms = ${c.rebuildTimeoutMs}`);
   if (c.service) lines.push(`service = ${c.service}`);
   if (c.serviceTimeoutMs !== undefined) lines.push(`service-timeout-ms = ${c.serviceTimeoutMs}`);
+  if (c.serviceCommand) lines.push(`service-command = ${c.serviceCommand}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -49,6 +52,7 @@ export function readConfig(file: string): ModuleConfig {
     'rebuild-timeout-ms': 'rebuildTimeoutMs',
     service: 'service',
     'service-timeout-ms': 'serviceTimeoutMs',
+    'service-command': 'serviceCommand',
   };
   readFileSync(file, 'utf8')
     .split('\n')

@@ -181,3 +181,77 @@ test.serial('namecoin: the Namecoin Core RPC source (a fixture of its documented
     await node.close();
   }
 });
+
+test.serial('namecoin: searches by value, by class only and the empty template find what the service answered', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { createRequire } = await import('node:module');
+  writeRules({ 'example.bit': [site.ownerSpkiB64] });
+  const svc = await serve({ socket, rules: rulesFile });
+  // The module runs in a child process: this one serves its lookups.
+  const script = `
+    const pk = require(process.env.PKCS11JS);
+    const p = new pk.PKCS11(); p.load(process.env.MODULE); p.C_Initialize({ flags: 2 });
+    const [slot] = p.C_GetSlotList(true); const s = p.C_OpenSession(slot, pk.CKF_SERIAL_SESSION);
+    const find = (t) => { p.C_FindObjectsInit(s, t); const r = []; for (let h = p.C_FindObjects(s, 100); h.length; h = p.C_FindObjects(s, 100)) r.push(...h); p.C_FindObjectsFinal(s); return r; };
+    const label = (h) => p.C_GetAttributeValue(s, h, [{ type: pk.CKA_LABEL }])[0].value.toString();
+    const cert = Buffer.alloc(8); cert.writeBigUInt64LE(1n);
+    const rootName = Buffer.from(process.env.ROOT_NAME, 'hex');
+    const bySubject = find([{ type: pk.CKA_CLASS, value: cert }, { type: pk.CKA_SUBJECT, value: rootName }]);
+    const value = p.C_GetAttributeValue(s, bySubject[0], [{ type: pk.CKA_VALUE }])[0].value;
+    const byValue = find([{ type: pk.CKA_VALUE, value }]);
+    const classOnly = find([{ type: pk.CKA_CLASS, value: cert }]).map(label);
+    const empty = find([]).map(label);
+    process.stdout.write(JSON.stringify({ bySubject: bySubject.map(label), byValue: byValue.map(label), classOnly, empty }));
+    p.C_Finalize();`;
+  try {
+    const env = {
+      ...process.env,
+      NCFENCE_CONFIG: config,
+      PKCS11JS: createRequire(import.meta.url).resolve('pkcs11js'),
+      MODULE,
+      ROOT_NAME: Buffer.from(svc.lookup.rootName()).toString('hex'),
+    };
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ['-e', script], { env, timeout: 30_000 }, (e, so, se) => (e ? reject(new Error(`${e.message}\n${se}`)) : resolve(so))),
+    );
+    const r = JSON.parse(out) as Record<string, string[]>;
+    t.deepEqual(r.bySubject, ['Namecoin Root CA']);
+    t.deepEqual(r.byValue, ['Namecoin Root CA']);
+    t.true(r.classOnly!.includes('Namecoin Root CA'));
+    t.true(r.empty!.includes('Namecoin Root CA'));
+  } finally {
+    await svc.close();
+  }
+});
+
+test.serial('namecoin: the module starts the service on demand when configured, and then verifies', async (t) => {
+  const { DIST_CLI } = await import('./helpers/paths.js');
+  const { readFileSync, readdirSync, existsSync } = await import('node:fs');
+  t.true(existsSync(DIST_CLI), 'npm ci builds dist/');
+  writeRules({ 'example.bit': [site.ownerSpkiB64] });
+  const onDemand = join(dir, 'on-demand.conf');
+  writeFileSync(onDemand, `${readFileSync(config, 'utf8')}service-command = ${DIST_CLI} serve --socket ${socket} --rules ${rulesFile}\nservice-timeout-ms = 8000\n`);
+  let started = 0;
+  try {
+    const server = await startOpensslServer(site.leafFile, site.keyFile, site.domainCaFile);
+    try {
+      const v = await tstclnt(server.port, 'www.example.bit', { module: MODULE }, { ...process.env, NCFENCE_CONFIG: onDemand });
+      t.true(v.ok, v.output);
+    } finally {
+      server.stop();
+    }
+  } finally {
+    // The started service outlives the module by design; this test stops it.
+    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(socket)) {
+          process.kill(Number(pid), 'SIGTERM');
+          started++;
+        }
+      } catch {
+        // gone already
+      }
+    }
+  }
+  t.is(started, 1, 'exactly one service was started by the module');
+});

@@ -59,6 +59,8 @@ Options:
   --no-firefox             doctor: skip starting Firefox
   --service PATH           build/install: the live .bit service's socket the
                            module asks (absent: no Namecoin anchors)
+  --service-command CMD    build: let the module start the service with CMD
+                           (split on spaces) when nothing answers on --service
   --socket PATH            serve: socket to listen on (default
                            $XDG_RUNTIME_DIR/ncfence/service.sock)
   --rules FILE             serve: local anchors, domains pinned to keys
@@ -92,6 +94,7 @@ const OPTIONS = {
   root: { type: 'string' },
   'no-firefox': { type: 'boolean', default: false },
   service: { type: 'string' },
+  'service-command': { type: 'string' },
   socket: { type: 'string' },
   rules: { type: 'string' },
   dns: { type: 'string' },
@@ -197,6 +200,7 @@ async function main(argv: string[]): Promise<number> {
         rebuildCommand: values['auto-rebuild'] ? selfCommand() : values['rebuild-command'],
         rebuildTimeoutMs: values['rebuild-timeout-ms'] === undefined ? undefined : Number(values['rebuild-timeout-ms']),
         service: values.service,
+        serviceCommand: values['service-command'],
       });
       if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else printSummary(result);

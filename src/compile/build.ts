@@ -28,6 +28,8 @@ export interface BuildOptions {
   rebuildTimeoutMs?: number;
   /** Socket of the live .bit service, written to ncfence.conf. */
   service?: string;
+  /** Command line the module may run to start that service on demand. */
+  serviceCommand?: string;
   deps?: EngineDeps;
 }
 
@@ -92,6 +94,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         rebuild: opts.rebuildCommand,
         rebuildTimeoutMs: opts.rebuildTimeoutMs,
         service: opts.service,
+        serviceCommand: opts.serviceCommand,
       }),
     );
   } catch (cause) {

@@ -97,6 +97,11 @@ export class NamecoinLookup {
     return undefined;
   }
 
+  /** The Namecoin root's subject (what a verifier asks for at the top of a .bit chain). */
+  rootName(): Uint8Array {
+    return this.auth.root.cert.subject;
+  }
+
   async answer(name: Uint8Array): Promise<LookupAnswer> {
     const { root, tld } = this.auth;
     if (bytesEqual(name, root.cert.subject)) {
