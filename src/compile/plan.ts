@@ -4,7 +4,7 @@
 // mirrored in addon/classify.c) and serves the view's objects beside the rest.
 // So anchors come only from here, and everything here is fenced.
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { fenceRoot, type EngineDeps, type IssuedCert } from '../engine/crossSign.js';
 import { EngineError } from '../engine/errors.js';
 import {
@@ -61,8 +61,8 @@ export interface Plan {
 
 const cls = (o: UpstreamObject): number | undefined => ulongValue(o.attrs.get(CKA.CLASS));
 const hex = (b: Uint8Array | undefined): string => Buffer.from(b ?? []).toString('hex');
-const sha1 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha1').update(b).digest());
-const md5 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('md5').update(b).digest());
+const sha1 = (b: Uint8Array): Uint8Array => hash('sha1', b, 'buffer');
+const md5 = (b: Uint8Array): Uint8Array => hash('md5', b, 'buffer');
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 /** Whether an upstream object makes something a trust anchor; the module applies the same rule. */
@@ -284,7 +284,7 @@ function decide(cert: ParsedCertificate, sha256: string, policy: Policy, now: Da
 
 function planRoot(root: Root, policy: Policy, deps: EngineDeps): { decision: RootDecision; objects: ViewObject[] } {
   const value = root.cert.attrs.get(CKA.VALUE) ?? new Uint8Array(0);
-  const base = { label: labelOf(root.cert), sha256: createHash('sha256').update(value).digest('hex') };
+  const base = { label: labelOf(root.cert), sha256: hash('sha256', value, 'hex') };
   const drop = (rule: string, reason: string) => ({ decision: { ...base, action: 'drop' as const, rule, reason }, objects: untrustedCopy(root) });
   let verdict: Verdict;
   let cert: ParsedCertificate;

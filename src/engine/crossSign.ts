@@ -2,7 +2,8 @@
 // cross-certificate R' (R's subject, key, validity and extensions, issued by
 // L(R), with the policy's names excluded).
 
-import { createHash, sign, type KeyObject } from 'node:crypto';
+import { hash, sign, type KeyObject } from 'node:crypto';
+// crypto.hash (Node >= 20.12): one call, half the cost of createHash().update().digest() (bench/).
 import { EngineError } from './errors.js';
 import {
   Tag,
@@ -80,7 +81,7 @@ export function extension(id: string, critical: boolean, value: Uint8Array): Uin
 
 // KeyIdentifier via method 1 of RFC 5280 4.2.1.2: SHA-1 of the subjectPublicKey bits.
 export function keyIdentifier(spki: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha1').update(publicKeyBits(spki)).digest());
+  return hash('sha1', publicKeyBits(spki), 'buffer');
 }
 
 // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] KeyIdentifier OPTIONAL, ... }
@@ -102,7 +103,7 @@ export function anchorName(root: ParsedCertificate, sha256Hex?: string): Uint8Ar
     nameAttribute(root.subject, Oid.organizationName) ??
     'unnamed root';
   const cn = `ncfence anchor for ${label}`.slice(0, 64);
-  const fp = (sha256Hex ?? createHash('sha256').update(root.der).digest('hex')).slice(0, 32);
+  const fp = (sha256Hex ?? hash('sha256', root.der, 'hex')).slice(0, 32);
   const atv = (id: string, value: Uint8Array): Uint8Array => set(seq(oid(id), value));
   return seq(
     atv(Oid.organizationName, utf8('ncfence local anchor')),
@@ -180,7 +181,7 @@ export function crossValidity(validity: Uint8Array, now: Date): Uint8Array {
 export function fenceRoot(rootIn: Uint8Array | ParsedCertificate, excluded: readonly Uint8Array[], deps: EngineDeps, sha256Hex?: string): FencedRoot {
   const root = rootIn instanceof Uint8Array ? parseCertificate(rootIn) : rootIn;
   if (isCa(root) === false) {
-    const fp = sha256Hex ?? createHash('sha256').update(root.der).digest('hex');
+    const fp = sha256Hex ?? hash('sha256', root.der, 'hex');
     throw new EngineError('ROOT_NOT_CA', `root ${fp} has basicConstraints cA = FALSE`);
   }
   const key = deps.generateAnchorKey();
