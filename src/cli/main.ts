@@ -64,7 +64,7 @@ Options:
   --socket PATH            serve: socket to listen on (default
                            $XDG_RUNTIME_DIR/ncfence/service.sock)
   --rules FILE             serve: local anchors, domains pinned to keys
-  --dns HOST:PORT          serve: ncdns-compatible DNS server (TLSA over TCP)
+  --dns ADDRESS:PORT       serve: ncdns-compatible DNS server (TLSA over TCP)
   --rpc URL                serve: Namecoin Core JSON-RPC, e.g. http://127.0.0.1:8336/
   --rpc-cookie FILE        serve: its .cookie file (or --rpc-user/--rpc-password)
   --rpc-user USER
