@@ -13,6 +13,21 @@ nf_state nf = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static CK_FUNCTION_LIST function_list;
 static pthread_once_t function_list_once = PTHREAD_ONCE_INIT;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* fork() while another thread holds nf.lock would leave the child's copy
+ * locked forever: take the lock around fork, release it on both sides. The
+ * lock is never held across a call into upstream after C_Initialize, so
+ * this never waits on upstream. */
+static void fork_prepare (void) { nf_lock (); }
+static void fork_parent (void) { nf_unlock (); }
+static void fork_child (void) { nf_unlock (); }
+
+static void
+register_atfork (void)
+{
+	pthread_atfork (fork_prepare, fork_parent, fork_child);
+}
 
 /* Loads the view and checks its stamp; 0 when it can be served. */
 static int
@@ -87,6 +102,7 @@ nf_C_Initialize (CK_VOID_PTR init_args)
 		if (have != 0 && have != 4)
 			return CKR_ARGUMENTS_BAD;
 	}
+	pthread_once (&atfork_once, register_atfork);
 	/* The lock is held across upstream's C_Initialize on purpose: nothing
 	 * else can run before initialization finishes. */
 	nf_lock ();

@@ -85,6 +85,11 @@ test('8 threads of concurrent sessions and finds run clean under ThreadSanitizer
   assertClean(t, r);
 });
 
+test('fork while other threads hold the module lock: 200 children never deadlock', async (t) => {
+  const r = await run(await bins.harness!, ['fork', MODULE], { env: { ...process.env, NCFENCE_CONFIG: ckbiConfig }, timeoutMs: 180_000 });
+  assertClean(t, r);
+});
+
 test('the module loads under ASan with no configuration and presents no slots', async (t) => {
   const r = await run(await bins.harnessAsan!, ['conformance', await bins.moduleAsan!], {
     env: { ...process.env, NCFENCE_CONFIG: join(dir, 'absent.conf') },

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static CK_FUNCTION_LIST_PTR fl;
 static int passed, failed;
@@ -286,6 +288,50 @@ cycles (int count)
 	return 0;
 }
 
+/* fork while other threads hold the module's own lock: the child must be
+ * able to take it (ncfence's pthread_atfork handlers). Only calls that take
+ * the lock without calling upstream are used, because upstream modules are
+ * not all fork-safe themselves (measured: NSS's CKBI and p11-kit-trust
+ * children deadlock now and then when forked mid-search, with or without
+ * ncfence). */
+static volatile int stop_lockers;
+
+static void *
+locker_thread (void *p)
+{
+	(void)p;
+	while (!stop_lockers)
+		fl->C_FindObjectsFinal (0x7eadbeefUL); /* looks the session up under the lock */
+	return NULL;
+}
+
+static int
+forking (void)
+{
+	pthread_t tid[4];
+	CHECK (init () == CKR_OK, "C_Initialize");
+	for (int i = 0; i < 4; i++)
+		pthread_create (&tid[i], NULL, locker_thread, NULL);
+	for (int f = 0; f < 200; f++) {
+		pid_t pid = fork ();
+		if (pid == 0) {
+			alarm (5); /* a deadlock ends as SIGALRM, which the parent reports */
+			for (int k = 0; k < 100; k++)
+				if (fl->C_FindObjectsFinal (0x7eadbeefUL) != CKR_SESSION_HANDLE_INVALID)
+					_exit (3);
+			_exit (0);
+		}
+		int status = 0;
+		CHECK (pid > 0 && waitpid (pid, &status, 0) == pid, "fork/waitpid");
+		CHECK (WIFEXITED (status) && WEXITSTATUS (status) == 0, "child %d ended with status 0x%x", f, status);
+	}
+	stop_lockers = 1;
+	for (int i = 0; i < 4; i++)
+		pthread_join (tid[i], NULL);
+	CHECK (fl->C_Finalize (NULL) == CKR_OK, "C_Finalize");
+	return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -300,6 +346,8 @@ main (int argc, char **argv)
 		stress (atoi (argv[3]), atoi (argv[4]));
 	else if (strcmp (argv[1], "cycles") == 0 && argc == 4)
 		cycles (atoi (argv[3]));
+	else if (strcmp (argv[1], "fork") == 0)
+		forking ();
 	else {
 		fprintf (stderr, "usage: harness conformance|stress|cycles MODULE [ARGS]\n");
 		return 2;
