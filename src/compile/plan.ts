@@ -60,7 +60,14 @@ export interface Plan {
 }
 
 const cls = (o: UpstreamObject): number | undefined => ulongValue(o.attrs.get(CKA.CLASS));
-const hex = (b: Uint8Array | undefined): string => Buffer.from(b ?? []).toString('hex');
+// Map keys and equality only (never shown): latin1 maps bytes to a string one
+// for one and is cheaper than hex.
+const hex = (b: Uint8Array | undefined): string => (b ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1') : '');
+/** Key of a certificate or trust record: slot, issuer (length-prefixed, so the split is unambiguous) and serial. */
+const certKey = (o: UpstreamObject): string => {
+  const issuer = o.attrs.get(CKA.ISSUER);
+  return `${o.slot}/${issuer?.length ?? -1}/${hex(issuer)}${hex(o.attrs.get(CKA.SERIAL_NUMBER))}`;
+};
 const sha1 = (b: Uint8Array): Uint8Array => hash('sha1', b, 'buffer');
 const md5 = (b: Uint8Array): Uint8Array => hash('md5', b, 'buffer');
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -100,12 +107,12 @@ interface Root {
 function findRoots(objects: UpstreamObject[], dropped: DroppedRoot[]): Root[] {
   const certs = new Map<string, UpstreamObject>();
   for (const o of objects) {
-    if (cls(o) === CKO.CERTIFICATE) certs.set(`${o.slot}/${hex(o.attrs.get(CKA.ISSUER))}/${hex(o.attrs.get(CKA.SERIAL_NUMBER))}`, o);
+    if (cls(o) === CKO.CERTIFICATE) certs.set(certKey(o), o);
   }
   const roots = new Map<UpstreamObject, Root>();
   for (const t of objects) {
     if (cls(t) !== CKO.NSS_TRUST || !grantsTrust(t)) continue;
-    const cert = certs.get(`${t.slot}/${hex(t.attrs.get(CKA.ISSUER))}/${hex(t.attrs.get(CKA.SERIAL_NUMBER))}`);
+    const cert = certs.get(certKey(t));
     const value = cert?.attrs.get(CKA.VALUE);
     const hash = t.attrs.get(CKA.CERT_SHA1_HASH);
     if (!cert || !value || (hash && hex(hash) !== hex(sha1(value)))) {
@@ -267,17 +274,21 @@ type Verdict = Pick<RootDecision, 'action' | 'rule' | 'reason'>;
 function decide(cert: ParsedCertificate, sha256: string, policy: Policy, now: Date): Verdict {
   const o = policy.overrides.find((x) => x.sha256 === sha256);
   if (o) return { action: o.action, rule: o.id, reason: o.reason };
-  const family = keyFamily(cert);
   const s = policy.select;
-  const checks: [keyof Policy['select'] | string, boolean, RootAction, string][] = [
-    [`keyTypes.${family}`, true, s.keyTypes[family], `${family} key`],
-    ['expired', parseTime(validityTimes(cert.validity).notAfter) < now.getTime(), s.expired, 'root has expired'],
-    ['alreadyExcluded', alreadyExcludes(cert, policy.excludedDnsNames), s.alreadyExcluded, 'root already excludes every policy name'],
-    ['weakSignature', WEAK_SIGNATURES.has(algorithmOid(cert.signatureAlgorithm)), s.weakSignature, 'self-signature uses MD2, MD5 or SHA-1'],
-    ['noCommonName', nameAttribute(cert.subject, Oid.commonName) === undefined, s.noCommonName, 'subject has no CN'],
+  // Each property is computed only when its rule could change the outcome
+  // (the default policy fences everything, so it computes none of them).
+  const checks: [string, RootAction, () => boolean, string][] = [
+    ['expired', s.expired, () => parseTime(validityTimes(cert.validity).notAfter) < now.getTime(), 'root has expired'],
+    ['alreadyExcluded', s.alreadyExcluded, () => alreadyExcludes(cert, policy.excludedDnsNames), 'root already excludes every policy name'],
+    ['weakSignature', s.weakSignature, () => WEAK_SIGNATURES.has(algorithmOid(cert.signatureAlgorithm)), 'self-signature uses MD2, MD5 or SHA-1'],
+    ['noCommonName', s.noCommonName, () => nameAttribute(cert.subject, Oid.commonName) === undefined, 'subject has no CN'],
   ];
-  for (const [rule, matches, action, reason] of checks) {
-    if (matches && action !== 'fence') return { action, rule: `select.${rule}`, reason };
+  if (Object.values(s.keyTypes).some((a) => a !== 'fence')) {
+    const family = keyFamily(cert);
+    checks.unshift([`keyTypes.${family}`, s.keyTypes[family], () => true, `${family} key`]);
+  }
+  for (const [rule, action, matches, reason] of checks) {
+    if (action !== 'fence' && matches()) return { action, rule: `select.${rule}`, reason };
   }
   return { action: 'fence', rule: 'default', reason: 'trusted root' };
 }
