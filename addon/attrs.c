@@ -127,42 +127,42 @@ nf_C_GetObjectSize (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ULONG_PTR 
 	return nf.lower->C_GetObjectSize ? nf.lower->C_GetObjectSize (session, h, size) : CKR_FUNCTION_NOT_SUPPORTED;
 }
 
+/* For calls that change objects: ncfence's own objects are read-only. */
+static CK_RV
+resolve_writable (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h)
+{
+	const nf_object *o;
+	CK_RV rv = resolve (session, h, &o);
+	return rv != CKR_OK ? rv : o != NULL ? CKR_ACTION_PROHIBITED : CKR_OK;
+}
+
 CK_RV
 nf_C_SetAttributeValue (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
 {
-	const nf_object *o;
 	if (tmpl == NULL && count > 0)
 		return CKR_ARGUMENTS_BAD;
-	CK_RV rv = resolve (session, h, &o);
+	CK_RV rv = resolve_writable (session, h);
 	if (rv != CKR_OK)
 		return rv;
-	if (o != NULL)
-		return CKR_ACTION_PROHIBITED;
 	return nf.lower->C_SetAttributeValue ? nf.lower->C_SetAttributeValue (session, h, tmpl, count) : CKR_FUNCTION_NOT_SUPPORTED;
 }
 
 CK_RV
 nf_C_DestroyObject (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h)
 {
-	const nf_object *o;
-	CK_RV rv = resolve (session, h, &o);
+	CK_RV rv = resolve_writable (session, h);
 	if (rv != CKR_OK)
 		return rv;
-	if (o != NULL)
-		return CKR_ACTION_PROHIBITED;
 	return nf.lower->C_DestroyObject ? nf.lower->C_DestroyObject (session, h) : CKR_FUNCTION_NOT_SUPPORTED;
 }
 
 CK_RV
 nf_C_CopyObject (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count, CK_OBJECT_HANDLE_PTR out)
 {
-	const nf_object *o;
 	if ((tmpl == NULL && count > 0) || out == NULL)
 		return CKR_ARGUMENTS_BAD;
-	CK_RV rv = resolve (session, h, &o);
+	CK_RV rv = resolve_writable (session, h);
 	if (rv != CKR_OK)
 		return rv;
-	if (o != NULL)
-		return CKR_ACTION_PROHIBITED;
 	return nf.lower->C_CopyObject ? nf.lower->C_CopyObject (session, h, tmpl, count, out) : CKR_FUNCTION_NOT_SUPPORTED;
 }

@@ -40,6 +40,28 @@ export interface Manifest {
   rootsFenced: number;
 }
 
+/** The manifest of an install that placed `modulePath` and built `result`'s view. */
+export function newManifest(
+  target: Target,
+  modulePath: string,
+  result: { config: string; view: string; upstream: string; summary: { rootsFenced: number } },
+  upstreamParams: string,
+  rest: Pick<Manifest, 'created' | 'backups'> & Partial<Pick<Manifest, 'diversion'>>,
+): Manifest {
+  return {
+    version: MANIFEST_VERSION,
+    target,
+    installedAt: new Date().toISOString(),
+    module: { path: modulePath, sha256: sha256File(modulePath) },
+    config: result.config,
+    view: result.view,
+    upstream: result.upstream,
+    upstreamParams,
+    rootsFenced: result.summary.rootsFenced,
+    ...rest,
+  };
+}
+
 export function sha256File(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }

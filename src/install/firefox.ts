@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import { build, CONFIG_FILE, VIEW_FILE } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
 import {
-  MANIFEST_VERSION,
   SYSTEM_CKBI,
   P11KIT_TRUST,
   backUp,
   isDirectory,
   looksLikePkcs11Module,
+  newManifest,
   placeModule,
   readManifest,
   removeIfPresent,
@@ -78,25 +78,16 @@ export async function installFirefox(o: InstallOptions): Promise<Manifest> {
     o.progress?.(`keeping the existing ${target} as ${target}${ORIGINAL_SUFFIX}`);
     backups = [backUp(target, `${target}${ORIGINAL_SUFFIX}`)];
   }
-  const upstream = o.upstream ?? (previous && !o.upstream ? previous.upstream : defaultUpstream(backups[0]));
+  const upstream = o.upstream ?? previous?.upstream ?? defaultUpstream(backups[0]);
   const upstreamParams = o.upstreamParams ?? previous?.upstreamParams ?? '';
   o.progress?.(`building the fenced view of ${upstream}`);
   const result = await build({ upstream, upstreamParams, outDir: dir, policyFile: o.policyFile, service: o.service });
   o.progress?.(`installing the module as ${target}`);
-  const sha256 = placeModule(target);
-  const manifest: Manifest = {
-    version: MANIFEST_VERSION,
-    target: 'firefox',
-    installedAt: new Date().toISOString(),
-    module: { path: target, sha256 },
-    config: result.config,
-    view: result.view,
-    upstream: result.upstream,
-    upstreamParams,
+  placeModule(target);
+  const manifest = newManifest('firefox', target, result, upstreamParams, {
     created: created.filter((f) => !backups.some((b) => b.path === f)),
     backups,
-    rootsFenced: result.summary.rootsFenced,
-  };
+  });
   writeManifest(manifestPath, manifest);
   return manifest;
 }

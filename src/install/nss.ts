@@ -9,7 +9,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
-import { MANIFEST_VERSION, placeModule, readManifest, removeIfPresent, removeModule, requireWritable, sha256File, writeManifest, type Manifest } from './common.js';
+import { newManifest, placeModule, readManifest, removeIfPresent, removeModule, requireWritable, sha256File, writeManifest, type Manifest } from './common.js';
 
 export const LIBDIR = '/usr/lib/x86_64-linux-gnu';
 export const CKBI_NAME = `${LIBDIR}/libnssckbi.so`;
@@ -72,21 +72,12 @@ export async function installNss(o: NssOptions): Promise<Manifest> {
     throw e;
   }
   o.progress?.(`installing the module as ${CKBI_NAME}`);
-  const sha256 = placeModule(lib);
-  const manifest: Manifest = {
-    version: MANIFEST_VERSION,
-    target: 'nss',
-    installedAt: new Date().toISOString(),
-    module: { path: lib, sha256 },
-    config: result.config,
-    view: result.view,
-    upstream: result.upstream,
-    upstreamParams,
+  placeModule(lib);
+  const manifest = newManifest('nss', lib, result, upstreamParams, {
     created: [lib, result.config, result.view, manifestPath],
     backups: [],
     diversion: { root, path: CKBI_NAME, divertTo: DIVERTED },
-    rootsFenced: result.summary.rootsFenced,
-  };
+  });
   writeManifest(manifestPath, manifest);
   return manifest;
 }

@@ -7,9 +7,9 @@
 import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { build, CONFIG_FILE, writeFileAtomic } from '../compile/build.js';
+import { build, writeFileAtomic } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
-import { MANIFEST_VERSION, P11KIT_TRUST, backUp, placeModule, readManifest, removeIfPresent, removeModule, restore, writeManifest, type Backup, type Manifest } from './common.js';
+import { P11KIT_TRUST, backUp, newManifest, placeModule, readManifest, removeIfPresent, removeModule, restore, writeManifest, type Backup, type Manifest } from './common.js';
 
 export interface P11KitPaths {
   moduleDir: string; // where p11-kit reads module files
@@ -54,23 +54,14 @@ export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
   o.progress?.(`building the fenced view of ${upstream}`);
   const result = await build({ upstream, upstreamParams, outDir: libDir, policyFile: o.policyFile, service: o.service });
   const modulePath = join(libDir, 'libncfence.so');
-  const sha256 = placeModule(modulePath);
+  placeModule(modulePath);
   o.progress?.(`registering ${moduleFile}`);
   writeFileAtomic(moduleFile, `# written by ncfence\nmodule: ${modulePath}\ntrust-policy: yes\n`);
   writeFileAtomic(trustFile, DISABLE_TRUST);
-  const manifest: Manifest = {
-    version: MANIFEST_VERSION,
-    target: 'p11-kit',
-    installedAt: new Date().toISOString(),
-    module: { path: modulePath, sha256 },
-    config: join(libDir, CONFIG_FILE),
-    view: result.view,
-    upstream: result.upstream,
-    upstreamParams,
+  const manifest = newManifest('p11-kit', modulePath, result, upstreamParams, {
     created: [modulePath, result.config, result.view, moduleFile, trustFile, manifestPath],
     backups,
-    rootsFenced: result.summary.rootsFenced,
-  };
+  });
   writeManifest(manifestPath, manifest);
   return manifest;
 }
