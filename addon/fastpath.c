@@ -39,6 +39,12 @@ fast_verdict (CK_SLOT_ID slot, CK_OBJECT_HANDLE h)
 }
 
 void
+fast_verdict_prefetch (CK_OBJECT_HANDLE h)
+{
+	__builtin_prefetch (&verdict_table[fast_index (h)]);
+}
+
+void
 fast_verdict_put (CK_SLOT_ID slot, CK_OBJECT_HANDLE h, int visible)
 {
 	if (h >= ((uint64_t)1 << 46) || slot >= (1u << 16))

@@ -49,7 +49,7 @@ handles_free (handles *hs)
 
 static CK_RV
 collect_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_SLOT_ID slot,
-               CK_ATTRIBUTE_PTR tmpl, CK_ULONG count, handles *out)
+               CK_ATTRIBUTE_PTR tmpl, CK_ULONG count, const nf_view_probe *probe, handles *out)
 {
 	enum { PAGE = 64 };
 	CK_OBJECT_HANDLE page[PAGE];
@@ -57,15 +57,29 @@ collect_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_SLOT_ID slot,
 	CK_OBJECT_HANDLE pending_buf[16];
 	handles pending = HANDLES_INIT (pending_buf);
 	CK_ULONG got = 0;
-	CK_RV rv = fl->C_FindObjectsInit (s, tmpl, count);
+	CK_RV rv = fl->C_FindObjectsInit (s, tmpl, count), frv = CKR_OK;
+	int ended = 0;
 	if (rv != CKR_OK)
 		return rv;
+	view_probe_entry (&nf.view, probe);
 	do {
 		rv = fl->C_FindObjects (s, page, PAGE, &got);
 		if (rv != CKR_OK || got == 0)
 			break;
 		if (got > PAGE)
 			got = PAGE; /* a lower module overrunning our buffer: use what fits */
+		for (CK_ULONG i = 0; i < got; i++)
+			fast_verdict_prefetch (page[i]);
+		/* WORKAROUND(nss): NSS itself stops paging when a page comes back
+		 * short (pk11 find loop), so roots modules return full pages while
+		 * more remain; stopping here saves one call per search. Ending the
+		 * lower search before reading the verdicts lets its work hide their
+		 * loads. */
+		if (got < PAGE) {
+			view_probe_value (&nf.view, probe);
+			frv = fl->C_FindObjectsFinal (s);
+			ended = 1;
+		}
 		/* Verdicts from the lock-free hints; the misses under one lock. */
 		int misses = 0;
 		for (CK_ULONG i = 0; i < got; i++)
@@ -80,11 +94,9 @@ collect_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_SLOT_ID slot,
 		for (CK_ULONG i = 0; rv == CKR_OK && i < got; i++)
 			if ((verdict[i] > 0 && push (out, page[i]) < 0) || (verdict[i] < 0 && push (&pending, page[i]) < 0))
 				rv = CKR_HOST_MEMORY;
-		/* WORKAROUND(nss): NSS itself stops paging when a page comes back
-		 * short (pk11 find loop), so roots modules return full pages while
-		 * more remain; stopping here saves one call per search. */
 	} while (rv == CKR_OK && got == PAGE);
-	CK_RV frv = fl->C_FindObjectsFinal (s);
+	if (!ended)
+		frv = fl->C_FindObjectsFinal (s);
 	if (rv == CKR_OK)
 		rv = frv;
 	/* New handles are classified after the lower search has ended, since
@@ -96,40 +108,18 @@ collect_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_SLOT_ID slot,
 	return rv;
 }
 
-static CK_RV
-collect_view (CK_SLOT_ID slot, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count, handles *out)
+static int
+push_object (void *hs, size_t object)
 {
-	const nf_view *v = &nf.view;
+	return push (hs, NF_HANDLE_BASE + object);
+}
+
+static CK_RV
+collect_view (CK_SLOT_ID slot, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count, const nf_view_probe *p, handles *out)
+{
 	if (nf.mode != NF_MODE_FENCED)
 		return CKR_OK;
-	/* With an indexed attribute in the template, only objects whose value
-	 * hashes alike are candidates (in object order, as the index is sorted
-	 * by hash then object); otherwise every object is. */
-	for (CK_ULONG k = 0; k < count; k++) {
-		if (!view_indexed (tmpl[k].type) || (tmpl[k].pValue == NULL && tmpl[k].ulValueLen > 0))
-			continue;
-		uint64_t h = view_attr_hash (tmpl[k].type, tmpl[k].pValue, tmpl[k].ulValueLen);
-		for (size_t i = view_index_find (v, h); i < v->nindex && v->index[i].hash == h; i++) {
-			/* The indexed attribute itself first: most candidates end here
-			 * without the object's attribute array being touched. */
-			const nf_index_entry *e = &v->index[i];
-			if (e->type != tmpl[k].type || e->len != tmpl[k].ulValueLen ||
-			    (e->len > 0 && memcmp (e->value, tmpl[k].pValue, e->len) != 0))
-				continue;
-			const nf_object *o = &v->objects[v->index[i].object];
-			if (o->slot == slot && attrs_match_except (o, tmpl, count, k) &&
-			    (out->n == 0 || out->v[out->n - 1] != NF_HANDLE_BASE + v->index[i].object) &&
-			    push (out, NF_HANDLE_BASE + v->index[i].object) < 0)
-				return CKR_HOST_MEMORY;
-		}
-		return CKR_OK;
-	}
-	for (size_t i = 0; i < v->nobjects; i++) {
-		const nf_object *o = &v->objects[i];
-		if (o->slot == slot && attrs_match (o, tmpl, count) && push (out, NF_HANDLE_BASE + i) < 0)
-			return CKR_HOST_MEMORY;
-	}
-	return CKR_OK;
+	return view_search (&nf.view, p, slot, tmpl, count, push_object, out) < 0 ? CKR_HOST_MEMORY : CKR_OK;
 }
 
 /* Keeps the result in the session's own buffer, which lives as long as the
@@ -183,9 +173,13 @@ nf_C_FindObjectsInit (CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR tmpl, CK_ULONG
 	if (rv != CKR_OK || fl == NULL)
 		return rv != CKR_OK ? rv : CKR_SESSION_HANDLE_INVALID;
 
-	rv = collect_lower (fl, session, slot, tmpl, count, &found);
+	/* Where the view search will look is known now; its memory is fetched
+	 * in steps between the lower calls (view_probe_*). */
+	nf_view_probe probe;
+	view_probe_start (nf.mode == NF_MODE_FENCED ? &nf.view : NULL, &probe, tmpl, count);
+	rv = collect_lower (fl, session, slot, tmpl, count, &probe, &found);
 	if (rv == CKR_OK)
-		rv = collect_view (slot, tmpl, count, &found);
+		rv = collect_view (slot, tmpl, count, &probe, &found);
 	if (rv == CKR_OK)
 		rv = live_collect (slot, tmpl, count, push_cb, &found);
 	if (rv == CKR_OK && owned != NULL && session_owned (session) == owned) {

@@ -198,10 +198,10 @@ mix (uint64_t h, uint64_t w)
 }
 
 static uint64_t
-word_at (const unsigned char *p, CK_ULONG len, CK_ULONG off)
+load64 (const unsigned char *p)
 {
-	uint64_t w = 0;
-	memcpy (&w, p + off, len - off < 8 ? len - off : 8);
+	uint64_t w;
+	memcpy (&w, p, 8);
 	return w;
 }
 
@@ -210,14 +210,22 @@ view_attr_hash (CK_ATTRIBUTE_TYPE type, const void *value, CK_ULONG len)
 {
 	const unsigned char *p = value;
 	uint64_t h = mix (mix (0x243f6a8885a308d3ULL, type), len);
-	if (len <= 32) {
-		for (CK_ULONG off = 0; off < len; off += 8)
-			h = mix (h, word_at (p, len, off));
-		return h;
+	if (len < 8) {
+		uint64_t w = 0;
+		if (len > 0)
+			memcpy (&w, p, len);
+		return mix (h, w);
 	}
-	h = mix (h, word_at (p, len, 0));
-	for (CK_ULONG off = len - 24; off < len; off += 8)
-		h = mix (h, word_at (p, len, off));
+	/* The first word, then every word up to the end for short values and
+	 * the last three for long ones (the last word may overlap the one
+	 * before it). Fixed 8-byte loads: the search computes this once per
+	 * FindObjectsInit. */
+	h = mix (h, load64 (p));
+	if (len > 8) {
+		for (CK_ULONG off = len >= 32 ? len - 24 : 8; off + 8 < len; off += 8)
+			h = mix (h, load64 (p + off));
+		h = mix (h, load64 (p + len - 8));
+	}
 	return h;
 }
 
@@ -230,59 +238,85 @@ cmp_entry (const void *a, const void *b)
 
 #define COMPACT_MAX 256 /* indexed values up to this size are copied */
 
+_Static_assert (CKA_SUBJECT <= UINT16_MAX && CKA_VALUE <= UINT16_MAX && CKA_ISSUER <= UINT16_MAX && CKA_ID <= UINT16_MAX,
+                "nf_index_entry.type holds every indexed attribute type");
+
+static size_t
+view_index_home (const nf_view *v, uint64_t hash)
+{
+	return (size_t)(hash >> 7) & v->index_mask;
+}
+
 static int
 index_build (nf_view *v)
 {
 	size_t n = 0, compact_size = 0;
-	v->index = malloc ((v->nobjects * (sizeof indexed / sizeof indexed[0]) + 1) * sizeof *v->index);
-	if (v->index == NULL)
+	nf_index_entry *sorted = malloc ((v->nobjects * (sizeof indexed / sizeof indexed[0]) + 1) * sizeof *sorted);
+	if (sorted == NULL)
 		return -1;
+	v->one_slot = 1;
 	for (size_t i = 0; i < v->nobjects; i++) {
-		const nf_attr *c = view_attr (&v->objects[i], CKA_CLASS);
-		v->objects[i].has_cls = c != NULL && c->len == sizeof (CK_ULONG);
-		if (v->objects[i].has_cls)
-			memcpy (&v->objects[i].cls, c->value, sizeof (CK_ULONG));
+		nf_object *o = &v->objects[i];
+		const nf_attr *c = view_attr (o, CKA_CLASS);
+		o->has_cls = c != NULL && c->len == sizeof (CK_ULONG);
+		if (o->has_cls)
+			memcpy (&o->cls, c->value, sizeof (CK_ULONG));
+		if (i == 0)
+			v->slot = o->slot;
+		else if (o->slot != v->slot)
+			v->one_slot = 0;
 		for (size_t k = 0; k < sizeof indexed / sizeof indexed[0]; k++) {
-			const nf_attr *a = view_attr (&v->objects[i], indexed[k]);
+			const nf_attr *a = view_attr (o, indexed[k]);
 			if (a == NULL)
 				continue;
-			v->index[n++] = (nf_index_entry){ view_attr_hash (a->type, a->value, a->len), (uint32_t)i, (uint32_t)a->len, a->type, a->value };
+			int cls32 = o->has_cls && o->cls <= UINT32_MAX;
+			sorted[n++] = (nf_index_entry){
+				.hash = view_attr_hash (a->type, a->value, a->len),
+				.value = a->value,
+				.object = (uint32_t)i,
+				.len = (uint32_t)a->len,
+				.cls = cls32 ? (uint32_t)o->cls : 0,
+				.type = (uint16_t)a->type,
+				.flags = NF_IDX_USED | (cls32 ? NF_IDX_CLS : 0),
+			};
 			if (a->len <= COMPACT_MAX)
 				compact_size += a->len;
 		}
 	}
-	qsort (v->index, n, sizeof *v->index, cmp_entry);
-	v->nindex = n;
+	qsort (sorted, n, sizeof *sorted, cmp_entry);
 	/* Copy short values in index order, so one search reads adjacent bytes. */
 	v->compact = malloc (compact_size + 1);
-	if (v->compact == NULL)
+	if (v->compact == NULL) {
+		free (sorted);
 		return -1;
-	for (size_t i = 0, off = 0; i < n; i++) {
-		if (v->index[i].len > COMPACT_MAX)
-			continue;
-		memcpy (v->compact + off, v->index[i].value, v->index[i].len);
-		v->index[i].value = v->compact + off;
-		off += v->index[i].len;
 	}
-	/* Open-addressing table from a hash to its first index position, so a
-	 * search costs one probe instead of a binary search (module bench). */
+	for (size_t i = 0, off = 0; i < n; i++) {
+		if (sorted[i].len > COMPACT_MAX)
+			continue;
+		memcpy (v->compact + off, sorted[i].value, sorted[i].len);
+		sorted[i].value = v->compact + off;
+		off += sorted[i].len;
+	}
+	/* At most half full, so a probe sequence is short; inserting in
+	 * (hash, object) order keeps entries of one hash in object order along
+	 * their probe sequence. */
 	size_t cap = 16;
 	while (cap < 2 * n + 1)
 		cap *= 2;
-	v->buckets = malloc (cap * sizeof *v->buckets);
-	if (v->buckets == NULL)
+	v->index = calloc (cap, sizeof *v->index);
+	if (v->index == NULL) {
+		free (sorted);
 		return -1;
-	for (size_t i = 0; i < cap; i++)
-		v->buckets[i] = SIZE_MAX;
-	v->nbuckets = cap;
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0 && v->index[i].hash == v->index[i - 1].hash)
-			continue;
-		size_t b = (size_t)(v->index[i].hash >> 7) & (cap - 1);
-		while (v->buckets[b] != SIZE_MAX)
-			b = (b + 1) & (cap - 1);
-		v->buckets[b] = i;
 	}
+	v->index_mask = cap - 1;
+	for (size_t i = 0; i < n; i++) {
+		size_t b = view_index_home (v, sorted[i].hash);
+		while (v->index[b].flags != 0)
+			b = (b + 1) & v->index_mask;
+		v->index[b] = sorted[i];
+	}
+	v->nindex = n;
+	free (sorted);
 	return 0;
 }
 
@@ -293,21 +327,6 @@ view_indexed (CK_ATTRIBUTE_TYPE type)
 		if (indexed[k] == type)
 			return 1;
 	return 0;
-}
-
-/* First index entry with this hash (entries with equal hash follow it), or nindex. */
-size_t
-view_index_find (const nf_view *v, uint64_t hash)
-{
-	if (v->nbuckets == 0)
-		return v->nindex;
-	for (size_t b = (size_t)(hash >> 7) & (v->nbuckets - 1);; b = (b + 1) & (v->nbuckets - 1)) {
-		size_t i = v->buckets[b];
-		if (i == SIZE_MAX)
-			return v->nindex;
-		if (v->index[i].hash == hash)
-			return i;
-	}
 }
 
 int
@@ -397,7 +416,6 @@ view_free (nf_view *v)
 	free (v->objects);
 	free (v->attr_pool);
 	free (v->index);
-	free (v->buckets);
 	free (v->compact);
 	memset (v, 0, sizeof *v);
 }
@@ -409,4 +427,91 @@ view_attr (const nf_object *obj, CK_ATTRIBUTE_TYPE type)
 		if (obj->attrs[i].type == type)
 			return &obj->attrs[i];
 	return NULL;
+}
+
+void
+view_probe_start (const nf_view *v, nf_view_probe *p, const CK_ATTRIBUTE *tmpl, CK_ULONG count)
+{
+	*p = (nf_view_probe){ .k = count };
+	if (v == NULL || v->index == NULL)
+		return;
+	for (CK_ULONG k = 0; k < count; k++) {
+		if (!view_indexed (tmpl[k].type) || (tmpl[k].pValue == NULL && tmpl[k].ulValueLen > 0))
+			continue;
+		p->k = k;
+		p->active = 1;
+		p->hash = view_attr_hash (tmpl[k].type, tmpl[k].pValue, tmpl[k].ulValueLen);
+		p->home = view_index_home (v, p->hash);
+		return;
+	}
+}
+
+void
+view_probe_entry (const nf_view *v, const nf_view_probe *p)
+{
+	if (p->active)
+		__builtin_prefetch (&v->index[p->home]);
+}
+
+void
+view_probe_value (const nf_view *v, const nf_view_probe *p)
+{
+	if (!p->active)
+		return;
+	const nf_index_entry *e = &v->index[p->home];
+	if (e->flags != 0 && e->hash == p->hash && e->len > 0) {
+		__builtin_prefetch (e->value);
+		__builtin_prefetch (e->value + (e->len - 1) / 2);
+		__builtin_prefetch (e->value + e->len - 1);
+	}
+}
+
+/* Whether the object behind index entry e matches the template apart from
+ * attribute k (which the caller compared). Slot and class come from the view
+ * and the entry when they can, so the usual {CLASS, SUBJECT} search never
+ * reads the object. */
+static int
+entry_matches (const nf_view *v, const nf_index_entry *e, CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, CK_ULONG k)
+{
+	const nf_object *o = &v->objects[e->object];
+	if (v->one_slot ? v->slot != slot : o->slot != slot)
+		return 0;
+	for (CK_ULONG i = 0; i < count; i++) {
+		if (i == k)
+			continue;
+		if (tmpl[i].type != CKA_CLASS || !(e->flags & NF_IDX_CLS))
+			return attrs_match_except (o, tmpl, count, k);
+		CK_ULONG want;
+		if (tmpl[i].ulValueLen != sizeof want || tmpl[i].pValue == NULL)
+			return 0;
+		memcpy (&want, tmpl[i].pValue, sizeof want);
+		if (want != e->cls)
+			return 0;
+	}
+	return 1;
+}
+
+int
+view_search (const nf_view *v, const nf_view_probe *p, CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+             int (*emit) (void *ctx, size_t object), void *ctx)
+{
+	if (p->active) {
+		/* Candidates: entries with the value's hash, in object order along
+		 * the probe sequence; the indexed attribute is compared first, so
+		 * most end without the object being touched. */
+		const CK_ATTRIBUTE *a = &tmpl[p->k];
+		for (size_t b = p->home; v->index[b].flags != 0; b = (b + 1) & v->index_mask) {
+			const nf_index_entry *e = &v->index[b];
+			if (e->hash != p->hash || e->type != a->type || e->len != a->ulValueLen ||
+			    (e->len > 0 && memcmp (e->value, a->pValue, e->len) != 0))
+				continue;
+			if (entry_matches (v, e, slot, tmpl, count, p->k) && emit (ctx, e->object) < 0)
+				return -1;
+		}
+		return 0;
+	}
+	for (size_t i = 0; i < v->nobjects; i++)
+		if (v->objects[i].slot == slot && attrs_match (&v->objects[i], tmpl, count) && emit (ctx, i) < 0)
+			return -1;
+	return 0;
 }
