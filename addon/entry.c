@@ -101,6 +101,15 @@ nf_C_Initialize (CK_VOID_PTR init_args)
 		           (args->LockMutex != NULL) + (args->UnlockMutex != NULL);
 		if (have != 0 && have != 4)
 			return CKR_ARGUMENTS_BAD;
+		/* PKCS#11 2.40 5.4: callbacks without CKF_OS_LOCKING_OK oblige the
+		 * module to lock with them. ncfence locks with pthreads (and
+		 * lock-free hints), as p11-kit-trust and NSS's softoken do, so it
+		 * refuses like they do instead of locking some other way. */
+		if (have == 4 && !(args->flags & CKF_OS_LOCKING_OK)) {
+			nf_warn ("C_Initialize: the application supplied mutex callbacks without CKF_OS_LOCKING_OK; "
+			         "ncfence can only lock with the OS (CKR_CANT_LOCK)");
+			return CKR_CANT_LOCK;
+		}
 	}
 	pthread_once (&atfork_once, register_atfork);
 	/* The lock is held across upstream's C_Initialize on purpose: nothing

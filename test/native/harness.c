@@ -59,6 +59,36 @@ init (void)
 	return fl->C_Initialize (&args);
 }
 
+static CK_RV mutex_create (CK_VOID_PTR_PTR m) { *m = malloc (1); return *m ? CKR_OK : CKR_HOST_MEMORY; }
+static CK_RV mutex_destroy (CK_VOID_PTR m) { free (m); return CKR_OK; }
+static CK_RV mutex_noop (CK_VOID_PTR m) { (void)m; return CKR_OK; }
+
+/* C_Initialize's locking cases (PKCS#11 2.40 5.4); each leaves the module
+ * uninitialized or finalizes it again. */
+static void
+check_init_args (void)
+{
+	CK_ULONG n;
+	CK_C_INITIALIZE_ARGS a = { 0 };
+	a.pReserved = getenv ("HARNESS_PARAMS");
+	a.CreateMutex = mutex_create;
+	CHECK (fl->C_Initialize (&a) == CKR_ARGUMENTS_BAD, "C_Initialize with one of the four mutex callbacks");
+	a.DestroyMutex = mutex_destroy;
+	a.LockMutex = mutex_noop;
+	a.UnlockMutex = mutex_noop;
+	CHECK (fl->C_Initialize (&a) == CKR_CANT_LOCK, "C_Initialize with callbacks, no CKF_OS_LOCKING_OK");
+	CHECK (fl->C_GetSlotList (CK_TRUE, NULL, &n) == CKR_CRYPTOKI_NOT_INITIALIZED, "refused C_Initialize left the module initialized");
+	a.flags = CKF_OS_LOCKING_OK;
+	CHECK (fl->C_Initialize (&a) == CKR_OK, "C_Initialize with callbacks and CKF_OS_LOCKING_OK");
+	CHECK (fl->C_GetSlotList (CK_TRUE, NULL, &n) == CKR_OK && n >= 1, "slots after C_Initialize with callbacks");
+	CHECK (fl->C_Finalize (NULL) == CKR_OK, "C_Finalize");
+	if (getenv ("HARNESS_PARAMS") == NULL) {
+		/* No arguments at all: single-threaded use (upstreams needing parameters need arguments). */
+		CHECK (fl->C_Initialize (NULL) == CKR_OK, "C_Initialize(NULL)");
+		CHECK (fl->C_Finalize (NULL) == CKR_OK, "C_Finalize");
+	}
+}
+
 static CK_SLOT_ID
 first_slot (void)
 {
@@ -175,6 +205,7 @@ conformance (void)
 
 	check_table ();
 	CHECK (fl->C_GetSlotList (CK_TRUE, NULL, &n) == CKR_CRYPTOKI_NOT_INITIALIZED, "GetSlotList before Initialize");
+	check_init_args ();
 	CHECK ((rv = init ()) == CKR_OK, "C_Initialize rv=0x%lx", rv);
 	CHECK (init () == CKR_CRYPTOKI_ALREADY_INITIALIZED, "second C_Initialize");
 	CK_INFO info;
