@@ -132,3 +132,30 @@ export function writeJsonAtomic(path: string, value: unknown): void {
 export function fmt(v: number, digits = 1, width = 9): string {
   return v.toFixed(digits).padStart(width);
 }
+
+/**
+ * Ratio of the means of two samples with a percentile-bootstrap 95% interval
+ * (seeded, so a run's numbers can be recomputed from its JSON).
+ */
+export function meanRatioCI(a: readonly number[], b: readonly number[], resamples = 2000, seed = 1): { ratio: number; lo: number; hi: number } {
+  let state = seed >>> 0 || 1;
+  const next = (n: number): number => {
+    // xorshift32: enough for resampling indices
+    state ^= state << 13;
+    state >>>= 0;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    state >>>= 0;
+    return state % n;
+  };
+  const mean = (xs: readonly number[]): number => xs.reduce((x, y) => x + y, 0) / xs.length;
+  const draw = (xs: readonly number[]): number => {
+    let sum = 0;
+    for (let i = 0; i < xs.length; i++) sum += xs[next(xs.length)]!;
+    return sum / xs.length;
+  };
+  const rs: number[] = [];
+  for (let i = 0; i < resamples; i++) rs.push(draw(a) / draw(b));
+  rs.sort((x, y) => x - y);
+  return { ratio: mean(a) / mean(b), lo: rs[Math.floor(resamples * 0.025)]!, hi: rs[Math.floor(resamples * 0.975)]! };
+}

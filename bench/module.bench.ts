@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from '../src/compile/build.js';
-import { fmt, machineInfo, median, parseArgs, writeJsonAtomic } from './lib.js';
+import { fmt, machineInfo, meanRatioCI, median, parseArgs, writeJsonAtomic } from './lib.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CKBI = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
@@ -26,7 +26,7 @@ type Op = (typeof OPS)[number];
 type Run = Record<Op, { median_ns: number; p95_ns: number }> & { certificates: number; value_view?: { median_ns: number } };
 
 const args = parseArgs('module');
-const rounds = args.quick ? 3 : 25;
+const rounds = args.quick ? 3 : 40;
 const dir = mkdtempSync(join(tmpdir(), 'ncfence-bench-module-'));
 chmodSync(dir, 0o755);
 try {
@@ -61,16 +61,18 @@ try {
   const summary: Record<string, Record<Op, number>> = {};
   const medianOfRounds: Record<string, Record<Op, number>> = {};
   const medianOfFastRounds: Record<string, Record<Op, number>> = {};
+  const fastRounds: Record<string, Record<Op, number[]>> = {};
   for (const [name, rs] of Object.entries(runs)) {
     summary[name] = Object.fromEntries(OPS.map((op) => [op, Math.min(...rs.map((x) => x[op].median_ns))])) as Record<Op, number>;
     medianOfRounds[name] = Object.fromEntries(OPS.map((op) => [op, median(rs.map((x) => x[op].median_ns))])) as Record<Op, number>;
-    medianOfFastRounds[name] = Object.fromEntries(
+    fastRounds[name] = Object.fromEntries(
       OPS.map((op) => {
         const xs = rs.map((x) => x[op].median_ns);
         const fastest = Math.min(...xs);
-        return [op, median(xs.filter((x) => x <= 1.25 * fastest))];
+        return [op, xs.filter((x) => x <= 1.25 * fastest)];
       }),
-    ) as Record<Op, number>;
+    ) as Record<Op, number[]>;
+    medianOfFastRounds[name] = Object.fromEntries(OPS.map((op) => [op, median(fastRounds[name]![op])])) as Record<Op, number>;
   }
   const d = summary.direct!;
   const n = summary.ncfence!;
@@ -88,6 +90,10 @@ try {
   const fn = medianOfFastRounds.ncfence!;
   const fp = medianOfFastRounds['p11-kit-proxy']!;
   const fastRatios = { find_vs_direct: fn.find / fd.find, find_vs_proxy: fn.find / fp.find, value_vs_direct: fn.value / fd.value, value_vs_proxy: fn.value / fp.value };
+  // How sure the find comparison with p11-kit-proxy is: ratio of the means of
+  // the fast-mode rounds, with a bootstrap 95% interval.
+  const findVsProxyCI = meanRatioCI(fastRounds.ncfence!.find, fastRounds['p11-kit-proxy']!.find);
+  const findVsDirectCI = meanRatioCI(fastRounds.ncfence!.find, fastRounds.direct!.find);
   const budgets = {
     'find within 10% of direct': ratios.find_vs_direct <= 1.1,
     'value within 10% of direct': ratios.value_vs_direct <= 1.1,
@@ -104,6 +110,8 @@ try {
     `  p11-kit-proxy / direct:  find ${ratios.proxy_find_vs_direct.toFixed(3)}  value ${ratios.proxy_value_vs_direct.toFixed(3)}`,
     `  C_Initialize over upstream: ${ratios.init_over_direct_ms.toFixed(3)} ms`,
     `  cross-check, median of fast-mode rounds: find ${fn.find.toFixed(0)} ns = ${fastRatios.find_vs_direct.toFixed(3)} x direct, ${fastRatios.find_vs_proxy.toFixed(3)} x p11-kit-proxy`,
+    `  cross-check, mean of fast-mode rounds: find ${findVsDirectCI.ratio.toFixed(3)} x direct (95% CI ${findVsDirectCI.lo.toFixed(3)}-${findVsDirectCI.hi.toFixed(3)}), ` +
+      `${findVsProxyCI.ratio.toFixed(3)} x p11-kit-proxy (95% CI ${findVsProxyCI.lo.toFixed(3)}-${findVsProxyCI.hi.toFixed(3)})`,
     ...Object.entries(budgets).map(([k, ok]) => `  budget ${ok ? 'met   ' : 'MISSED'} ${k}`),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
@@ -115,6 +123,8 @@ try {
     medianOfRounds,
     medianOfFastRounds,
     fastRatios,
+    findVsProxyCI,
+    findVsDirectCI,
     ratios,
     budgets,
     runs,
