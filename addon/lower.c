@@ -55,10 +55,17 @@ lower_load (const char *path, CK_C_INITIALIZE_ARGS_PTR caller, const char *param
 		snprintf (why, why_len, "upstream %s: C_GetFunctionList failed (%s)", path, debug_rv_name (rv));
 		return rv != CKR_OK ? rv : CKR_GENERAL_ERROR;
 	}
-	/* The caller's locking choice goes to upstream unchanged; the parameter
-	 * string is ours (from the configuration), never the caller's. */
+	/* The caller's callbacks go to upstream unchanged, but upstream is always
+	 * told it may lock with the OS: ncfence is upstream's application, and
+	 * it is safe under OS locking whatever its own caller said (a caller
+	 * that gives callbacks without the flag was refused in C_Initialize).
+	 * p11-kit-trust refuses any argument structure without the flag, so
+	 * passing on a single-threaded caller's zero flags (pkcs11-tool's
+	 * C_Initialize(NULL)) left the view closed. The parameter string is
+	 * ours (from the configuration), never the caller's. */
 	if (caller != NULL)
 		args = *caller;
+	args.flags |= CKF_OS_LOCKING_OK;
 	free (nf.lower_params);
 	nf.lower_params = (params && params[0]) ? strdup (params) : NULL;
 	args.pReserved = nf.lower_params;

@@ -63,8 +63,31 @@ static CK_RV mutex_create (CK_VOID_PTR_PTR m) { *m = malloc (1); return *m ? CKR
 static CK_RV mutex_destroy (CK_VOID_PTR m) { free (m); return CKR_OK; }
 static CK_RV mutex_noop (CK_VOID_PTR m) { (void)m; return CKR_OK; }
 
+/* Objects with the top bit set in the first slot: the view's, so zero means
+ * the module went closed (upstream refused or the view was not loaded). */
+static CK_ULONG
+view_objects (void)
+{
+	CK_SLOT_ID slots[16];
+	CK_ULONG n = 16, got, count = 0;
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE page[64];
+	if (fl->C_GetSlotList (CK_TRUE, slots, &n) != CKR_OK || n == 0 ||
+	    fl->C_OpenSession (slots[0], CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK)
+		return 0;
+	if (fl->C_FindObjectsInit (s, NULL, 0) == CKR_OK) {
+		while (fl->C_FindObjects (s, page, 64, &got) == CKR_OK && got > 0)
+			for (CK_ULONG i = 0; i < got; i++)
+				count += page[i] >> 63;
+		fl->C_FindObjectsFinal (s);
+	}
+	fl->C_CloseSession (s);
+	return count;
+}
+
 /* C_Initialize's locking cases (PKCS#11 2.40 5.4); each leaves the module
- * uninitialized or finalizes it again. */
+ * uninitialized, or checks that the view is served (upstream accepted the
+ * arguments ncfence passed on) and finalizes again. */
 static void
 check_init_args (void)
 {
@@ -80,11 +103,19 @@ check_init_args (void)
 	CHECK (fl->C_GetSlotList (CK_TRUE, NULL, &n) == CKR_CRYPTOKI_NOT_INITIALIZED, "refused C_Initialize left the module initialized");
 	a.flags = CKF_OS_LOCKING_OK;
 	CHECK (fl->C_Initialize (&a) == CKR_OK, "C_Initialize with callbacks and CKF_OS_LOCKING_OK");
-	CHECK (fl->C_GetSlotList (CK_TRUE, NULL, &n) == CKR_OK && n >= 1, "slots after C_Initialize with callbacks");
+	CHECK (view_objects () > 0, "no view objects after C_Initialize with callbacks and CKF_OS_LOCKING_OK");
+	CHECK (fl->C_Finalize (NULL) == CKR_OK, "C_Finalize");
+	/* Single-threaded use: no callbacks and no flag, with and without an
+	 * argument structure. p11-kit-trust refuses a structure without
+	 * CKF_OS_LOCKING_OK, so what ncfence passes on must still work. */
+	CK_C_INITIALIZE_ARGS single = { 0 };
+	single.pReserved = getenv ("HARNESS_PARAMS");
+	CHECK (fl->C_Initialize (&single) == CKR_OK, "C_Initialize without callbacks or flags");
+	CHECK (view_objects () > 0, "no view objects after C_Initialize without callbacks or flags");
 	CHECK (fl->C_Finalize (NULL) == CKR_OK, "C_Finalize");
 	if (getenv ("HARNESS_PARAMS") == NULL) {
-		/* No arguments at all: single-threaded use (upstreams needing parameters need arguments). */
 		CHECK (fl->C_Initialize (NULL) == CKR_OK, "C_Initialize(NULL)");
+		CHECK (view_objects () > 0, "no view objects after C_Initialize(NULL)");
 		CHECK (fl->C_Finalize (NULL) == CKR_OK, "C_Finalize");
 	}
 }
