@@ -108,7 +108,30 @@ nf_C_GetAttributeValue (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ATTRIB
 		return rv;
 	if (o != NULL)
 		return attrs_read (o, tmpl, count);
-	return nf.lower->C_GetAttributeValue (session, h, tmpl, count);
+	rv = nf.lower->C_GetAttributeValue (session, h, tmpl, count);
+	/* A visible upstream object never grants trust; if upstream changed it
+	 * in place since it was classified, the answer shows it, and the object
+	 * is hidden before any of that answer reaches the caller. */
+	if (classify_template_has_trust (tmpl, count) && classify_answer_grants (tmpl, count)) {
+		CK_SLOT_ID slot = 0;
+		nf_session *s = session_owned (session);
+		if (s != NULL)
+			slot = s->slot;
+		else {
+			nf_lock ();
+				nf_session *l = session_lookup_inlock (session);
+				slot = l ? l->slot : 0;
+			nf_unlock ();
+		}
+		for (CK_ULONG i = 0; i < count; i++) {
+			if (tmpl[i].pValue != NULL && tmpl[i].ulValueLen != CK_UNAVAILABLE_INFORMATION)
+				memset (tmpl[i].pValue, 0, tmpl[i].ulValueLen);
+			tmpl[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
+		}
+		classify_mark_hidden (slot, h);
+		return CKR_OBJECT_HANDLE_INVALID;
+	}
+	return rv;
 }
 
 CK_RV

@@ -5,8 +5,15 @@
  *   - NSS trust records with any purpose not in {NOT_TRUSTED, MUST_VERIFY,
  *     TRUST_UNKNOWN, VALID_DELEGATOR}
  *   - p11-kit trust assertions other than "distrusted certificate"
+ *   - PKCS#11 3.2 trust objects (CKO_TRUST) with any purpose not in
+ *     {NOT_TRUSTED, MUST_VERIFY_TRUST, TRUST_UNKNOWN}
+ *   - objects of any other class that carry a trust attribute at all
  * Anything that cannot be read is hidden too. Verdicts are cached per
- * handle; an answer obtained through a failing call is not cached. */
+ * handle; an answer obtained through a failing call is not cached. Since
+ * upstream may change an object in place (p11-kit-trust reloads a changed
+ * file under the same handles), searches that match on trust attributes
+ * classify afresh and every answer carrying trust attributes is checked
+ * before it reaches the caller (classify_answer_grants). */
 #include "nf.h"
 
 #include <string.h>
@@ -56,6 +63,79 @@ classify_trust (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h
 }
 
 static int
+pkcs_purpose_grants (CK_ULONG v)
+{
+	return v != NF_CKT_NOT_TRUSTED && v != NF_CKT_TRUST_MUST_VERIFY && v != NF_CKT_TRUST_UNKNOWN;
+}
+
+/* PKCS#11 3.2 CKO_TRUST: the same rule as classify_trust over its purposes. */
+static int
+classify_pkcs_trust (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
+{
+	enum { N = NF_CKA_PKCS_TRUST_LAST - NF_CKA_PKCS_TRUST_FIRST + 1 };
+	CK_ULONG vals[N];
+	CK_ATTRIBUTE t[N];
+	for (int i = 0; i < N; i++)
+		t[i] = (CK_ATTRIBUTE){ NF_CKA_PKCS_TRUST_FIRST + (CK_ULONG)i, &vals[i], sizeof vals[i] };
+	CK_RV rv = fl->C_GetAttributeValue (s, h, t, N);
+	if (!attr_rv_ok (rv))
+		return HIDE | NOCACHE;
+	if (rv == CKR_BUFFER_TOO_SMALL)
+		return HIDE | MALFORMED;
+	for (int i = 0; i < N; i++) {
+		if (t[i].ulValueLen == CK_UNAVAILABLE_INFORMATION)
+			continue;
+		if (t[i].ulValueLen != sizeof (CK_ULONG))
+			return HIDE | MALFORMED;
+		if (pkcs_purpose_grants (vals[i]))
+			return HIDE;
+	}
+	return SHOW;
+}
+
+int
+classify_trust_type (CK_ATTRIBUTE_TYPE type)
+{
+	return type == CKA_TRUSTED || type == NF_CKA_X_ASSERTION_TYPE || type == NF_CKA_TRUST_STEP_UP ||
+	       (type >= NF_CKA_TRUST_FIRST && type <= NF_CKA_TRUST_LAST) ||
+	       (type >= NF_CKA_PKCS_TRUST_FIRST && type <= NF_CKA_PKCS_TRUST_LAST);
+}
+
+int
+classify_template_has_trust (const CK_ATTRIBUTE *tmpl, CK_ULONG count)
+{
+	for (CK_ULONG i = 0; i < count; i++)
+		if (classify_trust_type (tmpl[i].type))
+			return 1;
+	return 0;
+}
+
+/* An object of a class this module does not know: hidden if it carries any
+ * trust attribute at all (a future or vendor trust object), shown otherwise
+ * (NSS's root-list marker, data objects). Only presence is asked for. */
+static int
+classify_other (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
+{
+	enum { NNSS = NF_CKA_TRUST_LAST - NF_CKA_TRUST_FIRST + 1, NPKCS = NF_CKA_PKCS_TRUST_LAST - NF_CKA_PKCS_TRUST_FIRST + 1 };
+	CK_ATTRIBUTE t[NNSS + NPKCS + 3];
+	CK_ULONG n = 0;
+	for (CK_ULONG i = 0; i < NNSS; i++)
+		t[n++] = (CK_ATTRIBUTE){ NF_CKA_TRUST_FIRST + i, NULL, 0 };
+	for (CK_ULONG i = 0; i < NPKCS; i++)
+		t[n++] = (CK_ATTRIBUTE){ NF_CKA_PKCS_TRUST_FIRST + i, NULL, 0 };
+	t[n++] = (CK_ATTRIBUTE){ CKA_TRUSTED, NULL, 0 };
+	t[n++] = (CK_ATTRIBUTE){ NF_CKA_X_ASSERTION_TYPE, NULL, 0 };
+	t[n++] = (CK_ATTRIBUTE){ NF_CKA_TRUST_STEP_UP, NULL, 0 };
+	CK_RV rv = fl->C_GetAttributeValue (s, h, t, n);
+	if (!attr_rv_ok (rv))
+		return HIDE | NOCACHE;
+	for (CK_ULONG i = 0; i < n; i++)
+		if (t[i].ulValueLen != CK_UNAVAILABLE_INFORMATION)
+			return HIDE;
+	return SHOW;
+}
+
+static int
 classify_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
 {
 	CK_OBJECT_CLASS cls;
@@ -87,7 +167,85 @@ classify_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h
 			return SHOW;
 		return attr_rv_ok (rv) ? HIDE : HIDE | NOCACHE;
 	}
-	return SHOW;
+	if (cls == NF_CKO_TRUST)
+		return classify_pkcs_trust (fl, s, h);
+	return classify_other (fl, s, h);
+}
+
+int
+classify_answer_grants (const CK_ATTRIBUTE *tmpl, CK_ULONG count)
+{
+	for (CK_ULONG i = 0; i < count; i++) {
+		CK_ATTRIBUTE_TYPE t = tmpl[i].type;
+		if (!classify_trust_type (t) || t == NF_CKA_TRUST_STEP_UP || tmpl[i].pValue == NULL ||
+		    tmpl[i].ulValueLen == CK_UNAVAILABLE_INFORMATION)
+			continue;
+		if (t == CKA_TRUSTED) {
+			if (tmpl[i].ulValueLen != 1 || *(const CK_BBOOL *)tmpl[i].pValue != CK_FALSE)
+				return 1;
+			continue;
+		}
+		CK_ULONG v;
+		if (tmpl[i].ulValueLen != sizeof v)
+			return 1;
+		memcpy (&v, tmpl[i].pValue, sizeof v);
+		if (t == NF_CKA_X_ASSERTION_TYPE ? v != NF_CKT_X_DISTRUSTED_CERTIFICATE
+		    : t >= NF_CKA_PKCS_TRUST_FIRST && t <= NF_CKA_PKCS_TRUST_LAST ? pkcs_purpose_grants (v)
+		                                                                     : purpose_grants (v))
+			return 1;
+	}
+	return 0;
+}
+
+static void
+cache_put (CK_SLOT_ID slot, CK_OBJECT_HANDLE h, int visible, int replace)
+{
+	if (slot >= (CK_SLOT_ID)1 << 62)
+		return;
+	nf_lock ();
+		/* A failed put only costs a later re-classification. A handle seen
+		 * in another slot keeps its first verdict; this one is then
+		 * classified again each time (correct, just slower). */
+		uint64_t v;
+		int have = map_get (&nf.verdicts, h, &v);
+		if (!have || (replace && (v >> 1) == slot)) {
+			(void)map_put (&nf.verdicts, h, ((uint64_t)slot << 1) | (uint64_t)(visible ? 1 : 0));
+			fast_verdict_put (slot, h, visible);
+		}
+	nf_unlock ();
+}
+
+void
+classify_mark_hidden (CK_SLOT_ID slot, CK_OBJECT_HANDLE h)
+{
+	nf_warn ("upstream object %lu in slot %lu now grants trust (changed in place); hidden", h, slot);
+	cache_put (slot, h, 0, 1);
+}
+
+static int
+classify_now (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h, int replace)
+{
+	CK_FUNCTION_LIST_PTR fl = __atomic_load_n (&nf.lower, __ATOMIC_ACQUIRE);
+	if (fl == NULL)
+		return 0;
+	int verdict = classify_lower (fl, session, h);
+	if (verdict & MALFORMED)
+		nf_warn ("upstream object %lu in slot %lu has a malformed or unreadable trust attribute; hidden", h, slot);
+	nf_debug (NF_DBG_CLASSIFY, "classify: slot %lu handle %lu -> %s%s%s", slot, h,
+	          (verdict & SHOW) ? "show" : "hide", (verdict & NOCACHE) ? " (not cached)" : "", replace ? " (fresh)" : "");
+	if (!(verdict & NOCACHE))
+		cache_put (slot, h, verdict & SHOW, replace);
+	return verdict & SHOW;
+}
+
+int
+classify_fresh (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h)
+{
+	if (handle_is_view (h)) {
+		nf_warn ("upstream returned handle 0x%lx inside ncfence's reserved range; hiding it", h);
+		return 0;
+	}
+	return classify_now (session, slot, h, 1);
 }
 
 int
@@ -116,25 +274,5 @@ classify_visible (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h
 	nf_unlock ();
 	if (cached >= 0)
 		return cached;
-	CK_FUNCTION_LIST_PTR fl = __atomic_load_n (&nf.lower, __ATOMIC_ACQUIRE);
-	if (fl == NULL)
-		return 0;
-	int verdict = classify_lower (fl, session, h);
-	if (verdict & MALFORMED)
-		nf_warn ("upstream object %lu in slot %lu has a malformed or unreadable trust attribute; hidden", h, slot);
-	nf_debug (NF_DBG_CLASSIFY, "classify: slot %lu handle %lu -> %s%s", slot, h,
-	          (verdict & SHOW) ? "show" : "hide", (verdict & NOCACHE) ? " (not cached)" : "");
-	if (!(verdict & NOCACHE) && slot < (CK_SLOT_ID)1 << 62) {
-		nf_lock ();
-			/* A failed put only costs a later re-classification. A handle
-			 * seen in another slot keeps its first verdict; this one is
-			 * then classified again each time (correct, just slower). */
-			uint64_t v;
-			if (!map_get (&nf.verdicts, h, &v)) {
-				(void)map_put (&nf.verdicts, h, ((uint64_t)slot << 1) | (uint64_t)(verdict & SHOW));
-				fast_verdict_put (slot, h, verdict & SHOW);
-			}
-		nf_unlock ();
-	}
-	return verdict & SHOW;
+	return classify_now (session, slot, h, 0);
 }

@@ -58,7 +58,7 @@ collect_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_SLOT_ID slot,
 	handles pending = HANDLES_INIT (pending_buf);
 	CK_ULONG got = 0;
 	CK_RV rv = fl->C_FindObjectsInit (s, tmpl, count), frv = CKR_OK;
-	int ended = 0;
+	int ended = 0, fresh = classify_template_has_trust (tmpl, count);
 	if (rv != CKR_OK)
 		return rv;
 	view_probe_entry (&nf.view, probe);
@@ -70,21 +70,24 @@ collect_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_SLOT_ID slot,
 			got = PAGE; /* a lower module overrunning our buffer: use what fits */
 		for (CK_ULONG i = 0; i < got; i++)
 			fast_verdict_prefetch (page[i]);
-		/* WORKAROUND(nss): NSS itself stops paging when a page comes back
-		 * short (pk11 find loop), so roots modules return full pages while
-		 * more remain; stopping here saves one call per search. Ending the
-		 * lower search before reading the verdicts lets its work hide their
-		 * loads. */
-		if (got < PAGE) {
+		/* A short page ends the search only for upstreams known to fill
+		 * pages (lower.c full_pages: NSS's builtins, p11-kit-trust); that
+		 * saves a call per search. Others are paged until an empty page,
+		 * as PKCS#11 allows short pages mid-search (a dropped object could
+		 * be a distrust record). Ending the lower search before reading
+		 * the verdicts lets its work hide their loads. */
+		if (got < PAGE && nf.lower_full_pages) {
 			view_probe_value (&nf.view, probe);
 			frv = fl->C_FindObjectsFinal (s);
 			ended = 1;
 		}
-		/* Verdicts from the lock-free hints; the misses under one lock. */
+		/* Verdicts from the lock-free hints; the misses under one lock. A
+		 * search that matches on trust attributes classifies afresh
+		 * (pending), since upstream may have changed an object in place. */
 		int misses = 0;
 		for (CK_ULONG i = 0; i < got; i++)
-			misses += (verdict[i] = (signed char)fast_verdict (slot, page[i])) < 0;
-		if (misses) {
+			misses += (verdict[i] = fresh ? -1 : (signed char)fast_verdict (slot, page[i])) < 0;
+		if (misses && !fresh) {
 			nf_lock ();
 				for (CK_ULONG i = 0; i < got; i++)
 					if (verdict[i] < 0)
@@ -94,7 +97,7 @@ collect_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_SLOT_ID slot,
 		for (CK_ULONG i = 0; rv == CKR_OK && i < got; i++)
 			if ((verdict[i] > 0 && push (out, page[i]) < 0) || (verdict[i] < 0 && push (&pending, page[i]) < 0))
 				rv = CKR_HOST_MEMORY;
-	} while (rv == CKR_OK && got == PAGE);
+	} while (rv == CKR_OK && (got == PAGE || (!nf.lower_full_pages && got > 0)));
 	if (!ended)
 		frv = fl->C_FindObjectsFinal (s);
 	if (rv == CKR_OK)
@@ -102,7 +105,8 @@ collect_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_SLOT_ID slot,
 	/* New handles are classified after the lower search has ended, since
 	 * classifying reads their attributes on the same session. */
 	for (CK_ULONG i = 0; rv == CKR_OK && i < pending.n; i++)
-		if (classify_visible (s, slot, pending.v[i]) && push (out, pending.v[i]) < 0)
+		if ((fresh ? classify_fresh (s, slot, pending.v[i]) : classify_visible (s, slot, pending.v[i])) &&
+		    push (out, pending.v[i]) < 0)
 			rv = CKR_HOST_MEMORY;
 	handles_free (&pending);
 	return rv;

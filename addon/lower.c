@@ -30,6 +30,23 @@ lower_open (const char *path)
 	return dl;
 }
 
+/* PKCS#11 lets C_FindObjects return fewer handles than asked while more
+ * remain. NSS's builtins (its ckfw framework) and p11-kit-trust never do:
+ * they fill each page until the search is exhausted (checked in their
+ * sources and with a harness), so for them a short page ends the search and
+ * saves a call per search; any other upstream is paged until it returns
+ * nothing. Identified by C_GetInfo. */
+static int
+full_pages (CK_FUNCTION_LIST_PTR fl)
+{
+	CK_INFO info;
+	if (fl->C_GetInfo == NULL || fl->C_GetInfo (&info) != CKR_OK)
+		return 0;
+	const char *m = (const char *)info.manufacturerID, *d = (const char *)info.libraryDescription;
+	return (memcmp (m, "Mozilla Foundation ", 19) == 0 && memcmp (d, "NSS Builtin Object Cryptoki Modu", 32) == 0) ||
+	       (memcmp (m, "PKCS#11 Kit ", 12) == 0 && memcmp (d, "PKCS#11 Kit Trust Module ", 25) == 0);
+}
+
 CK_RV
 lower_load (const char *path, CK_C_INITIALIZE_ARGS_PTR caller, const char *params, char *why, size_t why_len)
 {
@@ -70,10 +87,15 @@ lower_load (const char *path, CK_C_INITIALIZE_ARGS_PTR caller, const char *param
 	nf.lower_params = (params && params[0]) ? strdup (params) : NULL;
 	args.pReserved = nf.lower_params;
 	rv = fl->C_Initialize (&args);
-	if (rv != CKR_OK) {
+	/* Already initialized: the application (or another module) loaded the
+	 * same library and initialized it; NSS itself treats this as success.
+	 * It is then not ours to finalize. */
+	nf.lower_borrowed = rv == CKR_CRYPTOKI_ALREADY_INITIALIZED;
+	if (rv != CKR_OK && !nf.lower_borrowed) {
 		snprintf (why, why_len, "upstream %s: C_Initialize failed (%s)", path, debug_rv_name (rv));
 		return rv;
 	}
+	nf.lower_full_pages = full_pages (fl);
 	nf.lower_dl = dl;
 	__atomic_store_n (&nf.lower, fl, __ATOMIC_RELEASE);
 	return CKR_OK;
@@ -84,8 +106,9 @@ lower_unload (void)
 {
 	CK_FUNCTION_LIST_PTR fl = nf.lower;
 	__atomic_store_n (&nf.lower, NULL, __ATOMIC_RELEASE);
-	if (fl != NULL)
+	if (fl != NULL && !nf.lower_borrowed)
 		fl->C_Finalize (NULL);
+	nf.lower_borrowed = 0;
 	nf.lower_dl = NULL; /* stays mapped: see kept_dl */
 	free (nf.lower_params);
 	nf.lower_params = NULL;

@@ -23,6 +23,15 @@
 #define NF_CKT_NSS_NOT_TRUSTED      0xce53435aUL
 #define NF_CKT_NSS_VALID_DELEGATOR  0xce53435bUL
 #define NF_CKT_X_DISTRUSTED_CERTIFICATE 1UL
+#define NF_CKA_TRUST_STEP_UP        0xce536360UL
+/* PKCS#11 3.2 trust objects (NSS >= 3.114 and Firefox's builtins serve
+ * these; NSS calls the purposes CKA_PKCS_TRUST_*). */
+#define NF_CKO_TRUST                0x0000000bUL
+#define NF_CKA_PKCS_TRUST_FIRST     0x0000062cUL /* CKA_TRUST_SERVER_AUTH */
+#define NF_CKA_PKCS_TRUST_LAST      0x00000632UL /* CKA_TRUST_OCSP_SIGNING */
+#define NF_CKT_TRUST_UNKNOWN        0UL
+#define NF_CKT_NOT_TRUSTED          3UL
+#define NF_CKT_TRUST_MUST_VERIFY    4UL
 
 /* ---- debug.c ---- */
 enum {
@@ -180,6 +189,8 @@ typedef struct {
 	CK_FUNCTION_LIST_PTR lower;   /* NULL when upstream is missing */
 	void *lower_dl;
 	char *lower_params;
+	int lower_full_pages;         /* upstream returns full find pages while more remain (lower.c) */
+	int lower_borrowed;           /* upstream was already initialized in this process: not ours to finalize */
 	nf_view view;
 	nf_map verdicts;              /* (slot,handle) key -> verdict, classify.c */
 	nf_map sessions;              /* session handle -> nf_session*, session.c */
@@ -227,6 +238,20 @@ CK_RV nf_C_CloseAllSessions (CK_SLOT_ID);
 int classify_visible (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h);
 /* The cached verdict: 1 show, 0 hide, -1 not known yet (call classify_visible). */
 int classify_cached_inlock (CK_SLOT_ID slot, CK_OBJECT_HANDLE h);
+/* classify_visible without the cache: reads upstream again and replaces the
+ * cached verdict. For searches that match on trust attributes, whose answer
+ * upstream may have changed in place (p11-kit-trust reloads a changed file
+ * under the same handles). */
+int classify_fresh (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h);
+/* Whether a template names an attribute that can make an object a trust
+ * anchor (CKA_TRUSTED, NSS or PKCS#11 3.2 trust purposes, p11-kit assertion type). */
+int classify_trust_type (CK_ATTRIBUTE_TYPE type);
+int classify_template_has_trust (const CK_ATTRIBUTE *tmpl, CK_ULONG count);
+/* After upstream answered GetAttributeValue: whether the values it returned
+ * make the object a trust anchor (or are malformed). */
+int classify_answer_grants (const CK_ATTRIBUTE *tmpl, CK_ULONG count);
+/* Records that upstream object h now grants trust (hidden from here on). */
+void classify_mark_hidden (CK_SLOT_ID slot, CK_OBJECT_HANDLE h);
 
 /* ---- fastpath.c: lock-free hint caches ---- */
 int fast_verdict (CK_SLOT_ID slot, CK_OBJECT_HANDLE h); /* 1, 0, or -1 unknown */

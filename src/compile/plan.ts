@@ -19,7 +19,19 @@ import {
 } from '../engine/asn1/certificate.js';
 import { parseTime } from '../engine/asn1/time.js';
 import type { KeyFamily, Policy, Purpose, RootAction } from '../policy.js';
-import { CKA, CKC_X_509, CKO, CKT, TRUST_PURPOSE_ATTRS, trustGrants } from '../pkcs11/constants.js';
+import {
+  CKA,
+  CKC_X_509,
+  CKM_SHA256,
+  CKM_SHA_1,
+  CKO,
+  CKT,
+  PKCS_TRUST_PURPOSE_ATTRS,
+  TRUST_BEARING_ATTRS,
+  TRUST_PURPOSE_ATTRS,
+  pkcsTrustGrants,
+  trustGrants,
+} from '../pkcs11/constants.js';
 import { boolBytes, boolValue, ulongBytes, ulongValue, type UpstreamObject, type UpstreamSnapshot } from './upstream.js';
 
 export interface ViewObject {
@@ -69,6 +81,7 @@ const certKey = (o: UpstreamObject): string => {
   return `${o.slot}/${issuer?.length ?? -1}/${hex(issuer)}${hex(o.attrs.get(CKA.SERIAL_NUMBER))}`;
 };
 const sha1 = (b: Uint8Array): Uint8Array => hash('sha1', b, 'buffer');
+const sha256 = (b: Uint8Array): Uint8Array => hash('sha256', b, 'buffer');
 const md5 = (b: Uint8Array): Uint8Array => hash('md5', b, 'buffer');
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -89,13 +102,43 @@ export function grantsTrust(o: UpstreamObject): boolean {
       const v = ulongValue(o.attrs.get(CKA.X_ASSERTION_TYPE));
       return v !== CKT.X_DISTRUSTED_CERTIFICATE;
     }
+    case CKO.TRUST:
+      return PKCS_TRUST_PURPOSE_ATTRS.some((t) => {
+        const v = o.attrs.get(t);
+        return v !== undefined && pkcsTrustGrants(ulongValue(v) ?? -1);
+      });
+    default:
+      // A class this engine does not know: any trust attribute makes it one
+      // to hide (a future or vendor trust object); NSS's root-list marker
+      // and data objects carry none.
+      return TRUST_BEARING_ATTRS.some((t) => o.attrs.has(t));
+  }
+}
+
+function distrusts(o: UpstreamObject): boolean {
+  switch (cls(o)) {
+    case CKO.NSS_TRUST:
+      return TRUST_PURPOSE_ATTRS.some((t) => ulongValue(o.attrs.get(t)) === CKT.NSS_NOT_TRUSTED);
+    case CKO.TRUST:
+      return PKCS_TRUST_PURPOSE_ATTRS.some((t) => ulongValue(o.attrs.get(t)) === CKT.NOT_TRUSTED);
     default:
       return false;
   }
 }
 
-function distrusts(o: UpstreamObject): boolean {
-  return cls(o) === CKO.NSS_TRUST && TRUST_PURPOSE_ATTRS.some((t) => ulongValue(o.attrs.get(t)) === CKT.NSS_NOT_TRUSTED);
+/** Whether a trust record's certificate hash (if it has one) matches the certificate. */
+function hashMatches(t: UpstreamObject, value: Uint8Array): boolean {
+  if (cls(t) === CKO.NSS_TRUST) {
+    const h = t.attrs.get(CKA.CERT_SHA1_HASH);
+    return !h || hex(h) === hex(sha1(value));
+  }
+  // PKCS#11 3.2: CKA_HASH_OF_CERTIFICATE under CKA_NAME_HASH_ALGORITHM (SHA-1 when absent).
+  const h = t.attrs.get(CKA.HASH_OF_CERTIFICATE);
+  if (!h) return true;
+  const alg = t.attrs.has(CKA.NAME_HASH_ALGORITHM) ? ulongValue(t.attrs.get(CKA.NAME_HASH_ALGORITHM)) : CKM_SHA_1;
+  if (alg === CKM_SHA256) return hex(h) === hex(sha256(value));
+  if (alg === CKM_SHA_1) return hex(h) === hex(sha1(value));
+  return false; // a hash this engine cannot check: not a root it fences
 }
 
 interface Root {
@@ -111,15 +154,16 @@ function findRoots(objects: UpstreamObject[], dropped: DroppedRoot[]): Root[] {
   }
   const roots = new Map<UpstreamObject, Root>();
   for (const t of objects) {
-    if (cls(t) !== CKO.NSS_TRUST || !grantsTrust(t)) continue;
+    if ((cls(t) !== CKO.NSS_TRUST && cls(t) !== CKO.TRUST) || !grantsTrust(t)) continue;
     const cert = certs.get(certKey(t));
     const value = cert?.attrs.get(CKA.VALUE);
-    const hash = t.attrs.get(CKA.CERT_SHA1_HASH);
-    if (!cert || !value || (hash && hex(hash) !== hex(sha1(value)))) {
+    if (!cert || !value || !hashMatches(t, value)) {
       dropped.push({ label: labelOf(t), sha256: '', action: 'drop', rule: 'orphan', reason: 'trust record without a matching certificate' });
       continue;
     }
-    roots.set(cert, { cert, trust: t });
+    // A certificate with both kinds of record (an upstream in transition)
+    // keeps the first; the module hides both.
+    if (!roots.has(cert)) roots.set(cert, { cert, trust: t });
   }
   // Certificates upstream marks CKA_TRUSTED (p11-kit) without a trust record;
   // a malformed CKA_TRUSTED is not a root (the module hides the object).
@@ -146,11 +190,13 @@ function copyAttrs(o: UpstreamObject | undefined, types: number[]): [number, Uin
 // Attribute values every view object of a kind shares (never mutated).
 const CLASS_CERTIFICATE = ulongBytes(CKO.CERTIFICATE);
 const CLASS_TRUST = ulongBytes(CKO.NSS_TRUST);
+const CLASS_PKCS_TRUST = ulongBytes(CKO.TRUST);
 const TRUE = boolBytes(true);
 const FALSE = boolBytes(false);
 const X_509 = ulongBytes(CKC_X_509);
 const DELEGATOR = ulongBytes(CKT.NSS_TRUSTED_DELEGATOR);
 const MUST_VERIFY = ulongBytes(CKT.NSS_MUST_VERIFY_TRUST);
+const PKCS_MUST_VERIFY = ulongBytes(CKT.TRUST_MUST_VERIFY_TRUST);
 
 function certObject(cert: IssuedCert, label: Uint8Array, id: Uint8Array): [number, Uint8Array][] {
   return [
@@ -169,10 +215,56 @@ function certObject(cert: IssuedCert, label: Uint8Array, id: Uint8Array): [numbe
   ];
 }
 
+// PKCS#11 3.2 purposes and values as NSS trust attributes and values.
+const PKCS_TO_NSS_ATTR = new Map<number, number>([
+  [CKA.PKCS_TRUST_SERVER_AUTH, CKA.TRUST_SERVER_AUTH],
+  [CKA.PKCS_TRUST_CLIENT_AUTH, CKA.TRUST_CLIENT_AUTH],
+  [CKA.PKCS_TRUST_CODE_SIGNING, CKA.TRUST_CODE_SIGNING],
+  [CKA.PKCS_TRUST_EMAIL_PROTECTION, CKA.TRUST_EMAIL_PROTECTION],
+]);
+const PKCS_TO_NSS_VALUE = new Map<number, number>([
+  [CKT.TRUST_ANCHOR, CKT.NSS_TRUSTED_DELEGATOR],
+  [CKT.TRUSTED, CKT.NSS_TRUSTED],
+  [CKT.TRUST_MUST_VERIFY_TRUST, CKT.NSS_MUST_VERIFY_TRUST],
+  [CKT.NOT_TRUSTED, CKT.NSS_NOT_TRUSTED],
+  [CKT.TRUST_UNKNOWN, CKT.NSS_TRUST_UNKNOWN],
+]);
+
+/** R's purposes as NSS trust attributes, whichever kind of record R has. */
+function nssPurposes(rootTrust: UpstreamObject): [number, Uint8Array][] {
+  if (cls(rootTrust) !== CKO.TRUST) return copyAttrs(rootTrust, [...TRUST_PURPOSE_ATTRS, CKA.TRUST_STEP_UP_APPROVED]);
+  const out: [number, Uint8Array][] = [];
+  for (const [pkcs, nss] of PKCS_TO_NSS_ATTR) {
+    const v = ulongValue(rootTrust.attrs.get(pkcs));
+    const mapped = v === undefined ? undefined : PKCS_TO_NSS_VALUE.get(v);
+    if (mapped !== undefined) out.push([nss, ulongBytes(mapped)]);
+  }
+  return out;
+}
+
+/**
+ * PKCS#11 3.2 trust record for the anchor, beside the NSS one, when R's own
+ * record is of that kind: consumers that read only CKO_TRUST find L(R) too.
+ */
+function anchorPkcsTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamObject): [number, Uint8Array][] {
+  return [
+    [CKA.CLASS, CLASS_PKCS_TRUST],
+    [CKA.TOKEN, TRUE],
+    [CKA.PRIVATE, FALSE],
+    [CKA.MODIFIABLE, FALSE],
+    [CKA.LABEL, label],
+    [CKA.ISSUER, anchor.subject],
+    [CKA.SERIAL_NUMBER, anchor.serial],
+    [CKA.HASH_OF_CERTIFICATE, sha256(anchor.der)],
+    [CKA.NAME_HASH_ALGORITHM, ulongBytes(CKM_SHA256)],
+    ...copyAttrs(rootTrust, PKCS_TRUST_PURPOSE_ATTRS as number[]),
+  ];
+}
+
 /** NSS trust record for the anchor: R's purposes, the anchor's identity and hashes. */
 function anchorTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamObject | undefined): [number, Uint8Array][] {
   const purposes: [number, Uint8Array][] = rootTrust
-    ? copyAttrs(rootTrust, [...TRUST_PURPOSE_ATTRS, CKA.TRUST_STEP_UP_APPROVED])
+    ? nssPurposes(rootTrust)
     : [CKA.TRUST_SERVER_AUTH, CKA.TRUST_CLIENT_AUTH, CKA.TRUST_EMAIL_PROTECTION, CKA.TRUST_CODE_SIGNING].map((t) => [t, DELEGATOR]);
   return [
     [CKA.CLASS, CLASS_TRUST],
@@ -196,23 +288,31 @@ const PURPOSE_ATTR: Record<Purpose, number> = {
   emailProtection: CKA.TRUST_EMAIL_PROTECTION,
   codeSigning: CKA.TRUST_CODE_SIGNING,
 };
+const PKCS_PURPOSE_ATTR: Record<Purpose, number> = {
+  serverAuth: CKA.PKCS_TRUST_SERVER_AUTH,
+  clientAuth: CKA.PKCS_TRUST_CLIENT_AUTH,
+  emailProtection: CKA.PKCS_TRUST_EMAIL_PROTECTION,
+  codeSigning: CKA.PKCS_TRUST_CODE_SIGNING,
+};
 
 /** R's trust record with every purpose outside `trustedFor` made MUST_VERIFY; undefined if nothing is left. */
 function keptTrust(root: Root, trustedFor: readonly Purpose[]): UpstreamObject | undefined | 'none' {
   if (!root.trust) return undefined;
-  const kept = new Set(trustedFor.map((p) => PURPOSE_ATTR[p]));
+  const pkcs = cls(root.trust) === CKO.TRUST;
+  const kept = new Set(trustedFor.map((p) => (pkcs ? PKCS_PURPOSE_ATTR : PURPOSE_ATTR)[p]));
+  const grants = pkcs ? pkcsTrustGrants : trustGrants;
   let attrs = root.trust.attrs; // copied only when a purpose has to change
   let any = false;
-  for (const t of TRUST_PURPOSE_ATTRS) {
+  for (const t of pkcs ? PKCS_TRUST_PURPOSE_ATTRS : TRUST_PURPOSE_ATTRS) {
     const v = attrs.get(t);
     if (v === undefined) continue;
     if (v.length !== 8) throw new EngineError('UNSUPPORTED_ROOT', `trust record has a ${v.length}-byte value for 0x${t.toString(16)}, expected a CK_ULONG`);
-    if (!trustGrants(ulongValue(v)!)) continue;
+    if (!grants(ulongValue(v)!)) continue;
     if (kept.has(t)) {
       any = true;
     } else {
       if (attrs === root.trust.attrs) attrs = new Map(attrs);
-      attrs.set(t, MUST_VERIFY);
+      attrs.set(t, pkcs ? PKCS_MUST_VERIFY : MUST_VERIFY);
     }
   }
   if (!any) return 'none';
@@ -226,11 +326,13 @@ function fenceObjects(root: Root, parsed: ParsedCertificate, sha256: string, tru
   const anchorKeyId = anchor.keyId!;
   const rootKeyId = cross.keyId ?? root.cert.attrs.get(CKA.ID) ?? new Uint8Array(0);
   const anchorLabel = text(`ncfence anchor for ${label}`);
-  return [
+  const objects: ViewObject[] = [
     { slot, attrs: [...certObject(anchor, anchorLabel, anchorKeyId), ...copyAttrs(root.cert, POLICY_ATTRS)] },
     { slot, attrs: anchorTrust(anchor, anchorLabel, trust) },
     { slot, attrs: [...certObject(cross, root.cert.attrs.get(CKA.LABEL) ?? text(label), rootKeyId), ...copyAttrs(root.cert, [CKA.CERTIFICATE_CATEGORY])] },
   ];
+  if (trust && cls(trust) === CKO.TRUST) objects.push({ slot, attrs: anchorPkcsTrust(anchor, anchorLabel, trust) });
+  return objects;
 }
 
 /** Upstream's own objects for a root the policy passes: the module hides them, so the view serves copies. */

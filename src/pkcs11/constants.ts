@@ -1,8 +1,11 @@
 // PKCS#11 constants ncfence uses, standard and vendor (NSS, p11-kit).
-// Values: OASIS PKCS#11 2.40; nss lib/util/pkcs11n.h; p11-kit common/pkcs11x.h.
+// Values: OASIS PKCS#11 2.40 and 3.2 (trust objects); nss lib/util/pkcs11n.h;
+// p11-kit common/pkcs11x.h.
 
 export const CKO = {
   CERTIFICATE: 0x1,
+  /** PKCS#11 3.2 trust object (NSS >= 3.114 and Firefox's builtins serve these). */
+  TRUST: 0xb,
   NSS_TRUST: 0xce534353,
   NSS_BUILTIN_ROOT_LIST: 0xce534354,
   X_TRUST_ASSERTION: 0xd8444764, // CKO_X_VENDOR + 100 (p11-kit common/pkcs11x.h)
@@ -18,6 +21,7 @@ export const CKA = {
   ISSUER: 0x81,
   SERIAL_NUMBER: 0x82,
   TRUSTED: 0x86,
+  NAME_HASH_ALGORITHM: 0x8c,
   CERTIFICATE_CATEGORY: 0x87,
   JAVA_MIDP_SECURITY_DOMAIN: 0x88,
   URL: 0x89,
@@ -30,6 +34,15 @@ export const CKA = {
   END_DATE: 0x111,
   PUBLIC_KEY_INFO: 0x129,
   MODIFIABLE: 0x170,
+  // PKCS#11 3.2 trust purposes (NSS: CKA_PKCS_TRUST_*), CK_TRUST values.
+  PKCS_TRUST_SERVER_AUTH: 0x62c,
+  PKCS_TRUST_CLIENT_AUTH: 0x62d,
+  PKCS_TRUST_CODE_SIGNING: 0x62e,
+  PKCS_TRUST_EMAIL_PROTECTION: 0x62f,
+  PKCS_TRUST_IPSEC_IKE: 0x630,
+  PKCS_TRUST_TIME_STAMPING: 0x631,
+  PKCS_TRUST_OCSP_SIGNING: 0x632,
+  HASH_OF_CERTIFICATE: 0x635,
   NSS_MOZILLA_CA_POLICY: 0xce534372,
   NSS_SERVER_DISTRUST_AFTER: 0xce534373,
   NSS_EMAIL_DISTRUST_AFTER: 0xce534374,
@@ -59,7 +72,16 @@ export const CKT = {
   X_DISTRUSTED_CERTIFICATE: 1,
   X_ANCHORED_CERTIFICATE: 2,
   X_PINNED_CERTIFICATE: 3,
+  // PKCS#11 3.2 CK_TRUST
+  TRUST_UNKNOWN: 0,
+  TRUSTED: 1,
+  TRUST_ANCHOR: 2,
+  NOT_TRUSTED: 3,
+  TRUST_MUST_VERIFY_TRUST: 4,
 } as const;
+
+export const CKM_SHA_1 = 0x220;
+export const CKM_SHA256 = 0x250;
 
 export const CKC_X_509 = 0;
 export const CKR_ATTRIBUTE_TYPE_INVALID = 0x12;
@@ -69,6 +91,26 @@ export const TRUST_PURPOSE_ATTRS: readonly number[] = Array.from(
   { length: CKA.TRUST_TIME_STAMPING - CKA.TRUST_DIGITAL_SIGNATURE + 1 },
   (_, i) => CKA.TRUST_DIGITAL_SIGNATURE + i,
 );
+
+/** The PKCS#11 3.2 trust purposes (server auth .. OCSP signing). */
+export const PKCS_TRUST_PURPOSE_ATTRS: readonly number[] = Array.from(
+  { length: CKA.PKCS_TRUST_OCSP_SIGNING - CKA.PKCS_TRUST_SERVER_AUTH + 1 },
+  (_, i) => CKA.PKCS_TRUST_SERVER_AUTH + i,
+);
+
+/** PKCS#11 3.2 trust values that make an object trusted (anything but unknown, not trusted, must verify). */
+export function pkcsTrustGrants(value: number): boolean {
+  return value !== CKT.TRUST_UNKNOWN && value !== CKT.NOT_TRUSTED && value !== CKT.TRUST_MUST_VERIFY_TRUST;
+}
+
+/** Every attribute that can make an object a trust anchor; an object of an unknown class carrying one is hidden. */
+export const TRUST_BEARING_ATTRS: readonly number[] = [
+  ...TRUST_PURPOSE_ATTRS,
+  ...PKCS_TRUST_PURPOSE_ATTRS,
+  CKA.TRUSTED,
+  CKA.X_ASSERTION_TYPE,
+  CKA.TRUST_STEP_UP_APPROVED,
+];
 
 /** Trust values that make an object a trust anchor or a trusted end entity. */
 export function trustGrants(value: number): boolean {
@@ -107,6 +149,7 @@ export const CANDIDATE_ATTRS: readonly number[] = [
   CKA.NSS_SERVER_DISTRUST_AFTER,
   CKA.NSS_EMAIL_DISTRUST_AFTER,
   ...TRUST_PURPOSE_ATTRS,
+  ...PKCS_TRUST_PURPOSE_ATTRS,
   CKA.TRUST_STEP_UP_APPROVED,
   CKA.CERT_SHA1_HASH,
   CKA.CERT_MD5_HASH,
@@ -115,4 +158,6 @@ export const CANDIDATE_ATTRS: readonly number[] = [
   CKA.X_PURPOSE,
   CKA.X_PEER,
   CKA.X_DISTRUSTED,
+  CKA.NAME_HASH_ALGORITHM,
+  CKA.HASH_OF_CERTIFICATE,
 ];
