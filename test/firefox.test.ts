@@ -4,7 +4,7 @@
 // (through a parameter-passing shim, since Firefox passes no parameters).
 
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
@@ -13,6 +13,9 @@ import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { MODULE, P11KIT_TRUST, UPSTREAM_SHIM } from './helpers/paths.js';
 import { startTlsServer, type TlsServer } from './helpers/tlsServer.js';
 import { requireTool } from './helpers/run.js';
+import { injectionFile, pkcsAnchorRecord } from './helpers/inject.js';
+import { parseCertificate } from '../src/engine/asn1/certificate.js';
+import { fromPem } from './helpers/pem.js';
 
 const HOSTS = ['www.example.com', 'www.example.bit'];
 let pki: TestPki;
@@ -65,4 +68,47 @@ test.serial('control: plain upstream as Firefox roots module loads both', async 
   t.regex(r.log, /loaded external CKBI from gre directory/);
   t.is(r.results[url('www.example.com')], 'load', r.output.slice(-2000));
   t.is(r.results[url('www.example.bit')], 'load', r.output.slice(-2000));
+});
+
+// Newer builtins modules (Firefox's own, NSS 3.114+) describe roots with
+// PKCS#11 3.2 CKO_TRUST objects instead of NSS trust records. Upstream here:
+// p11-kit-trust holding R as a plain certificate, behind the test shim,
+// which leaves out upstream's NSS trust records and adds a CKO_TRUST record
+// making R a trust anchor. The control shows this Firefox honours such a
+// record; through ncfence, R is fenced and .bit fails.
+async function pkcsTrustUpstream(): Promise<Record<string, string>> {
+  const d = join(dir, 'pkcs');
+  const trust = join(d, 'trust');
+  mkdirSync(trust, { recursive: true });
+  copyFileSync(pki.rootFile, join(trust, 'root.pem')); // a plain file: no trust of its own
+  const root = parseCertificate(fromPem(pki.rootPem));
+  const inject = injectionFile(join(d, 'inject.bin'), [pkcsAnchorRecord(root, 'Test Public Root CA (3.2 trust)')]);
+  return { NCFENCE_TEST_UPSTREAM: P11KIT_TRUST, NCFENCE_TEST_UPSTREAM_PARAMS: `paths=${trust}`, NCFENCE_TEST_INJECT: inject, NCFENCE_TEST_HIDE_NSS_TRUST: '1' };
+}
+
+test.serial('control: an upstream with only CKO_TRUST records is honoured by this Firefox', async (t) => {
+  const r = await probe('pkcs-control', UPSTREAM_SHIM, await pkcsTrustUpstream());
+  t.regex(r.log, /loaded external CKBI from gre directory/);
+  t.is(r.results[url('www.example.com')], 'load', r.output.slice(-2000));
+  t.is(r.results[url('www.example.bit')], 'load', r.output.slice(-2000));
+});
+
+test.serial('ncfence over an upstream with only CKO_TRUST records: .com loads, .bit fails', async (t) => {
+  const shimEnv = await pkcsTrustUpstream();
+  Object.assign(process.env, shimEnv);
+  let pkcsConfig: string;
+  try {
+    const result = await build({ upstream: UPSTREAM_SHIM, upstreamParams: '', outDir: join(dir, 'pkcs', 'out') });
+    t.is(result.summary.rootsFenced, 1);
+    pkcsConfig = result.config;
+  } finally {
+    for (const k of Object.keys(shimEnv)) delete process.env[k];
+  }
+  const bit = servers.get('www.example.bit')!;
+  const before = bit.tlsErrors.length;
+  const r = await probe('pkcs-fenced', MODULE, { ...shimEnv, NCFENCE_CONFIG: pkcsConfig });
+  t.is(r.results[url('www.example.com')], 'load', r.output.slice(-2000));
+  t.is(r.results[url('www.example.bit')], 'error', r.output.slice(-2000));
+  const alerts = bit.tlsErrors.slice(before);
+  t.true(alerts.some((e) => /alert number 42/.test(e)), alerts.join('\n'));
 });

@@ -19,6 +19,7 @@ import { makeNssDb, vfychain } from './helpers/nss.js';
 import { fromPem } from './helpers/pem.js';
 import { MODULE, P11KIT_TRUST, UPSTREAM_SHIM } from './helpers/paths.js';
 import { run, runOk } from './helpers/run.js';
+import { injectionFile } from './helpers/inject.js';
 
 let pki: TestPki;
 let dir: string;
@@ -55,23 +56,6 @@ test.serial('upstream failing C_Initialize: the module loads with no roots and s
   const list = await run('certutil', ['-L', '-h', 'all', '-d', db], { env });
   t.regex(list.stderr, /WARNING: upstream .*: C_Initialize failed \(CKR_DEVICE_ERROR\); presenting no roots at all/);
 });
-
-/** The shim's injection file: u32 count, then objects of u32 nattrs + (u32 type, u32 len, bytes). */
-function injectionFile(file: string, objects: [number, Uint8Array][][]): string {
-  const parts: Buffer[] = [];
-  const u32 = (n: number): Buffer => {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(n >>> 0);
-    return b;
-  };
-  parts.push(u32(objects.length));
-  for (const attrs of objects) {
-    parts.push(u32(attrs.length));
-    for (const [type, value] of attrs) parts.push(u32(type), u32(value.length), Buffer.from(value));
-  }
-  writeFileSync(file, Buffer.concat(parts));
-  return file;
-}
 
 test.serial('malformed upstream trust objects are hidden, never trusted', async (t) => {
   // Upstream (p11-kit-trust behind the test shim) holds R untrusted, plus two
