@@ -162,14 +162,21 @@ nf_C_FindObjectsInit (CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR tmpl, CK_ULONG
 		return CKR_ARGUMENTS_BAD;
 	/* The search runs first and OPERATION_ACTIVE is decided when storing:
 	 * a session is used by one thread at a time (PKCS#11 2.40, 6.7.1). */
+	/* A search already active on the session is refused before any work
+	 * (upstream's search, a Namecoin lookup); the check is repeated when
+	 * storing. */
 	nf_session *owned = session_owned (session);
 	if (owned != NULL) {
 		slot = owned->slot;
+		if (owned->finding)
+			return CKR_OPERATION_ACTIVE;
 	} else {
 		nf_lock ();
 			s = session_lookup_inlock (session);
 			if (s == NULL)
 				rv = CKR_SESSION_HANDLE_INVALID;
+			else if (s->finding)
+				rv = CKR_OPERATION_ACTIVE;
 			else
 				slot = s->slot;
 		nf_unlock ();
