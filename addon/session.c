@@ -97,13 +97,22 @@ nf_C_CloseSession (CK_SESSION_HANDLE h)
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	if (fl == NULL)
 		return CKR_SESSION_HANDLE_INVALID;
+	/* The record is taken before upstream closes the handle: once it has,
+	 * another thread's C_OpenSession may get the same handle back and its
+	 * new record must not be the one retired here (review). */
+	nf_session *s;
+	nf_lock ();
+		s = session_lookup_inlock (h);
+	nf_unlock ();
 	fast_session_forget (h);
 	CK_RV rv = fl->C_CloseSession (h);
 	if (rv == CKR_OK || rv == CKR_SESSION_HANDLE_INVALID) {
 		nf_lock ();
-			nf_session *s = session_lookup_inlock (h);
-			map_del (&nf.sessions, h);
-			session_retire_inlock (s);
+			uint64_t v;
+			if (map_get (&nf.sessions, h, &v) && (nf_session *)(uintptr_t)v == s)
+				map_del (&nf.sessions, h);
+			if (s != NULL && __atomic_load_n (&s->live, __ATOMIC_ACQUIRE) && s->handle == h)
+				session_retire_inlock (s);
 		nf_unlock ();
 	}
 	return rv;
