@@ -141,19 +141,30 @@ io_all (int fd, unsigned char *buf, size_t len, int writing, long long deadline)
 /* On-demand start (`service-command` in the configuration): the command is
  * split on spaces (no quoting) and started detached in its own session, its
  * output to /dev/null, at most once every 30 s; the module does not wait for
- * it or stop it. 1 when a start is (or was just) under way. */
-static long long last_start_ms = -1;
+ * it or stop it. 1 when a start is (or was just) under way. The decision is
+ * taken under the lock, so threads that find nothing listening at the same
+ * moment start one service between them, not one each. */
+static long long last_start_ms = -1; /* under the lock */
 
 static int
 start_service (void)
 {
-	if (nf.service_command == NULL)
-		return 0;
-	long long now = now_ms ();
-	if (last_start_ms >= 0 && now - last_start_ms < 30000)
-		return now - last_start_ms < nf.service_timeout_ms; /* the earlier start is still coming up */
-	last_start_ms = now;
-	char *copy = strdup (nf.service_command);
+	char *copy = NULL;
+	int coming = 0, starting = 0;
+	nf_lock ();
+		long long now = now_ms ();
+		if (nf.service_command == NULL) {
+			coming = 0;
+		} else if (last_start_ms >= 0 && now - last_start_ms < 30000) {
+			coming = now - last_start_ms < nf.service_timeout_ms; /* the earlier start is still coming up */
+		} else {
+			last_start_ms = now;
+			starting = 1;
+			copy = strdup (nf.service_command);
+		}
+	nf_unlock ();
+	if (!starting)
+		return coming;
 	char *argv[32];
 	int argc = 0;
 	for (char *save = NULL, *tok = copy ? strtok_r (copy, " ", &save) : NULL; tok && argc < 31; tok = strtok_r (NULL, " ", &save))
