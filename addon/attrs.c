@@ -32,13 +32,16 @@ attrs_match_except (const nf_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG cou
 }
 
 /* Resolves a handle for the session: *obj is the view object, or NULL for a
- * visible upstream object. Session and cached verdict are read under one lock. */
+ * visible upstream object or a live one (*live set: its attributes are read
+ * through live_read, under the lock, with *live_slot). Session and cached
+ * verdict are read under one lock. */
 static CK_RV
-resolve (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, const nf_object **obj)
+resolve (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, const nf_object **obj, int *live, CK_SLOT_ID *live_slot)
 {
 	CK_SLOT_ID slot = 0;
 	int known, cached = -1;
 	*obj = NULL;
+	*live = 0;
 	if (!__atomic_load_n (&nf.initialized, __ATOMIC_ACQUIRE))
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	/* Fast path: both hints present, no lock taken. */
@@ -60,8 +63,9 @@ resolve (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, const nf_object **obj)
 		return CKR_SESSION_HANDLE_INVALID;
 	if (handle_is_view (h)) {
 		if ((h & NF_LIVE_BASE) == NF_LIVE_BASE) {
-			*obj = live_object (h, slot);
-			return *obj ? CKR_OK : CKR_OBJECT_HANDLE_INVALID;
+			*live = 1;
+			*live_slot = slot;
+			return live_read (h, slot, NULL, 0);
 		}
 		long idx = handle_view_index (h, nf.view.nobjects);
 		if (nf.mode != NF_MODE_FENCED || idx < 0 || nf.view.objects[idx].slot != slot)
@@ -101,11 +105,15 @@ CK_RV
 nf_C_GetAttributeValue (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
 {
 	const nf_object *o;
+	int live;
+	CK_SLOT_ID live_slot;
 	if (tmpl == NULL && count > 0)
 		return CKR_ARGUMENTS_BAD;
-	CK_RV rv = resolve (session, h, &o);
+	CK_RV rv = resolve (session, h, &o, &live, &live_slot);
 	if (rv != CKR_OK)
 		return rv;
+	if (live)
+		return live_read (h, live_slot, tmpl, count); /* checks h again: it may have been evicted meanwhile */
 	if (o != NULL)
 		return attrs_read (o, tmpl, count);
 	rv = nf.lower->C_GetAttributeValue (session, h, tmpl, count);
@@ -138,12 +146,14 @@ CK_RV
 nf_C_GetObjectSize (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ULONG_PTR size)
 {
 	const nf_object *o;
+	int live;
+	CK_SLOT_ID live_slot;
 	if (size == NULL)
 		return CKR_ARGUMENTS_BAD;
-	CK_RV rv = resolve (session, h, &o);
+	CK_RV rv = resolve (session, h, &o, &live, &live_slot);
 	if (rv != CKR_OK)
 		return rv;
-	if (o != NULL) {
+	if (o != NULL || live) {
 		*size = CK_UNAVAILABLE_INFORMATION;
 		return CKR_OK;
 	}
@@ -155,8 +165,10 @@ static CK_RV
 resolve_writable (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h)
 {
 	const nf_object *o;
-	CK_RV rv = resolve (session, h, &o);
-	return rv != CKR_OK ? rv : o != NULL ? CKR_ACTION_PROHIBITED : CKR_OK;
+	int live;
+	CK_SLOT_ID live_slot;
+	CK_RV rv = resolve (session, h, &o, &live, &live_slot);
+	return rv != CKR_OK ? rv : (o != NULL || live) ? CKR_ACTION_PROHIBITED : CKR_OK;
 }
 
 CK_RV

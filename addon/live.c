@@ -4,9 +4,22 @@
  * answer is cached for its TTL. Service down, slow, foreign or answering
  * nonsense: no live objects (the .bit chain fails; nothing else changes).
  *
- * Cache entries are immutable once published and live until C_Finalize, so
- * a handle given out stays valid; an expired entry only stops answering new
- * searches. Handles: NF_HANDLE_TOP | NF_LIVE_BIT | entry << 5 | object. */
+ * The cache is a fixed table of MAX_ENTRIES entries, at most one per
+ * (PKCS#11 slot, name). An entry is immutable while published and is read
+ * only under the lock (searches, and attribute reads copy out under it). A
+ * new answer takes, in order: the table slot of an expired entry for the
+ * same name, an unused one, or that of the entry that expires first (expired
+ * ones first), whose entry is then freed. So a full cache still takes new
+ * answers. An answer with no objects that is already expired (TTL 0, as
+ * "unavailable" is) is not cached at all.
+ *
+ * Handles: NF_LIVE_BASE | generation << 15 | table slot << 5 | object. Each
+ * table slot counts the entries it has held, and a handle carries the count
+ * of its own: once its entry is replaced or evicted the handle is
+ * CKR_OBJECT_HANDLE_INVALID, never another name's object. The counts survive
+ * C_Finalize. With a 64-bit CK_ULONG the count has 47 bits: a table slot
+ * would have to be refilled 2^47 times before an old handle could name a new
+ * object. */
 #include "nf.h"
 
 #include <errno.h>
@@ -32,6 +45,13 @@ extern char **environ;
 #define MAX_VALUE 65536u
 #define MAX_TTL 3600u
 
+#define OBJ_BITS 5
+#define IDX_BITS 10
+#define GEN_SHIFT (OBJ_BITS + IDX_BITS)
+#define GEN_MASK ((CK_OBJECT_HANDLE)-1 >> (GEN_SHIFT + 2)) /* below NF_LIVE_BASE's two bits */
+_Static_assert (MAX_ENTRIES == 1 << IDX_BITS, "a handle's slot field addresses the table");
+_Static_assert (MAX_OBJECTS <= 1 << OBJ_BITS, "a handle's object field holds every object");
+
 typedef struct live_entry {
 	CK_SLOT_ID slot;
 	unsigned char *name;
@@ -41,10 +61,15 @@ typedef struct live_entry {
 	nf_object objects[MAX_OBJECTS];
 	nf_attr *attrs;
 	unsigned char *body; /* the response; attribute values point into it */
+	CK_OBJECT_HANDLE gen; /* the slot's generation when published */
 } live_entry;
 
+/* All under the lock. Slots below nhigh hold an entry, the others were not
+ * used since C_Initialize: an entry leaves only by being replaced, so the
+ * table fills from the front and searches scan only the used prefix. */
 static live_entry *entries[MAX_ENTRIES];
-static size_t nentries;
+static size_t nhigh;
+static CK_OBJECT_HANDLE slot_gen[MAX_ENTRIES]; /* never reset */
 
 static long long
 now_ms (void)
@@ -70,9 +95,17 @@ live_entry_free (live_entry *e)
 void
 live_free_all_inlock (void)
 {
-	for (size_t i = 0; i < nentries; i++)
+	for (size_t i = 0; i < nhigh; i++) {
 		live_entry_free (entries[i]);
-	nentries = 0;
+		entries[i] = NULL;
+	}
+	nhigh = 0;
+}
+
+static CK_OBJECT_HANDLE
+handle_of (size_t idx, const live_entry *e, size_t obj)
+{
+	return NF_LIVE_BASE | e->gen << GEN_SHIFT | (CK_OBJECT_HANDLE)idx << OBJ_BITS | obj;
 }
 
 /* The SUBJECT or ISSUER value of the template that carries the Namecoin marker. */
@@ -141,19 +174,30 @@ io_all (int fd, unsigned char *buf, size_t len, int writing, long long deadline)
 /* On-demand start (`service-command` in the configuration): the command is
  * split on spaces (no quoting) and started detached in its own session, its
  * output to /dev/null, at most once every 30 s; the module does not wait for
- * it or stop it. 1 when a start is (or was just) under way. */
-static long long last_start_ms = -1;
+ * it or stop it. 1 when a start is (or was just) under way. The decision is
+ * taken under the lock, so threads that find nothing listening at the same
+ * moment start one service between them, not one each. */
+static long long last_start_ms = -1; /* under the lock */
 
 static int
 start_service (void)
 {
-	if (nf.service_command == NULL)
-		return 0;
-	long long now = now_ms ();
-	if (last_start_ms >= 0 && now - last_start_ms < 30000)
-		return now - last_start_ms < nf.service_timeout_ms; /* the earlier start is still coming up */
-	last_start_ms = now;
-	char *copy = strdup (nf.service_command);
+	char *copy = NULL;
+	int coming = 0, starting = 0;
+	nf_lock ();
+		long long now = now_ms ();
+		if (nf.service_command == NULL) {
+			coming = 0;
+		} else if (last_start_ms >= 0 && now - last_start_ms < 30000) {
+			coming = now - last_start_ms < nf.service_timeout_ms; /* the earlier start is still coming up */
+		} else {
+			last_start_ms = now;
+			starting = 1;
+			copy = strdup (nf.service_command);
+		}
+	nf_unlock ();
+	if (!starting)
+		return coming;
 	char *argv[32];
 	int argc = 0;
 	for (char *save = NULL, *tok = copy ? strtok_r (copy, " ", &save) : NULL; tok && argc < 31; tok = strtok_r (NULL, " ", &save))
@@ -300,34 +344,56 @@ bad:
 	return NULL;
 }
 
-/* Whether a newer entry answers the same name (then `e` is superseded). */
 static int
-superseded (size_t i, const live_entry *e)
+same_name (const live_entry *e, CK_SLOT_ID slot, const unsigned char *name, size_t len)
 {
-	size_t n;
-	nf_lock ();
-		n = nentries;
-	nf_unlock ();
-	for (size_t j = i + 1; j < n; j++)
-		if (entries[j]->slot == e->slot && entries[j]->name_len == e->name_len && memcmp (entries[j]->name, e->name, e->name_len) == 0)
-			return 1;
-	return 0;
+	return e->slot == slot && e->name_len == len && memcmp (e->name, name, len) == 0;
 }
 
+/* The unexpired entry for (slot, name), or -1. */
 static long
 find_entry_inlock (CK_SLOT_ID slot, const unsigned char *name, size_t len, long long now)
 {
-	for (size_t i = nentries; i-- > 0;) {
-		live_entry *e = entries[i];
-		if (e->slot == slot && e->name_len == len && e->expires_ms > now && memcmp (e->name, name, len) == 0)
+	for (size_t i = 0; i < nhigh; i++)
+		if (entries[i]->expires_ms > now && same_name (entries[i], slot, name, len))
 			return (long)i;
-	}
 	return -1;
+}
+
+/* Publishes e and returns its slot. *drop is what the caller frees after
+ * unlocking: the entry e replaced or evicted, or e itself when another thread
+ * published an unexpired answer for the same name meanwhile (that one is
+ * kept, so the handles it already gave out stay valid, and its slot is
+ * returned). */
+static size_t
+publish_inlock (live_entry *e, long long now, live_entry **drop)
+{
+	long same = -1, victim = -1;
+	for (size_t i = 0; i < nhigh; i++) {
+		live_entry *o = entries[i];
+		if (same_name (o, e->slot, e->name, e->name_len)) {
+			same = (long)i; /* at most one: every publish goes through here */
+			break;
+		} else if (victim < 0 || o->expires_ms < entries[victim]->expires_ms) {
+			victim = (long)i;
+		}
+	}
+	if (same >= 0 && entries[same]->expires_ms > now) {
+		*drop = e;
+		return (size_t)same;
+	}
+	size_t i = same >= 0 ? (size_t)same
+	         : nhigh < MAX_ENTRIES ? nhigh++
+	         : (size_t)victim; /* full: the entry that expires first goes */
+	*drop = entries[i]; /* NULL for an unused slot */
+	e->gen = slot_gen[i] = (slot_gen[i] + 1) & GEN_MASK;
+	entries[i] = e;
+	return i;
 }
 
 /* Searches that name no subject or issuer (by CKA_VALUE, by class only, the
  * empty template of a startup enumeration) are answered from what the
- * service already said: the newest unexpired answer per name. Searches by a
+ * service already said: the unexpired answer per name. Searches by a
  * public subject or issuer never get here. */
 static CK_RV
 collect_cached (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*push) (void *, CK_OBJECT_HANDLE), void *out)
@@ -336,19 +402,18 @@ collect_cached (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (
 		if (tmpl[i].type == CKA_SUBJECT || tmpl[i].type == CKA_ISSUER)
 			return CKR_OK;
 	long long now = now_ms ();
-	size_t n;
+	CK_RV rv = CKR_OK;
 	nf_lock ();
-		n = nentries;
+		for (size_t i = 0; i < nhigh && rv == CKR_OK; i++) {
+			live_entry *e = entries[i];
+			if (e->slot != slot || e->expires_ms <= now)
+				continue;
+			for (size_t k = 0; k < e->nobjects && rv == CKR_OK; k++)
+				if (attrs_match (&e->objects[k], tmpl, count) && push (out, handle_of (i, e, k)) < 0)
+					rv = CKR_HOST_MEMORY;
+		}
 	nf_unlock ();
-	for (size_t i = n; i-- > 0;) {
-		live_entry *e = entries[i]; /* published entries never change */
-		if (e->slot != slot || e->expires_ms <= now || superseded (i, e))
-			continue;
-		for (size_t k = 0; k < e->nobjects; k++)
-			if (attrs_match (&e->objects[k], tmpl, count) && push (out, NF_LIVE_BASE | ((CK_OBJECT_HANDLE)i << 5) | k) < 0)
-				return CKR_HOST_MEMORY;
-	}
-	return CKR_OK;
+	return rv;
 }
 
 CK_RV
@@ -359,9 +424,14 @@ live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*p
 	const CK_ATTRIBUTE *name = namecoin_name (tmpl, count);
 	if (name == NULL)
 		return collect_cached (slot, tmpl, count, push, out);
+	CK_OBJECT_HANDLE found[MAX_OBJECTS];
+	size_t nfound = 0;
 	long idx;
 	nf_lock ();
 		idx = find_entry_inlock (slot, name->pValue, name->ulValueLen, now_ms ());
+		for (size_t i = 0; idx >= 0 && i < entries[idx]->nobjects; i++)
+			if (attrs_match (&entries[idx]->objects[i], tmpl, count))
+				found[nfound++] = handle_of ((size_t)idx, entries[idx], i);
 	nf_unlock ();
 	if (idx < 0) {
 		size_t blen = 0;
@@ -370,35 +440,45 @@ live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*p
 		nf_debug (NF_DBG_FIND, "live: service %s -> %s", nf.service_path, e ? "answer" : "no answer");
 		if (e == NULL)
 			return CKR_OK; /* closed: no live objects */
-		nf_lock ();
-			if (nentries < MAX_ENTRIES) {
-				entries[nentries] = e;
-				idx = (long)nentries++;
-				e = NULL;
-			}
-		nf_unlock ();
-		live_entry_free (e); /* cache full: answer nothing rather than grow */
-		if (idx < 0)
+		long long now = now_ms ();
+		if (e->nobjects == 0 && e->expires_ms <= now) {
+			live_entry_free (e); /* nothing to serve or remember (an "unavailable" answer has TTL 0) */
 			return CKR_OK;
+		}
+		live_entry *drop = NULL;
+		nf_lock ();
+			idx = (long)publish_inlock (e, now, &drop);
+			e = entries[idx];
+			for (size_t i = 0; i < e->nobjects; i++)
+				if (attrs_match (&e->objects[i], tmpl, count))
+					found[nfound++] = handle_of ((size_t)idx, e, i);
+		nf_unlock ();
+		live_entry_free (drop);
 	}
-	live_entry *e = entries[idx]; /* published entries never change */
-	for (size_t i = 0; i < e->nobjects; i++)
-		if (attrs_match (&e->objects[i], tmpl, count) && push (out, NF_LIVE_BASE | ((CK_OBJECT_HANDLE)idx << 5) | i) < 0)
+	for (size_t i = 0; i < nfound; i++)
+		if (push (out, found[i]) < 0)
 			return CKR_HOST_MEMORY;
 	return CKR_OK;
 }
 
-const nf_object *
-live_object (CK_OBJECT_HANDLE h, CK_SLOT_ID slot)
+/* Reads attributes of the live object h of `slot` (count 0: only checks the
+ * handle) under the lock, since an entry may be evicted and freed as soon as
+ * the lock is released. CKR_OBJECT_HANDLE_INVALID when the handle never named
+ * a live object of this slot, or its entry has been replaced or evicted. */
+CK_RV
+live_read (CK_OBJECT_HANDLE h, CK_SLOT_ID slot, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
 {
 	if ((h & NF_LIVE_BASE) != NF_LIVE_BASE)
-		return NULL;
+		return CKR_OBJECT_HANDLE_INVALID;
 	CK_OBJECT_HANDLE rest = h & ~NF_LIVE_BASE;
-	size_t idx = (size_t)(rest >> 5), obj = (size_t)(rest & 31);
-	const nf_object *o = NULL;
+	size_t obj = (size_t)(rest & ((1u << OBJ_BITS) - 1));
+	size_t idx = (size_t)((rest >> OBJ_BITS) & ((1u << IDX_BITS) - 1));
+	CK_OBJECT_HANDLE gen = rest >> GEN_SHIFT;
+	CK_RV rv = CKR_OBJECT_HANDLE_INVALID;
 	nf_lock ();
-		if (idx < nentries && obj < entries[idx]->nobjects && entries[idx]->slot == slot)
-			o = &entries[idx]->objects[obj];
+		live_entry *e = idx < nhigh ? entries[idx] : NULL;
+		if (e != NULL && e->gen == gen && obj < e->nobjects && e->slot == slot)
+			rv = attrs_read (&e->objects[obj], tmpl, count);
 	nf_unlock ();
-	return o;
+	return rv;
 }

@@ -170,7 +170,9 @@ void config_free (nf_config *cfg);
 
 /* ---- live.c ---- */
 CK_RV live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*push) (void *, CK_OBJECT_HANDLE), void *out);
-const nf_object *live_object (CK_OBJECT_HANDLE h, CK_SLOT_ID slot);
+/* Copies attributes of a live object out under the lock (its entry may be
+ * evicted once the lock is released); count 0 only checks the handle. */
+CK_RV live_read (CK_OBJECT_HANDLE h, CK_SLOT_ID slot, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count);
 void live_free_all_inlock (void);
 
 /* ---- rebuild.c ---- */

@@ -4,6 +4,13 @@
  *                                plain upstream and through ncfence)
  *   harness stress MODULE T N    T threads, N rounds each of open/find/read/close
  *   harness cycles MODULE N      N C_Initialize/C_Finalize cycles
+ *   harness livestart MODULE T   T threads search a Namecoin name at once
+ *                                while no service listens (the test counts
+ *                                how often service-command ran)
+ *   harness livestress MODULE T N  T threads, N live lookups each, against
+ *                                the test's fake service (more than the
+ *                                cache holds), reading their own and each
+ *                                other's handles while entries are evicted
  *
  * $HARNESS_PARAMS is passed as pReserved (p11-kit-trust's paths=...).
  * Prints "N passed, M failed" and exits non-zero on any failure. */
@@ -350,6 +357,187 @@ cycles (int count)
 	return 0;
 }
 
+/* ---- live .bit objects (addon/live.c), against test/helpers/fakeService.ts ---- */
+
+#define LIVE_MARKER "Namecoin TLS Certificate"
+
+static int
+is_live (CK_OBJECT_HANDLE h)
+{
+	return (h >> 62) == 3; /* NF_LIVE_BASE: the top two bits */
+}
+
+static pthread_barrier_t live_barrier;
+
+static void *
+livestart_thread (void *p)
+{
+	CK_SLOT_ID slot = *(CK_SLOT_ID *)p;
+	CK_SESSION_HANDLE s;
+	CK_RV rv = fl->C_OpenSession (slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
+	CHECK (rv == CKR_OK, "livestart OpenSession rv=0x%lx", rv);
+	static const char name[] = LIVE_MARKER "|down|start";
+	CK_ATTRIBUTE t = { CKA_SUBJECT, (void *)name, sizeof name - 1 };
+	pthread_barrier_wait (&live_barrier);
+	if (rv != CKR_OK)
+		return NULL;
+	CK_ULONG n, live = 0;
+	CK_OBJECT_HANDLE *found = find_all (s, &t, 1, 64, &n);
+	for (CK_ULONG i = 0; i < n; i++)
+		live += is_live (found[i]);
+	CHECK (live == 0, "livestart: %lu live objects with no service", live);
+	free (found);
+	CHECK (fl->C_CloseSession (s) == CKR_OK, "livestart CloseSession");
+	return NULL;
+}
+
+/* Threads that find nothing listening at the same moment: the test checks
+ * that service-command ran once (and ThreadSanitizer that the decision is
+ * not a data race). */
+static int
+livestart (int threads)
+{
+	pthread_t tid[64];
+	if (threads > 64)
+		threads = 64;
+	CHECK (init () == CKR_OK, "C_Initialize");
+	CK_SLOT_ID slot = first_slot ();
+	pthread_barrier_init (&live_barrier, NULL, (unsigned)threads);
+	for (int i = 0; i < threads; i++)
+		pthread_create (&tid[i], NULL, livestart_thread, &slot);
+	for (int i = 0; i < threads; i++)
+		pthread_join (tid[i], NULL);
+	pthread_barrier_destroy (&live_barrier);
+	CHECK (fl->C_Finalize (NULL) == CKR_OK, "C_Finalize");
+	return 0;
+}
+
+/* Every handle any thread was given, for every thread to read back (the
+ * early ones are evicted as the run goes on). */
+#define LIVE_RING 4096
+static struct {
+	CK_OBJECT_HANDLE h;
+	char id[32];
+} live_ring[LIVE_RING];
+static unsigned live_ring_next;
+static pthread_mutex_t live_ring_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Reads h's CKA_LABEL ("<id>#<n>") and CKA_SUBJECT ("<marker>|<mode>|<id>")
+ * in one call. 1 read and consistent (and the id is `want` when given), 0
+ * CKR_OBJECT_HANDLE_INVALID (evicted or replaced), -1 anything else: an
+ * error, or a handle that reads as another object. */
+static int
+live_check (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, const char *want)
+{
+	char label[64] = { 0 }, subject[128] = { 0 };
+	CK_ATTRIBUTE a[2] = { { CKA_LABEL, label, sizeof label - 1 }, { CKA_SUBJECT, subject, sizeof subject - 1 } };
+	CK_RV rv = fl->C_GetAttributeValue (s, h, a, 2);
+	if (rv == CKR_OBJECT_HANDLE_INVALID)
+		return 0;
+	if (rv != CKR_OK)
+		return -1;
+	label[a[0].ulValueLen] = subject[a[1].ulValueLen] = 0;
+	const char *id = strrchr (subject, '|');
+	char *hash = strchr (label, '#');
+	if (id == NULL || hash == NULL)
+		return -1;
+	*hash = 0;
+	if (strcmp (id + 1, label) != 0 || (want != NULL && strcmp (label, want) != 0))
+		return -1;
+	return 1;
+}
+
+struct livestress_arg {
+	CK_SLOT_ID slot;
+	int thread, rounds;
+	int own_ok, ring_ok, invalid; /* counts, for the report */
+};
+
+static void *
+livestress_thread (void *p)
+{
+	struct livestress_arg *arg = p;
+	CK_SESSION_HANDLE s;
+	CK_RV rv = fl->C_OpenSession (arg->slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
+	CHECK (rv == CKR_OK, "livestress OpenSession rv=0x%lx", rv);
+	if (rv != CKR_OK)
+		return NULL;
+	unsigned seed = (unsigned)arg->thread * 7919u + 1;
+	for (int r = 0; r < arg->rounds; r++) {
+		/* Mostly answers that expire at once (evicted first), some that stay. */
+		char id[32], name[96];
+		snprintf (id, sizeof id, "t%dr%d", arg->thread, r);
+		snprintf (name, sizeof name, LIVE_MARKER "|%s|%s", r % 20 == 0 ? "ok" : "ok0", id);
+		CK_ATTRIBUTE t = { CKA_SUBJECT, name, strlen (name) };
+		CK_ULONG n, live = 0;
+		CK_OBJECT_HANDLE *found = find_all (s, &t, 1, 8, &n), mine = 0;
+		for (CK_ULONG i = 0; i < n; i++)
+			if (is_live (found[i]))
+				live++, mine = found[i];
+		free (found);
+		CHECK (live == 1, "livestress %s: %lu live objects", id, live);
+		if (live == 1) {
+			int c = live_check (s, mine, id);
+			CHECK (c >= 0, "livestress: own handle of %s reads as another object or fails", id);
+			arg->own_ok += c == 1;
+			pthread_mutex_lock (&live_ring_lock);
+				unsigned k = live_ring_next++ % LIVE_RING;
+				live_ring[k].h = mine;
+				memcpy (live_ring[k].id, id, sizeof id);
+			pthread_mutex_unlock (&live_ring_lock);
+		}
+		/* Someone's handle from earlier: its own object, or invalid. */
+		pthread_mutex_lock (&live_ring_lock);
+			unsigned filled = live_ring_next < LIVE_RING ? live_ring_next : LIVE_RING;
+			unsigned k = filled ? rand_r (&seed) % filled : 0;
+			CK_OBJECT_HANDLE old = live_ring[k].h;
+			char want[32];
+			memcpy (want, live_ring[k].id, sizeof want);
+		pthread_mutex_unlock (&live_ring_lock);
+		if (filled) {
+			int c = live_check (s, old, want);
+			CHECK (c >= 0, "livestress: handle of %s reads as another object or fails", want);
+			arg->ring_ok += c == 1;
+			arg->invalid += c == 0;
+		}
+		/* Now and then an enumeration: answered from the cache, under eviction. */
+		if (r % 25 == 0) {
+			CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+			CK_ATTRIBUTE ct = { CKA_CLASS, &cls, sizeof cls };
+			CK_OBJECT_HANDLE *all = find_all (s, &ct, 1, 64, &n);
+			for (CK_ULONG i = 0; i < n; i++)
+				if (is_live (all[i]))
+					CHECK (live_check (s, all[i], NULL) >= 0, "livestress: enumerated live handle reads as another object or fails");
+			free (all);
+		}
+	}
+	CHECK (fl->C_CloseSession (s) == CKR_OK, "livestress CloseSession");
+	return NULL;
+}
+
+static int
+livestress (int threads, int rounds)
+{
+	pthread_t tid[64];
+	struct livestress_arg args[64];
+	if (threads > 64)
+		threads = 64;
+	CHECK (init () == CKR_OK, "C_Initialize");
+	CK_SLOT_ID slot = first_slot ();
+	for (int i = 0; i < threads; i++) {
+		args[i] = (struct livestress_arg){ .slot = slot, .thread = i, .rounds = rounds };
+		pthread_create (&tid[i], NULL, livestress_thread, &args[i]);
+	}
+	int own = 0, ring = 0, invalid = 0;
+	for (int i = 0; i < threads; i++) {
+		pthread_join (tid[i], NULL);
+		own += args[i].own_ok, ring += args[i].ring_ok, invalid += args[i].invalid;
+	}
+	fprintf (stderr, "livestress: own handles read %d, shared handles read %d, invalid %d\n", own, ring, invalid);
+	CHECK (fl->C_Finalize (NULL) == CKR_OK, "C_Finalize");
+	return 0;
+}
+
 /* fork while other threads hold the module's own lock: the child must be
  * able to take it (ncfence's pthread_atfork handlers). Only calls that take
  * the lock without calling upstream are used, because upstream modules are
@@ -398,7 +586,7 @@ int
 main (int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf (stderr, "usage: harness conformance|stress|cycles MODULE [ARGS]\n");
+		fprintf (stderr, "usage: harness conformance|stress|cycles|fork|livestart|livestress MODULE [ARGS]\n");
 		return 2;
 	}
 	load (argv[2]);
@@ -410,8 +598,12 @@ main (int argc, char **argv)
 		cycles (atoi (argv[3]));
 	else if (strcmp (argv[1], "fork") == 0)
 		forking ();
+	else if (strcmp (argv[1], "livestart") == 0 && argc == 4)
+		livestart (atoi (argv[3]));
+	else if (strcmp (argv[1], "livestress") == 0 && argc == 5)
+		livestress (atoi (argv[3]), atoi (argv[4]));
 	else {
-		fprintf (stderr, "usage: harness conformance|stress|cycles MODULE [ARGS]\n");
+		fprintf (stderr, "usage: harness conformance|stress|cycles|fork|livestart|livestress MODULE [ARGS]\n");
 		return 2;
 	}
 	printf ("%d passed, %d failed\n", passed, failed);
