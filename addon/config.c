@@ -41,6 +41,7 @@ set_key (nf_config *cfg, const char *key, const char *value)
 	}
 	char **slot = strcmp (key, "upstream") == 0          ? &cfg->upstream
 	              : strcmp (key, "upstream-params") == 0 ? &cfg->params
+	              : strcmp (key, "upstream-trust-paths") == 0 ? &cfg->trust_paths
 	              : strcmp (key, "view") == 0            ? &cfg->view
 	              : strcmp (key, "policy") == 0          ? &cfg->policy
 	              : strcmp (key, "rebuild") == 0         ? &cfg->rebuild
@@ -137,6 +138,7 @@ config_free (nf_config *cfg)
 {
 	free (cfg->upstream);
 	free (cfg->params);
+	free (cfg->trust_paths);
 	free (cfg->view);
 	free (cfg->policy);
 	free (cfg->rebuild);

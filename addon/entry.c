@@ -35,12 +35,15 @@ try_view_inlock (const nf_config *cfg, char *why, size_t why_len)
 {
 	if (view_load (cfg->view, &nf.view, why, why_len) < 0)
 		return -1;
-	char *stamp = stamp_build (cfg->upstream, cfg->params, cfg->policy);
+	char reason[512] = "";
+	char *stamp = stamp_build (cfg->upstream, cfg->params, cfg->trust_paths, cfg->policy, reason, sizeof reason);
 	int fresh = stamp != NULL && strcmp (stamp, nf.view.stamp) == 0;
+	if (stamp != NULL && !fresh)
+		stamp_diff (nf.view.stamp, stamp, reason, sizeof reason);
 	free (stamp);
 	if (!fresh) {
-		snprintf (why, why_len, "view %s is stale: upstream %s or policy %s changed since it was built",
-		          cfg->view, cfg->upstream, cfg->policy);
+		snprintf (why, why_len, "view %s is stale: upstream %s, its trust files or policy %s changed since it was built (%s)",
+		          cfg->view, cfg->upstream, cfg->policy, reason);
 		view_free (&nf.view);
 		return -1;
 	}

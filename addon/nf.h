@@ -148,13 +148,18 @@ int view_search (const nf_view *v, const nf_view_probe *p, CK_SLOT_ID slot, cons
                  int (*emit) (void *ctx, size_t object), void *ctx);
 
 /* ---- stamp.c ---- */
-/* Builds the upstream fingerprint (src/view/stamp.ts); malloc'd, NULL on error. */
-char *stamp_build (const char *library, const char *params, const char *policy);
+/* Builds the upstream fingerprint (src/view/stamp.ts); malloc'd. NULL, with
+ * the reason in why, on any error or past a bound: the view is then stale. */
+char *stamp_build (const char *library, const char *params, const char *builtin_paths, const char *policy,
+                   char *why, size_t why_len);
+/* Describes the first line where two stamps differ, for the stale warning. */
+void stamp_diff (const char *view, const char *now, char *out, size_t out_len);
 
 /* ---- config.c ---- */
 typedef struct {
 	char *upstream;
 	char *params;
+	char *trust_paths; /* upstream-trust-paths: p11-kit-trust's built-in paths; stamped */
 	char *view;
 	char *policy; /* part of the staleness stamp */
 	char *rebuild; /* optional: command that regenerates the view */

@@ -19,7 +19,7 @@
 #define VIEW_MAX_OBJECTS 65536u
 #define VIEW_MAX_ATTRS 64u
 #define VIEW_MAX_ATTR_BYTES (1u << 20)
-#define VIEW_MAX_STAMP 4096u
+#define VIEW_MAX_STAMP (1u << 20) /* src/view/format.ts VIEW_LIMITS.stampBytes */
 
 /* CRC-32 (IEEE), slice-by-8: eight table lookups per eight bytes. The
  * bytewise loop took most of C_Initialize (callgrind, bench/module.bench.ts). */

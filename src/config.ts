@@ -7,6 +7,12 @@ import { EngineError } from './engine/errors.js';
 export interface ModuleConfig {
   upstream: string;
   upstreamParams: string;
+  /**
+   * The trust paths p11-kit-trust reads when upstreamParams names none (its
+   * built-in ones, as upstream reported them to the build); part of the
+   * staleness stamp. Absent for other upstreams.
+   */
+  upstreamTrustPaths?: string;
   view: string;
   /** The policy the view was built with; part of the staleness stamp. */
   policy: string;
@@ -30,6 +36,7 @@ export function formatConfig(c: ModuleConfig): string {
     '# ncfence module configuration, written by `ncfence build` (docs/configuration.md).',
     `upstream = ${c.upstream}`,
     `upstream-params = ${c.upstreamParams}`,
+    ...(c.upstreamTrustPaths ? [`upstream-trust-paths = ${c.upstreamTrustPaths}`] : []),
     `view = ${c.view}`,
     `policy = ${c.policy}`,
   ];
@@ -46,6 +53,7 @@ export function readConfig(file: string): ModuleConfig {
   const keys: Record<string, keyof ModuleConfig> = {
     upstream: 'upstream',
     'upstream-params': 'upstreamParams',
+    'upstream-trust-paths': 'upstreamTrustPaths',
     view: 'view',
     policy: 'policy',
     rebuild: 'rebuild',

@@ -8,9 +8,9 @@ import { EngineError } from '../engine/errors.js';
 import { formatConfig } from '../config.js';
 import { loadPolicy } from '../policy.js';
 import { encodeView } from '../view/format.js';
-import { upstreamStamp } from '../view/stamp.js';
+import { libraryStamp, p11kitPathsArgument, upstreamStamp } from '../view/stamp.js';
 import { planView, type PlanSummary } from './plan.js';
-import { readUpstream } from './upstream.js';
+import { builtinTrustPaths, readUpstream } from './upstream.js';
 
 export const DEFAULT_UPSTREAM = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
 export const VIEW_FILE = 'view.ncfv';
@@ -70,9 +70,23 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const upstream = resolve(opts.upstream);
   const policy = loadPolicy(opts.policyFile ? resolve(opts.policyFile) : undefined);
   const deps = opts.deps ?? (await defaultEngineDeps(policy.anchorKey));
-  // The stamp is taken before reading so a concurrent upgrade makes the view stale, not wrong.
-  const stamp = upstreamStamp(upstream, opts.upstreamParams, policy.file);
-  const snapshot = readUpstream(upstream, opts.upstreamParams);
+  // The stamp is taken before any object is read, so a concurrent change to
+  // a trust file makes the view stale, not wrong. It needs upstream loaded
+  // (for p11-kit-trust's built-in paths), so the library must still be the
+  // one that was loaded.
+  let library: string;
+  try {
+    library = libraryStamp(upstream);
+  } catch (cause) {
+    throw new EngineError('UPSTREAM', `cannot load upstream module ${upstream}: ${(cause as Error).message}`, { cause });
+  }
+  let stamp = '';
+  let upstreamTrustPaths = '';
+  const snapshot = readUpstream(upstream, opts.upstreamParams, (probe) => {
+    if (p11kitPathsArgument(opts.upstreamParams) === undefined) upstreamTrustPaths = builtinTrustPaths(upstream, probe);
+    stamp = upstreamStamp(upstream, opts.upstreamParams, policy.file, upstreamTrustPaths);
+    if (libraryStamp(upstream) !== library) throw new EngineError('UPSTREAM', `${upstream} changed while it was being read; run the build again`);
+  });
   const plan = planView(snapshot, policy, deps);
   const view = `${outDir}/${VIEW_FILE}`;
   const config = opts.configFile ? resolve(opts.configFile) : `${outDir}/${CONFIG_FILE}`;
@@ -89,6 +103,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       formatConfig({
         upstream,
         upstreamParams: opts.upstreamParams,
+        upstreamTrustPaths: upstreamTrustPaths || undefined,
         view,
         policy: policy.file,
         rebuild: opts.rebuildCommand,

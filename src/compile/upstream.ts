@@ -101,11 +101,53 @@ function readSlot(p: pkcs11js.PKCS11, slot: Buffer): UpstreamObject[] {
   }
 }
 
+/** What upstream says about itself, learnt before any object is read. */
+export interface UpstreamProbe {
+  manufacturer: string;
+  description: string;
+  /** Each slot's description, as upstream padded it to 64 bytes (p11-kit-trust puts its trust path there). */
+  slotDescriptions: string[];
+}
+
+/** p11-kit's trust module (p11-kit trust/module.c: MANUFACTURER_ID, LIBRARY_DESCRIPTION). */
+export function isP11KitTrust(probe: UpstreamProbe): boolean {
+  return probe.manufacturer === 'PKCS#11 Kit' && probe.description === 'PKCS#11 Kit Trust Module';
+}
+
+const SLOT_DESCRIPTION_BYTES = 64;
+
+/**
+ * The trust paths p11-kit-trust reads when its parameters name none: its
+ * compiled-in list (configure --with-trust-paths), one token per path, each
+ * path (after `~` expansion) in its slot's description (trust/module.c,
+ * sys_C_GetSlotInfo). Asking the loaded module, rather than pkg-config, gives
+ * the list of the very library that is wrapped, on systems without the -dev
+ * package too. A description is cut at 64 bytes; one that fills them may be
+ * cut, so it is refused. '' for any other upstream.
+ */
+export function builtinTrustPaths(library: string, probe: UpstreamProbe): string {
+  if (!isP11KitTrust(probe)) return '';
+  return probe.slotDescriptions
+    .map((d) => {
+      if (Buffer.byteLength(d) >= SLOT_DESCRIPTION_BYTES && !d.endsWith(' ')) {
+        throw new EngineError(
+          'UPSTREAM',
+          `${library} reads a built-in trust path of ${SLOT_DESCRIPTION_BYTES} bytes or more, which it reports cut off ("${d}"); name its trust paths with --upstream-params paths=...`,
+        );
+      }
+      return d.replace(/ +$/, '');
+    })
+    .join(':');
+}
+
 /**
  * Loads `library`, passing `params` as C_Initialize's pReserved (NSS style),
  * and returns every token object with every attribute ncfence knows about.
+ * `beforeObjects` runs once upstream is initialized and before any object is
+ * read (p11-kit-trust reads its files at the first search), so a stamp taken
+ * there predates what the snapshot holds.
  */
-export function readUpstream(library: string, params: string): UpstreamSnapshot {
+export function readUpstream(library: string, params: string, beforeObjects?: (probe: UpstreamProbe) => void): UpstreamSnapshot {
   const p = new pkcs11js.PKCS11();
   try {
     p.load(library);
@@ -123,6 +165,14 @@ export function readUpstream(library: string, params: string): UpstreamSnapshot 
   }
   try {
     const slots = p.C_GetSlotList(true);
+    if (beforeObjects) {
+      const info = p.C_GetInfo();
+      beforeObjects({
+        manufacturer: info.manufacturerID.trim(),
+        description: info.libraryDescription.trim(),
+        slotDescriptions: slots.map((s) => p.C_GetSlotInfo(s).slotDescription),
+      });
+    }
     const objects: UpstreamObject[] = [];
     const slotInfo: UpstreamSnapshot['slots'] = [];
     for (const s of slots) {

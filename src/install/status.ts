@@ -54,7 +54,12 @@ export function viewState(m: Manifest): { state: InstallStatus['viewState']; anc
       return label && new TextDecoder().decode(label).startsWith('ncfence anchor for ');
     }).length;
     const cfg = readConfig(m.config);
-    const fresh = view.stamp === upstreamStamp(cfg.upstream, cfg.upstreamParams, cfg.policy);
+    let fresh = false;
+    try {
+      fresh = view.stamp === upstreamStamp(cfg.upstream, cfg.upstreamParams, cfg.policy, cfg.upstreamTrustPaths);
+    } catch {
+      // no stamp (upstream gone, trust files past the stamp's bounds): never fresh, as in the module
+    }
     return { state: fresh ? 'fresh' : 'stale', anchors: anchors / 2 }; // certificate + trust record per anchor
   } catch {
     return { state: 'corrupt', anchors: 0 };

@@ -18,7 +18,7 @@ import type { ViewObject } from '../compile/plan.js';
 
 export const VIEW_MAGIC = 'NCFVIEW\0';
 export const VIEW_VERSION = 1;
-export const VIEW_LIMITS = { objects: 65536, attrsPerObject: 64, attrBytes: 1 << 20, stampBytes: 4096 } as const;
+export const VIEW_LIMITS = { objects: 65536, attrsPerObject: 64, attrBytes: 1 << 20, stampBytes: 1 << 20 } as const;
 
 export interface View {
   stamp: string;
@@ -52,6 +52,7 @@ export function encodeView(view: View): Uint8Array {
     return b;
   };
   const stamp = Buffer.from(view.stamp, 'utf8');
+  if (stamp.length > VIEW_LIMITS.stampBytes) throw new EngineError('VIEW', `a stamp of ${stamp.length} bytes exceeds the view limit`);
   parts.push(u32(stamp.length), stamp, Buffer.from(view.policyDigest), u32(view.objects.length));
   for (const o of view.objects) {
     if (o.attrs.length > VIEW_LIMITS.attrsPerObject) throw new EngineError('VIEW', 'too many attributes on one object');
