@@ -3,7 +3,7 @@
 // command leaves the closed view. Judged by NSS's classic verifier.
 
 import test from 'ava';
-import { chmodSync, existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
@@ -46,10 +46,16 @@ async function check(env: NodeJS.ProcessEnv, db: string, host: string): Promise<
 
 test.serial('a stale view is rebuilt by the configured command and then served', async (t) => {
   const env = await staleSetup('ok', DIST_CLI);
+  const before = readFileSync(env.NCFENCE_CONFIG!, 'utf8');
   const db = await makeNssDb(join(dir, 'db-ok'), 'ncfence', MODULE, '', env);
   const com = await check(env, db, 'www.example.com');
   t.true(com.ok, com.output);
   t.false((await check(env, db, 'www.example.bit')).ok);
+  // The rebuild rewrote ncfence.conf and kept the keys only the module
+  // uses: the next stale view is rebuilt too (it used to drop them).
+  const after = readFileSync(env.NCFENCE_CONFIG!, 'utf8');
+  t.regex(before, new RegExp(`^rebuild = ${DIST_CLI}$`, 'm'));
+  t.regex(after, new RegExp(`^rebuild = ${DIST_CLI}$`, 'm'));
 });
 
 test.serial('a rebuild that hangs is killed at the time limit and the view stays closed', async (t) => {

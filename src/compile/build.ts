@@ -1,11 +1,11 @@
 // `ncfence build`: upstream -> engine -> compiled view + ncfence.conf, both
 // written atomically (temp file, fsync, rename).
 
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { defaultEngineDeps, type EngineDeps } from '../engine/crossSign.js';
 import { EngineError } from '../engine/errors.js';
-import { formatConfig } from '../config.js';
+import { formatConfig, readConfig, type ModuleConfig } from '../config.js';
 import { loadPolicy } from '../policy.js';
 import { encodeView } from '../view/format.js';
 import { libraryStamp, p11kitPathsArgument, upstreamStamp } from '../view/stamp.js';
@@ -41,6 +41,17 @@ export interface BuildResult {
   policy: string;
   summary: PlanSummary;
   millis: number;
+}
+
+/** rebuild, service and their settings from an existing configuration file (none if it is absent or unreadable). */
+function moduleOnlyKeys(file: string): Pick<ModuleConfig, 'rebuild' | 'rebuildTimeoutMs' | 'service' | 'serviceTimeoutMs' | 'serviceCommand'> {
+  if (!existsSync(file)) return {};
+  try {
+    const c = readConfig(file);
+    return { rebuild: c.rebuild, rebuildTimeoutMs: c.rebuildTimeoutMs, service: c.service, serviceTimeoutMs: c.serviceTimeoutMs, serviceCommand: c.serviceCommand };
+  } catch {
+    return {}; // a file we cannot read is replaced, as before
+  }
 }
 
 export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644): void {
@@ -96,6 +107,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   } catch (cause) {
     throw new EngineError('VIEW', `cannot create output directory ${outDir}: ${(cause as Error).message}`, { cause });
   }
+  // The keys only the module uses are kept from an existing ncfence.conf
+  // unless given again: a rebuild the module runs itself (`CMD build --out
+  // DIR ...`, addon/rebuild.c) passes none of them, and used to drop them.
+  const kept = moduleOnlyKeys(config);
   try {
     writeFileAtomic(view, encodeView({ stamp, policyDigest: policy.digest, objects: plan.objects }));
     writeFileAtomic(
@@ -106,10 +121,11 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         upstreamTrustPaths: upstreamTrustPaths || undefined,
         view,
         policy: policy.file,
-        rebuild: opts.rebuildCommand,
-        rebuildTimeoutMs: opts.rebuildTimeoutMs,
-        service: opts.service,
-        serviceCommand: opts.serviceCommand,
+        rebuild: opts.rebuildCommand ?? kept.rebuild,
+        rebuildTimeoutMs: opts.rebuildTimeoutMs ?? kept.rebuildTimeoutMs,
+        service: opts.service ?? kept.service,
+        serviceTimeoutMs: kept.serviceTimeoutMs,
+        serviceCommand: opts.serviceCommand ?? kept.serviceCommand,
       }),
     );
   } catch (cause) {
