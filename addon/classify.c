@@ -93,23 +93,6 @@ classify_pkcs_trust (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HAN
 	return SHOW;
 }
 
-int
-classify_trust_type (CK_ATTRIBUTE_TYPE type)
-{
-	return type == CKA_TRUSTED || type == NF_CKA_X_ASSERTION_TYPE || type == NF_CKA_TRUST_STEP_UP ||
-	       (type >= NF_CKA_TRUST_FIRST && type <= NF_CKA_TRUST_LAST) ||
-	       (type >= NF_CKA_PKCS_TRUST_FIRST && type <= NF_CKA_PKCS_TRUST_LAST);
-}
-
-int
-classify_template_has_trust (const CK_ATTRIBUTE *tmpl, CK_ULONG count)
-{
-	for (CK_ULONG i = 0; i < count; i++)
-		if (classify_trust_type (tmpl[i].type))
-			return 1;
-	return 0;
-}
-
 /* An object of a class this module does not know: hidden if it carries any
  * trust attribute at all (a future or vendor trust object), shown otherwise
  * (NSS's root-list marker, data objects). Only presence is asked for. */
