@@ -10,7 +10,8 @@ import { defaultEngineDeps } from '../src/engine/crossSign.js';
 import { EngineError } from '../src/engine/errors.js';
 import { planView } from '../src/compile/plan.js';
 import { DEFAULT_POLICY, loadPolicy, type Policy } from '../src/policy.js';
-import { CKT } from '../src/pkcs11/constants.js';
+import { CKA, CKM_SHA256, CKO, CKT } from '../src/pkcs11/constants.js';
+import { boolBytes, ulongBytes, type UpstreamObject } from '../src/compile/upstream.js';
 import { excludingExtension, makeRoot, upstreamRoot } from './helpers/certs.js';
 import { CLI } from './helpers/paths.js';
 import { run } from './helpers/run.js';
@@ -211,4 +212,51 @@ test('a trust record with a malformed purpose value drops its root instead of co
   t.is(plan.summary.decisions[0]!.action, 'drop');
   t.regex(plan.summary.decisions[0]!.reason, /4-byte value/);
   t.is(plan.objects.length, 0);
+});
+
+/** R with CKA_TRUSTED = TRUE and, optionally, a PKCS#11 3.2 trust record for it. */
+function trustedCertRoot(der: Uint8Array, record?: Map<number, Uint8Array>): UpstreamObject[] {
+  const [cert, nssTrust] = upstreamRoot(der, 'r');
+  cert!.attrs.set(CKA.TRUSTED, boolBytes(true));
+  const out = [cert!];
+  if (record) out.push({ slot: 1, attrs: new Map([[CKA.CLASS, ulongBytes(CKO.TRUST)], [CKA.ISSUER, nssTrust!.attrs.get(CKA.ISSUER)!], [CKA.SERIAL_NUMBER, nssTrust!.attrs.get(CKA.SERIAL_NUMBER)!], ...record]) });
+  return out;
+}
+
+const nssPurpose = (plan: { objects: { attrs: [number, Uint8Array][] }[] }, type: number): number => {
+  const anchorTrust = plan.objects.find((o) => o.attrs.some(([t, v]) => t === CKA.CLASS && Buffer.from(v).readBigUInt64LE(0) === BigInt(CKO.NSS_TRUST)))!;
+  return Number(Buffer.from(anchorTrust.attrs.find(([t]) => t === type)![1]).readBigUInt64LE(0));
+};
+
+test('a root trusted only by CKA_TRUSTED gets the policy\'s purposes on its anchor, not all four', async (t) => {
+  // Found by review: the anchor's NSS record used to say TRUSTED_DELEGATOR
+  // for every purpose whatever trustedFor said.
+  const policy = loadPolicy(writePolicy({ ...base(), trustedFor: ['emailProtection'] }));
+  const plan = planView({ library: 'test', params: '', slots: [], objects: trustedCertRoot(makeRoot()) }, policy, await defaultEngineDeps());
+  t.is(plan.summary.rootsFenced, 1);
+  t.is(nssPurpose(plan, CKA.TRUST_EMAIL_PROTECTION), CKT.NSS_TRUSTED_DELEGATOR);
+  t.is(nssPurpose(plan, CKA.TRUST_SERVER_AUTH), CKT.NSS_MUST_VERIFY_TRUST);
+  t.is(nssPurpose(plan, CKA.TRUST_CODE_SIGNING), CKT.NSS_MUST_VERIFY_TRUST);
+});
+
+test('a CKO_TRUST record the engine cannot check does not fall back to CKA_TRUSTED', async (t) => {
+  // The record says email only, under SHA-384 (not checked here); R also has
+  // CKA_TRUSTED. R must not be fenced for every purpose by way of CKA_TRUSTED.
+  const der = makeRoot();
+  const record = new Map<number, Uint8Array>([
+    [CKA.HASH_OF_CERTIFICATE, new Uint8Array(createHash('sha384').update(der).digest())],
+    [CKA.NAME_HASH_ALGORITHM, ulongBytes(0x260)], // CKM_SHA384
+    [CKA.PKCS_TRUST_SERVER_AUTH, ulongBytes(CKT.TRUST_MUST_VERIFY_TRUST)],
+    [CKA.PKCS_TRUST_EMAIL_PROTECTION, ulongBytes(CKT.TRUST_ANCHOR)],
+  ]);
+  const plan = planView({ library: 'test', params: '', slots: [], objects: trustedCertRoot(der, record) }, loadPolicy(), await defaultEngineDeps());
+  t.is(plan.summary.rootsFenced, 0);
+  t.deepEqual(plan.summary.decisions.map((d) => d.rule), ['orphan']);
+  // With SHA-256 the same record is checked and R is fenced for email only.
+  record.set(CKA.HASH_OF_CERTIFICATE, new Uint8Array(createHash('sha256').update(der).digest()));
+  record.set(CKA.NAME_HASH_ALGORITHM, ulongBytes(CKM_SHA256));
+  const ok = planView({ library: 'test', params: '', slots: [], objects: trustedCertRoot(der, record) }, loadPolicy(), await defaultEngineDeps());
+  t.is(ok.summary.rootsFenced, 1);
+  t.is(nssPurpose(ok, CKA.TRUST_EMAIL_PROTECTION), CKT.NSS_TRUSTED_DELEGATOR);
+  t.is(nssPurpose(ok, CKA.TRUST_SERVER_AUTH), CKT.NSS_MUST_VERIFY_TRUST);
 });

@@ -153,12 +153,26 @@ function findRoots(objects: UpstreamObject[], dropped: DroppedRoot[]): Root[] {
     if (cls(o) === CKO.CERTIFICATE) certs.set(certKey(o), o);
   }
   const roots = new Map<UpstreamObject, Root>();
+  // Certificates whose granting record did not check out: never roots by way
+  // of CKA_TRUSTED either (that would trust them for every purpose).
+  const refused = new Set<UpstreamObject>();
   for (const t of objects) {
     if ((cls(t) !== CKO.NSS_TRUST && cls(t) !== CKO.TRUST) || !grantsTrust(t)) continue;
     const cert = certs.get(certKey(t));
     const value = cert?.attrs.get(CKA.VALUE);
-    if (!cert || !value || !hashMatches(t, value)) {
+    if (!cert || !value) {
       dropped.push({ label: labelOf(t), sha256: '', action: 'drop', rule: 'orphan', reason: 'trust record without a matching certificate' });
+      continue;
+    }
+    if (!hashMatches(t, value)) {
+      refused.add(cert);
+      dropped.push({
+        label: labelOf(t),
+        sha256: hash('sha256', value, 'hex'),
+        action: 'drop',
+        rule: 'orphan',
+        reason: 'trust record whose certificate hash does not match, or uses a hash algorithm ncfence cannot check',
+      });
       continue;
     }
     // A certificate with both kinds of record (an upstream in transition)
@@ -168,7 +182,7 @@ function findRoots(objects: UpstreamObject[], dropped: DroppedRoot[]): Root[] {
   // Certificates upstream marks CKA_TRUSTED (p11-kit) without a trust record;
   // a malformed CKA_TRUSTED is not a root (the module hides the object).
   for (const o of objects) {
-    if (cls(o) === CKO.CERTIFICATE && boolValue(o.attrs.get(CKA.TRUSTED)) === true && !roots.has(o)) roots.set(o, { cert: o });
+    if (cls(o) === CKO.CERTIFICATE && boolValue(o.attrs.get(CKA.TRUSTED)) === true && !roots.has(o) && !refused.has(o)) roots.set(o, { cert: o });
   }
   return [...roots.values()];
 }
@@ -262,10 +276,12 @@ function anchorPkcsTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: Upstr
 }
 
 /** NSS trust record for the anchor: R's purposes, the anchor's identity and hashes. */
-function anchorTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamObject | undefined): [number, Uint8Array][] {
+function anchorTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamObject | undefined, trustedFor: readonly Purpose[]): [number, Uint8Array][] {
+  // A root trusted only by CKA_TRUSTED (no record says for what): the
+  // policy's purposes, the others MUST_VERIFY.
   const purposes: [number, Uint8Array][] = rootTrust
     ? nssPurposes(rootTrust)
-    : [CKA.TRUST_SERVER_AUTH, CKA.TRUST_CLIENT_AUTH, CKA.TRUST_EMAIL_PROTECTION, CKA.TRUST_CODE_SIGNING].map((t) => [t, DELEGATOR]);
+    : (Object.keys(PURPOSE_ATTR) as Purpose[]).map((p) => [PURPOSE_ATTR[p], trustedFor.includes(p) ? DELEGATOR : MUST_VERIFY]);
   return [
     [CKA.CLASS, CLASS_TRUST],
     [CKA.TOKEN, TRUE],
@@ -328,7 +344,7 @@ function fenceObjects(root: Root, parsed: ParsedCertificate, sha256: string, tru
   const anchorLabel = text(`ncfence anchor for ${label}`);
   const objects: ViewObject[] = [
     { slot, attrs: [...certObject(anchor, anchorLabel, anchorKeyId), ...copyAttrs(root.cert, POLICY_ATTRS)] },
-    { slot, attrs: anchorTrust(anchor, anchorLabel, trust) },
+    { slot, attrs: anchorTrust(anchor, anchorLabel, trust, policy.trustedFor) },
     { slot, attrs: [...certObject(cross, root.cert.attrs.get(CKA.LABEL) ?? text(label), rootKeyId), ...copyAttrs(root.cert, [CKA.CERTIFICATE_CATEGORY])] },
   ];
   if (trust && cls(trust) === CKO.TRUST) objects.push({ slot, attrs: anchorPkcsTrust(anchor, anchorLabel, trust) });
@@ -417,7 +433,7 @@ function planRoot(root: Root, policy: Policy, deps: EngineDeps): { decision: Roo
   }
   try {
     const trust = keptTrust(root, policy.trustedFor);
-    if (trust === 'none') return drop('trustedFor', 'trusted only for purposes outside the policy\'s trustedFor');
+    if (trust === 'none' || (!root.trust && policy.trustedFor.length === 0)) return drop('trustedFor', 'trusted only for purposes outside the policy\'s trustedFor');
     return { decision: { ...base, ...verdict }, objects: [...fenceObjects(root, cert, base.sha256, trust, policy, deps), ...untrustedCopy(root)] };
   } catch (e) {
     if (!(e instanceof EngineError)) throw e;
