@@ -2,6 +2,7 @@
  * upstream objects are forwarded unless the object is hidden. */
 #include "nf.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int
@@ -101,6 +102,55 @@ attrs_read (const nf_object *o, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
 	return rv;
 }
 
+/* The caller asks a visible upstream object for trust attributes. Such an
+ * object never grants trust; if upstream changed it in place since it was
+ * classified, the object is hidden before any of the answer reaches the
+ * caller. The answer is judged from the caller's buffers only when upstream
+ * filled them within their sizes; otherwise (a buffer too small, a length
+ * beyond the buffer) by classifying afresh with the module's own buffers.
+ * Review: judging a 4-byte buffer as a malformed value hid NSS's DigiNotar
+ * distrust record, and an upstream that reports the needed length made the
+ * check read, and the wipe write, past the caller's buffers. */
+static CK_RV
+read_trust_attrs (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
+{
+	CK_ULONG stack[32], *orig = count <= 32 ? stack : malloc (count * sizeof *orig);
+	if (orig == NULL)
+		return CKR_HOST_MEMORY;
+	for (CK_ULONG i = 0; i < count; i++)
+		orig[i] = tmpl[i].ulValueLen;
+	CK_RV rv = nf.lower->C_GetAttributeValue (session, h, tmpl, count);
+	int judge = rv == CKR_OK || rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE;
+	for (CK_ULONG i = 0; judge && i < count; i++)
+		if (classify_trust_type (tmpl[i].type) && tmpl[i].pValue != NULL &&
+		    tmpl[i].ulValueLen != CK_UNAVAILABLE_INFORMATION && tmpl[i].ulValueLen > orig[i])
+			judge = 0;
+	CK_SLOT_ID slot = 0;
+	nf_session *s = session_owned (session);
+	if (s != NULL) {
+		slot = s->slot;
+	} else {
+		nf_lock ();
+			nf_session *l = session_lookup_inlock (session);
+			slot = l ? l->slot : 0;
+		nf_unlock ();
+	}
+	int grants = judge ? classify_answer_grants (tmpl, count) : !classify_fresh (session, slot, h);
+	if (grants) {
+		for (CK_ULONG i = 0; i < count; i++) {
+			if (tmpl[i].pValue != NULL && orig[i] != CK_UNAVAILABLE_INFORMATION)
+				memset (tmpl[i].pValue, 0, orig[i]);
+			tmpl[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
+		}
+		if (judge)
+			classify_mark_hidden (slot, h);
+		rv = CKR_OBJECT_HANDLE_INVALID;
+	}
+	if (orig != stack)
+		free (orig);
+	return rv;
+}
+
 CK_RV
 nf_C_GetAttributeValue (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
 {
@@ -116,30 +166,9 @@ nf_C_GetAttributeValue (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ATTRIB
 		return live_read (h, live_slot, tmpl, count); /* checks h again: it may have been evicted meanwhile */
 	if (o != NULL)
 		return attrs_read (o, tmpl, count);
-	rv = nf.lower->C_GetAttributeValue (session, h, tmpl, count);
-	/* A visible upstream object never grants trust; if upstream changed it
-	 * in place since it was classified, the answer shows it, and the object
-	 * is hidden before any of that answer reaches the caller. */
-	if (classify_template_has_trust (tmpl, count) && classify_answer_grants (tmpl, count)) {
-		CK_SLOT_ID slot = 0;
-		nf_session *s = session_owned (session);
-		if (s != NULL)
-			slot = s->slot;
-		else {
-			nf_lock ();
-				nf_session *l = session_lookup_inlock (session);
-				slot = l ? l->slot : 0;
-			nf_unlock ();
-		}
-		for (CK_ULONG i = 0; i < count; i++) {
-			if (tmpl[i].pValue != NULL && tmpl[i].ulValueLen != CK_UNAVAILABLE_INFORMATION)
-				memset (tmpl[i].pValue, 0, tmpl[i].ulValueLen);
-			tmpl[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
-		}
-		classify_mark_hidden (slot, h);
-		return CKR_OBJECT_HANDLE_INVALID;
-	}
-	return rv;
+	if (!classify_template_has_trust (tmpl, count))
+		return nf.lower->C_GetAttributeValue (session, h, tmpl, count);
+	return read_trust_attrs (session, h, tmpl, count);
 }
 
 CK_RV

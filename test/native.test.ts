@@ -13,13 +13,15 @@ import { build } from '../src/compile/build.js';
 import { startFakeService } from './helpers/fakeService.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { buildFuzzer, buildHarness, buildModule } from './helpers/native.js';
-import { MODULE, P11KIT_TRUST, ROOT } from './helpers/paths.js';
+import { MODULE, P11KIT_TRUST, ROOT, UPSTREAM_SHIM } from './helpers/paths.js';
 import { requireTool, run, type RunResult } from './helpers/run.js';
 
 let dir: string;
 let pki: TestPki;
 let p11Config: string;
 let ckbiConfig: string;
+let neededConfig: string;
+const NEEDED_ENV = { NCFENCE_TEST_UPSTREAM: '/usr/lib/x86_64-linux-gnu/libnssckbi.so', NCFENCE_TEST_REPORT_NEEDED: '1' };
 const bins: Record<string, Promise<string>> = {};
 
 test.before(async () => {
@@ -28,6 +30,12 @@ test.before(async () => {
   pki = await makeTestPki(['www.example.com']);
   p11Config = (await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'p11') })).config;
   ckbiConfig = (await build({ upstream: '/usr/lib/x86_64-linux-gnu/libnssckbi.so', upstreamParams: '', outDir: join(dir, 'ckbi') })).config;
+  Object.assign(process.env, NEEDED_ENV);
+  try {
+    neededConfig = (await build({ upstream: UPSTREAM_SHIM, upstreamParams: '', outDir: join(dir, 'needed') })).config;
+  } finally {
+    for (const k of Object.keys(NEEDED_ENV)) delete process.env[k];
+  }
   // Builds start here and are awaited by the tests that need them.
   bins.harness = buildHarness(dir, 'plain');
   bins.harnessAsan = buildHarness(dir, 'asan');
@@ -49,20 +57,24 @@ function assertClean(t: { is: (a: unknown, b: unknown, m?: string) => void; rege
   t.notRegex(out, /Sanitizer|runtime error/, out.slice(-4000));
 }
 
-const upstreams = [
+const upstreams: { name: string; config: () => string; env?: Record<string, string> }[] = [
   { name: 'p11-kit-trust', config: () => p11Config },
   { name: 'system CKBI', config: () => ckbiConfig },
 ];
+// The CKBI behind a shim that reports the needed length when a buffer is
+// too small, as pre-3.0 modules do: the module must not read or write past
+// the caller's buffers on the strength of such a length (review).
+const conformanceUpstreams = [...upstreams, { name: 'system CKBI reporting needed lengths', config: () => neededConfig, env: NEEDED_ENV }];
 
-for (const u of upstreams) {
+for (const u of conformanceUpstreams) {
   test(`conformance through ncfence over ${u.name}`, async (t) => {
-    const r = await run(await bins.harness!, ['conformance', MODULE], { env: { ...process.env, NCFENCE_CONFIG: u.config() }, timeoutMs: 120_000 });
+    const r = await run(await bins.harness!, ['conformance', MODULE], { env: { ...process.env, ...u.env, NCFENCE_CONFIG: u.config() }, timeoutMs: 120_000 });
     assertClean(t, r);
   });
 
   test(`conformance under ASan+UBSan over ${u.name}`, async (t) => {
     const r = await run(await bins.harnessAsan!, ['conformance', await bins.moduleAsan!], {
-      env: { ...process.env, NCFENCE_CONFIG: u.config(), ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0' },
+      env: { ...process.env, ...u.env, NCFENCE_CONFIG: u.config(), ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0' },
       timeoutMs: 180_000,
     });
     assertClean(t, r);

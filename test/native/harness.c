@@ -283,6 +283,31 @@ conformance (void)
 	CHECK (fl->C_GetAttributeValue (s, ((CK_OBJECT_HANDLE)1 << 63) | 0x7ffffff1UL, &a, 1) == CKR_OBJECT_HANDLE_INVALID, "bad synthetic handle");
 	CHECK (fl->C_GetAttributeValue (s, all[0], NULL, 1) == CKR_ARGUMENTS_BAD, "NULL template");
 	free (all);
+
+	/* A visible trust record (a distrust record: NSS's DigiNotar one over
+	 * the CKBI) read into a buffer too small for its CK_ULONG stays a
+	 * plain CKR_BUFFER_TOO_SMALL, and the record stays visible: ncfence's
+	 * check of trust answers must not take the short buffer for a
+	 * malformed value (review found it hid the record). */
+	CK_OBJECT_CLASS trust_cls = 0xce534353UL; /* CKO_NSS_TRUST */
+	CK_ATTRIBUTE tt = { CKA_CLASS, &trust_cls, sizeof trust_cls };
+	CK_ULONG ntrust, ntrust_after;
+	CK_OBJECT_HANDLE *trust = find_all (s, &tt, 1, 64, &ntrust);
+	for (CK_ULONG i = 0; i < ntrust; i++) {
+		if (trust[i] >> 63)
+			continue; /* the view's own records */
+		unsigned char small[4];
+		CK_ULONG big = 0;
+		CK_ATTRIBUTE a = { 0xce536358UL /* CKA_TRUST_SERVER_AUTH */, small, sizeof small };
+		rv = fl->C_GetAttributeValue (s, trust[i], &a, 1);
+		CHECK (rv == CKR_BUFFER_TOO_SMALL, "visible trust record into a 4-byte buffer: rv=0x%lx", rv);
+		a = (CK_ATTRIBUTE){ 0xce536358UL, &big, sizeof big };
+		rv = fl->C_GetAttributeValue (s, trust[i], &a, 1);
+		CHECK (rv == CKR_OK || rv == CKR_ATTRIBUTE_TYPE_INVALID, "visible trust record re-read: rv=0x%lx", rv);
+	}
+	free (find_all (s, &tt, 1, 64, &ntrust_after));
+	CHECK (ntrust_after == ntrust, "trust records before and after short reads: %lu, %lu", ntrust, ntrust_after);
+	free (trust);
 	CHECK (fl->C_CloseSession (s) == CKR_OK, "C_CloseSession");
 	CHECK (fl->C_CloseSession (s) == CKR_SESSION_HANDLE_INVALID, "second C_CloseSession");
 	CHECK (fl->C_Finalize (NULL) == CKR_OK, "C_Finalize");
