@@ -288,3 +288,46 @@ test.serial('an upstream the application already initialized is used, and left i
   const list = await run('certutil', ['-L', '-h', 'all', '-d', db], { env });
   t.notRegex(list.stderr, /WARNING/);
 });
+
+test.serial('a later certificate\'s NSS policy attributes are read even when the first certificate has none', async (t) => {
+  // Enumeration reads each class with the first object's attribute list.
+  // Here the first certificate is p11-kit's (no NSS policy attributes) and a
+  // later one, R, has a server distrust-after date; the anchor for R must
+  // carry it, or R would be trusted past that date (found by review).
+  const d = join(dir, 'policy-attrs');
+  const trust = join(d, 'trust');
+  mkdirSync(trust, { recursive: true });
+  copyFileSync(pki.interFile, join(trust, 'inter.pem')); // a plain certificate, first in the slot
+  const root = parseCertificate(fromPem(pki.rootPem));
+  const distrustAfter = Buffer.from('251130000000Z'); // an NSS distrust-after value (UTCTime text)
+  // R carries every attribute p11-kit's certificate has (so the batched read
+  // succeeds for it) plus the two policy attributes.
+  const first = readUpstream(P11KIT_TRUST, `paths=${trust}`).objects.find((o) => ulongValue(o.attrs.get(CKA.CLASS)) === CKO.CERTIFICATE)!;
+  const rAttrs = new Map(first.attrs);
+  for (const [k, v] of [
+    [CKA.LABEL, Buffer.from('R with policy')], [CKA.SUBJECT, root.subject], [CKA.ISSUER, root.issuer], [CKA.SERIAL_NUMBER, root.serial], [CKA.VALUE, root.der],
+    [CKA.TRUSTED, boolBytes(false)], [CKA.NSS_MOZILLA_CA_POLICY, boolBytes(true)], [CKA.NSS_SERVER_DISTRUST_AFTER, distrustAfter],
+  ] as [number, Uint8Array][]) rAttrs.set(k, v);
+  const inject = injectionFile(join(d, 'inject.bin'), [
+    [...rAttrs.entries()],
+    [
+      [CKA.CLASS, ulongBytes(CKO.NSS_TRUST)], [CKA.TOKEN, boolBytes(true)], [CKA.ISSUER, root.issuer], [CKA.SERIAL_NUMBER, root.serial],
+      [CKA.CERT_SHA1_HASH, new Uint8Array(createHash('sha1').update(root.der).digest())],
+      [CKA.TRUST_SERVER_AUTH, ulongBytes(CKT.NSS_TRUSTED_DELEGATOR)],
+    ],
+  ]);
+  const shimEnv = { NCFENCE_TEST_UPSTREAM: P11KIT_TRUST, NCFENCE_TEST_UPSTREAM_PARAMS: `paths=${trust}`, NCFENCE_TEST_INJECT: inject };
+  Object.assign(process.env, shimEnv);
+  let snap;
+  try {
+    snap = readUpstream(UPSTREAM_SHIM, '');
+  } finally {
+    for (const k of Object.keys(shimEnv)) delete process.env[k];
+  }
+  const certs = snap.objects.filter((o) => ulongValue(o.attrs.get(CKA.CLASS)) === CKO.CERTIFICATE);
+  t.true(certs.length >= 2);
+  t.false(certs[0]!.attrs.has(CKA.NSS_SERVER_DISTRUST_AFTER), 'the first certificate has no policy attributes');
+  const r = certs.find((o) => labelOf(o) === 'R with policy')!;
+  t.deepEqual(Buffer.from(r.attrs.get(CKA.NSS_SERVER_DISTRUST_AFTER) ?? []), distrustAfter);
+  t.deepEqual([...(r.attrs.get(CKA.NSS_MOZILLA_CA_POLICY) ?? [])], [1]);
+});

@@ -2,7 +2,9 @@
 
 import pkcs11js from 'pkcs11js';
 import { EngineError } from '../engine/errors.js';
-import { CANDIDATE_ATTRS, CKA } from '../pkcs11/constants.js';
+import { CANDIDATE_ATTRS, CKA, CKO } from '../pkcs11/constants.js';
+
+const CERT_POLICY_ATTRS: readonly number[] = [CKA.NSS_MOZILLA_CA_POLICY, CKA.NSS_SERVER_DISTRUST_AFTER, CKA.NSS_EMAIL_DISTRUST_AFTER, CKA.CERTIFICATE_CATEGORY];
 
 export interface UpstreamObject {
   slot: number;
@@ -92,8 +94,21 @@ function readSlot(p: pkcs11js.PKCS11, slot: Buffer): UpstreamObject[] {
       const cls = readAttr(p, session, h, CKA.CLASS);
       const key = cls ? Number(Buffer.from(cls).readBigUInt64LE(0)) : -1;
       const batch = known.get(key);
-      const attrs = (batch && readBatch(p, session, h, batch)) ?? readEach(p, session, h);
+      const batched = batch && readBatch(p, session, h, batch);
+      const attrs = batched ?? readEach(p, session, h);
       if (!batch) known.set(key, [...attrs.keys()]);
+      // A batch holds the first object's attributes. A later certificate may
+      // carry the NSS policy attributes the first lacked (DigiNotar's record
+      // has none, p11-kit's certificates have none); they decide the
+      // anchor's distrust-after dates, so they are asked one by one when the
+      // batch does not have them (review). Costs nothing when it does.
+      if (batched && key === CKO.CERTIFICATE) {
+        for (const type of CERT_POLICY_ATTRS) {
+          if (batch.includes(type)) continue;
+          const v = readAttr(p, session, h, type);
+          if (v !== undefined) attrs.set(type, v);
+        }
+      }
       return { slot: slotId(slot), attrs };
     });
   } finally {
