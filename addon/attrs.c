@@ -34,10 +34,11 @@ attrs_match_except (const nf_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG cou
 
 /* Resolves a handle for the session: *obj is the view object, or NULL for a
  * visible upstream object or a live one (*live set: its attributes are read
- * through live_read, under the lock, with *live_slot). Session and cached
+ * through live_read, under the lock). *slot_out is the session's slot, for
+ * every kind of object. Session and cached
  * verdict are read under one lock. */
 static CK_RV
-resolve (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, const nf_object **obj, int *live, CK_SLOT_ID *live_slot)
+resolve (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, const nf_object **obj, int *live, CK_SLOT_ID *slot_out)
 {
 	CK_SLOT_ID slot = 0;
 	int known, cached = -1;
@@ -62,10 +63,10 @@ resolve (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, const nf_object **obj, i
 	}
 	if (!known)
 		return CKR_SESSION_HANDLE_INVALID;
+	*slot_out = slot;
 	if (handle_is_view (h)) {
 		if ((h & NF_LIVE_BASE) == NF_LIVE_BASE) {
 			*live = 1;
-			*live_slot = slot;
 			return live_read (h, slot, NULL, 0);
 		}
 		long idx = handle_view_index (h, nf.view.nobjects);
@@ -112,7 +113,7 @@ attrs_read (const nf_object *o, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
  * distrust record, and an upstream that reports the needed length made the
  * check read, and the wipe write, past the caller's buffers. */
 static CK_RV
-read_trust_attrs (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
+read_trust_attrs (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
 {
 	CK_ULONG stack[32], *orig = count <= 32 ? stack : malloc (count * sizeof *orig);
 	if (orig == NULL)
@@ -125,16 +126,6 @@ read_trust_attrs (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PT
 		if (classify_trust_type (tmpl[i].type) && tmpl[i].pValue != NULL &&
 		    tmpl[i].ulValueLen != CK_UNAVAILABLE_INFORMATION && tmpl[i].ulValueLen > orig[i])
 			judge = 0;
-	CK_SLOT_ID slot = 0;
-	nf_session *s = session_owned (session);
-	if (s != NULL) {
-		slot = s->slot;
-	} else {
-		nf_lock ();
-			nf_session *l = session_lookup_inlock (session);
-			slot = l ? l->slot : 0;
-		nf_unlock ();
-	}
 	int grants = judge ? classify_answer_grants (tmpl, count) : !classify_fresh (session, slot, h);
 	if (grants) {
 		for (CK_ULONG i = 0; i < count; i++) {
@@ -156,19 +147,19 @@ nf_C_GetAttributeValue (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ATTRIB
 {
 	const nf_object *o;
 	int live;
-	CK_SLOT_ID live_slot;
+	CK_SLOT_ID slot;
 	if (tmpl == NULL && count > 0)
 		return CKR_ARGUMENTS_BAD;
-	CK_RV rv = resolve (session, h, &o, &live, &live_slot);
+	CK_RV rv = resolve (session, h, &o, &live, &slot);
 	if (rv != CKR_OK)
 		return rv;
 	if (live)
-		return live_read (h, live_slot, tmpl, count); /* checks h again: it may have been evicted meanwhile */
+		return live_read (h, slot, tmpl, count); /* checks h again: it may have been evicted meanwhile */
 	if (o != NULL)
 		return attrs_read (o, tmpl, count);
 	if (!classify_template_has_trust (tmpl, count))
 		return nf.lower->C_GetAttributeValue (session, h, tmpl, count);
-	return read_trust_attrs (session, h, tmpl, count);
+	return read_trust_attrs (session, slot, h, tmpl, count);
 }
 
 CK_RV
@@ -176,10 +167,10 @@ nf_C_GetObjectSize (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ULONG_PTR 
 {
 	const nf_object *o;
 	int live;
-	CK_SLOT_ID live_slot;
+	CK_SLOT_ID slot;
 	if (size == NULL)
 		return CKR_ARGUMENTS_BAD;
-	CK_RV rv = resolve (session, h, &o, &live, &live_slot);
+	CK_RV rv = resolve (session, h, &o, &live, &slot);
 	if (rv != CKR_OK)
 		return rv;
 	if (o != NULL || live) {
@@ -195,8 +186,8 @@ resolve_writable (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h)
 {
 	const nf_object *o;
 	int live;
-	CK_SLOT_ID live_slot;
-	CK_RV rv = resolve (session, h, &o, &live, &live_slot);
+	CK_SLOT_ID slot;
+	CK_RV rv = resolve (session, h, &o, &live, &slot);
 	return rv != CKR_OK ? rv : (o != NULL || live) ? CKR_ACTION_PROHIBITED : CKR_OK;
 }
 

@@ -37,61 +37,43 @@ attr_rv_ok (CK_RV rv)
 }
 
 static int
-classify_trust (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
+pkcs_purpose_grants (CK_ULONG v)
 {
-	enum { N = NF_CKA_TRUST_LAST - NF_CKA_TRUST_FIRST + 1 };
-	CK_ULONG vals[N];
-	CK_ATTRIBUTE t[N];
-	for (int i = 0; i < N; i++)
-		t[i] = (CK_ATTRIBUTE){ NF_CKA_TRUST_FIRST + (CK_ULONG)i, &vals[i], sizeof vals[i] };
-	CK_RV rv = fl->C_GetAttributeValue (s, h, t, N);
+	return v != NF_CKT_NOT_TRUSTED && v != NF_CKT_TRUST_MUST_VERIFY && v != NF_CKT_TRUST_UNKNOWN;
+}
+
+/* A trust record's purposes, first..last (NSS trust records and PKCS#11 3.2
+ * CKO_TRUST alike): hidden if any grants, or if any is malformed. */
+static int
+classify_purposes (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+                   CK_ATTRIBUTE_TYPE first, CK_ATTRIBUTE_TYPE last, int (*grants) (CK_ULONG))
+{
+	enum { MAXN = NF_CKA_TRUST_LAST - NF_CKA_TRUST_FIRST + 1 };
+	CK_ULONG vals[MAXN];
+	CK_ATTRIBUTE t[MAXN];
+	CK_ULONG n = last - first + 1;
+	for (CK_ULONG i = 0; i < n; i++)
+		t[i] = (CK_ATTRIBUTE){ first + i, &vals[i], sizeof vals[i] };
+	CK_RV rv = fl->C_GetAttributeValue (s, h, t, n);
 	if (!attr_rv_ok (rv))
 		return HIDE | NOCACHE;
 	/* A value longer than a CK_ULONG; lengths after this error are not
 	 * trustworthy across modules (harness.c), so nothing is read. */
 	if (rv == CKR_BUFFER_TOO_SMALL)
 		return HIDE | MALFORMED;
-	for (int i = 0; i < N; i++) {
+	for (CK_ULONG i = 0; i < n; i++) {
 		if (t[i].ulValueLen == CK_UNAVAILABLE_INFORMATION)
 			continue;
 		if (t[i].ulValueLen != sizeof (CK_ULONG))
 			return HIDE | MALFORMED;
-		if (purpose_grants (vals[i]))
+		if (grants (vals[i]))
 			return HIDE;
 	}
 	return SHOW;
 }
 
-static int
-pkcs_purpose_grants (CK_ULONG v)
-{
-	return v != NF_CKT_NOT_TRUSTED && v != NF_CKT_TRUST_MUST_VERIFY && v != NF_CKT_TRUST_UNKNOWN;
-}
-
-/* PKCS#11 3.2 CKO_TRUST: the same rule as classify_trust over its purposes. */
-static int
-classify_pkcs_trust (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
-{
-	enum { N = NF_CKA_PKCS_TRUST_LAST - NF_CKA_PKCS_TRUST_FIRST + 1 };
-	CK_ULONG vals[N];
-	CK_ATTRIBUTE t[N];
-	for (int i = 0; i < N; i++)
-		t[i] = (CK_ATTRIBUTE){ NF_CKA_PKCS_TRUST_FIRST + (CK_ULONG)i, &vals[i], sizeof vals[i] };
-	CK_RV rv = fl->C_GetAttributeValue (s, h, t, N);
-	if (!attr_rv_ok (rv))
-		return HIDE | NOCACHE;
-	if (rv == CKR_BUFFER_TOO_SMALL)
-		return HIDE | MALFORMED;
-	for (int i = 0; i < N; i++) {
-		if (t[i].ulValueLen == CK_UNAVAILABLE_INFORMATION)
-			continue;
-		if (t[i].ulValueLen != sizeof (CK_ULONG))
-			return HIDE | MALFORMED;
-		if (pkcs_purpose_grants (vals[i]))
-			return HIDE;
-	}
-	return SHOW;
-}
+_Static_assert (NF_CKA_PKCS_TRUST_LAST - NF_CKA_PKCS_TRUST_FIRST <= NF_CKA_TRUST_LAST - NF_CKA_TRUST_FIRST,
+                "classify_purposes' buffers hold either range");
 
 /* An object of a class this module does not know: hidden if it carries any
  * trust attribute at all (a future or vendor trust object), shown otherwise
@@ -141,7 +123,7 @@ classify_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h
 		return attr_rv_ok (rv) ? HIDE | MALFORMED : HIDE | NOCACHE;
 	}
 	if (cls == NF_CKO_NSS_TRUST)
-		return classify_trust (fl, s, h);
+		return classify_purposes (fl, s, h, NF_CKA_TRUST_FIRST, NF_CKA_TRUST_LAST, purpose_grants);
 	if (cls == NF_CKO_X_TRUST_ASSERTION) {
 		CK_ULONG type = 0;
 		a = (CK_ATTRIBUTE){ NF_CKA_X_ASSERTION_TYPE, &type, sizeof type };
@@ -151,7 +133,7 @@ classify_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h
 		return attr_rv_ok (rv) ? HIDE : HIDE | NOCACHE;
 	}
 	if (cls == NF_CKO_TRUST)
-		return classify_pkcs_trust (fl, s, h);
+		return classify_purposes (fl, s, h, NF_CKA_PKCS_TRUST_FIRST, NF_CKA_PKCS_TRUST_LAST, pkcs_purpose_grants);
 	return classify_other (fl, s, h);
 }
 
