@@ -256,19 +256,26 @@ function nssPurposes(rootTrust: UpstreamObject): [number, Uint8Array][] {
   return out;
 }
 
-/**
- * PKCS#11 3.2 trust record for the anchor, beside the NSS one, when R's own
- * record is of that kind: consumers that read only CKO_TRUST find L(R) too.
- */
-function anchorPkcsTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamObject): [number, Uint8Array][] {
+/** What both kinds of trust record for the anchor start with: class, token flags, label, the anchor's issuer and serial. */
+function trustRecordHead(cls: Uint8Array, anchor: IssuedCert, label: Uint8Array): [number, Uint8Array][] {
   return [
-    [CKA.CLASS, CLASS_PKCS_TRUST],
+    [CKA.CLASS, cls],
     [CKA.TOKEN, TRUE],
     [CKA.PRIVATE, FALSE],
     [CKA.MODIFIABLE, FALSE],
     [CKA.LABEL, label],
     [CKA.ISSUER, anchor.subject],
     [CKA.SERIAL_NUMBER, anchor.serial],
+  ];
+}
+
+/**
+ * PKCS#11 3.2 trust record for the anchor, beside the NSS one, when R's own
+ * record is of that kind: consumers that read only CKO_TRUST find L(R) too.
+ */
+function anchorPkcsTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamObject): [number, Uint8Array][] {
+  return [
+    ...trustRecordHead(CLASS_PKCS_TRUST, anchor, label),
     [CKA.HASH_OF_CERTIFICATE, sha256(anchor.der)],
     [CKA.NAME_HASH_ALGORITHM, ulongBytes(CKM_SHA256)],
     ...copyAttrs(rootTrust, PKCS_TRUST_PURPOSE_ATTRS as number[]),
@@ -283,13 +290,7 @@ function anchorTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamO
     ? nssPurposes(rootTrust)
     : (Object.keys(PURPOSE_ATTR) as Purpose[]).map((p) => [PURPOSE_ATTR[p], trustedFor.includes(p) ? DELEGATOR : MUST_VERIFY]);
   return [
-    [CKA.CLASS, CLASS_TRUST],
-    [CKA.TOKEN, TRUE],
-    [CKA.PRIVATE, FALSE],
-    [CKA.MODIFIABLE, FALSE],
-    [CKA.LABEL, label],
-    [CKA.ISSUER, anchor.subject],
-    [CKA.SERIAL_NUMBER, anchor.serial],
+    ...trustRecordHead(CLASS_TRUST, anchor, label),
     [CKA.CERT_SHA1_HASH, sha1(anchor.der)],
     [CKA.CERT_MD5_HASH, md5(anchor.der)],
     ...purposes,
