@@ -14,6 +14,7 @@ import { MODULE, P11KIT_TRUST, UPSTREAM_SHIM } from './helpers/paths.js';
 import { startTlsServer, type TlsServer } from './helpers/tlsServer.js';
 import { requireTool } from './helpers/run.js';
 import { injectionFile, pkcsAnchorRecord } from './helpers/inject.js';
+import { withEnv } from './helpers/env.js';
 import { parseCertificate } from '../src/engine/asn1/certificate.js';
 import { fromPem } from './helpers/pem.js';
 
@@ -95,15 +96,9 @@ test.serial('control: an upstream with only CKO_TRUST records is honoured by thi
 
 test.serial('ncfence over an upstream with only CKO_TRUST records: .com loads, .bit fails', async (t) => {
   const shimEnv = await pkcsTrustUpstream();
-  Object.assign(process.env, shimEnv);
-  let pkcsConfig: string;
-  try {
-    const result = await build({ upstream: UPSTREAM_SHIM, upstreamParams: '', outDir: join(dir, 'pkcs', 'out') });
-    t.is(result.summary.rootsFenced, 1);
-    pkcsConfig = result.config;
-  } finally {
-    for (const k of Object.keys(shimEnv)) delete process.env[k];
-  }
+  const result = await withEnv(shimEnv, () => build({ upstream: UPSTREAM_SHIM, upstreamParams: '', outDir: join(dir, 'pkcs', 'out') }));
+  t.is(result.summary.rootsFenced, 1);
+  const pkcsConfig = result.config;
   const bit = servers.get('www.example.bit')!;
   const before = bit.tlsErrors.length;
   const r = await probe('pkcs-fenced', MODULE, { ...shimEnv, NCFENCE_CONFIG: pkcsConfig });

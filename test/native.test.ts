@@ -14,6 +14,7 @@ import { startFakeService } from './helpers/fakeService.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { buildFuzzer, buildHarness, buildModule } from './helpers/native.js';
 import { MODULE, P11KIT_TRUST, ROOT, UPSTREAM_SHIM } from './helpers/paths.js';
+import { withEnv } from './helpers/env.js';
 import { requireTool, run, type RunResult } from './helpers/run.js';
 
 let dir: string;
@@ -30,12 +31,7 @@ test.before(async () => {
   pki = await makeTestPki(['www.example.com']);
   p11Config = (await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'p11') })).config;
   ckbiConfig = (await build({ upstream: '/usr/lib/x86_64-linux-gnu/libnssckbi.so', upstreamParams: '', outDir: join(dir, 'ckbi') })).config;
-  Object.assign(process.env, NEEDED_ENV);
-  try {
-    neededConfig = (await build({ upstream: UPSTREAM_SHIM, upstreamParams: '', outDir: join(dir, 'needed') })).config;
-  } finally {
-    for (const k of Object.keys(NEEDED_ENV)) delete process.env[k];
-  }
+  neededConfig = (await withEnv(NEEDED_ENV, () => build({ upstream: UPSTREAM_SHIM, upstreamParams: '', outDir: join(dir, 'needed') }))).config;
   // Builds start here and are awaited by the tests that need them.
   bins.harness = buildHarness(dir, 'plain');
   bins.harnessAsan = buildHarness(dir, 'asan');

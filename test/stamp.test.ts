@@ -13,6 +13,7 @@ import { build, type BuildOptions, type BuildResult } from '../src/compile/build
 import { readConfig } from '../src/config.js';
 import { decodeView } from '../src/view/format.js';
 import { p11kitPathsArgument, STAMP_LIMITS, upstreamStamp } from '../src/view/stamp.js';
+import { withEnv } from './helpers/env.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { makeNssDb, vfychain } from './helpers/nss.js';
 import { DIST_CLI, MODULE, P11KIT_TRUST, UPSTREAM_SHIM } from './helpers/paths.js';
@@ -39,16 +40,7 @@ test.after.always(() => {
 
 /** Runs `build` with extra environment variables set in this process (HOME, the shim's upstream). */
 async function buildWith(opts: BuildOptions, env: Record<string, string> = {}): Promise<BuildResult> {
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, env);
-  try {
-    return await build(opts);
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
+  return withEnv(env, () => build(opts));
 }
 
 interface Verdicts {

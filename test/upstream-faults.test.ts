@@ -20,6 +20,7 @@ import { fromPem } from './helpers/pem.js';
 import { MODULE, P11KIT_TRUST, UPSTREAM_SHIM } from './helpers/paths.js';
 import { run, runOk } from './helpers/run.js';
 import { injectionFile } from './helpers/inject.js';
+import { withEnv } from './helpers/env.js';
 
 let pki: TestPki;
 let dir: string;
@@ -79,13 +80,7 @@ test.serial('malformed upstream trust objects are hidden, never trusted', async 
   ]);
   const shimEnv = { NCFENCE_TEST_UPSTREAM: P11KIT_TRUST, NCFENCE_TEST_UPSTREAM_PARAMS: `paths=${trust}`, NCFENCE_TEST_INJECT: inject };
   // The build reads upstream in this process, through pkcs11js.
-  Object.assign(process.env, shimEnv);
-  let result;
-  try {
-    result = await build({ upstream: UPSTREAM_SHIM, upstreamParams: '', outDir: join(d, 'out') });
-  } finally {
-    for (const k of Object.keys(shimEnv)) delete process.env[k];
-  }
+  const result = await withEnv(shimEnv, () => build({ upstream: UPSTREAM_SHIM, upstreamParams: '', outDir: join(d, 'out') }));
   t.is(result.summary.rootsFenced, 0);
   t.regex(result.summary.rootsDropped.map((x) => x.reason).join('\n'), /4-byte value/);
 
@@ -110,6 +105,13 @@ test.serial('configuration search: NCFENCE_CONFIG first, then ncfence.conf besid
   const envMissing = { ...process.env, NCFENCE_CONFIG: join(d, 'missing.conf') };
   t.deepEqual(await verdicts(beside, envMissing), { 'www.example.com': false, 'www.example.bit': false });
 });
+
+/** Builds a view of the test shim with `env`, then reads every object through ncfence with that view. */
+async function buildAndReadThrough(env: Record<string, string>, outDir: string) {
+  const result = await withEnv(env, () => build({ upstream: UPSTREAM_SHIM, upstreamParams: '', outDir }));
+  const through = await withEnv({ ...env, NCFENCE_CONFIG: result.config }, () => readUpstream(MODULE, ''));
+  return { result, through };
+}
 
 const labelOf = (o: UpstreamObject): string => Buffer.from(o.attrs.get(CKA.LABEL) ?? []).toString('utf8');
 
@@ -146,16 +148,7 @@ test.serial('PKCS#11 3.2 trust objects: a granting CKO_TRUST is fenced, a distru
     [[CKA.CLASS, ulongBytes(0)], ...common('plain data object'), [CKA.VALUE, Buffer.from('hello')]],
   ]);
   const shimEnv = { NCFENCE_TEST_UPSTREAM: P11KIT_TRUST, NCFENCE_TEST_UPSTREAM_PARAMS: `paths=${trust}`, NCFENCE_TEST_INJECT: inject };
-  Object.assign(process.env, shimEnv);
-  let result;
-  let through;
-  try {
-    result = await build({ upstream: UPSTREAM_SHIM, upstreamParams: '', outDir: join(d, 'out') });
-    process.env.NCFENCE_CONFIG = result.config;
-    through = readUpstream(MODULE, '');
-  } finally {
-    for (const k of [...Object.keys(shimEnv), 'NCFENCE_CONFIG']) delete process.env[k];
-  }
+  const { result, through } = await buildAndReadThrough(shimEnv, join(d, 'out'));
   t.is(result.summary.rootsFenced, 1, 'R is fenced from its CKO_TRUST record');
   t.is(result.summary.distrustRecords, 1);
 
@@ -252,16 +245,7 @@ test.serial('an upstream that returns short pages is paged to the end: nothing i
     ],
   ]);
   const shimEnv = { NCFENCE_TEST_UPSTREAM: P11KIT_TRUST, NCFENCE_TEST_UPSTREAM_PARAMS: `paths=${pki.trustDir}`, NCFENCE_TEST_INJECT: inject, NCFENCE_TEST_SHORT_PAGES: '1' };
-  Object.assign(process.env, shimEnv);
-  let result;
-  let through;
-  try {
-    result = await build({ upstream: UPSTREAM_SHIM, upstreamParams: '', outDir: join(d, 'out') });
-    process.env.NCFENCE_CONFIG = result.config;
-    through = readUpstream(MODULE, '');
-  } finally {
-    for (const k of [...Object.keys(shimEnv), 'NCFENCE_CONFIG']) delete process.env[k];
-  }
+  const { result, through } = await buildAndReadThrough(shimEnv, join(d, 'out'));
   t.is(result.summary.rootsFenced, 1);
   t.true(through.objects.some((o) => labelOf(o) === 'intermediate distrusted'), 'the distrust record, last of many short pages, is seen');
   // NSS agrees: the intermediate is distrusted, so neither chain verifies.
@@ -275,13 +259,7 @@ test.serial('an upstream the application already initialized is used, and left i
   // (the application loaded the same library itself); so does ncfence now.
   const d = join(dir, 'already');
   const shimEnv = { NCFENCE_TEST_UPSTREAM: P11KIT_TRUST, NCFENCE_TEST_UPSTREAM_PARAMS: `paths=${pki.trustDir}` };
-  Object.assign(process.env, shimEnv);
-  let result;
-  try {
-    result = await build({ upstream: UPSTREAM_SHIM, upstreamParams: '', outDir: join(d, 'out') });
-  } finally {
-    for (const k of Object.keys(shimEnv)) delete process.env[k];
-  }
+  const result = await withEnv(shimEnv, () => build({ upstream: UPSTREAM_SHIM, upstreamParams: '', outDir: join(d, 'out') }));
   const env = { ...process.env, ...shimEnv, NCFENCE_TEST_UPSTREAM_ALREADY: '1', NCFENCE_CONFIG: result.config };
   const db = await makeNssDb(join(d, 'db'), 'ncfence', MODULE, '', env);
   t.deepEqual(await verdicts(db, env), { 'www.example.com': true, 'www.example.bit': false });
@@ -317,13 +295,7 @@ test.serial('a later certificate\'s NSS policy attributes are read even when the
     ],
   ]);
   const shimEnv = { NCFENCE_TEST_UPSTREAM: P11KIT_TRUST, NCFENCE_TEST_UPSTREAM_PARAMS: `paths=${trust}`, NCFENCE_TEST_INJECT: inject };
-  Object.assign(process.env, shimEnv);
-  let snap;
-  try {
-    snap = readUpstream(UPSTREAM_SHIM, '');
-  } finally {
-    for (const k of Object.keys(shimEnv)) delete process.env[k];
-  }
+  const snap = await withEnv(shimEnv, () => readUpstream(UPSTREAM_SHIM, ''));
   const certs = snap.objects.filter((o) => ulongValue(o.attrs.get(CKA.CLASS)) === CKO.CERTIFICATE);
   t.true(certs.length >= 2);
   t.false(certs[0]!.attrs.has(CKA.NSS_SERVER_DISTRUST_AFTER), 'the first certificate has no policy attributes');
