@@ -47,7 +47,9 @@ Options:
                            e.g. "paths=DIR" for p11-kit-trust
   --policy FILE            policy file (default rules/default.json)
   --out DIR                build: where to write view.ncfv and ncfence.conf
-                           (default ./ncfence-out)
+                           (default ./ncfence-out); the rebuild and service
+                           settings of an ncfence.conf there are kept unless
+                           given again
   --rebuild-command PATH   build: let the module run \`PATH build ...\` to
                            regenerate the view when it is stale or unusable
   --auto-rebuild           build: the same, with this ncfence command as PATH
