@@ -9,14 +9,17 @@
 //      base                    GeneralName,
 //      minimum         [0]     BaseDistance DEFAULT 0,
 //      maximum         [1]     BaseDistance OPTIONAL }
-// GeneralName ::= CHOICE { ... dNSName [2] IA5String, ... }
-// (RFC 5280, section 4.2.1.10)
+// GeneralName ::= CHOICE { ... dNSName [2] IA5String, ...
+//      iPAddress [7] OCTET STRING, ... }
+// An iPAddress in a constraint is the address followed by its mask: 8 octets
+// for IPv4, 32 for IPv6 (RFC 5280, section 4.2.1.10)
 
 import { EngineError } from './errors.js';
 import { Tag, bytesEqual, concat, contextTag, readChildren, readExact, seq, tlv } from './asn1/der.js';
 
 export const GeneralNameTag = {
   dNSName: contextTag(2, false),
+  iPAddress: contextTag(7, false),
 } as const;
 
 const PERMITTED = contextTag(0, true);
@@ -35,6 +38,18 @@ export function checkConstraintDnsName(name: string): string {
 export function dnsSubtree(name: string): Uint8Array {
   return seq(tlv(GeneralNameTag.dNSName, new TextEncoder().encode(checkConstraintDnsName(name))));
 }
+
+/** GeneralSubtree for one iPAddress range: `address` and `mask` of 4 (IPv4) or 16 (IPv6) octets each. */
+export function ipSubtree(address: Uint8Array, mask: Uint8Array): Uint8Array {
+  if ((address.length !== 4 && address.length !== 16) || mask.length !== address.length) {
+    throw new EngineError('POLICY', `iPAddress constraint needs a 4- or 16-octet address and a mask of the same size, got ${address.length} and ${mask.length}`);
+  }
+  return seq(tlv(GeneralNameTag.iPAddress, address, mask));
+}
+
+/** Every IPv4 address (0.0.0.0/0) and every IPv6 address (::/0). */
+export const ALL_IPV4 = ipSubtree(new Uint8Array(4), new Uint8Array(4));
+export const ALL_IPV6 = ipSubtree(new Uint8Array(16), new Uint8Array(16));
 
 /** A fresh NameConstraints value that excludes the given subtrees. */
 export function buildExcludedSubtrees(subtrees: readonly Uint8Array[]): Uint8Array {

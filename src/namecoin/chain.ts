@@ -1,5 +1,6 @@
 // Namecoin's certificate chain, synthesized in RAM (NOTES.md, "Namecoin TLS
-// conventions"): "Namecoin Root CA" (constrained to bit) -> ".bit TLD CA"
+// conventions"): "Namecoin Root CA" (constrained to bit, no IP address;
+// see namecoinConstraints) -> ".bit TLD CA"
 // (constrained to bit) -> "<domain> Domain AIA Parent CA", whose key comes
 // from the name's TLS record and whose subject is the exact name a verifier
 // asked for -> "<domain> Domain CA" (sent by the server) -> leaf.
@@ -10,7 +11,7 @@ import { Tag, bitString, boolTrue, contextTag, octetString, oid, readExact, seq,
 import { Oid, keyAlgorithmOid, nameAttribute } from '../engine/asn1/certificate.js';
 import { encodeTime } from '../engine/asn1/time.js';
 import { SIGNATURE, V3, akiValue, extension, keyIdentifier, signCertificate, type AnchorKey, type EngineDeps, type IssuedCert } from '../engine/crossSign.js';
-import { checkConstraintDnsName } from '../engine/nameConstraints.js';
+import { ALL_IPV4, ALL_IPV6, GeneralNameTag, checkConstraintDnsName, ipSubtree } from '../engine/nameConstraints.js';
 
 /** The serialNumber every Namecoin-convention subject carries (before any stapled data). */
 export const NAMECOIN_SERIAL = 'Namecoin TLS Certificate';
@@ -33,10 +34,33 @@ function namecoinName(cn: string): Uint8Array {
   return seq(atv(Oid.commonName, utf8(cn)), atv(Oid.serialNumber, tlv(Tag.PRINTABLE_STRING, new TextEncoder().encode(NAMECOIN_SERIAL))));
 }
 
-// NameConstraints permitting one dNSName subtree: SEQUENCE { [0] { SEQUENCE { [2] name } } }
-function permitOnly(dnsName: string): Uint8Array {
-  const base = tlv(contextTag(2, false), new TextEncoder().encode(checkConstraintDnsName(dnsName)));
-  return seq(tlv(contextTag(0, true), seq(base)));
+/**
+ * NameConstraints of every Namecoin CA ncfence makes: the domain's DNS names
+ * and no IP address at all.
+ *
+ *   permittedSubtrees: dNSName <domain>, iPAddress 0.0.0.0/32, iPAddress ::/128
+ *   excludedSubtrees:  iPAddress 0.0.0.0/0, iPAddress ::/0
+ *
+ * Permitting only a dNSName leaves every other name form open, and one of
+ * them is a hole in NSS: with an iPAddress in the SAN, NSS's constraint check
+ * skips the CN (lib/certdb/genname.c CERT_GetConstrainedCertificateNames) while
+ * its hostname check, finding no dNSName in the SAN, falls back to the CN
+ * (lib/certdb/certdb.c CERT_VerifyCertName). So whoever owns any .bit name
+ * could issue "IP:127.0.0.1, CN=www.example.com" under its own Domain CA and
+ * be www.example.com to every NSS program. Excluding all addresses closes
+ * 4- and 16-octet ones; an iPAddress of another length matches no address
+ * constraint in NSS (compareIPaddrN2C) and so escapes exclusions, which is
+ * why addresses are also permitted only within two unspecified single
+ * addresses, themselves excluded: every iPAddress then fails one test or the
+ * other. A name in e-mail or URI form only makes NSS test the CN as a DNS name
+ * (it counts dNSName and iPAddress entries only), so the dNSName permit covers
+ * those. No Namecoin record vouches for an address, so nothing legitimate is lost.
+ */
+function namecoinConstraints(domain: string): Uint8Array {
+  const dns = seq(tlv(GeneralNameTag.dNSName, new TextEncoder().encode(checkConstraintDnsName(domain))));
+  const noIpv4 = ipSubtree(new Uint8Array(4), new Uint8Array(4).fill(0xff));
+  const noIpv6 = ipSubtree(new Uint8Array(16), new Uint8Array(16).fill(0xff));
+  return seq(tlv(contextTag(0, true), dns, noIpv4, noIpv6), tlv(contextTag(1, true), ALL_IPV4, ALL_IPV6));
 }
 
 const CA_BASIC = extension(Oid.basicConstraints, true, seq(boolTrue()));
@@ -58,7 +82,7 @@ function issueCa(a: IssueArgs): IssuedCert {
   const keyId = keyIdentifier(a.spki);
   const exts = [CA_BASIC, CA_USAGE, extension(Oid.subjectKeyIdentifier, false, octetString(keyId))];
   if (a.issuerKeyId) exts.push(extension(Oid.authorityKeyIdentifier, false, akiValue(a.issuerKeyId)));
-  exts.push(extension(Oid.nameConstraints, true, permitOnly(a.permitted)));
+  exts.push(extension(Oid.nameConstraints, true, namecoinConstraints(a.permitted)));
   const serial = uintFromBytes(a.serial);
   const tbs = seq(
     V3,
