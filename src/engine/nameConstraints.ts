@@ -57,6 +57,12 @@ export function buildExcludedSubtrees(subtrees: readonly Uint8Array[]): Uint8Arr
   return seq(tlv(EXCLUDED, ...subtrees));
 }
 
+/** A fresh NameConstraints value with both parts; each list must be non-empty (GeneralSubtrees is SIZE 1..MAX). */
+export function buildNameConstraints(permitted: readonly Uint8Array[], excluded: readonly Uint8Array[]): Uint8Array {
+  if (permitted.length === 0 || excluded.length === 0) throw new EngineError('POLICY', 'permitted and excluded subtrees must each hold at least one name');
+  return seq(tlv(PERMITTED, ...permitted), tlv(EXCLUDED, ...excluded));
+}
+
 /**
  * Adds `subtrees` to the exclusions of an existing NameConstraints value.
  * Permitted subtrees and existing exclusions are kept byte for byte; a

@@ -1,9 +1,9 @@
 // Namecoin's certificate chain, synthesized in RAM (NOTES.md, "Namecoin TLS
-// conventions"): "Namecoin Root CA" (constrained to bit, no IP address;
-// see namecoinConstraints) -> ".bit TLD CA"
-// (constrained to bit) -> "<domain> Domain AIA Parent CA", whose key comes
-// from the name's TLS record and whose subject is the exact name a verifier
-// asked for -> "<domain> Domain CA" (sent by the server) -> leaf.
+// conventions"): "Namecoin Root CA" -> ".bit TLD CA" -> "<domain> Domain AIA
+// Parent CA", whose key comes from the name's TLS record and whose subject is
+// the exact name a verifier asked for -> "<domain> Domain CA" (sent by the
+// server) -> leaf. The first three are constrained to bit, bit and the domain
+// respectively, and to no IP address (namecoinConstraints).
 
 import { createHash } from 'node:crypto';
 import { EngineError } from '../engine/errors.js';
@@ -11,7 +11,7 @@ import { Tag, bitString, boolTrue, contextTag, octetString, oid, readExact, seq,
 import { Oid, keyAlgorithmOid, nameAttribute } from '../engine/asn1/certificate.js';
 import { encodeTime } from '../engine/asn1/time.js';
 import { SIGNATURE, V3, akiValue, extension, keyIdentifier, signCertificate, type AnchorKey, type EngineDeps, type IssuedCert } from '../engine/crossSign.js';
-import { ALL_IPV4, ALL_IPV6, GeneralNameTag, checkConstraintDnsName, ipSubtree } from '../engine/nameConstraints.js';
+import { ALL_IPV4, ALL_IPV6, buildNameConstraints, dnsSubtree, ipSubtree } from '../engine/nameConstraints.js';
 
 /** The serialNumber every Namecoin-convention subject carries (before any stapled data). */
 export const NAMECOIN_SERIAL = 'Namecoin TLS Certificate';
@@ -33,6 +33,10 @@ function namecoinName(cn: string): Uint8Array {
   const atv = (id: string, value: Uint8Array): Uint8Array => set(seq(oid(id), value));
   return seq(atv(Oid.commonName, utf8(cn)), atv(Oid.serialNumber, tlv(Tag.PRINTABLE_STRING, new TextEncoder().encode(NAMECOIN_SERIAL))));
 }
+
+// Built once: the address half is the same for every Namecoin CA.
+const ONLY_UNSPECIFIED_IPS = [ipSubtree(new Uint8Array(4), new Uint8Array(4).fill(0xff)), ipSubtree(new Uint8Array(16), new Uint8Array(16).fill(0xff))];
+const ALL_IPS = [ALL_IPV4, ALL_IPV6];
 
 /**
  * NameConstraints of every Namecoin CA ncfence makes: the domain's DNS names
@@ -57,10 +61,7 @@ function namecoinName(cn: string): Uint8Array {
  * those. No Namecoin record vouches for an address, so nothing legitimate is lost.
  */
 function namecoinConstraints(domain: string): Uint8Array {
-  const dns = seq(tlv(GeneralNameTag.dNSName, new TextEncoder().encode(checkConstraintDnsName(domain))));
-  const noIpv4 = ipSubtree(new Uint8Array(4), new Uint8Array(4).fill(0xff));
-  const noIpv6 = ipSubtree(new Uint8Array(16), new Uint8Array(16).fill(0xff));
-  return seq(tlv(contextTag(0, true), dns, noIpv4, noIpv6), tlv(contextTag(1, true), ALL_IPV4, ALL_IPV6));
+  return buildNameConstraints([dnsSubtree(domain), ...ONLY_UNSPECIFIED_IPS], ALL_IPS);
 }
 
 const CA_BASIC = extension(Oid.basicConstraints, true, seq(boolTrue()));
