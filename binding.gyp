@@ -19,6 +19,7 @@
         "addon/map.c",
         "addon/rebuild.c",
         "addon/session.c",
+        "addon/snapshot.c",
         "addon/stamp.c",
         "addon/view.c"
       ],
@@ -46,6 +47,37 @@
         "-ldl",
         "-lpthread"
       ]
+    },
+    {
+      "target_name": "ncfence_probe",
+      "type": "shared_library",
+      "product_prefix": "lib",
+      "product_extension": "so",
+      "sources": [
+        "addon/probe/probe.c"
+      ],
+      "include_dirs": [
+        "/usr/include/p11-kit-1"
+      ],
+      "cflags": [
+        "-std=c11",
+        "-fvisibility=hidden",
+        "-Wall",
+        "-Wextra",
+        "-Wno-unused-parameter",
+        "-O2",
+        "-fPIC"
+      ],
+      "ldflags": [
+        "-Wl,--version-script=<(module_root_dir)/addon/ncfence.map",
+        "-Wl,-z,defs",
+        "-Wl,-z,now"
+      ],
+      "libraries": [
+        "-ldl",
+        "-lpthread"
+      ],
+      "product_name": "ncfence-probe"
     },
     {
       "target_name": "ncfence_node",

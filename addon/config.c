@@ -39,6 +39,12 @@ set_key (nf_config *cfg, const char *key, const char *value)
 			cfg->service_timeout_ms = v;
 		return 0;
 	}
+	if (strcmp (key, "upstream-kind") == 0) {
+		if (strcmp (value, "module") != 0 && strcmp (value, "browser") != 0)
+			return -1;
+		cfg->browser = strcmp (value, "browser") == 0;
+		return 0;
+	}
 	char **slot = strcmp (key, "upstream") == 0          ? &cfg->upstream
 	              : strcmp (key, "upstream-params") == 0 ? &cfg->params
 	              : strcmp (key, "upstream-trust-paths") == 0 ? &cfg->trust_paths
@@ -47,6 +53,7 @@ set_key (nf_config *cfg, const char *key, const char *value)
 	              : strcmp (key, "rebuild") == 0         ? &cfg->rebuild
 	              : strcmp (key, "service") == 0         ? &cfg->service
 	              : strcmp (key, "service-command") == 0 ? &cfg->service_command
+	              : strcmp (key, "fix") == 0             ? &cfg->fix
 	                                                     : NULL;
 	if (slot == NULL)
 		return -1;
@@ -144,6 +151,7 @@ config_free (nf_config *cfg)
 	free (cfg->rebuild);
 	free (cfg->service);
 	free (cfg->service_command);
+	free (cfg->fix);
 	free (cfg->source);
 	memset (cfg, 0, sizeof *cfg);
 }

@@ -35,12 +35,23 @@ try_view_inlock (const nf_config *cfg, char *why, size_t why_len)
 {
 	if (view_load (cfg->view, &nf.view, why, why_len) < 0)
 		return -1;
+	if (cfg->browser && nf.view.snapshot == NULL) {
+		snprintf (why, why_len, "view %s holds no record of the browser's roots (it was built from a module, not from %s)", cfg->view, cfg->upstream);
+		view_free (&nf.view);
+		return -1;
+	}
 	char reason[512] = "";
 	char *stamp = stamp_build (cfg->upstream, cfg->params, cfg->trust_paths, cfg->policy, reason, sizeof reason);
 	int fresh = stamp != NULL && strcmp (stamp, nf.view.stamp) == 0;
 	if (stamp != NULL && !fresh)
 		stamp_diff (nf.view.stamp, stamp, reason, sizeof reason);
 	free (stamp);
+	if (!fresh && cfg->browser) {
+		snprintf (why, why_len, "view %s is stale: the browser (%s) or policy %s changed since it was built, so its roots may have too (%s)",
+		          cfg->view, cfg->upstream, cfg->policy, reason);
+		view_free (&nf.view);
+		return -1;
+	}
 	if (!fresh) {
 		snprintf (why, why_len, "view %s is stale: upstream %s, its trust files or policy %s changed since it was built (%s)",
 		          cfg->view, cfg->upstream, cfg->policy, reason);
@@ -66,13 +77,18 @@ init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 		nf_warn ("%s; presenting no roots at all. Fix: run `ncfence build`", why);
 		return;
 	}
-	nf_debug (NF_DBG_INIT, "init: configuration %s, upstream %s", cfg.source, cfg.upstream);
-	if (lower_load (cfg.upstream, args, cfg.params, why, sizeof why) != CKR_OK) {
+	nf_debug (NF_DBG_INIT, "init: configuration %s, upstream %s%s", cfg.source, cfg.upstream, cfg.browser ? " (browser)" : "");
+	if (cfg.browser)
+		lower_use_snapshot ();
+	else if (lower_load (cfg.upstream, args, cfg.params, why, sizeof why) != CKR_OK) {
 		nf_warn ("%s; presenting no roots at all. Fix: check `upstream` in %s", why, cfg.source);
 		config_free (&cfg);
 		return;
 	}
-	if (try_view_inlock (&cfg, why, sizeof why) < 0 && cfg.rebuild != NULL) {
+	/* A rebuild never runs inside a rebuild: the browser a browser build
+	 * starts must not rebuild in turn (rebuild.c sets the variable). */
+	int nested = secure_getenv ("NCFENCE_REBUILDING") != NULL;
+	if (try_view_inlock (&cfg, why, sizeof why) < 0 && cfg.rebuild != NULL && !nested) {
 		char rwhy[512] = "";
 		nf_warn ("%s; running %s to rebuild it", why, cfg.rebuild);
 		if (rebuild_run (&cfg, rwhy, sizeof rwhy) < 0)
@@ -89,7 +105,7 @@ init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 		nf.mode = NF_MODE_FENCED;
 		nf_debug (NF_DBG_INIT, "init: view %s, %zu objects", cfg.view, nf.view.nobjects);
 	} else {
-		nf_warn ("%s; no public root is trusted (closed view). Fix: run `ncfence build`", why);
+		nf_warn ("%s; no public root is trusted (closed view). Fix: run `%s`", why, cfg.fix ? cfg.fix : "ncfence build");
 	}
 	config_free (&cfg);
 }

@@ -102,6 +102,19 @@ lower_load (const char *path, CK_C_INITIALIZE_ARGS_PTR caller, const char *param
 }
 
 void
+lower_use_snapshot (void)
+{
+	CK_FUNCTION_LIST_PTR fl = snapshot_functions ();
+	fl->C_Initialize (NULL);
+	free (nf.lower_params);
+	nf.lower_params = NULL;
+	nf.lower_borrowed = 0;
+	nf.lower_full_pages = 1; /* it hands out whole pages until the search is done */
+	nf.lower_dl = NULL;
+	__atomic_store_n (&nf.lower, fl, __ATOMIC_RELEASE);
+}
+
+void
 lower_unload (void)
 {
 	CK_FUNCTION_LIST_PTR fl = nf.lower;

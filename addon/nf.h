@@ -113,7 +113,19 @@ typedef struct {
 	int one_slot;          /* every object is in slot `slot` */
 	CK_SLOT_ID slot;
 	unsigned char *compact; /* short indexed values, contiguous */
+	struct nf_snapshot *snapshot; /* browser targets: the browser's own token (snapshot.c); else NULL */
 } nf_view;
+
+/* A browser's own roots token as the build read it from inside the browser:
+ * what its C_GetInfo, C_GetSlotInfo and C_GetTokenInfo answered, and its
+ * objects (an nf_view that indexes them; it does not own the file data). */
+typedef struct nf_snapshot {
+	CK_INFO info;
+	CK_SLOT_ID slot;
+	CK_SLOT_INFO slot_info;
+	CK_TOKEN_INFO token_info;
+	nf_view token;
+} nf_snapshot;
 
 /* Loads and fully validates a view. On failure returns -1 and writes a
  * one-line reason into why. */
@@ -162,9 +174,11 @@ typedef struct {
 	char *trust_paths; /* upstream-trust-paths: p11-kit-trust's built-in paths; stamped */
 	char *view;
 	char *policy; /* part of the staleness stamp */
+	int browser;  /* upstream-kind = browser: upstream is a browser's libxul, served from the view's snapshot */
 	char *rebuild; /* optional: command that regenerates the view */
 	char *service; /* optional: the live .bit service's socket */
 	char *service_command; /* optional: starts the service on demand */
+	char *fix;    /* optional: the command that repairs this install, for warnings */
 	long service_timeout_ms;
 	long rebuild_timeout_ms;
 	char *source; /* which file it came from */
@@ -215,6 +229,12 @@ extern nf_state nf;
 /* ---- lower.c ---- */
 CK_RV lower_load (const char *path, CK_C_INITIALIZE_ARGS_PTR caller, const char *params,
                   char *why, size_t why_len);
+/* Browser targets: the lower module is the snapshot token (snapshot.c). */
+void lower_use_snapshot (void);
+
+/* ---- snapshot.c ---- */
+/* A read-only token serving nf.view.snapshot; no slots while there is none. */
+CK_FUNCTION_LIST_PTR snapshot_functions (void);
 void lower_unload (void);
 
 /* ---- session.c ---- */

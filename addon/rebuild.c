@@ -36,10 +36,36 @@ rebuild_run (const nf_config *cfg, char *why, size_t why_len)
 	if (view_copy == NULL)
 		return -1;
 	char *out_dir = dirname (view_copy);
-	char *argv[] = {
+	/* A browser target is rebuilt from the browser's directory (libxul's). */
+	char *lib_copy = strdup (cfg->upstream);
+	if (lib_copy == NULL) {
+		free (view_copy);
+		return -1;
+	}
+	char *browser_dir = dirname (lib_copy);
+	char *module_argv[] = {
 		cfg->rebuild, "build", "--upstream", cfg->upstream, "--upstream-params", cfg->params,
 		"--out", out_dir, "--policy", cfg->policy, NULL,
 	};
+	char *browser_argv[] = {
+		cfg->rebuild, "build", "--browser", browser_dir, "--out", out_dir, "--policy", cfg->policy, NULL,
+	};
+	char **argv = cfg->browser ? browser_argv : module_argv;
+	/* The environment, plus NCFENCE_REBUILDING=1 so that no module loaded by
+	 * what the rebuild starts (a browser, for browser targets) rebuilds in
+	 * turn (entry.c). */
+	size_t nenv = 0;
+	while (environ[nenv] != NULL)
+		nenv++;
+	char **env = malloc ((nenv + 2) * sizeof *env);
+	if (env == NULL) {
+		free (view_copy);
+		free (lib_copy);
+		return -1;
+	}
+	memcpy (env, environ, nenv * sizeof *env);
+	env[nenv] = "NCFENCE_REBUILDING=1";
+	env[nenv + 1] = NULL;
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init (&fa);
 	posix_spawn_file_actions_addopen (&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
@@ -50,10 +76,12 @@ rebuild_run (const nf_config *cfg, char *why, size_t why_len)
 	posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETPGROUP);
 	posix_spawnattr_setpgroup (&attr, 0);
 	pid_t pid;
-	int err = posix_spawn (&pid, cfg->rebuild, &fa, &attr, argv, environ);
+	int err = posix_spawn (&pid, cfg->rebuild, &fa, &attr, argv, env);
 	posix_spawnattr_destroy (&attr);
 	posix_spawn_file_actions_destroy (&fa);
 	free (view_copy);
+	free (lib_copy);
+	free (env);
 	if (err != 0) {
 		snprintf (why, why_len, "cannot run rebuild command %s: %s", cfg->rebuild, strerror (err));
 		return -1;

@@ -13,7 +13,7 @@
 #include <pthread.h>
 
 #define VIEW_MAGIC "NCFVIEW\0"
-#define VIEW_VERSION 1
+#define VIEW_VERSION 2
 #define VIEW_HEADER 24
 #define VIEW_MAX_FILE (64u << 20)
 #define VIEW_MAX_OBJECTS 65536u
@@ -359,6 +359,53 @@ fail:
 	return -1;
 }
 
+/* A fixed-size structure recorded as u32 length + bytes; the length must be
+ * this platform's size of it. */
+static int
+take_struct (cursor *c, void *out, size_t size)
+{
+	uint32_t len;
+	const unsigned char *p;
+	if (take32 (c, &len) < 0 || len != size || take (c, len, &p) < 0)
+		return -1;
+	memcpy (out, p, size);
+	return 0;
+}
+
+/* The snapshot section: u32 present (0 or 1), then CK_INFO, slot id (u64),
+ * CK_SLOT_INFO, CK_TOKEN_INFO and the token's objects (src/view/format.ts). */
+static int
+parse_snapshot (nf_view *v, cursor *c, const char *name, char *why, size_t why_len)
+{
+	uint32_t present, count;
+	const unsigned char *p;
+	if (take32 (c, &present) < 0 || present > 1)
+		goto bad;
+	if (present == 0)
+		return 0;
+	nf_snapshot *s = calloc (1, sizeof *s);
+	if (s == NULL) {
+		snprintf (why, why_len, "out of memory parsing view");
+		return -1;
+	}
+	v->snapshot = s;
+	if (take_struct (c, &s->info, sizeof s->info) < 0 || take (c, 8, &p) < 0 ||
+	    take_struct (c, &s->slot_info, sizeof s->slot_info) < 0 ||
+	    take_struct (c, &s->token_info, sizeof s->token_info) < 0 || take32 (c, &count) < 0 || count > VIEW_MAX_OBJECTS)
+		goto bad;
+	s->slot = (CK_SLOT_ID)rd64 (p);
+	if (parse_objects (&s->token, c, count, why, why_len) < 0)
+		return -1;
+	if (index_build (&s->token) < 0) {
+		snprintf (why, why_len, "out of memory indexing view %s", name);
+		return -1;
+	}
+	return 0;
+bad:
+	snprintf (why, why_len, "view %s has a bad snapshot section", name);
+	return -1;
+}
+
 /* Everything after the header; also the entry point of the view fuzzer,
  * which skips the checksum so it can reach the parser. */
 int
@@ -381,7 +428,7 @@ view_parse_body (nf_view *v, const char *name, char *why, size_t why_len)
 	memcpy (s, stamp, stamp_len);
 	s[stamp_len] = '\0';
 	v->stamp = s;
-	if (parse_objects (v, &c, count, why, why_len) < 0)
+	if (parse_objects (v, &c, count, why, why_len) < 0 || parse_snapshot (v, &c, name, why, why_len) < 0)
 		goto fail;
 	if (c.left != 0) {
 		snprintf (why, why_len, "view %s has %zu trailing bytes", name, c.left);
@@ -411,6 +458,14 @@ view_load (const char *path, nf_view *v, char *why, size_t why_len)
 void
 view_free (nf_view *v)
 {
+	if (v->snapshot != NULL) {
+		nf_view *t = &v->snapshot->token;
+		free (t->objects);
+		free (t->attr_pool);
+		free (t->index);
+		free (t->compact);
+		free (v->snapshot);
+	}
 	free (v->data);
 	free ((char *)v->stamp);
 	free (v->objects);

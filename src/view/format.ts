@@ -12,18 +12,39 @@
 //     policy       32 bytes             SHA-256 of the policy
 //     count        u32                  number of objects
 //     objects      count x { slot u64, nattrs u32, nattrs x { type u32, len u32, bytes } }
+//     snapshot     u32 present (0 or 1); when 1, a browser's own roots token as
+//                  read from inside the browser (browser targets serve it in
+//                  place of an upstream module, addon/snapshot.c):
+//                    info        u32 length + CK_INFO bytes as the browser's module answered
+//                    slot        u64
+//                    slot info   u32 length + CK_SLOT_INFO bytes
+//                    token info  u32 length + CK_TOKEN_INFO bytes
+//                    count       u32, then objects as above
 
 import { EngineError } from '../engine/errors.js';
 import type { ViewObject } from '../compile/plan.js';
 
 export const VIEW_MAGIC = 'NCFVIEW\0';
-export const VIEW_VERSION = 1;
+export const VIEW_VERSION = 2;
 export const VIEW_LIMITS = { objects: 65536, attrsPerObject: 64, attrBytes: 1 << 20, stampBytes: 1 << 20 } as const;
+
+/** A token recorded as its module answered (CK_INFO, CK_SLOT_INFO and CK_TOKEN_INFO as raw LP64 structures). */
+export interface TokenSnapshot {
+  info: Uint8Array;
+  slot: number;
+  slotInfo: Uint8Array;
+  tokenInfo: Uint8Array;
+  objects: ViewObject[];
+}
+
+/** sizeof(CK_INFO), sizeof(CK_SLOT_INFO), sizeof(CK_TOKEN_INFO) on LP64 (the only writer size the module reads). */
+export const STRUCT_SIZES = { info: 88, slotInfo: 112, tokenInfo: 208 } as const;
 
 export interface View {
   stamp: string;
   policyDigest: Uint8Array;
   objects: ViewObject[];
+  snapshot?: TokenSnapshot;
 }
 
 const CRC_TABLE = (() => {
@@ -44,7 +65,6 @@ export function crc32(buf: Uint8Array): number {
 
 export function encodeView(view: View): Uint8Array {
   if (view.policyDigest.length !== 32) throw new EngineError('VIEW', 'policy digest must be 32 bytes');
-  if (view.objects.length > VIEW_LIMITS.objects) throw new EngineError('VIEW', `${view.objects.length} objects exceed the view limit`);
   const parts: Buffer[] = [];
   const u32 = (n: number): Buffer => {
     const b = Buffer.alloc(4);
@@ -53,13 +73,33 @@ export function encodeView(view: View): Uint8Array {
   };
   const stamp = Buffer.from(view.stamp, 'utf8');
   if (stamp.length > VIEW_LIMITS.stampBytes) throw new EngineError('VIEW', `a stamp of ${stamp.length} bytes exceeds the view limit`);
-  parts.push(u32(stamp.length), stamp, Buffer.from(view.policyDigest), u32(view.objects.length));
-  for (const o of view.objects) {
-    if (o.attrs.length > VIEW_LIMITS.attrsPerObject) throw new EngineError('VIEW', 'too many attributes on one object');
-    const slot = Buffer.alloc(8);
-    slot.writeBigUInt64LE(BigInt(o.slot));
-    parts.push(slot, u32(o.attrs.length));
-    for (const [type, value] of o.attrs) parts.push(u32(type), u32(value.length), Buffer.from(value));
+  const u64 = (n: number): Buffer => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(n));
+    return b;
+  };
+  const objects = (list: ViewObject[]): void => {
+    if (list.length > VIEW_LIMITS.objects) throw new EngineError('VIEW', `${list.length} objects exceed the view limit`);
+    parts.push(u32(list.length));
+    for (const o of list) {
+      if (o.attrs.length > VIEW_LIMITS.attrsPerObject) throw new EngineError('VIEW', 'too many attributes on one object');
+      parts.push(u64(o.slot), u32(o.attrs.length));
+      for (const [type, value] of o.attrs) parts.push(u32(type), u32(value.length), Buffer.from(value));
+    }
+  };
+  parts.push(u32(stamp.length), stamp, Buffer.from(view.policyDigest));
+  objects(view.objects);
+  const snap = view.snapshot;
+  if (snap) {
+    for (const [k, size] of Object.entries(STRUCT_SIZES)) {
+      const got = snap[k as keyof typeof STRUCT_SIZES].length;
+      if (got !== size) throw new EngineError('VIEW', `snapshot ${k} is ${got} bytes, expected ${size}`);
+    }
+    parts.push(u32(1), u32(snap.info.length), Buffer.from(snap.info), u64(snap.slot));
+    parts.push(u32(snap.slotInfo.length), Buffer.from(snap.slotInfo), u32(snap.tokenInfo.length), Buffer.from(snap.tokenInfo));
+    objects(snap.objects);
+  } else {
+    parts.push(u32(0));
   }
   const body = Buffer.concat(parts);
   const header = Buffer.alloc(24);
@@ -97,22 +137,40 @@ export function decodeView(bytes: Uint8Array): View {
     off += n;
     return new Uint8Array(body.subarray(off - n, off));
   };
+  const u64 = (): number => {
+    need(8);
+    off += 8;
+    return Number(body.readBigUInt64LE(off - 8));
+  };
+  const objectList = (): ViewObject[] => {
+    const count = u32();
+    const objects: ViewObject[] = [];
+    for (let i = 0; i < count; i++) {
+      const slot = u64();
+      const n = u32();
+      const attrs: [number, Uint8Array][] = [];
+      for (let k = 0; k < n; k++) {
+        const type = u32();
+        attrs.push([type, bytesOf(u32())]);
+      }
+      objects.push({ slot, attrs });
+    }
+    return objects;
+  };
   const stamp = Buffer.from(bytesOf(u32())).toString('utf8');
   const policyDigest = bytesOf(32);
-  const count = u32();
-  const objects: ViewObject[] = [];
-  for (let i = 0; i < count; i++) {
-    need(8);
-    const slot = Number(body.readBigUInt64LE(off));
-    off += 8;
-    const n = u32();
-    const attrs: [number, Uint8Array][] = [];
-    for (let k = 0; k < n; k++) {
-      const type = u32();
-      attrs.push([type, bytesOf(u32())]);
-    }
-    objects.push({ slot, attrs });
+  const objects = objectList();
+  const present = u32();
+  let snapshot: TokenSnapshot | undefined;
+  if (present === 1) {
+    const info = bytesOf(u32());
+    const slot = u64();
+    const slotInfo = bytesOf(u32());
+    const tokenInfo = bytesOf(u32());
+    snapshot = { info, slot, slotInfo, tokenInfo, objects: objectList() };
+  } else if (present !== 0) {
+    fail('bad snapshot section');
   }
   if (off !== body.length) fail('trailing bytes');
-  return { stamp, policyDigest, objects };
+  return { stamp, policyDigest, objects, ...(snapshot ? { snapshot } : {}) };
 }
