@@ -13,6 +13,12 @@ export interface ModuleConfig {
    * staleness stamp. Absent for other upstreams.
    */
   upstreamTrustPaths?: string;
+  /**
+   * `browser`: upstream is a browser's libxul.so, whose roots the build read
+   * from inside the browser and recorded in the view; the module loads no
+   * library and serves that record (addon/snapshot.c). Absent: `module`.
+   */
+  upstreamKind?: 'module' | 'browser';
   view: string;
   /** The policy the view was built with; part of the staleness stamp. */
   policy: string;
@@ -26,6 +32,8 @@ export interface ModuleConfig {
   serviceTimeoutMs?: number;
   /** Command line (split on spaces) the module runs to start the service when nothing answers. */
   serviceCommand?: string;
+  /** The command that repairs this install, named in the module's warnings. */
+  fix?: string;
 }
 
 export function formatConfig(c: ModuleConfig): string {
@@ -37,6 +45,7 @@ export function formatConfig(c: ModuleConfig): string {
     `upstream = ${c.upstream}`,
     `upstream-params = ${c.upstreamParams}`,
     ...(c.upstreamTrustPaths ? [`upstream-trust-paths = ${c.upstreamTrustPaths}`] : []),
+    ...(c.upstreamKind === 'browser' ? ['upstream-kind = browser'] : []),
     `view = ${c.view}`,
     `policy = ${c.policy}`,
   ];
@@ -45,6 +54,7 @@ export function formatConfig(c: ModuleConfig): string {
   if (c.service) lines.push(`service = ${c.service}`);
   if (c.serviceTimeoutMs !== undefined) lines.push(`service-timeout-ms = ${c.serviceTimeoutMs}`);
   if (c.serviceCommand) lines.push(`service-command = ${c.serviceCommand}`);
+  if (c.fix) lines.push(`fix = ${c.fix}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -54,6 +64,7 @@ export function readConfig(file: string): ModuleConfig {
     upstream: 'upstream',
     'upstream-params': 'upstreamParams',
     'upstream-trust-paths': 'upstreamTrustPaths',
+    'upstream-kind': 'upstreamKind',
     view: 'view',
     policy: 'policy',
     rebuild: 'rebuild',
@@ -61,6 +72,7 @@ export function readConfig(file: string): ModuleConfig {
     service: 'service',
     'service-timeout-ms': 'serviceTimeoutMs',
     'service-command': 'serviceCommand',
+    fix: 'fix',
   };
   readFileSync(file, 'utf8')
     .split('\n')
@@ -71,7 +83,10 @@ export function readConfig(file: string): ModuleConfig {
       const key = m && keys[m[1]!];
       if (!m || !key) throw new EngineError('USAGE', `${file}:${i + 1}: unknown line (keys: ${Object.keys(keys).join(', ')})`);
       if (key === 'rebuildTimeoutMs' || key === 'serviceTimeoutMs') out[key] = Number(m[2]);
-      else out[key] = m[2]!;
+      else if (key === 'upstreamKind') {
+        if (m[2] !== 'module' && m[2] !== 'browser') throw new EngineError('USAGE', `${file}:${i + 1}: upstream-kind is module or browser, not ${m[2]}`);
+        out.upstreamKind = m[2];
+      } else out[key] = m[2]!;
     });
   if (!out.upstream || !out.view || !out.policy) throw new EngineError('USAGE', `${file}: needs upstream, view and policy`);
   return out as ModuleConfig;

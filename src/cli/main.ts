@@ -6,7 +6,8 @@ import { parseArgs } from 'node:util';
 import { EngineError, type EngineErrorCode } from '../engine/errors.js';
 import { build, DEFAULT_UPSTREAM, type BuildResult } from '../compile/build.js';
 import type { Manifest } from '../install/common.js';
-import { findFirefoxDir, installFirefox, uninstallFirefox } from '../install/firefox.js';
+import { installBrowser, uninstallBrowser } from '../install/browser.js';
+import { BROWSER_TARGETS, type BrowserTarget } from '../browser/layout.js';
 import { installNss, uninstallNss } from '../install/nss.js';
 import { installP11Kit, uninstallP11Kit } from '../install/p11kit.js';
 import { doctor, status, type InstallStatus } from '../install/status.js';
@@ -25,10 +26,16 @@ const EXIT: Record<EngineErrorCode, number> = {
 const HELP = `Usage: ncfence <command> [options]
 
 Commands:
-  build                 Read the upstream trust module, fence every root it
-                        trusts, write the compiled view and ncfence.conf.
+  build                 Read the upstream trust module (or, with --browser,
+                        a browser's own roots), fence every root it trusts,
+                        write the compiled view and ncfence.conf.
   install firefox       Put the module at <Firefox dir>/libnssckbi.so, keeping
-                        any file it replaces, with its configuration and view.
+                        any file it replaces, with a view of Firefox's own
+                        roots (read from inside Firefox), fenced; then start
+                        Firefox to check it uses exactly those, or undo.
+  install thunderbird   The same for Thunderbird.
+  install tor-browser   The same for Tor Browser (--dir: tor-browser/ or its
+                        Browser/ directory).
   install nss           Replace the system NSS roots module the Debian way
                         (dpkg-divert), wrapping the diverted original.
   install p11-kit       Register the module for p11-kit consumers (GnuTLS...)
@@ -42,7 +49,11 @@ Commands:
 
 Options:
   --upstream PATH          upstream PKCS#11 trust module (build default:
-                           ${DEFAULT_UPSTREAM}; install: what the target used)
+                           ${DEFAULT_UPSTREAM}; install nss/p11-kit: what
+                           the target used; install of a browser: the
+                           browser's own roots, unless named here)
+  --browser DIR            build: read the roots of the browser installed in
+                           DIR from inside it, instead of --upstream
   --upstream-params STR    passed to upstream's C_Initialize as pReserved,
                            e.g. "paths=DIR" for p11-kit-trust
   --policy FILE            policy file (default rules/default.json)
@@ -52,13 +63,17 @@ Options:
                            given again
   --rebuild-command PATH   build: let the module run \`PATH build ...\` to
                            regenerate the view when it is stale or unusable
-  --auto-rebuild           build: the same, with this ncfence command as PATH
+  --auto-rebuild           build, install of a browser: the same, with this
+                           ncfence command as PATH (a browser update then
+                           costs one slower start instead of a closed view,
+                           when the user running it may write its directory)
   --rebuild-timeout-ms N   build: time limit for that run (default 15000)
-  --firefox-dir DIR        install/uninstall/status/doctor: the Firefox or Tor
-                           Browser install directory (default: the first found)
+  --dir DIR                install/uninstall/status/doctor: the browser's
+                           install directory (default: the first found);
+                           --firefox-dir is the same
   --user                   install/uninstall p11-kit: for this user only
   --root DIR               install/uninstall nss: filesystem root (default /)
-  --no-firefox             doctor: skip starting Firefox
+  --no-firefox             doctor: skip starting the browsers
   --service PATH           build/install: the live .bit service's socket the
                            module asks (absent: no Namecoin anchors)
   --service-command CMD    build: let the module start the service with CMD
@@ -92,6 +107,8 @@ const OPTIONS = {
   'auto-rebuild': { type: 'boolean', default: false },
   'rebuild-timeout-ms': { type: 'string' },
   'firefox-dir': { type: 'string' },
+  dir: { type: 'string' },
+  browser: { type: 'string' },
   user: { type: 'boolean', default: false },
   root: { type: 'string' },
   'no-firefox': { type: 'boolean', default: false },
@@ -142,10 +159,12 @@ function printSummary(r: BuildResult): void {
 }
 
 function printManifest(verb: string, m: Manifest): void {
+  const source = m.upstreamSource === 'browser' ? ' (the browser\'s own roots, read from inside it)' : m.upstreamSource === 'backup' ? ' (the roots module the browser loaded before)' : '';
   const lines = [
     `${verb} ${m.target}: module ${m.module.path}`,
-    `upstream:     ${m.upstream}${m.upstreamParams ? ` (${m.upstreamParams})` : ''}`,
+    `upstream:     ${m.upstream}${m.upstreamParams ? ` (${m.upstreamParams})` : ''}${source}`,
     `roots fenced: ${m.rootsFenced}`,
+    ...(m.browserCheck ? [`checked:      ${m.browserCheck.summary}`] : []),
     `view:         ${m.view}`,
     `config:       ${m.config}`,
     ...m.backups.map((b) => `kept:         ${b.path} as ${b.savedAs}`),
@@ -159,7 +178,13 @@ function printStatus(rows: InstallStatus[]): void {
     return;
   }
   const head = ['target', 'location', 'view', 'roots fenced', 'anchors', 'service', 'upstream'];
-  const body = rows.map((r) => [r.target, r.location, r.viewState, String(r.rootsFenced), String(r.anchors), r.service, r.upstream]);
+  const rootsNote = (r: InstallStatus): string => {
+    if (!r.roots) return '';
+    if (r.roots.source === 'browser') return ' (its own roots)';
+    const c = r.roots.check;
+    return c && c.differences >= 0 ? ` (${c.differences} differences from its own roots)` : ' (not its own roots)';
+  };
+  const body = rows.map((r) => [r.target, r.location, r.viewState, String(r.rootsFenced), String(r.anchors), r.service, `${r.upstream}${rootsNote(r)}`]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   process.stdout.write(`${[line(head), ...body.map(line)].join('\n')}\n`);
@@ -182,19 +207,27 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const wantTarget = (): 'firefox' | 'nss' | 'p11-kit' => {
+  const targets = [...BROWSER_TARGETS, 'nss', 'p11-kit'] as const;
+  const wantTarget = (): (typeof targets)[number] => {
     const t = positionals[0];
-    if (positionals.length !== 1 || (t !== 'firefox' && t !== 'nss' && t !== 'p11-kit')) {
-      throw new EngineError('USAGE', `${command} needs one target: firefox, nss or p11-kit (try: ncfence --help)`);
+    if (positionals.length !== 1 || !(targets as readonly string[]).includes(t ?? '')) {
+      throw new EngineError('USAGE', `${command} needs one target: ${targets.join(', ')} (try: ncfence --help)`);
     }
-    return t;
+    return t as (typeof targets)[number];
   };
+  const isBrowserTarget = (t: string): t is BrowserTarget => (BROWSER_TARGETS as readonly string[]).includes(t);
+  if (values.dir !== undefined && values['firefox-dir'] !== undefined && values.dir !== values['firefox-dir']) {
+    throw new EngineError('USAGE', '--dir and --firefox-dir name the same thing; give one');
+  }
+  const dirOption = values.dir ?? values['firefox-dir'];
   const upstreamOpts = { upstream: values.upstream, upstreamParams: values['upstream-params'], policyFile: values.policy, service: values.service, progress };
   switch (command) {
     case 'build': {
       if (positionals.length) throw new EngineError('USAGE', `build takes no arguments, got ${positionals.join(' ')}`);
-      progress(`building the fenced view of ${values.upstream ?? DEFAULT_UPSTREAM}`);
+      if (values.browser !== undefined && values.upstream !== undefined) throw new EngineError('USAGE', 'build reads either --browser DIR or --upstream PATH, not both');
+      progress(values.browser !== undefined ? `reading the roots of the browser in ${values.browser}` : `building the fenced view of ${values.upstream ?? DEFAULT_UPSTREAM}`);
       const result = await build({
+        ...(values.browser !== undefined ? { browser: values.browser } : {}),
         upstream: values.upstream ?? DEFAULT_UPSTREAM,
         upstreamParams: values['upstream-params'] ?? '',
         outDir: values.out,
@@ -229,37 +262,35 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'install': {
       const target = wantTarget();
-      const m =
-        target === 'firefox'
-          ? await installFirefox({ dir: values['firefox-dir'], ...upstreamOpts })
-          : target === 'nss'
-            ? await installNss({ root: values.root, ...upstreamOpts })
-            : await installP11Kit({ user: values.user, ...upstreamOpts });
+      const m = isBrowserTarget(target)
+        ? await installBrowser(target, { dir: dirOption, ...upstreamOpts, ...(values['auto-rebuild'] ? { rebuildCommand: selfCommand() } : {}) })
+        : target === 'nss'
+          ? await installNss({ root: values.root, ...upstreamOpts })
+          : await installP11Kit({ user: values.user, ...upstreamOpts });
       if (values.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
       else printManifest('installed', m);
       return 0;
     }
     case 'uninstall': {
       const target = wantTarget();
-      const m =
-        target === 'firefox'
-          ? uninstallFirefox(values['firefox-dir'] ?? findFirefoxDir())
-          : target === 'nss'
-            ? uninstallNss(values.root).manifest
-            : uninstallP11Kit(values.user);
+      const m: Manifest = isBrowserTarget(target)
+        ? uninstallBrowser(target, dirOption)
+        : target === 'nss'
+          ? uninstallNss(values.root).manifest
+          : uninstallP11Kit(values.user);
       if (values.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
       else process.stdout.write(`uninstalled ${m.target}: ${m.module.path} removed${m.backups.map((b) => `, ${b.path} restored`).join('')}\n`);
       return 0;
     }
     case 'status': {
-      const rows = await status(values['firefox-dir'] ? [values['firefox-dir']] : []);
+      const rows = await status(dirOption ? [dirOption] : []);
       if (values.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       else printStatus(rows);
       return 0;
     }
     case 'doctor': {
-      progress('checking each install (Firefox is started headless for Firefox installs)');
-      const reports = await doctor(values['firefox-dir'] ? [values['firefox-dir']] : [], { firefox: !values['no-firefox'] });
+      progress('checking each install (browsers are started headless, offline, with a throwaway profile)');
+      const reports = await doctor(dirOption ? [dirOption] : [], { firefox: !values['no-firefox'] });
       const failed = reports.some((r) => r.checks.some((c) => !c.ok));
       if (values.json) process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
       else if (reports.length === 0) process.stdout.write('nothing to check: ncfence is not installed anywhere it looks\n');

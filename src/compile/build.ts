@@ -2,7 +2,7 @@
 // written atomically (temp file, fsync, rename).
 
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { defaultEngineDeps, type EngineDeps } from '../engine/crossSign.js';
 import { EngineError } from '../engine/errors.js';
 import { formatConfig, readConfig, type ModuleConfig } from '../config.js';
@@ -10,7 +10,9 @@ import { loadPolicy } from '../policy.js';
 import { encodeView } from '../view/format.js';
 import { libraryStamp, p11kitPathsArgument, upstreamStamp } from '../view/stamp.js';
 import { planView, type PlanSummary } from './plan.js';
-import { builtinTrustPaths, readUpstream } from './upstream.js';
+import { builtinTrustPaths, readUpstream, type UpstreamSnapshot } from './upstream.js';
+import { readBrowserRoots, type BrowserRoots } from '../browser/probe.js';
+import { resolveBrowserDir } from '../browser/layout.js';
 
 export const DEFAULT_UPSTREAM = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
 export const VIEW_FILE = 'view.ncfv';
@@ -19,6 +21,14 @@ export const CONFIG_FILE = 'ncfence.conf';
 export interface BuildOptions {
   upstream: string;
   upstreamParams: string;
+  /**
+   * A browser's install directory: read its own roots from inside it
+   * (src/browser/probe.ts) instead of loading `upstream`, and record them in
+   * the view; `upstream` and `upstreamParams` are then ignored.
+   */
+  browser?: string;
+  /** The command that repairs this install, for the module's warnings (ncfence.conf `fix`). */
+  fix?: string;
   outDir: string;
   /** Where to write ncfence.conf (default: in outDir). */
   configFile?: string;
@@ -36,6 +46,8 @@ export interface BuildOptions {
 export interface BuildResult {
   upstream: string;
   upstreamParams: string;
+  /** Browser builds: the browser's roots as read from inside it (the view's snapshot). */
+  browser?: BrowserRoots;
   view: string;
   config: string;
   policy: string;
@@ -44,11 +56,11 @@ export interface BuildResult {
 }
 
 /** rebuild, service and their settings from an existing configuration file (none if it is absent or unreadable). */
-function moduleOnlyKeys(file: string): Pick<ModuleConfig, 'rebuild' | 'rebuildTimeoutMs' | 'service' | 'serviceTimeoutMs' | 'serviceCommand'> {
+function moduleOnlyKeys(file: string): Pick<ModuleConfig, 'rebuild' | 'rebuildTimeoutMs' | 'service' | 'serviceTimeoutMs' | 'serviceCommand' | 'fix'> {
   if (!existsSync(file)) return {};
   try {
     const c = readConfig(file);
-    return { rebuild: c.rebuild, rebuildTimeoutMs: c.rebuildTimeoutMs, service: c.service, serviceTimeoutMs: c.serviceTimeoutMs, serviceCommand: c.serviceCommand };
+    return { rebuild: c.rebuild, rebuildTimeoutMs: c.rebuildTimeoutMs, service: c.service, serviceTimeoutMs: c.serviceTimeoutMs, serviceCommand: c.serviceCommand, fix: c.fix };
   } catch {
     return {}; // a file we cannot read is replaced, as before
   }
@@ -78,27 +90,13 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     throw new EngineError('USAGE', `--rebuild-command must be an absolute path, got ${opts.rebuildCommand}`);
   }
   const outDir = resolve(opts.outDir);
-  const upstream = resolve(opts.upstream);
   const policy = loadPolicy(opts.policyFile ? resolve(opts.policyFile) : undefined);
   const deps = opts.deps ?? (await defaultEngineDeps(policy.anchorKey));
-  // The stamp is taken before any object is read, so a concurrent change to
-  // a trust file makes the view stale, not wrong. It needs upstream loaded
-  // (for p11-kit-trust's built-in paths), so the library must still be the
-  // one that was loaded.
-  let library: string;
-  try {
-    library = libraryStamp(upstream);
-  } catch (cause) {
-    throw new EngineError('UPSTREAM', `cannot load upstream module ${upstream}: ${(cause as Error).message}`, { cause });
-  }
-  let stamp = '';
-  let upstreamTrustPaths = '';
-  const snapshot = readUpstream(upstream, opts.upstreamParams, (probe) => {
-    if (p11kitPathsArgument(opts.upstreamParams) === undefined) upstreamTrustPaths = builtinTrustPaths(upstream, probe);
-    stamp = upstreamStamp(upstream, opts.upstreamParams, policy.file, upstreamTrustPaths);
-    if (libraryStamp(upstream) !== library) throw new EngineError('UPSTREAM', `${upstream} changed while it was being read; run the build again`);
-  });
-  const plan = planView(snapshot, policy, deps);
+  const read = opts.browser !== undefined ? await readBrowser(resolve(opts.browser), policy.file) : readModule(resolve(opts.upstream), opts.upstreamParams, policy.file);
+  const upstream = read.upstream;
+  const upstreamParams = read.browser ? '' : opts.upstreamParams;
+  const { stamp, upstreamTrustPaths, snapshot } = read;
+  const plan = planView(snapshot, policy, deps, { mirrorTrustKinds: read.browser !== undefined });
   const view = `${outDir}/${VIEW_FILE}`;
   const config = opts.configFile ? resolve(opts.configFile) : `${outDir}/${CONFIG_FILE}`;
   try {
@@ -112,13 +110,14 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   // DIR ...`, addon/rebuild.c) passes none of them, and used to drop them.
   const kept = moduleOnlyKeys(config);
   try {
-    writeFileAtomic(view, encodeView({ stamp, policyDigest: policy.digest, objects: plan.objects }));
+    writeFileAtomic(view, encodeView({ stamp, policyDigest: policy.digest, objects: plan.objects, ...(read.browser?.snapshot ? { snapshot: read.browser.snapshot } : {}) }));
     writeFileAtomic(
       config,
       formatConfig({
         upstream,
-        upstreamParams: opts.upstreamParams,
+        upstreamParams,
         upstreamTrustPaths: upstreamTrustPaths || undefined,
+        upstreamKind: read.browser ? 'browser' : undefined,
         view,
         policy: policy.file,
         rebuild: opts.rebuildCommand ?? kept.rebuild,
@@ -126,6 +125,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         service: opts.service ?? kept.service,
         serviceTimeoutMs: kept.serviceTimeoutMs,
         serviceCommand: opts.serviceCommand ?? kept.serviceCommand,
+        fix: opts.fix ?? kept.fix,
       }),
     );
   } catch (cause) {
@@ -134,11 +134,54 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   }
   return {
     upstream,
-    upstreamParams: opts.upstreamParams,
+    upstreamParams,
+    ...(read.browser ? { browser: read.browser } : {}),
     view,
     config,
     policy: policy.file,
     summary: plan.summary,
     millis: Math.round(performance.now() - started),
   };
+}
+
+interface ReadResult {
+  upstream: string;
+  stamp: string;
+  upstreamTrustPaths: string;
+  snapshot: Pick<UpstreamSnapshot, 'objects'>;
+  browser?: BrowserRoots;
+}
+
+/** A browser's own roots, read from inside it; stamped by its libxul.so (the browser's build). */
+async function readBrowser(dir: string, policyFile: string): Promise<ReadResult> {
+  const gre = resolveBrowserDir(dir);
+  if (!gre) throw new EngineError('USAGE', `${dir} is not a browser install directory (it has no libxul.so)`);
+  const libxul = join(gre, 'libxul.so');
+  const before = libraryStamp(libxul);
+  const stamp = upstreamStamp(libxul, '', policyFile);
+  const browser = await readBrowserRoots(gre, { stock: true });
+  if (libraryStamp(libxul) !== before) throw new EngineError('UPSTREAM', `${libxul} changed while its roots were being read (a browser update?); run the build again`);
+  if (!browser.snapshot) throw new EngineError('UPSTREAM', `the roots read from ${gre} lack the token's description; cannot record them`);
+  return { upstream: libxul, stamp, upstreamTrustPaths: '', snapshot: browser, browser };
+}
+
+function readModule(upstream: string, upstreamParams: string, policyFile: string): ReadResult {
+  // The stamp is taken before any object is read, so a concurrent change to
+  // a trust file makes the view stale, not wrong. It needs upstream loaded
+  // (for p11-kit-trust's built-in paths), so the library must still be the
+  // one that was loaded.
+  let library: string;
+  try {
+    library = libraryStamp(upstream);
+  } catch (cause) {
+    throw new EngineError('UPSTREAM', `cannot load upstream module ${upstream}: ${(cause as Error).message}`, { cause });
+  }
+  let stamp = '';
+  let upstreamTrustPaths = '';
+  const snapshot = readUpstream(upstream, upstreamParams, (probe) => {
+    if (p11kitPathsArgument(upstreamParams) === undefined) upstreamTrustPaths = builtinTrustPaths(upstream, probe);
+    stamp = upstreamStamp(upstream, upstreamParams, policyFile, upstreamTrustPaths);
+    if (libraryStamp(upstream) !== library) throw new EngineError('UPSTREAM', `${upstream} changed while it was being read; run the build again`);
+  });
+  return { upstream, stamp, upstreamTrustPaths, snapshot };
 }

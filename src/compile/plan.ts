@@ -336,19 +336,40 @@ function keptTrust(root: Root, trustedFor: readonly Purpose[]): UpstreamObject |
   return attrs === root.trust.attrs ? root.trust : { slot: root.trust.slot, attrs };
 }
 
-function fenceObjects(root: Root, parsed: ParsedCertificate, sha256: string, trust: UpstreamObject | undefined, policy: Policy, deps: EngineDeps): ViewObject[] {
+export interface PlanOptions {
+  /**
+   * Give each L(R) and R' exactly the kinds of trust marking R had (browser
+   * targets): an NSS trust record only when R had one, a PKCS#11 3.2 record
+   * only when R had one, CKA_TRUSTED only when R was CKA_TRUSTED. Without
+   * it, every L(R) also gets an NSS record and every L(R) and R'
+   * CKA_TRUSTED, for the mixed consumers of system modules (NSS and p11-kit
+   * programs reading the same module).
+   */
+  mirrorTrustKinds?: boolean;
+}
+
+/** Drops CKA_TRUSTED from a certificate object when R carried none (mirrored views). */
+function withoutTrusted(attrs: [number, Uint8Array][]): [number, Uint8Array][] {
+  return attrs.filter(([t]) => t !== CKA.TRUSTED);
+}
+
+function fenceObjects(root: Root, parsed: ParsedCertificate, sha256: string, trust: UpstreamObject | undefined, policy: Policy, deps: EngineDeps, opts: PlanOptions): ViewObject[] {
   const { anchor, cross } = fenceRoot(parsed, policy.excludedSubtrees, deps, sha256);
   const label = labelOf(root.cert);
   const slot = root.cert.slot;
   const anchorKeyId = anchor.keyId!;
   const rootKeyId = cross.keyId ?? root.cert.attrs.get(CKA.ID) ?? new Uint8Array(0);
   const anchorLabel = text(`ncfence anchor for ${label}`);
+  const mirror = opts.mirrorTrustKinds === true;
+  const markTrusted = !mirror || grantsTrust(root.cert);
+  const cert = (attrs: [number, Uint8Array][]): [number, Uint8Array][] => (markTrusted ? attrs : withoutTrusted(attrs));
+  const pkcsRecord = trust !== undefined && cls(trust) === CKO.TRUST;
   const objects: ViewObject[] = [
-    { slot, attrs: [...certObject(anchor, anchorLabel, anchorKeyId), ...copyAttrs(root.cert, POLICY_ATTRS)] },
-    { slot, attrs: anchorTrust(anchor, anchorLabel, trust, policy.trustedFor) },
-    { slot, attrs: [...certObject(cross, root.cert.attrs.get(CKA.LABEL) ?? text(label), rootKeyId), ...copyAttrs(root.cert, [CKA.CERTIFICATE_CATEGORY])] },
+    { slot, attrs: cert([...certObject(anchor, anchorLabel, anchorKeyId), ...copyAttrs(root.cert, POLICY_ATTRS)]) },
   ];
-  if (trust && cls(trust) === CKO.TRUST) objects.push({ slot, attrs: anchorPkcsTrust(anchor, anchorLabel, trust) });
+  if (!mirror || !pkcsRecord) objects.push({ slot, attrs: anchorTrust(anchor, anchorLabel, trust, policy.trustedFor) });
+  objects.push({ slot, attrs: cert([...certObject(cross, root.cert.attrs.get(CKA.LABEL) ?? text(label), rootKeyId), ...copyAttrs(root.cert, [CKA.CERTIFICATE_CATEGORY])]) });
+  if (pkcsRecord) objects.push({ slot, attrs: anchorPkcsTrust(anchor, anchorLabel, trust) });
   return objects;
 }
 
@@ -412,7 +433,7 @@ function decide(cert: ParsedCertificate, sha256: string, policy: Policy, now: Da
   return { action: 'fence', rule: 'default', reason: 'trusted root' };
 }
 
-function planRoot(root: Root, policy: Policy, deps: EngineDeps): { decision: RootDecision; objects: ViewObject[] } {
+function planRoot(root: Root, policy: Policy, deps: EngineDeps, opts: PlanOptions): { decision: RootDecision; objects: ViewObject[] } {
   const value = root.cert.attrs.get(CKA.VALUE) ?? new Uint8Array(0);
   const base = { label: labelOf(root.cert), sha256: hash('sha256', value, 'hex') };
   const drop = (rule: string, reason: string) => ({ decision: { ...base, action: 'drop' as const, rule, reason }, objects: untrustedCopy(root) });
@@ -435,7 +456,7 @@ function planRoot(root: Root, policy: Policy, deps: EngineDeps): { decision: Roo
   try {
     const trust = keptTrust(root, policy.trustedFor);
     if (trust === 'none' || (!root.trust && policy.trustedFor.length === 0)) return drop('trustedFor', 'trusted only for purposes outside the policy\'s trustedFor');
-    return { decision: { ...base, ...verdict }, objects: [...fenceObjects(root, cert, base.sha256, trust, policy, deps), ...untrustedCopy(root)] };
+    return { decision: { ...base, ...verdict }, objects: [...fenceObjects(root, cert, base.sha256, trust, policy, deps, opts), ...untrustedCopy(root)] };
   } catch (e) {
     if (!(e instanceof EngineError)) throw e;
     return drop('engine', e.message);
@@ -443,12 +464,12 @@ function planRoot(root: Root, policy: Policy, deps: EngineDeps): { decision: Roo
 }
 
 /** Applies the policy to every root upstream trusts; a root that is not fenced or passed is never trusted. */
-export function planView(snapshot: UpstreamSnapshot, policy: Policy, deps: EngineDeps): Plan {
+export function planView(snapshot: Pick<UpstreamSnapshot, 'objects'> & Partial<UpstreamSnapshot>, policy: Policy, deps: EngineDeps, opts: PlanOptions = {}): Plan {
   const orphans: RootDecision[] = [];
   const objects: ViewObject[] = [];
   const decisions: RootDecision[] = [];
   for (const root of findRoots(snapshot.objects, orphans)) {
-    const r = planRoot(root, policy, deps);
+    const r = planRoot(root, policy, deps, opts);
     decisions.push(r.decision);
     objects.push(...r.objects);
   }

@@ -13,7 +13,17 @@ export const SYSTEM_CKBI = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
 export const P11KIT_TRUST = '/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-trust.so';
 export const MANIFEST_VERSION = 1;
 
-export type Target = 'firefox' | 'nss' | 'p11-kit';
+export type Target = 'firefox' | 'thunderbird' | 'tor-browser' | 'nss' | 'p11-kit';
+
+/** A browser's roots as it uses them, compared with its own (src/browser/compare.ts). */
+export interface BrowserCheck {
+  /** Roots the browser trusts on its own. */
+  roots: number;
+  /** Differences from them apart from the fence; -1 when the comparison could not be made. */
+  differences: number;
+  /** One line for a person. */
+  summary: string;
+}
 
 /** A file the install replaced: where the original now lives and its hash, so uninstall restores it exactly. */
 export interface Backup {
@@ -38,6 +48,14 @@ export interface Manifest {
   /** Diversion made with dpkg-divert (nss target). */
   diversion?: { root: string; path: string; divertTo: string };
   rootsFenced: number;
+  /**
+   * Browser targets: where the roots came from. `browser`: the browser's
+   * own, read from inside it; `backup`: the roots module file the browser
+   * loaded before; `option`: named with --upstream.
+   */
+  upstreamSource?: 'browser' | 'backup' | 'option';
+  /** Browser targets: the roots the browser used right after install, compared with its own. */
+  browserCheck?: BrowserCheck;
 }
 
 /** The manifest of an install that placed `modulePath` and built `result`'s view. */

@@ -10,11 +10,12 @@ import { readConfig } from '../config.js';
 import { decodeView } from '../view/format.js';
 import { upstreamStamp } from '../view/stamp.js';
 import { CKA } from '../pkcs11/constants.js';
-import { readManifest, sha256File, type Manifest } from './common.js';
-import { MANIFEST_FILE, firefoxCandidates } from './firefox.js';
+import { CKO } from '../pkcs11/constants.js';
+import { BROWSER_NAME, BROWSER_TARGETS, resolveBrowserDir, type BrowserTarget } from '../browser/layout.js';
+import { readManifest, sha256File, type BrowserCheck, type Manifest } from './common.js';
+import { MANIFEST_FILE, allBrowserCandidates, checkBrowser, reinstallCommand } from './browser.js';
 import { STATE_DIR } from './nss.js';
 import { p11kitPaths } from './p11kit.js';
-import { probeFirefoxRoots } from './firefoxProbe.js';
 
 export interface InstallStatus {
   target: Manifest['target'];
@@ -27,7 +28,11 @@ export interface InstallStatus {
   anchors: number;
   /** The live .bit service named in the configuration: whether something answers on its socket. */
   service: 'not configured' | 'reachable' | 'unreachable';
+  /** Browser targets: where the roots come from, and how they compared with the browser's own at install. */
+  roots?: { source: NonNullable<Manifest['upstreamSource']>; check?: BrowserCheck };
 }
+
+const isBrowser = (t: Manifest['target']): t is BrowserTarget => (BROWSER_TARGETS as readonly string[]).includes(t);
 
 /** Every install ncfence can find: Firefox directories (candidates and `extraDirs`), system NSS, p11-kit. */
 export function findInstalls(extraDirs: string[] = []): { location: string; manifest: Manifest }[] {
@@ -39,7 +44,7 @@ export function findInstalls(extraDirs: string[] = []): { location: string; mani
     const m = readManifest(file);
     if (m) out.push({ location, manifest: m });
   };
-  for (const d of [...extraDirs, ...firefoxCandidates()]) add(d, join(d, MANIFEST_FILE));
+  for (const d of [...extraDirs.map((x) => resolveBrowserDir(x) ?? x), ...allBrowserCandidates()]) add(d, join(d, MANIFEST_FILE));
   add('/', join(STATE_DIR, 'install.json'));
   for (const user of [false, true]) add(p11kitPaths(user).libDir, join(p11kitPaths(user).libDir, 'install.json'));
   return out;
@@ -51,7 +56,8 @@ export function viewState(m: Manifest): { state: InstallStatus['viewState']; anc
     const view = decodeView(readFileSync(m.view));
     const anchors = view.objects.filter((o) => {
       const label = o.attrs.find(([t]) => t === CKA.LABEL)?.[1];
-      return label && new TextDecoder().decode(label).startsWith('ncfence anchor for ');
+      const cls = o.attrs.find(([t]) => t === CKA.CLASS)?.[1];
+      return cls && Buffer.from(cls).readBigUInt64LE() === BigInt(CKO.CERTIFICATE) && label && new TextDecoder().decode(label).startsWith('ncfence anchor for ');
     }).length;
     const cfg = readConfig(m.config);
     let fresh = false;
@@ -60,7 +66,7 @@ export function viewState(m: Manifest): { state: InstallStatus['viewState']; anc
     } catch {
       // no stamp (upstream gone, trust files past the stamp's bounds): never fresh, as in the module
     }
-    return { state: fresh ? 'fresh' : 'stale', anchors: anchors / 2 }; // certificate + trust record per anchor
+    return { state: fresh ? 'fresh' : 'stale', anchors };
   } catch {
     return { state: 'corrupt', anchors: 0 };
   }
@@ -103,6 +109,7 @@ export async function status(extraDirs: string[] = []): Promise<InstallStatus[]>
       rootsFenced: m.rootsFenced,
       anchors: v.anchors,
       service: await serviceState(m),
+      ...(isBrowser(m.target) ? { roots: { source: m.upstreamSource ?? 'option', ...(m.browserCheck ? { check: m.browserCheck } : {}) } } : {}),
     });
   }
   return rows;
@@ -145,23 +152,43 @@ export async function doctor(extraDirs: string[] = [], opts: { firefox?: boolean
   const reports = [];
   for (const { location, manifest: m } of installs) {
     const checks: Check[] = [];
-    const reinstall = `ncfence install ${m.target}${m.target === 'firefox' ? ` --firefox-dir ${location}` : ''}`;
+    const reinstall = isBrowser(m.target) ? reinstallCommand(m.target, location) : `ncfence install ${m.target}`;
     const moduleOk = existsSync(m.module.path) && sha256File(m.module.path) === m.module.sha256;
     checks.push({ name: 'module file', ok: moduleOk, detail: moduleOk ? m.module.path : `${m.module.path} is missing or not the file ncfence installed`, fix: reinstall });
     const v = viewState(m);
     checks.push({ name: 'view fresh', ok: v.state === 'fresh', detail: `${m.view}: ${v.state}`, fix: `${reinstall} (rebuilds the view)` });
     const load = await loadModule(m);
     checks.push({ name: 'module loads', ok: load.ok, detail: load.detail, fix: 'see docs/troubleshooting.md for the warning above' });
-    if (m.target === 'firefox' && opts.firefox !== false) {
-      const probe = await probeFirefoxRoots(location);
-      checks.push({
-        name: 'Firefox loads ncfence',
-        ok: probe.loadedFromInstallDir,
-        detail: probe.line ?? probe.error ?? '',
-        fix: 'Firefox did not take its roots from the install directory: check that this is the Firefox you run, and that no enterprise policy or sandbox blocks the file',
-      });
-    }
+    if (isBrowser(m.target) && opts.firefox !== false) checks.push(...(await browserChecks(m.target, location, m)));
     reports.push({ location, target: m.target, checks });
   }
   return reports;
+}
+
+/**
+ * Starts the browser as installed and as it is on its own: it must load
+ * ncfence, and the roots it then uses must be its own, fenced. With roots
+ * named by --upstream the difference is reported, not failed: it was chosen.
+ */
+async function browserChecks(target: BrowserTarget, location: string, m: Manifest): Promise<Check[]> {
+  const name = BROWSER_NAME[target];
+  const check = await checkBrowser(target, location);
+  const loaded = check.loaded;
+  const ours = loaded !== undefined && loaded.dll === m.module.path && loaded.manufacturer === 'ncfence';
+  const out: Check[] = [
+    {
+      name: `${name} loads ncfence`,
+      ok: ours,
+      detail: loaded ? `its roots module is ${loaded.dll ?? loaded.functionsIn} (${loaded.manufacturer})` : check.summary,
+      fix: `${name} did not take its roots from ${m.module.path}: check that this is the ${name} you run, and that no enterprise policy or sandbox blocks the file`,
+    },
+  ];
+  const chosen = m.upstreamSource === 'option';
+  out.push({
+    name: `${name}'s own roots`,
+    ok: check.differences === 0 || (chosen && check.differences > 0),
+    detail: chosen && check.differences > 0 ? `${check.summary} (the roots come from ${m.upstream}, named with --upstream)` : check.summary,
+    fix: check.differences < 0 ? `see the reason above; then ${reinstallCommand(target, location)}` : `${reinstallCommand(target, location)}${chosen ? ' without --upstream, to fence its own roots' : ''}`,
+  });
+  return out;
 }

@@ -1,0 +1,177 @@
+// Firefox, Thunderbird and Tor Browser: the module as `<install dir>/libnssckbi.so`,
+// which these browsers load as their roots module in place of the roots
+// compiled into libxul (NOTES.md), with ncfence.conf and the view beside it.
+//
+// By default the view is built from the browser's own roots, read from
+// inside the browser (src/browser/probe.ts), and the module then loads no
+// other module: it serves that record, fenced. After installing, the
+// browser is started once more and the roots it uses are compared with its
+// own (src/browser/compare.ts); any difference undoes the install.
+
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { build, CONFIG_FILE, VIEW_FILE, type BuildResult } from '../compile/build.js';
+import { EngineError } from '../engine/errors.js';
+import { BROWSER_NAME, findBrowserDir, resolveBrowserDir, browserCandidates, type BrowserTarget } from '../browser/layout.js';
+import { readBrowserRoots, type BrowserRoots } from '../browser/probe.js';
+import { compareRootPrograms, summarize, totalDifferences } from '../browser/compare.js';
+import {
+  backUp,
+  looksLikePkcs11Module,
+  newManifest,
+  placeModule,
+  readManifest,
+  removeIfPresent,
+  removeModule,
+  requireWritable,
+  restore,
+  writeManifest,
+  type Backup,
+  type BrowserCheck,
+  type Manifest,
+} from './common.js';
+
+export const MANIFEST_FILE = 'ncfence-install.json';
+export const ORIGINAL_SUFFIX = '.ncfence-orig';
+
+/** Every directory a browser install may be in, for status and doctor. */
+export function allBrowserCandidates(): string[] {
+  return [...new Set((['firefox', 'thunderbird', 'tor-browser'] as const).flatMap(browserCandidates))];
+}
+
+/** The install directory for a target: the one named (a Tor Browser top directory is accepted too), or the first found. */
+export function browserDir(target: BrowserTarget, dir: string | undefined): string {
+  if (dir === undefined) return findBrowserDir(target);
+  const gre = resolveBrowserDir(dir);
+  if (!gre) throw new EngineError('USAGE', `${dir} does not look like a ${BROWSER_NAME[target]} install directory (it has no libxul.so)`);
+  return gre;
+}
+
+export interface InstallOptions {
+  dir?: string;
+  upstream?: string;
+  upstreamParams?: string;
+  policyFile?: string;
+  /** Socket of the live .bit service, for Namecoin anchors. */
+  service?: string;
+  /** Let the module rebuild a stale view itself by running this ncfence command (after a browser update). */
+  rebuildCommand?: string;
+  progress?: (msg: string) => void;
+}
+
+/** The command that repairs an install, named in warnings and doctor. */
+export function reinstallCommand(target: BrowserTarget, dir: string): string {
+  return `ncfence install ${target} --dir ${dir}`;
+}
+
+/** Reads the browser's own roots and what it uses now, and compares them. */
+export async function checkBrowser(target: BrowserTarget, dir: string, stock?: BrowserRoots): Promise<BrowserCheck & { loaded?: BrowserRoots }> {
+  try {
+    const own = stock ?? (await readBrowserRoots(dir, { stock: true }));
+    const used = await readBrowserRoots(dir, { stock: false });
+    const c = compareRootPrograms(own.objects, used.objects);
+    return { roots: c.stockRoots, differences: totalDifferences(c), summary: summarize(c, BROWSER_NAME[target]), loaded: used };
+  } catch (e) {
+    if (!(e instanceof EngineError)) throw e;
+    return { roots: 0, differences: -1, summary: `could not compare with ${BROWSER_NAME[target]}'s own roots: ${e.message}` };
+  }
+}
+
+interface Chosen {
+  upstream?: string;
+  upstreamParams: string;
+  /** Where the upstream came from: named with --upstream, the roots file the browser used before, or the browser's own roots. */
+  source: NonNullable<Manifest['upstreamSource']>;
+}
+
+function chooseUpstream(o: InstallOptions, previous: Manifest | undefined, backups: Backup[]): Chosen {
+  if (o.upstream !== undefined) return { upstream: o.upstream, upstreamParams: o.upstreamParams ?? '', source: 'option' };
+  // A reinstall keeps what was chosen before, except the first round's
+  // silent default (the system's roots module), which was the defect.
+  if (previous?.upstreamSource === 'option' || previous?.upstreamSource === 'backup') {
+    return { upstream: previous.upstream, upstreamParams: o.upstreamParams ?? previous.upstreamParams, source: previous.upstreamSource };
+  }
+  const saved = backups[0]?.savedAs;
+  if (saved) return { upstream: saved, upstreamParams: o.upstreamParams ?? '', source: 'backup' };
+  return { upstreamParams: '', source: 'browser' };
+}
+
+export async function installBrowser(target: BrowserTarget, o: InstallOptions): Promise<Manifest> {
+  const dir = browserDir(target, o.dir);
+  const name = BROWSER_NAME[target];
+  requireWritable(dir, `the ${name} directory`);
+  const moduleFile = join(dir, 'libnssckbi.so');
+  const manifestPath = join(dir, MANIFEST_FILE);
+  const previous = readManifest(manifestPath);
+  let backups: Backup[] = previous?.backups ?? [];
+  const madeNow: Backup[] = [];
+  const created = [moduleFile, join(dir, CONFIG_FILE), join(dir, VIEW_FILE), manifestPath];
+  if (!previous && existsSync(moduleFile)) {
+    if (!looksLikePkcs11Module(moduleFile)) {
+      throw new EngineError('USAGE', `${moduleFile} exists and is not a PKCS#11 module; ncfence will not replace a file it does not recognise: move it away first`);
+    }
+    o.progress?.(`keeping the existing ${moduleFile} as ${moduleFile}${ORIGINAL_SUFFIX}`);
+    madeNow.push(backUp(moduleFile, `${moduleFile}${ORIGINAL_SUFFIX}`));
+    backups = madeNow;
+  }
+  const chosen = chooseUpstream(o, previous, backups);
+  const fix = reinstallCommand(target, dir);
+  let result: BuildResult;
+  try {
+    o.progress?.(chosen.upstream ? `building the fenced view of ${chosen.upstream}` : `reading ${name}'s own roots and building their fenced view`);
+    result = await build({
+      upstream: chosen.upstream ?? '',
+      upstreamParams: chosen.upstreamParams,
+      ...(chosen.upstream ? {} : { browser: dir }),
+      outDir: dir,
+      policyFile: o.policyFile,
+      service: o.service,
+      rebuildCommand: o.rebuildCommand,
+      fix,
+    });
+  } catch (e) {
+    for (const b of madeNow) restore(b);
+    if (e instanceof EngineError && !chosen.upstream) {
+      throw new EngineError(e.code, `cannot install into ${dir}: ${e.message}. Nothing was changed. ncfence fences ${name}'s own roots and will not fall back to another root list; to wrap another trust module instead, name it with --upstream (${name} then trusts that module's roots, not its own)`, { cause: e });
+    }
+    throw e;
+  }
+  o.progress?.(`installing the module as ${moduleFile}`);
+  placeModule(moduleFile);
+  const manifest = newManifest(target, moduleFile, result, chosen.upstreamParams, {
+    created: created.filter((f) => !backups.some((b) => b.path === f)),
+    backups,
+  });
+  manifest.upstreamSource = chosen.source;
+  writeManifest(manifestPath, manifest);
+  o.progress?.(`starting ${name} to compare the roots it now uses with its own`);
+  const check = await checkBrowser(target, dir, result.browser);
+  manifest.browserCheck = { roots: check.roots, differences: check.differences, summary: check.summary };
+  if (chosen.source === 'browser' && check.differences !== 0) {
+    uninstallBrowser(target, dir);
+    throw new EngineError('UPSTREAM', `installed into ${dir}, but ${name} then did not use exactly its own roots, fenced (${check.summary}); the install was undone`);
+  }
+  writeManifest(manifestPath, manifest);
+  return manifest;
+}
+
+export function uninstallBrowser(target: BrowserTarget, dirOption: string | undefined): Manifest {
+  const dir = dirOption === undefined ? findInstalledDir(target) : (resolveBrowserDir(dirOption) ?? dirOption);
+  const manifestPath = join(dir, MANIFEST_FILE);
+  const m = readManifest(manifestPath);
+  if (!m) throw new EngineError('USAGE', `ncfence is not installed in ${dir} (no ${MANIFEST_FILE})`);
+  requireWritable(dir, `the ${BROWSER_NAME[target]} directory`);
+  removeModule(m);
+  for (const b of m.backups) restore(b);
+  for (const f of [m.config, m.view]) removeIfPresent(f);
+  // Leftovers of an interrupted build (temp files) go too.
+  for (const f of readdirSync(dir)) if (/\.(tmp-\d+|ncfence-tmp-\d+)$/.test(f)) removeIfPresent(join(dir, f));
+  removeIfPresent(manifestPath);
+  return m;
+}
+
+/** The first candidate directory of the target that has an ncfence install. */
+function findInstalledDir(target: BrowserTarget): string {
+  const found = browserCandidates(target).find((d) => existsSync(join(d, MANIFEST_FILE)));
+  return found ?? findBrowserDir(target);
+}
