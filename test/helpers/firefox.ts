@@ -32,9 +32,17 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 
 /** Where Debian's firefox-esr package installs Firefox. */
 export const FIREFOX_INSTALL_DIR = '/usr/lib/firefox-esr';
+/**
+ * Firefox ESR 140 (the base of Tor Browser 15), unpacked beside the system's
+ * ESR by .ci/run (`apt-get download firefox-esr=140.12.0esr-1~deb12u1`,
+ * `dpkg -x`) without installing it.
+ */
+export const FIREFOX_ESR140_DIR = process.env.NCFENCE_ESR140_DIR ?? '/var/cache/ncfence-test/firefox-esr-140/usr/lib/firefox-esr';
+/** Where Debian's thunderbird package installs Thunderbird. */
+export const THUNDERBIRD_INSTALL_DIR = '/usr/lib/thunderbird';
 
-/** Names the real Firefox executable may have inside an install dir, in order of preference. */
-const FIREFOX_BINARY_NAMES = ['firefox-esr', 'firefox', 'firefox-bin'];
+/** Names the real browser executable may have inside an install dir, in order of preference. */
+const FIREFOX_BINARY_NAMES = ['firefox-esr', 'firefox', 'firefox-bin', 'thunderbird-bin'];
 
 function run(cmd: string, args: string[], timeoutMs: number): Promise<void> {
   return new Promise((resolvePromise, reject) => {
@@ -97,7 +105,7 @@ async function fixDanglingRelativeSymlinks(srcRoot: string, destRoot: string, re
 }
 
 /**
- * Copy /usr/lib/firefox-esr to `destDir` (hardlinks if possible, else a full
+ * Copy a browser install (default /usr/lib/firefox-esr) to `destDir` (hardlinks if possible, else a full
  * copy), optionally installing `rootsModule` as `destDir/libnssckbi.so` (as a
  * regular, non-hardlinked file), and return the path of the real Firefox
  * executable inside the copy. Starting that path makes the copy Firefox's GRE
@@ -105,8 +113,7 @@ async function fixDanglingRelativeSymlinks(srcRoot: string, destRoot: string, re
  *
  * `destDir` must not exist or be empty.
  */
-export async function copyFirefoxInstall(destDir: string, rootsModule?: string): Promise<string> {
-  const src = FIREFOX_INSTALL_DIR;
+export async function copyFirefoxInstall(destDir: string, rootsModule?: string, src = FIREFOX_INSTALL_DIR): Promise<string> {
   const dest = resolve(destDir);
   if (!(await isEmptyOrMissingDir(dest))) {
     throw new Error(`copyFirefoxInstall: ${dest} exists and is not empty`);
