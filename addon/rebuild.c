@@ -70,6 +70,9 @@ rebuild_run (const nf_config *cfg, char *why, size_t why_len)
 	posix_spawn_file_actions_init (&fa);
 	posix_spawn_file_actions_addopen (&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen (&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+	/* Nothing of the host's but stderr: none of a browser's descriptors
+	 * that lack close-on-exec reaches the rebuild, or the browser it starts. */
+	posix_spawn_file_actions_addclosefrom_np (&fa, STDERR_FILENO + 1);
 	/* Its own process group, so a timeout kills whatever it started too. */
 	posix_spawnattr_t attr;
 	posix_spawnattr_init (&attr);

@@ -182,6 +182,10 @@ function browserEnv(tmp: string, o: ReadOptions): NodeJS.ProcessEnv {
     XDG_CONFIG_HOME: join(tmp, 'config'),
     XDG_DATA_HOME: join(tmp, 'data'),
     LANG: 'C.UTF-8',
+    // Its own temporary directory: Firefox ESR 153 started while another
+    // ESR 153 sat in C_Initialize (a rebuild at start-up) waited 5 s on
+    // something it shares through $TMPDIR (strace; bench/browser.bench.ts).
+    TMPDIR: tmp,
     MOZ_HEADLESS: '1',
     MOZ_CRASHREPORTER_DISABLE: '1',
     MOZ_DISABLE_AUTO_SAFE_MODE: '1',
