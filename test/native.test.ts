@@ -14,6 +14,7 @@ import { startFakeService } from './helpers/fakeService.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { buildFuzzer, buildHarness, buildModule } from './helpers/native.js';
 import { MODULE, P11KIT_TRUST, ROOT, UPSTREAM_SHIM } from './helpers/paths.js';
+import { FIREFOX_INSTALL_DIR } from './helpers/firefox.js';
 import { withEnv } from './helpers/env.js';
 import { requireTool, run, type RunResult } from './helpers/run.js';
 
@@ -22,6 +23,7 @@ let pki: TestPki;
 let p11Config: string;
 let ckbiConfig: string;
 let neededConfig: string;
+let browserConfig: string;
 const NEEDED_ENV = { NCFENCE_TEST_UPSTREAM: '/usr/lib/x86_64-linux-gnu/libnssckbi.so', NCFENCE_TEST_REPORT_NEEDED: '1' };
 const bins: Record<string, Promise<string>> = {};
 
@@ -32,6 +34,8 @@ test.before(async () => {
   p11Config = (await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'p11') })).config;
   ckbiConfig = (await build({ upstream: '/usr/lib/x86_64-linux-gnu/libnssckbi.so', upstreamParams: '', outDir: join(dir, 'ckbi') })).config;
   neededConfig = (await withEnv(NEEDED_ENV, () => build({ upstream: UPSTREAM_SHIM, upstreamParams: '', outDir: join(dir, 'needed') }))).config;
+  // A browser target: Firefox's own roots, served from the view's snapshot with no upstream library.
+  browserConfig = (await build({ browser: FIREFOX_INSTALL_DIR, upstream: '', upstreamParams: '', outDir: join(dir, 'browser') })).config;
   // Builds start here and are awaited by the tests that need them.
   bins.harness = buildHarness(dir, 'plain');
   bins.harnessAsan = buildHarness(dir, 'asan');
@@ -56,6 +60,7 @@ function assertClean(t: { is: (a: unknown, b: unknown, m?: string) => void; rege
 const upstreams: { name: string; config: () => string; env?: Record<string, string> }[] = [
   { name: 'p11-kit-trust', config: () => p11Config },
   { name: 'system CKBI', config: () => ckbiConfig },
+  { name: "Firefox ESR 153's own roots (snapshot token)", config: () => browserConfig },
 ];
 // The CKBI behind a shim that reports the needed length when a buffer is
 // too small, as pre-3.0 modules do: the module must not read or write past

@@ -21,6 +21,22 @@ const views = {
       { slot: 1, attrs: [[CKA.CLASS, ulongBytes(CKO.NSS_TRUST)], [CKA.ISSUER, der], [CKA.TRUST_SERVER_AUTH, ulongBytes(CKT.NSS_TRUSTED_DELEGATOR)]] },
     ],
   }),
+  // A browser view: the browser's own token recorded beside the view's objects.
+  snapshot: encodeView({
+    stamp: 'ncfence-stamp-v2\nlib=/x/libxul.so\nsize=1\nmtime=0.000000000\nparams=',
+    policyDigest: new Uint8Array(32).fill(3),
+    objects: [{ slot: 1, attrs: [[CKA.CLASS, ulongBytes(CKO.CERTIFICATE)], [CKA.VALUE, der]] }],
+    snapshot: {
+      info: new Uint8Array(88).fill(0x20),
+      slot: 1,
+      slotInfo: new Uint8Array(112).fill(0x20),
+      tokenInfo: new Uint8Array(208).fill(0x20),
+      objects: [
+        { slot: 1, attrs: [[CKA.CLASS, ulongBytes(CKO.CERTIFICATE)], [CKA.SUBJECT, der], [CKA.VALUE, der]] },
+        { slot: 1, attrs: [[CKA.CLASS, ulongBytes(CKO.TRUST)], [CKA.ISSUER, der], [CKA.PKCS_TRUST_SERVER_AUTH, ulongBytes(CKT.TRUST_ANCHOR)]] },
+      ],
+    },
+  }),
 };
 mkdirSync(`${here}corpus/view`, { recursive: true });
 for (const [name, bytes] of Object.entries(views)) writeFileSync(`${here}corpus/view/${name}`, bytes.subarray(24));
