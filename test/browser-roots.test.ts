@@ -9,7 +9,7 @@
 // Browser layout built from ESR 140.
 
 import test from 'ava';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readBrowserRoots } from '../src/browser/probe.js';
@@ -24,6 +24,8 @@ import { treeDigest } from './helpers/tree.js';
 let dir: string;
 test.before(async () => {
   await requireTool('firefox-esr');
+  await requireTool('thunderbird');
+  if (!existsSync(join(FIREFOX_ESR140_DIR, 'libxul.so'))) throw new Error(`Firefox ESR 140 is not unpacked at ${FIREFOX_ESR140_DIR}: run sudo bash test/get-firefox-esr140.sh (.ci/run does)`);
   dir = mkdtempSync(join(tmpdir(), 'ncfence-browser-roots-'));
 });
 test.after.always(() => {
