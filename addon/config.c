@@ -122,7 +122,10 @@ int
 config_find (nf_config *cfg, char *why, size_t why_len)
 {
 	char path[PATH_MAX];
-	const char *env = getenv ("NCFENCE_CONFIG");
+	/* secure_getenv: in a setuid or setgid program the invoker's
+	 * environment must not choose the configuration (and with it the
+	 * upstream to load and the command to run). */
+	const char *env = secure_getenv ("NCFENCE_CONFIG");
 	memset (cfg, 0, sizeof *cfg);
 	if (env != NULL && env[0] != '\0')
 		snprintf (path, sizeof path, "%s", env);

@@ -19,7 +19,7 @@ static const struct { const char *name; unsigned flag; } debug_keys[] = {
 void
 debug_init (void)
 {
-	const char *env = getenv ("NCFENCE_DEBUG");
+	const char *env = secure_getenv ("NCFENCE_DEBUG");
 	char buf[256];
 	nf_debug_flags = 0;
 	if (env == NULL || env[0] == '\0')

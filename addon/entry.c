@@ -8,8 +8,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <unistd.h>
 
 nf_state nf = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+int
+nf_privileged (void)
+{
+	return getauxval (AT_SECURE) != 0 || geteuid () != getuid () || getegid () != getgid ();
+}
 
 static CK_FUNCTION_LIST function_list;
 static pthread_once_t function_list_once = PTHREAD_ONCE_INIT;
@@ -88,7 +96,12 @@ init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 	/* A rebuild never runs inside a rebuild: the browser a browser build
 	 * starts must not rebuild in turn (rebuild.c sets the variable). */
 	int nested = secure_getenv ("NCFENCE_REBUILDING") != NULL;
-	if (try_view_inlock (&cfg, why, sizeof why) < 0 && cfg.rebuild != NULL && !nested) {
+	int fresh = try_view_inlock (&cfg, why, sizeof why) == 0;
+	/* A privileged process never runs the rebuild: the command would run
+	 * with privileges its invoker lacks (review: setuid programs). */
+	if (!fresh && cfg.rebuild != NULL && nf_privileged ())
+		nf_warn ("%s; not running %s to rebuild it: this process runs with elevated privileges", why, cfg.rebuild);
+	else if (!fresh && cfg.rebuild != NULL && !nested) {
 		char rwhy[512] = "";
 		nf_warn ("%s; running %s to rebuild it", why, cfg.rebuild);
 		if (rebuild_run (&cfg, rwhy, sizeof rwhy) < 0)

@@ -198,6 +198,11 @@ start_service (void)
 	nf_unlock ();
 	if (!starting)
 		return coming;
+	if (nf_privileged ()) {
+		nf_warn ("not starting the .bit service with %s: this process runs with elevated privileges", copy ? copy : "");
+		free (copy);
+		return 0;
+	}
 	char *argv[32];
 	int argc = 0;
 	for (char *save = NULL, *tok = copy ? strtok_r (copy, " ", &save) : NULL; tok && argc < 31; tok = strtok_r (NULL, " ", &save))
@@ -245,10 +250,12 @@ ask_service (const char *path, long timeout_ms, const unsigned char *name, size_
 	}
 	if (wait_fd (fd, POLLOUT, deadline) < 0)
 		goto fail;
-	/* Only a service run by this user may answer (a shared directory must not let another user's process vouch). */
+	/* Only a service run by the user this process acts as may answer (a
+	 * shared directory must not let another user's process vouch): the
+	 * effective uid, which in a setuid program is not the invoker's. */
 	struct ucred cred;
 	socklen_t cl = sizeof cred;
-	if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || cred.uid != getuid ()) {
+	if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || cred.uid != geteuid ()) {
 		nf_warn ("service socket %s is not run by this user; ignoring it", path);
 		goto fail;
 	}

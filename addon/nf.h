@@ -33,6 +33,13 @@
 #define NF_CKT_NOT_TRUSTED          3UL
 #define NF_CKT_TRUST_MUST_VERIFY    4UL
 
+/* ---- privilege (entry.c) ---- */
+/* Whether the process runs with privileges its invoker lacks (setuid or
+ * setgid, file capabilities: AT_SECURE, or effective ids that differ from
+ * the real ones). The environment then belongs to someone less trusted:
+ * the module reads none of its own variables and starts no process. */
+int nf_privileged (void);
+
 /* ---- debug.c ---- */
 enum {
 	NF_DBG_INIT = 1 << 0,

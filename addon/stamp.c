@@ -180,8 +180,8 @@ expand_path (sbuf *b, const char *path)
 		const char *rest = path + 1;
 		while (*rest == '/')
 			rest++;
-		const char *xdg = getenv ("XDG_CONFIG_HOME");
-		const char *home = getenv ("HOME");
+		const char *xdg = secure_getenv ("XDG_CONFIG_HOME");
+		const char *home = secure_getenv ("HOME");
 		if (xdg && xdg[0] && strncmp (rest, ".config", 7) == 0 && (rest[7] == '\0' || rest[7] == '/')) {
 			out = path_build (xdg, rest[7] ? rest + 8 : "", NULL);
 		} else if (home && home[0]) {
