@@ -1,7 +1,7 @@
 // `ncfence build`: upstream -> engine -> compiled view + ncfence.conf, both
 // written atomically (temp file, fsync, rename).
 
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { defaultEngineDeps, type EngineDeps } from '../engine/crossSign.js';
 import { EngineError } from '../engine/errors.js';
@@ -66,9 +66,22 @@ function moduleOnlyKeys(file: string): Pick<ModuleConfig, 'rebuild' | 'rebuildTi
   }
 }
 
+/**
+ * Temp file, fsync, rename. The temp file is created exclusively and never
+ * through a symbolic link (O_EXCL | O_NOFOLLOW): a file or link planted at
+ * its name makes the write fail instead of writing wherever it points.
+ */
 export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644): void {
   const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', mode);
+  let fd: number;
+  try {
+    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new EngineError('VIEW', `${tmp} already exists (left by a crash, or planted); ncfence creates its temporary files itself and will not write through one: remove it after checking what it is`, { cause });
+    }
+    throw cause;
+  }
   try {
     writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
     fsyncSync(fd);

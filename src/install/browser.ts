@@ -23,6 +23,7 @@ import {
   readManifest,
   removeIfPresent,
   removeModule,
+  requireOwnedByRoot,
   requireWritable,
   restore,
   writeManifest,
@@ -99,6 +100,7 @@ function chooseUpstream(o: InstallOptions, previous: Manifest | undefined, backu
 export async function installBrowser(target: BrowserTarget, o: InstallOptions): Promise<Manifest> {
   const dir = browserDir(target, o.dir);
   const name = BROWSER_NAME[target];
+  requireOwnedByRoot(dir, `the ${name} directory`);
   requireWritable(dir, `the ${name} directory`);
   const moduleFile = join(dir, 'libnssckbi.so');
   const manifestPath = join(dir, MANIFEST_FILE);
@@ -158,9 +160,11 @@ export async function installBrowser(target: BrowserTarget, o: InstallOptions): 
 export function uninstallBrowser(target: BrowserTarget, dirOption: string | undefined): Manifest {
   const dir = dirOption === undefined ? findInstalledDir(target) : (resolveBrowserDir(dirOption) ?? dirOption);
   const manifestPath = join(dir, MANIFEST_FILE);
+  requireOwnedByRoot(dir, `the ${BROWSER_NAME[target]} directory`);
   const m = readManifest(manifestPath);
   if (!m) throw new EngineError('USAGE', `ncfence is not installed in ${dir} (no ${MANIFEST_FILE})`);
   requireWritable(dir, `the ${BROWSER_NAME[target]} directory`);
+  checkRecordStaysInDir(m, dir, manifestPath);
   removeModule(m);
   for (const b of m.backups) restore(b);
   for (const f of [m.config, m.view]) removeIfPresent(f);
@@ -168,6 +172,25 @@ export function uninstallBrowser(target: BrowserTarget, dirOption: string | unde
   for (const f of readdirSync(dir)) if (/\.(tmp-\d+|ncfence-tmp-\d+)$/.test(f)) removeIfPresent(join(dir, f));
   removeIfPresent(manifestPath);
   return m;
+}
+
+/**
+ * Uninstall touches only what a browser install places: the install record
+ * must name exactly the files install writes in that directory, and at most
+ * the one backup it makes. A record naming anything else was not written by
+ * ncfence (or was edited), and nothing is touched.
+ */
+function checkRecordStaysInDir(m: Manifest, dir: string, manifestPath: string): void {
+  const moduleFile = join(dir, 'libnssckbi.so');
+  const expected = new Set([moduleFile, join(dir, CONFIG_FILE), join(dir, VIEW_FILE), manifestPath]);
+  const backupOk = (b: Backup): boolean => b.path === moduleFile && b.savedAs === `${moduleFile}${ORIGINAL_SUFFIX}`;
+  const odd = [
+    ...[m.module.path, m.config, m.view, ...m.created].filter((f) => !expected.has(f)),
+    ...m.backups.filter((b) => !backupOk(b)).map((b) => `${b.savedAs} -> ${b.path}`),
+  ];
+  if (m.module.path !== moduleFile || m.backups.length > 1 || odd.length > 0) {
+    throw new EngineError('USAGE', `install record ${manifestPath} names files that a ${m.target} install in ${dir} does not place (${odd.join(', ') || m.module.path}); not touching anything`);
+  }
 }
 
 /** The first candidate directory of the target that has an ncfence install. */

@@ -2,7 +2,7 @@
 // the install manifest that makes uninstall exact, and careful file moves.
 
 import { createHash } from 'node:crypto';
-import { accessSync, constants, copyFileSync, existsSync, readFileSync, renameSync, rmSync, statSync, chmodSync } from 'node:fs';
+import { accessSync, constants, copyFileSync, existsSync, lstatSync, readFileSync, realpathSync, renameSync, rmSync, statSync, chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from '../engine/errors.js';
@@ -108,6 +108,51 @@ export function requireWritable(dir: string, what: string): void {
   }
 }
 
+/**
+ * Root acts only on directories root controls. Run as root, ncfence refuses
+ * a directory (or any directory above it) that another user owns or that
+ * others may write: its owner could plant a module there that root would
+ * load (install wraps an existing libnssckbi.so, and starts the browser
+ * found there), links where root writes, or an install record that makes
+ * root delete or rename files elsewhere. Such an install is done by the
+ * owner, as the owner. Other users act on what they may write anyway.
+ */
+export function requireOwnedByRoot(dir: string, what: string): void {
+  if (process.geteuid?.() !== 0) return;
+  // The real path: its components are what the kernel walks (a link such
+  // as /lib -> usr/lib is root's, in a directory root owns, so following
+  // it is safe exactly when its target passes).
+  let real: string;
+  try {
+    real = realpathSync(dir);
+  } catch (cause) {
+    throw new EngineError('USAGE', `cannot resolve ${dir}: ${(cause as Error).message}`, { cause });
+  }
+  let d = real;
+  for (;;) {
+    let st;
+    try {
+      st = lstatSync(d);
+    } catch (cause) {
+      throw new EngineError('USAGE', `cannot inspect ${d}: ${(cause as Error).message}`, { cause });
+    }
+    const sticky = (st.mode & 0o1000) !== 0;
+    const bad = st.isSymbolicLink()
+      ? `${d} is a symbolic link`
+      : st.uid !== 0
+        ? `${d} belongs to uid ${st.uid}`
+        : (st.mode & 0o022) !== 0 && !(sticky && d !== real)
+          ? `${d} is writable by group or others`
+          : undefined;
+    if (bad) {
+      throw new EngineError('USAGE', `${what} ${dir}: ${bad}; ncfence run as root will not act on a directory another user controls. Run it as that directory's owner instead (e.g. sudo -u OWNER ncfence ...)`);
+    }
+    const up = dirname(d);
+    if (up === d) return;
+    d = up;
+  }
+}
+
 /** Whether a file looks like a PKCS#11 module: an ELF shared object naming C_GetFunctionList. */
 export function looksLikePkcs11Module(path: string): boolean {
   const b = readFileSync(path);
@@ -118,7 +163,13 @@ export function looksLikePkcs11Module(path: string): boolean {
 export function placeModule(dest: string, source = PACKAGE_MODULE): string {
   if (!existsSync(source)) throw new EngineError('USAGE', `the built module ${source} is missing: run npm ci (or npm run build) in the ncfence package`);
   const tmp = `${dest}.ncfence-tmp-${process.pid}`;
-  copyFileSync(source, tmp);
+  try {
+    // COPYFILE_EXCL opens the destination O_CREAT | O_EXCL: a planted file or link fails the copy.
+    copyFileSync(source, tmp, constants.COPYFILE_EXCL);
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'EEXIST') throw new EngineError('USAGE', `${tmp} already exists (left by a crash, or planted); remove it after checking what it is`, { cause });
+    throw cause;
+  }
   chmodSync(tmp, 0o755);
   renameSync(tmp, dest);
   return sha256File(dest);

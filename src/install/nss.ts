@@ -9,7 +9,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
-import { newManifest, placeModule, readManifest, removeIfPresent, removeModule, requireWritable, sha256File, writeManifest, type Manifest } from './common.js';
+import { newManifest, placeModule, readManifest, removeIfPresent, removeModule, requireOwnedByRoot, requireWritable, sha256File, writeManifest, type Manifest } from './common.js';
+import { VIEW_FILE } from '../compile/build.js';
 
 export const LIBDIR = '/usr/lib/x86_64-linux-gnu';
 export const CKBI_NAME = `${LIBDIR}/libnssckbi.so`;
@@ -51,6 +52,7 @@ export async function installNss(o: NssOptions): Promise<Manifest> {
   const root = o.root ?? '/';
   const lib = under(root, CKBI_NAME);
   const manifestPath = under(root, join(STATE_DIR, 'install.json'));
+  requireOwnedByRoot(under(root, LIBDIR), 'the library directory');
   requireWritable(under(root, LIBDIR), 'the library directory');
   const previous = readManifest(manifestPath);
   const current = divertedTo(root);
@@ -87,6 +89,12 @@ export function uninstallNss(rootIn?: string): { manifest: Manifest; restoredSha
   const manifestPath = under(root, join(STATE_DIR, 'install.json'));
   const m = readManifest(manifestPath);
   if (!m) throw new EngineError('USAGE', `ncfence is not installed for system NSS under ${root} (no ${manifestPath})`);
+  requireOwnedByRoot(under(root, LIBDIR), 'the library directory');
+  // Only what an nss install places, where it places it.
+  const expected = [under(root, CKBI_NAME), under(root, SYSTEM_CONFIG), join(under(root, STATE_DIR), VIEW_FILE)];
+  if (m.module.path !== expected[0] || m.config !== expected[1] || m.view !== expected[2] || m.backups.length > 0) {
+    throw new EngineError('USAGE', `install record ${manifestPath} names files an nss install does not place (${m.module.path}, ${m.config}, ${m.view}); not touching anything`);
+  }
   removeModule(m);
   dpkgDivert(root, '--remove'); // moves the original back to its name
   for (const f of [m.config, m.view, manifestPath]) removeIfPresent(f);

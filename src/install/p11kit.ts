@@ -6,10 +6,10 @@
 
 import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { build, writeFileAtomic } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
-import { P11KIT_TRUST, backUp, newManifest, placeModule, readManifest, removeIfPresent, removeModule, restore, writeManifest, type Backup, type Manifest } from './common.js';
+import { P11KIT_TRUST, backUp, newManifest, placeModule, readManifest, removeIfPresent, removeModule, requireOwnedByRoot, restore, writeManifest, type Backup, type Manifest } from './common.js';
 
 export interface P11KitPaths {
   moduleDir: string; // where p11-kit reads module files
@@ -41,6 +41,8 @@ export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
   if (o.user && process.getuid?.() === 0) throw new EngineError('USAGE', 'p11-kit ignores per-user module files when the program runs as root; install without --user, or as the user');
   mkdirSync(moduleDir, { recursive: true });
   mkdirSync(libDir, { recursive: true });
+  requireOwnedByRoot(moduleDir, 'the p11-kit module directory');
+  requireOwnedByRoot(libDir, 'the library directory');
   const manifestPath = join(libDir, 'install.json');
   const previous = readManifest(manifestPath);
   const moduleFile = join(moduleDir, 'ncfence.module');
@@ -71,6 +73,15 @@ export function uninstallP11Kit(user: boolean): Manifest {
   const manifestPath = join(libDir, 'install.json');
   const m = readManifest(manifestPath);
   if (!m) throw new EngineError('USAGE', `ncfence is not installed for p11-kit ${user ? 'for this user' : 'system-wide'} (no ${manifestPath})`);
+  requireOwnedByRoot(moduleDir, 'the p11-kit module directory');
+  requireOwnedByRoot(libDir, 'the library directory');
+  // Only what a p11-kit install places, where it places it.
+  const files = [join(moduleDir, 'ncfence.module'), join(moduleDir, 'p11-kit-trust.module')];
+  const strays = [
+    ...[m.module.path, m.config, m.view].filter((f) => dirname(f) !== libDir),
+    ...m.backups.filter((b) => !files.includes(b.path) || b.savedAs !== `${b.path}.ncfence-orig`).map((b) => b.savedAs),
+  ];
+  if (strays.length > 0) throw new EngineError('USAGE', `install record ${manifestPath} names files a p11-kit install does not place (${strays.join(', ')}); not touching anything`);
   removeModule(m);
   for (const f of [join(moduleDir, 'ncfence.module'), join(moduleDir, 'p11-kit-trust.module'), m.config, m.view]) removeIfPresent(f);
   for (const b of m.backups) restore(b);
