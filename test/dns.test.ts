@@ -12,7 +12,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EngineError } from '../src/engine/errors.js';
-import { lookupTlsa, type DnsTlsAnswer, type TlsRecord } from '../src/namecoin/dns.js';
+import { isLoopbackAddress, lookupTlsa, type DnsTlsAnswer, type TlsRecord } from '../src/namecoin/dns.js';
 import { requireTool } from './helpers/run.js';
 
 const HOST = '127.0.0.1';
@@ -458,6 +458,11 @@ const usageCases: { name: string; domain: unknown; opts?: Partial<{ server: unkn
   { name: '253 characters, too long with "*." in front', domain: `${'a'.repeat(61)}.`.repeat(4) + 'a.bit', error: /too long once prefixed/ },
   { name: 'not a string', domain: 42, error: /must be a string/ },
   { name: 'server host name (not an IP)', domain: 'example.bit', opts: { server: 'localhost' }, error: /not an IP address/ },
+  // Unauthenticated answers from off this machine would choose the key that vouches (review).
+  { name: 'server on another host (IPv4)', domain: 'example.bit', opts: { server: '10.0.0.53' }, error: /10\.0\.0\.53 is not a loopback address/ },
+  { name: 'server on another host (IPv6)', domain: 'example.bit', opts: { server: 'fe80::1' }, error: /fe80::1 is not a loopback address/ },
+  { name: 'server on another host (IPv4 mapped into IPv6)', domain: 'example.bit', opts: { server: '::ffff:192.0.2.1' }, error: /is not a loopback address/ },
+  { name: 'the unspecified address', domain: 'example.bit', opts: { server: '0.0.0.0' }, error: /0\.0\.0\.0 is not a loopback address/ },
   { name: 'port 0', domain: 'example.bit', opts: { port: 0 }, error: /not in 1\.\.65535/ },
   { name: 'port 65536', domain: 'example.bit', opts: { port: 65536 }, error: /not in 1\.\.65535/ },
   { name: 'zero timeout', domain: 'example.bit', opts: { timeoutMs: 0 }, error: /timeout 0 ms/ },
@@ -780,3 +785,8 @@ function failureKind(message: string): string {
 function queryFor(domain: string): Uint8Array {
   return cat(u16(0), u16(0), u16(1), u16(0), u16(0), u16(0), wireName(`*.${domain}`), u16(TYPE_TLSA), u16(1));
 }
+
+test('loopback addresses in every spelling are accepted as the DNS server', (t) => {
+  for (const a of ['127.0.0.1', '127.53.0.1', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1']) t.true(isLoopbackAddress(a), a);
+  for (const a of ['128.0.0.1', '::', '::2', '1::1', '::ffff:10.0.0.1', 'localhost']) t.false(isLoopbackAddress(a), a);
+});

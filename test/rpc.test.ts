@@ -437,3 +437,16 @@ test('property: 600 mutated values give valid records or EngineError, nothing el
   t.log(`accepted ${accepted}, refused ${refused}`);
   t.true(accepted > 30 && refused > 30, `both outcomes exercised (accepted ${accepted}, refused ${refused})`);
 });
+
+test('CLI: a password on the command line is refused (it would show in ps); a password file that cannot be read is named', async (t) => {
+  const { run } = await import('./helpers/run.js');
+  const { CLI } = await import('./helpers/paths.js');
+  const cli = (args: string[]) => run(process.execPath, ['--import', 'tsx', CLI, 'serve', ...args], { timeoutMs: 30_000 });
+  const r = await cli(['--rpc', 'http://127.0.0.1:8336/', '--rpc-user', 'u', '--rpc-password', 'hunter2', '--socket', '/nonexistent/s.sock']);
+  t.is(r.code, 2, r.stderr);
+  t.regex(r.stderr, /--rpc-password would show the password to every user .*use --rpc-password-file FILE or set NCFENCE_RPC_PASSWORD/);
+  t.notRegex(r.stderr, /hunter2/);
+  const f = await cli(['--rpc', 'http://127.0.0.1:8336/', '--rpc-user', 'u', '--rpc-password-file', '/nonexistent/pw', '--socket', '/nonexistent/s.sock']);
+  t.is(f.code, 2, f.stderr);
+  t.regex(f.stderr, /cannot read --rpc-password-file \/nonexistent\/pw/);
+});

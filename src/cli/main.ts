@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `ncfence` command: parses arguments, calls the compile step, formats output.
 
-import { accessSync, constants, realpathSync } from 'node:fs';
+import { accessSync, constants, readFileSync, realpathSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { EngineError, type EngineErrorCode } from '../engine/errors.js';
 import { build, DEFAULT_UPSTREAM, type BuildResult } from '../compile/build.js';
@@ -83,9 +83,11 @@ Options:
   --rules FILE             serve: local anchors, domains pinned to keys
   --dns ADDRESS:PORT       serve: ncdns-compatible DNS server (TLSA over TCP)
   --rpc URL                serve: Namecoin Core JSON-RPC, e.g. http://127.0.0.1:8336/
-  --rpc-cookie FILE        serve: its .cookie file (or --rpc-user/--rpc-password)
+  --rpc-cookie FILE        serve: its .cookie file (or --rpc-user with
+                           --rpc-password-file FILE or $NCFENCE_RPC_PASSWORD;
+                           a password on the command line shows in ps)
   --rpc-user USER
-  --rpc-password PASSWORD
+  --rpc-password-file FILE
   --sources LIST           serve: order of sources, e.g. rules,dns,rpc
   --json                   print results as JSON on stdout
   -h, --help               show this help
@@ -121,10 +123,21 @@ const OPTIONS = {
   'rpc-cookie': { type: 'string' },
   'rpc-user': { type: 'string' },
   'rpc-password': { type: 'string' },
+  'rpc-password-file': { type: 'string' },
   sources: { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
+
+/** The RPC password from a file (first line) or $NCFENCE_RPC_PASSWORD; never from the command line. */
+function rpcPassword(file: string | undefined): string | undefined {
+  if (file === undefined) return process.env.NCFENCE_RPC_PASSWORD || undefined;
+  try {
+    return readFileSync(file, 'utf8').split('\n')[0]!.replace(/\r$/, '');
+  } catch (cause) {
+    throw new EngineError('USAGE', `cannot read --rpc-password-file ${file}: ${(cause as Error).message}`, { cause });
+  }
+}
 
 /** Progress lines on a terminal, silence in pipes. */
 const progress = (msg: string): void => {
@@ -242,6 +255,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'serve': {
+      if (values['rpc-password'] !== undefined) {
+        throw new EngineError('USAGE', '--rpc-password would show the password to every user of this machine (ps, /proc); use --rpc-password-file FILE or set NCFENCE_RPC_PASSWORD');
+      }
       const svc = await serve({
         socket: values.socket ?? defaultSocketPath(),
         rules: values.rules,
@@ -249,7 +265,7 @@ async function main(argv: string[]): Promise<number> {
         rpc: values.rpc,
         rpcCookie: values['rpc-cookie'],
         rpcUser: values['rpc-user'],
-        rpcPassword: values['rpc-password'],
+        rpcPassword: rpcPassword(values['rpc-password-file']),
         order: values.sources?.split(',').map((x) => x.trim()),
       });
       process.stderr.write(`ncfence: serving .bit anchors on ${svc.socketPath}\n`);

@@ -6,7 +6,7 @@
 // Every byte of the reply is treated as hostile: all reads are bounds-checked.
 
 import { randomInt } from 'node:crypto';
-import { connect, isIP } from 'node:net';
+import { BlockList, connect, isIP } from 'node:net';
 import { EngineError } from '../engine/errors.js';
 
 /** One TLSA record (RFC 6698 section 2.1); `data` is a copy the caller owns. */
@@ -97,9 +97,30 @@ function tlsaQueryName(domain: unknown): Uint8Array[] {
   return qname;
 }
 
+/**
+ * Loopback only: 127.0.0.0/8, ::1, or 127.0.0.0/8 mapped into IPv6. The
+ * answers are unauthenticated (plain DNS over TCP), so a server anywhere
+ * else lets whoever sits on the path choose which key vouches for a .bit
+ * name; ncdns runs beside the browser (as the RPC source must).
+ */
+export function isLoopbackAddress(ip: string): boolean {
+  const family = isIP(ip);
+  return family !== 0 && LOOPBACK.check(ip, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+const LOOPBACK = (() => {
+  const b = new BlockList();
+  b.addSubnet('127.0.0.0', 8, 'ipv4'); // also matches 127/8 mapped into IPv6 (::ffff:127.x.y.z)
+  b.addAddress('::1', 'ipv6');
+  return b;
+})();
+
 function checkServerOptions(opts: DnsServerOptions): void {
   if (typeof opts?.server !== 'string' || isIP(opts.server) === 0) {
     throw new EngineError('USAGE', `DNS server ${JSON.stringify(opts?.server)} is not an IP address`);
+  }
+  if (!isLoopbackAddress(opts.server)) {
+    throw new EngineError('USAGE', `DNS server ${opts.server} is not a loopback address: its unauthenticated answers would decide which key vouches for a .bit name; run ncdns on this machine (127.0.0.1 or ::1)`);
   }
   if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 0xffff) {
     throw new EngineError('USAGE', `DNS port ${String(opts.port)} is not in 1..65535`);

@@ -42,7 +42,7 @@ async function buildSources(o: ServeOptions): Promise<TlsSource[]> {
   if (o.rpc) {
     const { nameShowTls } = await import('./rpc.js');
     const auth = o.rpcCookie ? { cookieFile: o.rpcCookie } : o.rpcUser && o.rpcPassword ? { user: o.rpcUser, password: o.rpcPassword } : undefined;
-    if (!auth) throw new EngineError('USAGE', '--rpc needs --rpc-cookie FILE or --rpc-user and --rpc-password');
+    if (!auth) throw new EngineError('USAGE', '--rpc needs --rpc-cookie FILE, or --rpc-user with --rpc-password-file FILE or NCFENCE_RPC_PASSWORD');
     available.rpc = async () => ({ name: `rpc ${o.rpc}`, lookup: (d) => nameShowTls(d, { url: o.rpc!, auth, timeoutMs }) });
   }
   const order = o.order ?? ['rules', 'dns', 'rpc'].filter((k) => k in available);
