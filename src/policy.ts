@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from './engine/errors.js';
-import { checkConstraintDnsName, dnsSubtree } from './engine/nameConstraints.js';
+import { checkAbsoluteDnsName, checkConstraintDnsName, cidrSubtree, dnsSubtree } from './engine/nameConstraints.js';
 import type { AnchorKeyType } from './engine/crossSign.js';
 
 /** What happens to one trusted upstream root. */
@@ -24,6 +24,7 @@ export interface Override {
 export interface Policy {
   file: string;
   digest: Uint8Array;
+  /** The excluded dNSNames every verifier reads (absolute forms such as `bit.` are only in excludedSubtrees). */
   excludedDnsNames: string[];
   /** GeneralSubtree DER values, ready for the engine. */
   excludedSubtrees: Uint8Array[];
@@ -42,6 +43,18 @@ export interface Policy {
 }
 
 export const DEFAULT_POLICY = fileURLToPath(new URL('../rules/default.json', import.meta.url));
+/**
+ * The policy each install target uses unless one is named (docs/policy.md,
+ * 'Per-target policies'): browsers read default.json; system NSS programs
+ * need nss.json (every IP address and bit. excluded too: NSS's CN fallback
+ * and literal trailing dots); p11-kit consumers p11-kit.json (bit. too, for
+ * OpenSSL over stores built from p11-kit).
+ */
+export const TARGET_POLICY = {
+  browser: DEFAULT_POLICY,
+  nss: fileURLToPath(new URL('../rules/nss.json', import.meta.url)),
+  'p11-kit': fileURLToPath(new URL('../rules/p11-kit.json', import.meta.url)),
+} as const;
 
 const ACTIONS: readonly RootAction[] = ['fence', 'drop', 'pass'];
 const PURPOSES: readonly Purpose[] = ['serverAuth', 'clientAuth', 'emailProtection', 'codeSigning'];
@@ -73,18 +86,28 @@ class Reader {
   }
 }
 
-function readExcluded(r: Reader, v: unknown): string[] {
-  const excluded = r.object(v, 'excluded', ['dNSName']);
+function readExcluded(r: Reader, v: unknown): { names: string[]; subtrees: Uint8Array[] } {
+  const excluded = r.object(v, 'excluded', ['dNSName', 'iPAddress']);
   const names = r.array(excluded.dNSName, 'excluded.dNSName');
   if (names.length === 0) r.fail('excluded.dNSName', 'must name at least one DNS name');
-  return names.map((n, i) => {
+  const checked = names.map((n, i) => {
     if (typeof n !== 'string') r.fail(`excluded.dNSName[${i}]`, 'expected a string');
     try {
-      return checkConstraintDnsName(n);
+      return n.endsWith('.') ? checkAbsoluteDnsName(n) : checkConstraintDnsName(n);
     } catch (e) {
       return r.fail(`excluded.dNSName[${i}]`, (e as Error).message);
     }
   });
+  if (checked.every((n) => n.endsWith('.'))) r.fail('excluded.dNSName', 'must name at least one DNS name without a trailing dot (the form every verifier reads)');
+  const ranges = r.array(excluded.iPAddress ?? [], 'excluded.iPAddress').map((c, i) => {
+    if (typeof c !== 'string') r.fail(`excluded.iPAddress[${i}]`, 'expected a string such as "0.0.0.0/0"');
+    try {
+      return cidrSubtree(c);
+    } catch (e) {
+      return r.fail(`excluded.iPAddress[${i}]`, (e as Error).message);
+    }
+  });
+  return { names: checked.filter((n) => !n.endsWith('.')), subtrees: [...checked.map(dnsSubtree), ...ranges] };
 }
 
 function readSelect(r: Reader, v: unknown): Policy['select'] {
@@ -130,13 +153,13 @@ export function loadPolicy(file: string = DEFAULT_POLICY): Policy {
   const r = new Reader(file);
   const d = r.object(doc, '(top)', ['$schema', 'schema', 'description', 'excluded', 'anchorKey', 'trustedFor', 'select', 'overrides']);
   if (d.schema !== 1) r.fail('schema', `unsupported schema ${JSON.stringify(d.schema)}, expected 1`);
-  const names = readExcluded(r, d.excluded);
+  const excluded = readExcluded(r, d.excluded);
   const trustedFor = d.trustedFor === undefined ? [...PURPOSES] : r.array(d.trustedFor, 'trustedFor').map((p, i) => r.oneOf(p, `trustedFor[${i}]`, PURPOSES));
   return {
     file,
     digest: new Uint8Array(createHash('sha256').update(raw).digest()),
-    excludedDnsNames: names,
-    excludedSubtrees: names.map(dnsSubtree),
+    excludedDnsNames: excluded.names,
+    excludedSubtrees: excluded.subtrees,
     anchorKey: r.oneOf(d.anchorKey, 'anchorKey', ['P-256', 'P-384'] as const, 'P-256'),
     trustedFor,
     select: readSelect(r, d.select),

@@ -5,7 +5,8 @@
 // Control: the plain upstream registered the same way accepts both.
 
 import test from 'ava';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { excludedNames } from '../src/browser/compare.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
@@ -54,7 +55,43 @@ async function gnutls(host: string, extraEnv: Record<string, string> = {}): Prom
   }
 }
 
+const EXTRACT_FORMATS = ['pem-bundle', 'openssl-bundle', 'java-cacerts', 'x509-directory', 'pem-directory'] as const;
+
+/** What `trust extract` writes in each format, as the set of certificates (DER, hex) in it. */
+async function extractAll(tag: string): Promise<Map<string, Set<string>>> {
+  const out = new Map<string, Set<string>>();
+  for (const format of EXTRACT_FORMATS) {
+    const dest = join(home, `extract-${tag}-${format}`);
+    const r = await asUser('trust', ['extract', `--format=${format}`, '--filter=ca-anchors', '--purpose=server-auth', '--overwrite', dest]);
+    if (r.code !== 0) throw new Error(`trust extract --format=${format}: ${r.stderr}`);
+    let pem = '';
+    if (format === 'java-cacerts') {
+      // p11-kit writes the store with the password Java's cacerts has always had.
+      const k = await run('keytool', ['-list', '-rfc', '-keystore', dest, '-storepass', 'changeit'], { timeoutMs: 60_000 });
+      if (k.code !== 0) throw new Error(`keytool: ${k.stderr}`);
+      pem = k.stdout;
+    } else if (format.endsWith('-directory')) {
+      for (const f of readdirSync(dest)) {
+        const b = readFileSync(join(dest, f));
+        pem += b.includes('-----BEGIN') ? b.toString() : `-----BEGIN CERTIFICATE-----\n${b.toString('base64')}\n-----END CERTIFICATE-----\n`;
+      }
+    } else {
+      pem = readFileSync(dest, 'utf8');
+    }
+    // TRUSTED CERTIFICATE blocks (openssl-bundle) carry trust settings after the certificate: keep the certificate.
+    const ders = [...pem.matchAll(/-----BEGIN (?:TRUSTED )?CERTIFICATE-----([\s\S]*?)-----END/g)].map((m) => {
+      const b = Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
+      const len = b[1]! & 0x80 ? b.subarray(2, 2 + (b[1]! & 0x7f)).reduce((n, x) => n * 256 + x, 0) + 2 + (b[1]! & 0x7f) : b[1]! + 2;
+      return b.subarray(0, len).toString('hex');
+    });
+    out.set(format, new Set(ders));
+  }
+  return out;
+}
+
 test.serial('install p11-kit --user: p11-kit consumers see the fenced view; uninstall undoes it', async (t) => {
+  await requireTool('keytool');
+  const extractedBefore = await extractAll('before');
   const inst = await asUser(process.execPath, [DIST_CLI, 'install', 'p11-kit', '--user', '--upstream', P11KIT_TRUST, '--upstream-params', `paths=${pki.trustDir}`]);
   t.is(inst.code, 0, inst.stdout + inst.stderr);
 
@@ -70,6 +107,17 @@ test.serial('install p11-kit --user: p11-kit consumers see the fenced view; unin
   const bit = await gnutls('www.example.bit');
   t.false(bit.ok, bit.output);
   t.regex(bit.output, /The certificate chain violates the signer's constraints/);
+
+  // `trust extract` builds stores that cannot carry R''s constraint (Java
+  // ignores a trust anchor's NameConstraints): it never sees ncfence, and
+  // writes exactly what it wrote before, in every format (review, item 3).
+  const extractedAfter = await extractAll('after');
+  for (const format of EXTRACT_FORMATS) {
+    const after = extractedAfter.get(format)!;
+    t.true(after.size > 100, `${format}: ${after.size} anchors`);
+    t.deepEqual([...after].sort(), [...extractedBefore.get(format)!].sort(), `${format} changed`);
+    t.deepEqual([...after].filter((der) => excludedNames(Buffer.from(der, 'hex')).includes('bit')), [], `${format} holds a cross-certificate as an anchor`);
+  }
 
   const un = await asUser(process.execPath, [DIST_CLI, 'uninstall', 'p11-kit', '--user']);
   t.is(un.code, 0, un.stdout + un.stderr);

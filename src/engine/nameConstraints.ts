@@ -14,6 +14,7 @@
 // An iPAddress in a constraint is the address followed by its mask: 8 octets
 // for IPv4, 32 for IPv6 (RFC 5280, section 4.2.1.10)
 
+import { isIP } from 'node:net';
 import { EngineError } from './errors.js';
 import { Tag, bytesEqual, concat, contextTag, readChildren, readExact, seq, tlv } from './asn1/der.js';
 
@@ -34,9 +35,49 @@ export function checkConstraintDnsName(name: string): string {
   return lower;
 }
 
-/** GeneralSubtree for one dNSName, with the default minimum and no maximum. */
+/**
+ * A dNSName constraint in its absolute form, one trailing dot (`bit.`).
+ * NSS's classic verifier compares a presented name with a trailing dot
+ * literally, so `x.bit.` escapes an exclusion of `bit` there and only
+ * `bit.` catches it; mozilla::pkix rejects such a constraint as malformed,
+ * so only policies for NSS's own verifiers use it (rules/nss.json).
+ */
+export function checkAbsoluteDnsName(name: string): string {
+  if (!name.endsWith('.') || name.endsWith('..')) throw new EngineError('POLICY', `excluded dNSName ${JSON.stringify(name)} does not end in exactly one dot`);
+  return `${checkConstraintDnsName(name.slice(0, -1))}.`;
+}
+
+/** GeneralSubtree for one dNSName (or its absolute form, see checkAbsoluteDnsName), with the default minimum and no maximum. */
 export function dnsSubtree(name: string): Uint8Array {
-  return seq(tlv(GeneralNameTag.dNSName, new TextEncoder().encode(checkConstraintDnsName(name))));
+  const checked = name.endsWith('.') ? checkAbsoluteDnsName(name) : checkConstraintDnsName(name);
+  return seq(tlv(GeneralNameTag.dNSName, new TextEncoder().encode(checked)));
+}
+
+/** An iPAddress range in CIDR form (`10.0.0.0/8`, `::/0`) as a GeneralSubtree. */
+export function cidrSubtree(cidr: string): Uint8Array {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(cidr);
+  const family = m ? isIP(m[1]!) : 0;
+  const bits = m ? Number(m[2]) : -1;
+  if (!m || family === 0 || bits > (family === 4 ? 32 : 128)) throw new EngineError('POLICY', `iPAddress ${JSON.stringify(cidr)} is not an address/prefix-length range`);
+  const address = family === 4 ? Uint8Array.from(m[1]!.split('.').map(Number)) : ipv6Bytes(m[1]!);
+  const mask = new Uint8Array(address.length);
+  for (let i = 0; i < bits; i++) mask[i >> 3]! |= 0x80 >> (i & 7);
+  if (address.some((b, i) => (b & ~mask[i]!) !== 0)) throw new EngineError('POLICY', `iPAddress ${JSON.stringify(cidr)} has host bits set beyond /${bits}`);
+  return ipSubtree(address, mask);
+}
+
+function ipv6Bytes(text: string): Uint8Array {
+  const [head = '', tail] = text.split('::');
+  const words = (part: string): number[] => (part === '' ? [] : part.split(':').map((w) => parseInt(w, 16)));
+  const h = words(head);
+  const t = tail === undefined ? [] : words(tail);
+  const all = tail === undefined ? h : [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+  const out = new Uint8Array(16);
+  all.forEach((w, i) => {
+    out[2 * i] = w >> 8;
+    out[2 * i + 1] = w & 0xff;
+  });
+  return out;
 }
 
 /** GeneralSubtree for one iPAddress range: `address` and `mask` of 4 (IPv4) or 16 (IPv6) octets each. */

@@ -11,6 +11,7 @@ import { build } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
 import { newManifest, placeModule, readManifest, removeIfPresent, removeModule, requireOwnedByRoot, requireWritable, sha256File, writeManifest, type Manifest } from './common.js';
 import { VIEW_FILE } from '../compile/build.js';
+import { TARGET_POLICY } from '../policy.js';
 
 export const LIBDIR = '/usr/lib/x86_64-linux-gnu';
 export const CKBI_NAME = `${LIBDIR}/libnssckbi.so`;
@@ -68,7 +69,7 @@ export async function installNss(o: NssOptions): Promise<Manifest> {
   o.progress?.(`building the fenced view of ${upstream}`);
   let result;
   try {
-    result = await build({ upstream, upstreamParams, outDir: under(root, STATE_DIR), configFile: under(root, SYSTEM_CONFIG), policyFile: o.policyFile, service: o.service });
+    result = await build({ upstream, upstreamParams, outDir: under(root, STATE_DIR), configFile: under(root, SYSTEM_CONFIG), policyFile: o.policyFile ?? TARGET_POLICY.nss, service: o.service });
   } catch (e) {
     if (!current) dpkgDivert(root, '--remove'); // undo: nothing half-installed
     throw e;

@@ -9,6 +9,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { build, writeFileAtomic } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
+import { TARGET_POLICY } from '../policy.js';
 import { P11KIT_TRUST, backUp, newManifest, placeModule, readManifest, removeIfPresent, removeModule, requireOwnedByRoot, restore, writeManifest, type Backup, type Manifest } from './common.js';
 
 export interface P11KitPaths {
@@ -22,8 +23,14 @@ export function p11kitPaths(user: boolean): P11KitPaths {
     : { moduleDir: '/etc/pkcs11/modules', libDir: '/usr/local/lib/ncfence' };
 }
 
-// A program name no program has: p11-kit then loads the module nowhere.
-const DISABLE_TRUST = '# written by ncfence: p11-kit-trust is wrapped by ncfence.module\nenable-in: ncfence-wraps-p11-kit-trust\n';
+// p11-kit-trust is loaded nowhere but in p11-kit's own `trust` tool (and a
+// program name no program has). `trust extract` writes every CKA_TRUSTED
+// certificate as an anchor of stores that cannot carry a constraint (Java's
+// cacerts: Java ignores a trust anchor's NameConstraints), so it must never
+// see R': it reads p11-kit-trust directly, as before ncfence, and
+// ncfence.module is disabled in it (docs/security-model.md).
+const DISABLE_TRUST = '# written by ncfence: p11-kit-trust is wrapped by ncfence.module, except for trust extract\nenable-in: ncfence-wraps-p11-kit-trust, trust\n';
+const MODULE_FILE = (modulePath: string): string => `# written by ncfence\nmodule: ${modulePath}\ntrust-policy: yes\ndisable-in: trust\n`;
 
 export interface P11KitOptions {
   user: boolean;
@@ -54,11 +61,11 @@ export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
   const upstream = o.upstream ?? previous?.upstream ?? P11KIT_TRUST;
   const upstreamParams = o.upstreamParams ?? previous?.upstreamParams ?? '';
   o.progress?.(`building the fenced view of ${upstream}`);
-  const result = await build({ upstream, upstreamParams, outDir: libDir, policyFile: o.policyFile, service: o.service });
+  const result = await build({ upstream, upstreamParams, outDir: libDir, policyFile: o.policyFile ?? TARGET_POLICY['p11-kit'], service: o.service });
   const modulePath = join(libDir, 'libncfence.so');
   placeModule(modulePath);
   o.progress?.(`registering ${moduleFile}`);
-  writeFileAtomic(moduleFile, `# written by ncfence\nmodule: ${modulePath}\ntrust-policy: yes\n`);
+  writeFileAtomic(moduleFile, MODULE_FILE(modulePath));
   writeFileAtomic(trustFile, DISABLE_TRUST);
   const manifest = newManifest('p11-kit', modulePath, result, upstreamParams, {
     created: [modulePath, result.config, result.view, moduleFile, trustFile, manifestPath],

@@ -26,6 +26,8 @@ export interface TestPki {
   /** A p11-kit-trust `paths=` directory with the root as an anchor. */
   trustDir: string;
   leaves: Map<string, Leaf>;
+  /** A leaf under the intermediate with any subject and extension lines (openssl syntax), as a public CA could issue. */
+  issueLeaf(base: string, subject: string, extLines: string): Promise<{ certFile: string; keyFile: string }>;
   cleanup(): void;
 }
 
@@ -88,6 +90,12 @@ export async function makeTestPki(names: readonly string[], rootSubject = '/O=nc
     interPem,
     trustDir,
     leaves,
+    issueLeaf: async (base, subject, extLines) => {
+      const name = `custom-${base.replace(/[^a-z0-9.-]/gi, '_')}`;
+      const ext = `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nauthorityKeyIdentifier=keyid\n${extLines ? `${extLines}\n` : ''}`;
+      await issue(dir, name, subject, ext, interFile, join(dir, 'inter.key'), 300);
+      return { certFile: join(dir, `${name}.pem`), keyFile: join(dir, `${name}.key`) };
+    },
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
