@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultEngineDeps, fenceRoot, crossValidity } from '../src/engine/crossSign.js';
 import { EngineError } from '../src/engine/errors.js';
-import { buildExcludedSubtrees, dnsSubtree, mergeExcludedSubtrees } from '../src/engine/nameConstraints.js';
+import { cidrSubtree, buildExcludedSubtrees, dnsSubtree, mergeExcludedSubtrees } from '../src/engine/nameConstraints.js';
 import { parseCertificate } from '../src/engine/asn1/certificate.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { run } from './helpers/run.js';
@@ -61,9 +61,18 @@ for (const c of ncCases) {
   });
 }
 
-test('dnsSubtree refuses names that are not bare DNS labels', (t) => {
-  for (const bad of ['.bit', 'bit.', 'b it', '', 'ü.bit']) t.throws(() => dnsSubtree(bad), { instanceOf: EngineError }, bad);
+test('dnsSubtree refuses names that are not DNS labels; one trailing dot is the absolute form, kept as written', (t) => {
+  for (const bad of ['.bit', 'bit..', '.', 'b it', '', 'ü.bit', 'b it.']) t.throws(() => dnsSubtree(bad), { instanceOf: EngineError }, bad);
   t.is(hex(dnsSubtree('BIT')), hex(dnsSubtree('bit')));
+  t.is(hex(dnsSubtree('BIT.')), '300682046269742e');
+});
+
+test('cidrSubtree encodes address and mask, and refuses host bits and bad prefixes', (t) => {
+  t.is(hex(cidrSubtree('0.0.0.0/0')), '300a87080000000000000000');
+  t.is(hex(cidrSubtree('10.0.0.0/8')), '300a87080a000000ff000000');
+  t.is(hex(cidrSubtree('::/0')), `3022872000${'00'.repeat(31)}`);
+  t.is(hex(cidrSubtree('fe80::/10')), `30228720fe80${'00'.repeat(14)}ffc0${'00'.repeat(14)}`);
+  for (const bad of ['10.0.0.1/8', '10.0.0.0/33', '::/129', '10.0.0.0', 'x/8', '::1/200']) t.throws(() => cidrSubtree(bad), { instanceOf: EngineError }, bad);
 });
 
 test('R\' keeps R\'s subject and key, is issued by L(R), excludes bit; OpenSSL verifies it under L(R)', async (t) => {
