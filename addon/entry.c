@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <link.h>
 #include <sys/auxv.h>
 #include <unistd.h>
 
@@ -69,6 +70,25 @@ try_view_inlock (const nf_config *cfg, char *why, size_t why_len)
 	return 0;
 }
 
+static int
+find_jvm (struct dl_phdr_info *info, size_t size, void *found)
+{
+	const char *name = info->dlpi_name;
+	size_t n = name ? strlen (name) : 0;
+	if (n >= 10 && strcmp (name + n - 10, "/libjvm.so") == 0)
+		*(int *)found = 1;
+	return *(int *)found;
+}
+
+/* Whether a Java VM hosts the module (libjvm.so is loaded): see attrs.c. */
+static int
+host_is_java (void)
+{
+	int found = 0;
+	dl_iterate_phdr (find_jvm, &found);
+	return found;
+}
+
 /* Loads config, upstream and view; leaves nf.mode saying what is served. */
 static void
 init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
@@ -114,6 +134,10 @@ init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 		nf.service_command = cfg.service_command && cfg.service_command[0] ? strdup (cfg.service_command) : NULL;
 		nf.service_timeout_ms = cfg.service_timeout_ms > 0 ? cfg.service_timeout_ms : 1500; /* a socket-activated first start takes about a second */
 	}
+	nf.java_host = host_is_java ();
+	if (nf.java_host)
+		nf_warn ("the host is a Java VM, whose PKIX ignores the name constraints of a trust anchor; ncfence presents "
+		         "no certificate as CKA_TRUSTED to it, so Java trusts nothing through this module (docs/security-model.md)");
 	if (nf.view.data != NULL) {
 		nf.mode = NF_MODE_FENCED;
 		nf_debug (NF_DBG_INIT, "init: view %s, %zu objects", cfg.view, nf.view.nobjects);

@@ -226,6 +226,7 @@ typedef struct {
 	char *service_path;           /* live.c; NULL: no live .bit answers */
 	char *service_command;        /* live.c; NULL: never start the service */
 	long service_timeout_ms;
+	int java_host;                /* the host is a Java VM: nothing is CKA_TRUSTED (attrs.c) */
 } nf_state;
 
 extern nf_state nf;
