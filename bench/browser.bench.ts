@@ -45,7 +45,7 @@ function copyBrowser(src: string, dest: string): void {
 /** Replaces a copy's browser with another version, keeping ncfence's files: a browser update. */
 function swapBrowser(copy: string, src: string): void {
   for (const name of readdirSync(copy)) {
-    if (/^(libnssckbi\.so|ncfence\.conf|view\.ncfv|ncfence-install\.json)$/.test(name)) continue;
+    if (/^(libnssckbi\.so|ncfence\.conf|view\.ncfv|ncfence-install\.json|ncfence-policy\.json)$/.test(name)) continue;
     rmSync(join(copy, name), { recursive: true, force: true });
   }
   sh('cp', ['-al', `${src}/.`, copy]);

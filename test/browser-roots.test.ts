@@ -142,7 +142,7 @@ test.serial('roots that cannot be read: install refuses with one line and change
 /** Replaces the browser files of `copy` with those of `src`, keeping what ncfence put there: a browser update. */
 async function swapBrowser(copy: string, src: string): Promise<void> {
   for (const name of readdirSync(copy)) {
-    if (/^(libnssckbi\.so|ncfence\.conf|view\.ncfv|ncfence-install\.json)$/.test(name)) continue;
+    if (/^(libnssckbi\.so|ncfence\.conf|view\.ncfv|ncfence-install\.json|ncfence-policy\.json)$/.test(name)) continue;
     rmSync(join(copy, name), { recursive: true, force: true });
   }
   await hardlinkCopy(src, copy);

@@ -3,12 +3,12 @@
 // `uninstall` restoring the directory exactly; and the refusals.
 
 import test from 'ava';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FIREFOX_ESR140_DIR, FIREFOX_INSTALL_DIR, copyFirefoxInstall, probeUrls } from './helpers/firefox.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
-import { CLI, DIST_CLI, P11KIT_TRUST } from './helpers/paths.js';
+import { CLI, DIST_CLI, P11KIT_TRUST, ROOT } from './helpers/paths.js';
 import { requireTool, run } from './helpers/run.js';
 import { startTlsServer, type TlsServer } from './helpers/tlsServer.js';
 import { treeDigest } from './helpers/tree.js';
@@ -130,3 +130,19 @@ for (const c of refusals) {
     t.deepEqual(treeDigest(d), before);
   });
 }
+
+test.serial('an install owns a copy of its policy: changing the policy it was given leaves the install fresh', async (t) => {
+  const ff = join(dir, 'own-policy');
+  await copyFirefoxInstall(ff);
+  const given = join(dir, 'given-policy.json');
+  writeFileSync(given, readFileSync(join(ROOT, 'rules/default.json')));
+  const inst = await cli(['install', 'firefox', '--dir', ff, '--policy', given, ...upstream()]);
+  t.is(inst.code, 0, inst.stderr);
+  t.regex(readFileSync(join(ff, 'ncfence.conf'), 'utf8'), new RegExp(`^policy = ${ff}/ncfence-policy\\.json$`, 'm'));
+  // What a git pull or a package upgrade does to the file the install was made from.
+  writeFileSync(given, readFileSync(given, 'utf8').replace('"schema": 1', '"schema": 1 '));
+  const st = JSON.parse((await cli(['status', '--json', '--dir', ff])).stdout) as { location: string; viewState: string }[];
+  t.is(st.find((r) => r.location === ff)?.viewState, 'fresh');
+  t.is((await cli(['uninstall', 'firefox', '--dir', ff])).code, 0);
+  t.false(existsSync(join(ff, 'ncfence-policy.json')));
+});

@@ -25,7 +25,7 @@ export const PROBE_LIBRARY = fileURLToPath(new URL('../../build/Release/libncfen
 const PROBE_VERSION = 'ncfence-probe-v1';
 
 /** Files of an install directory the shadow leaves out: any roots module file and what ncfence puts beside it. */
-const NOT_SHADOWED = /^(libnssckbi\.so.*|ncfence\.conf.*|view\.ncfv.*|ncfence-install\.json.*)$/;
+const NOT_SHADOWED = /^(libnssckbi\.so.*|ncfence\.conf.*|view\.ncfv.*|ncfence-install\.json.*|ncfence-policy\.json.*)$/;
 
 const QUIET_PREFS: [string, string][] = [
   ['app.update.disabledForTesting', 'true'],

@@ -15,8 +15,10 @@ import { EngineError } from '../engine/errors.js';
 import { BROWSER_NAME, findBrowserDir, resolveBrowserDir, browserCandidates, type BrowserTarget } from '../browser/layout.js';
 import { readBrowserRoots, type BrowserRoots } from '../browser/probe.js';
 import { compareRootPrograms, summarize, totalDifferences } from '../browser/compare.js';
+import { TARGET_POLICY } from '../policy.js';
 import {
   backUp,
+  copyPolicy,
   looksLikePkcs11Module,
   newManifest,
   placeModule,
@@ -33,6 +35,8 @@ import {
 } from './common.js';
 
 export const MANIFEST_FILE = 'ncfence-install.json';
+/** The install's own copy of its policy (common.ts copyPolicy). */
+export const POLICY_FILE = 'ncfence-policy.json';
 export const ORIGINAL_SUFFIX = '.ncfence-orig';
 
 /** Every directory a browser install may be in, for status and doctor. */
@@ -107,7 +111,7 @@ export async function installBrowser(target: BrowserTarget, o: InstallOptions): 
   const previous = readManifest(manifestPath);
   let backups: Backup[] = previous?.backups ?? [];
   const madeNow: Backup[] = [];
-  const created = [moduleFile, join(dir, CONFIG_FILE), join(dir, VIEW_FILE), manifestPath];
+  const created = [moduleFile, join(dir, CONFIG_FILE), join(dir, VIEW_FILE), join(dir, POLICY_FILE), manifestPath];
   if (!previous && existsSync(moduleFile)) {
     if (!looksLikePkcs11Module(moduleFile)) {
       throw new EngineError('USAGE', `${moduleFile} exists and is not a PKCS#11 module; ncfence will not replace a file it does not recognise: move it away first`);
@@ -118,20 +122,24 @@ export async function installBrowser(target: BrowserTarget, o: InstallOptions): 
   }
   const chosen = chooseUpstream(o, previous, backups);
   const fix = reinstallCommand(target, dir);
+  const policyCopy = join(dir, POLICY_FILE);
+  const hadPolicyCopy = existsSync(policyCopy);
   let result: BuildResult;
   try {
+    copyPolicy(o.policyFile ?? TARGET_POLICY.browser, policyCopy);
     o.progress?.(chosen.upstream ? `building the fenced view of ${chosen.upstream}` : `reading ${name}'s own roots and building their fenced view`);
     result = await build({
       upstream: chosen.upstream ?? '',
       upstreamParams: chosen.upstreamParams,
       ...(chosen.upstream ? {} : { browser: dir }),
       outDir: dir,
-      policyFile: o.policyFile,
+      policyFile: policyCopy,
       service: o.service,
       rebuildCommand: o.rebuildCommand,
       fix,
     });
   } catch (e) {
+    if (!hadPolicyCopy) removeIfPresent(policyCopy);
     for (const b of madeNow) restore(b);
     if (e instanceof EngineError && !chosen.upstream) {
       throw new EngineError(e.code, `cannot install into ${dir}: ${e.message}. Nothing was changed. ncfence fences ${name}'s own roots and will not fall back to another root list; to wrap another trust module instead, name it with --upstream (${name} then trusts that module's roots, not its own)`, { cause: e });
@@ -167,7 +175,7 @@ export function uninstallBrowser(target: BrowserTarget, dirOption: string | unde
   checkRecordStaysInDir(m, dir, manifestPath);
   removeModule(m);
   for (const b of m.backups) restore(b);
-  for (const f of [m.config, m.view]) removeIfPresent(f);
+  for (const f of [m.config, m.view, join(dir, POLICY_FILE)]) removeIfPresent(f);
   // Leftovers of an interrupted build (temp files) go too.
   for (const f of readdirSync(dir)) if (/\.(tmp-\d+|ncfence-tmp-\d+)$/.test(f)) removeIfPresent(join(dir, f));
   removeIfPresent(manifestPath);
@@ -182,7 +190,7 @@ export function uninstallBrowser(target: BrowserTarget, dirOption: string | unde
  */
 function checkRecordStaysInDir(m: Manifest, dir: string, manifestPath: string): void {
   const moduleFile = join(dir, 'libnssckbi.so');
-  const expected = new Set([moduleFile, join(dir, CONFIG_FILE), join(dir, VIEW_FILE), manifestPath]);
+  const expected = new Set([moduleFile, join(dir, CONFIG_FILE), join(dir, VIEW_FILE), join(dir, POLICY_FILE), manifestPath]);
   const backupOk = (b: Backup): boolean => b.path === moduleFile && b.savedAs === `${moduleFile}${ORIGINAL_SUFFIX}`;
   const odd = [
     ...[m.module.path, m.config, m.view, ...m.created].filter((f) => !expected.has(f)),

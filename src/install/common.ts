@@ -7,6 +7,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from '../engine/errors.js';
 import { writeFileAtomic } from '../compile/build.js';
+import { loadPolicy } from '../policy.js';
 
 export const PACKAGE_MODULE = fileURLToPath(new URL('../../build/Release/libncfence.so', import.meta.url));
 export const SYSTEM_CKBI = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
@@ -151,6 +152,20 @@ export function requireOwnedByRoot(dir: string, what: string): void {
     if (up === d) return;
     d = up;
   }
+}
+
+/**
+ * An install's own copy of its policy (checked first, so a bad file is named
+ * as the user gave it). The view's stamp covers the policy file, so an
+ * install that named the package's rules/ would go stale, closing the
+ * roots, whenever the package or a clone changed them; with its own copy a
+ * package upgrade changes nothing until the install is run again.
+ */
+export function copyPolicy(source: string, dest: string): string {
+  const policy = loadPolicy(source);
+  const text = readFileSync(policy.file);
+  if (!(existsSync(dest) && readFileSync(dest).equals(text))) writeFileAtomic(dest, text);
+  return dest;
 }
 
 /** Whether a file looks like a PKCS#11 module: an ELF shared object naming C_GetFunctionList. */

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
-import { newManifest, placeModule, readManifest, removeIfPresent, removeModule, requireOwnedByRoot, requireWritable, sha256File, writeManifest, type Manifest } from './common.js';
+import { copyPolicy, newManifest, placeModule, readManifest, removeIfPresent, removeModule, requireOwnedByRoot, requireWritable, sha256File, writeManifest, type Manifest } from './common.js';
 import { VIEW_FILE } from '../compile/build.js';
 import { TARGET_POLICY } from '../policy.js';
 
@@ -66,18 +66,20 @@ export async function installNss(o: NssOptions): Promise<Manifest> {
   const upstream = o.upstream ?? previous?.upstream ?? under(root, DIVERTED);
   const upstreamParams = o.upstreamParams ?? previous?.upstreamParams ?? '';
   mkdirSync(under(root, STATE_DIR), { recursive: true });
+  const policyFile = copyPolicy(o.policyFile ?? TARGET_POLICY.nss, join(under(root, STATE_DIR), 'policy.json'));
   o.progress?.(`building the fenced view of ${upstream}`);
   let result;
   try {
-    result = await build({ upstream, upstreamParams, outDir: under(root, STATE_DIR), configFile: under(root, SYSTEM_CONFIG), policyFile: o.policyFile ?? TARGET_POLICY.nss, service: o.service });
+    result = await build({ upstream, upstreamParams, outDir: under(root, STATE_DIR), configFile: under(root, SYSTEM_CONFIG), policyFile, service: o.service });
   } catch (e) {
     if (!current) dpkgDivert(root, '--remove'); // undo: nothing half-installed
+    if (!previous) removeIfPresent(policyFile);
     throw e;
   }
   o.progress?.(`installing the module as ${CKBI_NAME}`);
   placeModule(lib);
   const manifest = newManifest('nss', lib, result, upstreamParams, {
-    created: [lib, result.config, result.view, manifestPath],
+    created: [lib, result.config, result.view, policyFile, manifestPath],
     backups: [],
     diversion: { root, path: CKBI_NAME, divertTo: DIVERTED },
   });
@@ -98,6 +100,6 @@ export function uninstallNss(rootIn?: string): { manifest: Manifest; restoredSha
   }
   removeModule(m);
   dpkgDivert(root, '--remove'); // moves the original back to its name
-  for (const f of [m.config, m.view, manifestPath]) removeIfPresent(f);
+  for (const f of [m.config, m.view, join(under(root, STATE_DIR), 'policy.json'), manifestPath]) removeIfPresent(f);
   return { manifest: m, restoredSha256: sha256File(under(root, CKBI_NAME)) };
 }

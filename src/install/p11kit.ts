@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { build, writeFileAtomic } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
 import { TARGET_POLICY } from '../policy.js';
-import { P11KIT_TRUST, backUp, newManifest, placeModule, readManifest, removeIfPresent, removeModule, requireOwnedByRoot, restore, writeManifest, type Backup, type Manifest } from './common.js';
+import { P11KIT_TRUST, backUp, copyPolicy, newManifest, placeModule, readManifest, removeIfPresent, removeModule, requireOwnedByRoot, restore, writeManifest, type Backup, type Manifest } from './common.js';
 
 export interface P11KitPaths {
   moduleDir: string; // where p11-kit reads module files
@@ -61,14 +61,15 @@ export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
   const upstream = o.upstream ?? previous?.upstream ?? P11KIT_TRUST;
   const upstreamParams = o.upstreamParams ?? previous?.upstreamParams ?? '';
   o.progress?.(`building the fenced view of ${upstream}`);
-  const result = await build({ upstream, upstreamParams, outDir: libDir, policyFile: o.policyFile ?? TARGET_POLICY['p11-kit'], service: o.service });
+  const policyFile = copyPolicy(o.policyFile ?? TARGET_POLICY['p11-kit'], join(libDir, 'policy.json'));
+  const result = await build({ upstream, upstreamParams, outDir: libDir, policyFile, service: o.service });
   const modulePath = join(libDir, 'libncfence.so');
   placeModule(modulePath);
   o.progress?.(`registering ${moduleFile}`);
   writeFileAtomic(moduleFile, MODULE_FILE(modulePath));
   writeFileAtomic(trustFile, DISABLE_TRUST);
   const manifest = newManifest('p11-kit', modulePath, result, upstreamParams, {
-    created: [modulePath, result.config, result.view, moduleFile, trustFile, manifestPath],
+    created: [modulePath, result.config, result.view, policyFile, moduleFile, trustFile, manifestPath],
     backups,
   });
   writeManifest(manifestPath, manifest);
@@ -90,7 +91,7 @@ export function uninstallP11Kit(user: boolean): Manifest {
   ];
   if (strays.length > 0) throw new EngineError('USAGE', `install record ${manifestPath} names files a p11-kit install does not place (${strays.join(', ')}); not touching anything`);
   removeModule(m);
-  for (const f of [join(moduleDir, 'ncfence.module'), join(moduleDir, 'p11-kit-trust.module'), m.config, m.view]) removeIfPresent(f);
+  for (const f of [join(moduleDir, 'ncfence.module'), join(moduleDir, 'p11-kit-trust.module'), m.config, m.view, join(libDir, 'policy.json')]) removeIfPresent(f);
   for (const b of m.backups) restore(b);
   removeIfPresent(manifestPath);
   try {
