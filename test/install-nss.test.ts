@@ -64,11 +64,20 @@ test.serial('install nss diverts the roots module, NSS tools see the fenced view
   t.false(bit.ok);
   t.regex(bit.output, /ERROR -8080/);
 
+  // status and doctor look under the same --root.
+  const st = JSON.parse((await cli(['status', '--json', '--root', root])).stdout) as { target: string; location: string; viewState: string }[];
+  t.like(st.find((r) => r.target === 'nss'), { location: root, viewState: 'fresh' });
+  const doc = await cli(['doctor', '--root', root, '--no-firefox']);
+  t.regex(doc.stdout, new RegExp(`^nss at ${root}\n {2}ok {3}module file`, 'm'));
+  // The install's own copy of the nss policy (bit., every IP address excluded).
+  t.regex(readFileSync(join(root, 'etc/ncfence/ncfence.conf'), 'utf8'), /^policy = .*\/var\/lib\/ncfence\/nss\/policy\.json$/m);
+
   const un = await cli(['uninstall', 'nss', '--root', root]);
   t.is(un.code, 0, un.stderr);
   t.is(sha(ckbi), original, 'restored byte for byte');
   t.false(existsSync(join(root, LIB, 'libnssckbi.so.ncfence-orig')));
   t.false(existsSync(join(root, 'etc/ncfence/ncfence.conf')));
+  for (const d of ['etc/ncfence', 'var/lib/ncfence/nss', 'var/lib/ncfence']) t.false(existsSync(join(root, d)), `${d} is left behind, empty`);
   t.is((await runOk('dpkg-divert', ['--root', root, '--list'])).stdout.trim(), '');
 });
 

@@ -56,7 +56,10 @@ Options:
                            DIR from inside it, instead of --upstream
   --upstream-params STR    passed to upstream's C_Initialize as pReserved,
                            e.g. "paths=DIR" for p11-kit-trust
-  --policy FILE            policy file (default rules/default.json)
+  --policy FILE            policy file (build: rules/default.json; install:
+                           the target's, docs/policy.md)
+  --allow-empty            build, install: accept a view that fences no root
+                           (otherwise an error: a wrong paths= looks like it)
   --out DIR                build: where to write view.ncfv and ncfence.conf
                            (default ./ncfence-out); the rebuild and service
                            settings of an ncfence.conf there are kept unless
@@ -72,7 +75,8 @@ Options:
                            install directory (default: the first found);
                            --firefox-dir is the same
   --user                   install/uninstall p11-kit: for this user only
-  --root DIR               install/uninstall nss: filesystem root (default /)
+  --root DIR               install/uninstall/status/doctor nss: filesystem
+                           root (default /)
   --no-firefox             doctor: skip starting the browsers
   --service PATH           build/install: the live .bit service's socket the
                            module asks (absent: no Namecoin anchors)
@@ -90,7 +94,9 @@ Options:
   --rpc-password-file FILE
   --sources LIST           serve: order of sources, e.g. rules,dns,rpc
   --json                   print results as JSON on stdout
-  -h, --help               show this help
+  -h, --help               show this help (ncfence COMMAND --help: that
+                           command's options only)
+  --version                print the version
 
 Point a module built with \`build\` at its configuration with
 NCFENCE_CONFIG=DIR/ncfence.conf (docs/configuration.md).
@@ -99,6 +105,54 @@ Exit codes: 0 ok, 1 failure (doctor: a check failed), 2 usage error or a
 refused install, 3 policy refused.
 Set NCFENCE_DEBUG=1 to see stack traces.
 `;
+
+/** Options each command takes; any other is refused (exit 2). */
+const COMMAND_OPTIONS: Record<string, readonly string[]> = {
+  build: ['upstream', 'upstream-params', 'browser', 'out', 'policy', 'rebuild-command', 'auto-rebuild', 'rebuild-timeout-ms', 'service', 'service-command', 'allow-empty', 'json'],
+  install: ['upstream', 'upstream-params', 'policy', 'service', 'dir', 'firefox-dir', 'user', 'root', 'auto-rebuild', 'allow-empty', 'json'],
+  uninstall: ['dir', 'firefox-dir', 'user', 'root', 'json'],
+  status: ['dir', 'firefox-dir', 'root', 'json'],
+  doctor: ['dir', 'firefox-dir', 'root', 'no-firefox', 'json'],
+  serve: ['socket', 'rules', 'dns', 'rpc', 'rpc-cookie', 'rpc-user', 'rpc-password', 'rpc-password-file', 'sources'],
+};
+/** Options that only some install targets take. */
+const TARGET_OPTIONS: Record<string, readonly string[]> = {
+  dir: ['firefox', 'thunderbird', 'tor-browser'],
+  'firefox-dir': ['firefox', 'thunderbird', 'tor-browser'],
+  'auto-rebuild': ['firefox', 'thunderbird', 'tor-browser'],
+  user: ['p11-kit'],
+  root: ['nss'],
+};
+
+const USAGE: Record<string, string> = {
+  build: 'ncfence build [--upstream PATH | --browser DIR] [options]',
+  install: 'ncfence install firefox|thunderbird|tor-browser|nss|p11-kit [options]',
+  uninstall: 'ncfence uninstall firefox|thunderbird|tor-browser|nss|p11-kit [options]',
+  status: 'ncfence status [options]',
+  doctor: 'ncfence doctor [options]',
+  serve: 'ncfence serve [options]',
+};
+
+/** One command's help: its line from the command list and the descriptions of the options it takes, cut from HELP. */
+function commandHelp(command: string): string {
+  const lines = HELP.split('\n');
+  const start = lines.indexOf('Options:');
+  const blocks: string[] = [];
+  for (let i = start + 1; i < lines.length && lines[i] !== ''; i++) {
+    const m = /^ {2}(?:-h, )?--([a-z-]+)/.exec(lines[i]!);
+    if (!m) continue;
+    let block = lines[i]!;
+    for (let j = i + 1; j < lines.length && /^ {27}/.test(lines[j]!); j++) block += `\n${lines[j]}`;
+    if (COMMAND_OPTIONS[command]!.includes(m[1]!) || m[1] === 'help') blocks.push(block);
+  }
+  const summary = lines.filter((l) => l.startsWith(`  ${command} `) || l.startsWith(`  ${command}\t`));
+  return `Usage: ${USAGE[command]}\n\n${summary.join('\n')}\n\nOptions:\n${blocks.join('\n')}\n`;
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 const OPTIONS = {
   upstream: { type: 'string' },
@@ -126,7 +180,9 @@ const OPTIONS = {
   'rpc-password-file': { type: 'string' },
   sources: { type: 'string' },
   json: { type: 'boolean', default: false },
+  'allow-empty': { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
+  version: { type: 'boolean', default: false },
 } as const;
 
 /** The RPC password from a file (first line) or $NCFENCE_RPC_PASSWORD; never from the command line. */
@@ -209,16 +265,33 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return command === undefined ? 2 : 0;
   }
+  if (command === '--version' || command === 'version') {
+    process.stdout.write(`ncfence ${packageVersion()}\n`);
+    return 0;
+  }
+  if (!(command in COMMAND_OPTIONS)) throw new EngineError('USAGE', `unknown command "${command}" (try: ncfence --help)`);
   let values;
   let positionals: string[];
+  let tokens;
   try {
-    ({ values, positionals } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: true }));
+    ({ values, positionals, tokens } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: true, tokens: true }));
   } catch (e) {
-    throw new EngineError('USAGE', `${(e as Error).message} (try: ncfence --help)`);
+    throw new EngineError('USAGE', `${(e as Error).message} (try: ncfence ${command} --help)`);
   }
   if (values.help) {
-    process.stdout.write(HELP);
+    process.stdout.write(commandHelp(command));
     return 0;
+  }
+  // Only the options this command (and target) takes: one silently ignored
+  // is a setting the user believes in and does not have.
+  for (const tok of tokens) {
+    if (tok.kind !== 'option' || tok.name === 'help' || tok.name === 'version') continue;
+    const where = command === 'install' || command === 'uninstall' ? `${command} ${positionals[0] ?? ''}`.trim() : command;
+    if (!COMMAND_OPTIONS[command]!.includes(tok.name)) throw new EngineError('USAGE', `${where} does not take --${tok.name} (try: ncfence ${command} --help)`);
+    const targets = TARGET_OPTIONS[tok.name];
+    if ((command === 'install' || command === 'uninstall') && targets && positionals[0] && !targets.includes(positionals[0])) {
+      throw new EngineError('USAGE', `${where} does not take --${tok.name} (it is for ${targets.join(', ')})`);
+    }
   }
   const targets = [...BROWSER_TARGETS, 'nss', 'p11-kit'] as const;
   const wantTarget = (): (typeof targets)[number] => {
@@ -233,7 +306,7 @@ async function main(argv: string[]): Promise<number> {
     throw new EngineError('USAGE', '--dir and --firefox-dir name the same thing; give one');
   }
   const dirOption = values.dir ?? values['firefox-dir'];
-  const upstreamOpts = { upstream: values.upstream, upstreamParams: values['upstream-params'], policyFile: values.policy, service: values.service, progress };
+  const upstreamOpts = { upstream: values.upstream, upstreamParams: values['upstream-params'], policyFile: values.policy, service: values.service, allowEmpty: values['allow-empty'], progress };
   switch (command) {
     case 'build': {
       if (positionals.length) throw new EngineError('USAGE', `build takes no arguments, got ${positionals.join(' ')}`);
@@ -249,6 +322,7 @@ async function main(argv: string[]): Promise<number> {
         rebuildTimeoutMs: values['rebuild-timeout-ms'] === undefined ? undefined : Number(values['rebuild-timeout-ms']),
         service: values.service,
         serviceCommand: values['service-command'],
+        minRootsFenced: values['allow-empty'] ? undefined : 1,
       });
       if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else printSummary(result);
@@ -299,14 +373,14 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'status': {
-      const rows = await status(dirOption ? [dirOption] : []);
+      const rows = await status(dirOption ? [dirOption] : [], values.root);
       if (values.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       else printStatus(rows);
       return 0;
     }
     case 'doctor': {
       progress('checking each install (browsers are started headless, offline, with a throwaway profile)');
-      const reports = await doctor(dirOption ? [dirOption] : [], { firefox: !values['no-firefox'] });
+      const reports = await doctor(dirOption ? [dirOption] : [], { firefox: !values['no-firefox'], root: values.root });
       const failed = reports.some((r) => r.checks.some((c) => !c.ok));
       if (values.json) process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
       else if (reports.length === 0) process.stdout.write('nothing to check: ncfence is not installed anywhere it looks\n');

@@ -1,7 +1,7 @@
 // `ncfence build`: upstream -> engine -> compiled view + ncfence.conf, both
 // written atomically (temp file, fsync, rename).
 
-import { closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, writeSync, unlinkSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { defaultEngineDeps, type EngineDeps } from '../engine/crossSign.js';
 import { EngineError } from '../engine/errors.js';
@@ -29,6 +29,12 @@ export interface BuildOptions {
   browser?: string;
   /** The command that repairs this install, for the module's warnings (ncfence.conf `fix`). */
   fix?: string;
+  /**
+   * Refuse, writing nothing, a view that fences fewer roots (the CLI and
+   * installs ask for 1 unless --allow-empty: an upstream that trusts nothing
+   * is usually a wrong paths= or an empty trust directory).
+   */
+  minRootsFenced?: number;
   outDir: string;
   /** Where to write ncfence.conf (default: in outDir). */
   configFile?: string;
@@ -64,6 +70,36 @@ function moduleOnlyKeys(file: string): Pick<ModuleConfig, 'rebuild' | 'rebuildTi
   } catch {
     return {}; // a file we cannot read is replaced, as before
   }
+}
+
+/**
+ * mkdir -p, one component at a time. Node's recursive mkdirSync never
+ * returns on some special file systems (under /proc it spun at 100% CPU:
+ * `build --out /proc/x`); this makes at most one attempt per component and
+ * names the component that failed. Returns the first directory it created,
+ * if any (for an undo).
+ */
+export function makeDirs(path: string, mode = 0o755): string | undefined {
+  const parts = resolve(path).split('/').filter(Boolean);
+  let at = '';
+  let first: string | undefined;
+  for (const part of parts) {
+    at = `${at}/${part}`;
+    let st;
+    try {
+      st = statSync(at);
+    } catch {
+      try {
+        mkdirSync(at, { mode });
+      } catch (cause) {
+        throw new EngineError('VIEW', `cannot create directory ${at}: ${(cause as Error).message}`, { cause });
+      }
+      first ??= at;
+      continue;
+    }
+    if (!st.isDirectory()) throw new EngineError('VIEW', `${at} exists and is not a directory`);
+  }
+  return first;
 }
 
 /**
@@ -110,14 +146,16 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const upstreamParams = read.browser ? '' : opts.upstreamParams;
   const { stamp, upstreamTrustPaths, snapshot } = read;
   const plan = planView(snapshot, policy, deps, { mirrorTrustKinds: read.browser !== undefined });
+  if (opts.minRootsFenced !== undefined && plan.summary.rootsFenced < opts.minRootsFenced) {
+    throw new EngineError(
+      'UPSTREAM',
+      `${upstream}${upstreamParams ? ` (${upstreamParams})` : ''} gave ${plan.summary.rootsFenced} roots to fence (${snapshot.objects.length} objects read): the view would trust no public root. Check the upstream and its paths=; pass --allow-empty if that is what you want. Nothing was written`,
+    );
+  }
   const view = `${outDir}/${VIEW_FILE}`;
   const config = opts.configFile ? resolve(opts.configFile) : `${outDir}/${CONFIG_FILE}`;
-  try {
-    mkdirSync(outDir, { recursive: true });
-    mkdirSync(dirname(config), { recursive: true });
-  } catch (cause) {
-    throw new EngineError('VIEW', `cannot create output directory ${outDir}: ${(cause as Error).message}`, { cause });
-  }
+  makeDirs(outDir);
+  makeDirs(dirname(config));
   // The keys only the module uses are kept from an existing ncfence.conf
   // unless given again: a rebuild the module runs itself (`CMD build --out
   // DIR ...`, addon/rebuild.c) passes none of them, and used to drop them.

@@ -61,6 +61,8 @@ export interface InstallOptions {
   service?: string;
   /** Let the module rebuild a stale view itself by running this ncfence command (after a browser update). */
   rebuildCommand?: string;
+  /** Accept a view that fences no root (otherwise the install refuses). */
+  allowEmpty?: boolean;
   progress?: (msg: string) => void;
 }
 
@@ -137,6 +139,7 @@ export async function installBrowser(target: BrowserTarget, o: InstallOptions): 
       service: o.service,
       rebuildCommand: o.rebuildCommand,
       fix,
+      minRootsFenced: o.allowEmpty ? undefined : 1,
     });
   } catch (e) {
     if (!hadPolicyCopy) removeIfPresent(policyCopy);

@@ -5,11 +5,11 @@
 // `root` is a filesystem root (default /): tests use a disposable one.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { build } from '../compile/build.js';
+import { existsSync, rmdirSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { build, makeDirs } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
-import { copyPolicy, newManifest, placeModule, readManifest, removeIfPresent, removeModule, requireOwnedByRoot, requireWritable, sha256File, writeManifest, type Manifest } from './common.js';
+import { copyPolicy, isDirectory, newManifest, placeModule, readManifest, removeIfPresent, removeModule, requireOwnedByRoot, requireWritable, sha256File, writeManifest, type Manifest } from './common.js';
 import { VIEW_FILE } from '../compile/build.js';
 import { TARGET_POLICY } from '../policy.js';
 
@@ -46,11 +46,23 @@ export interface NssOptions {
   policyFile?: string;
   /** Socket of the live .bit service, for Namecoin anchors. */
   service?: string;
+  /** Accept a view that fences no root (otherwise the install refuses). */
+  allowEmpty?: boolean;
   progress?: (msg: string) => void;
+}
+
+function requireRoot(root: string): void {
+  if (!isDirectory(root)) throw new EngineError('USAGE', `--root ${root} is not a directory (it names the file system root the install works under)`);
+}
+
+/** Directories an nss install may have created, removed by uninstall when empty, deepest first. */
+function emptyDirsAfterUninstall(root: string): string[] {
+  return [under(root, STATE_DIR), under(root, dirname(STATE_DIR)), under(root, dirname(SYSTEM_CONFIG))];
 }
 
 export async function installNss(o: NssOptions): Promise<Manifest> {
   const root = o.root ?? '/';
+  requireRoot(root);
   const lib = under(root, CKBI_NAME);
   const manifestPath = under(root, join(STATE_DIR, 'install.json'));
   requireOwnedByRoot(under(root, LIBDIR), 'the library directory');
@@ -65,12 +77,12 @@ export async function installNss(o: NssOptions): Promise<Manifest> {
   }
   const upstream = o.upstream ?? previous?.upstream ?? under(root, DIVERTED);
   const upstreamParams = o.upstreamParams ?? previous?.upstreamParams ?? '';
-  mkdirSync(under(root, STATE_DIR), { recursive: true });
+  makeDirs(under(root, STATE_DIR));
   const policyFile = copyPolicy(o.policyFile ?? TARGET_POLICY.nss, join(under(root, STATE_DIR), 'policy.json'));
   o.progress?.(`building the fenced view of ${upstream}`);
   let result;
   try {
-    result = await build({ upstream, upstreamParams, outDir: under(root, STATE_DIR), configFile: under(root, SYSTEM_CONFIG), policyFile, service: o.service });
+    result = await build({ upstream, upstreamParams, outDir: under(root, STATE_DIR), configFile: under(root, SYSTEM_CONFIG), policyFile, service: o.service, minRootsFenced: o.allowEmpty ? undefined : 1 });
   } catch (e) {
     if (!current) dpkgDivert(root, '--remove'); // undo: nothing half-installed
     if (!previous) removeIfPresent(policyFile);
@@ -89,6 +101,7 @@ export async function installNss(o: NssOptions): Promise<Manifest> {
 
 export function uninstallNss(rootIn?: string): { manifest: Manifest; restoredSha256: string } {
   const root = rootIn ?? '/';
+  requireRoot(root);
   const manifestPath = under(root, join(STATE_DIR, 'install.json'));
   const m = readManifest(manifestPath);
   if (!m) throw new EngineError('USAGE', `ncfence is not installed for system NSS under ${root} (no ${manifestPath})`);
@@ -101,5 +114,12 @@ export function uninstallNss(rootIn?: string): { manifest: Manifest; restoredSha
   removeModule(m);
   dpkgDivert(root, '--remove'); // moves the original back to its name
   for (const f of [m.config, m.view, join(under(root, STATE_DIR), 'policy.json'), manifestPath]) removeIfPresent(f);
+  for (const d of emptyDirsAfterUninstall(root)) {
+    try {
+      rmdirSync(d); // only when empty: anything else living there stays
+    } catch {
+      // not empty, or gone
+    }
+  }
   return { manifest: m, restoredSha256: sha256File(under(root, CKBI_NAME)) };
 }

@@ -4,10 +4,10 @@
 // by a module file of the same name, so they see only the fenced view.
 // --user uses ~/.config/pkcs11/modules (p11-kit ignores it for root).
 
-import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
+import { existsSync, rmdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { build, writeFileAtomic } from '../compile/build.js';
+import { build, writeFileAtomic, makeDirs } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
 import { TARGET_POLICY } from '../policy.js';
 import { P11KIT_TRUST, backUp, copyPolicy, newManifest, placeModule, readManifest, removeIfPresent, removeModule, requireOwnedByRoot, restore, writeManifest, type Backup, type Manifest } from './common.js';
@@ -39,6 +39,8 @@ export interface P11KitOptions {
   policyFile?: string;
   /** Socket of the live .bit service, for Namecoin anchors. */
   service?: string;
+  /** Accept a view that fences no root (otherwise the install refuses). */
+  allowEmpty?: boolean;
   progress?: (msg: string) => void;
 }
 
@@ -46,8 +48,8 @@ export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
   const { moduleDir, libDir } = p11kitPaths(o.user);
   if (!o.user && process.getuid?.() !== 0) throw new EngineError('USAGE', 'a system-wide p11-kit install needs root; use --user for this user only');
   if (o.user && process.getuid?.() === 0) throw new EngineError('USAGE', 'p11-kit ignores per-user module files when the program runs as root; install without --user, or as the user');
-  mkdirSync(moduleDir, { recursive: true });
-  mkdirSync(libDir, { recursive: true });
+  makeDirs(moduleDir);
+  makeDirs(libDir);
   requireOwnedByRoot(moduleDir, 'the p11-kit module directory');
   requireOwnedByRoot(libDir, 'the library directory');
   const manifestPath = join(libDir, 'install.json');
@@ -62,7 +64,7 @@ export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
   const upstreamParams = o.upstreamParams ?? previous?.upstreamParams ?? '';
   o.progress?.(`building the fenced view of ${upstream}`);
   const policyFile = copyPolicy(o.policyFile ?? TARGET_POLICY['p11-kit'], join(libDir, 'policy.json'));
-  const result = await build({ upstream, upstreamParams, outDir: libDir, policyFile, service: o.service });
+  const result = await build({ upstream, upstreamParams, outDir: libDir, policyFile, service: o.service, minRootsFenced: o.allowEmpty ? undefined : 1 });
   const modulePath = join(libDir, 'libncfence.so');
   placeModule(modulePath);
   o.progress?.(`registering ${moduleFile}`);

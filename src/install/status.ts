@@ -35,7 +35,7 @@ export interface InstallStatus {
 const isBrowser = (t: Manifest['target']): t is BrowserTarget => (BROWSER_TARGETS as readonly string[]).includes(t);
 
 /** Every install ncfence can find: Firefox directories (candidates and `extraDirs`), system NSS, p11-kit. */
-export function findInstalls(extraDirs: string[] = []): { location: string; manifest: Manifest }[] {
+export function findInstalls(extraDirs: string[] = [], root = '/'): { location: string; manifest: Manifest }[] {
   const out: { location: string; manifest: Manifest }[] = [];
   const seen = new Set<string>();
   const add = (location: string, file: string): void => {
@@ -45,7 +45,7 @@ export function findInstalls(extraDirs: string[] = []): { location: string; mani
     if (m) out.push({ location, manifest: m });
   };
   for (const d of [...extraDirs.map((x) => resolveBrowserDir(x) ?? x), ...allBrowserCandidates()]) add(d, join(d, MANIFEST_FILE));
-  add('/', join(STATE_DIR, 'install.json'));
+  add(root, join(root, STATE_DIR, 'install.json'));
   for (const user of [false, true]) add(p11kitPaths(user).libDir, join(p11kitPaths(user).libDir, 'install.json'));
   return out;
 }
@@ -95,9 +95,9 @@ async function serviceState(m: Manifest): Promise<InstallStatus['service']> {
   }
 }
 
-export async function status(extraDirs: string[] = []): Promise<InstallStatus[]> {
+export async function status(extraDirs: string[] = [], root = '/'): Promise<InstallStatus[]> {
   const rows: InstallStatus[] = [];
-  for (const { location, manifest: m } of findInstalls(extraDirs)) {
+  for (const { location, manifest: m } of findInstalls(extraDirs, root)) {
     const v = viewState(m);
     rows.push({
       target: m.target,
@@ -147,8 +147,8 @@ function loadModule(m: Manifest): Promise<{ ok: boolean; detail: string }> {
   });
 }
 
-export async function doctor(extraDirs: string[] = [], opts: { firefox?: boolean } = {}): Promise<{ location: string; target: string; checks: Check[] }[]> {
-  const installs = findInstalls(extraDirs);
+export async function doctor(extraDirs: string[] = [], opts: { firefox?: boolean; root?: string } = {}): Promise<{ location: string; target: string; checks: Check[] }[]> {
+  const installs = findInstalls(extraDirs, opts.root);
   const reports = [];
   for (const { location, manifest: m } of installs) {
     const checks: Check[] = [];
