@@ -341,6 +341,8 @@ async function main(argv: string[]): Promise<number> {
         rpcUser: values['rpc-user'],
         rpcPassword: rpcPassword(values['rpc-password-file']),
         order: values.sources?.split(',').map((x) => x.trim()),
+        checkSources: true,
+        log: (line) => process.stderr.write(`ncfence serve: ${line}\n`),
       });
       process.stderr.write(`ncfence: serving .bit anchors on ${svc.socketPath}\n`);
       await new Promise<void>((done) => {

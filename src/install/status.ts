@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { readConfig } from '../config.js';
+import { FRAME_HEADER_LENGTH, decodeResponse, encodeRequest, readFrameHeader } from '../service/protocol.js';
 import { decodeView } from '../view/format.js';
 import { upstreamStamp } from '../view/stamp.js';
 import { CKA } from '../pkcs11/constants.js';
@@ -72,18 +73,52 @@ export function viewState(m: Manifest): { state: InstallStatus['viewState']; anc
   }
 }
 
-/** Whether a service listens on the configured socket (connect only; nothing is asked). */
-function probeService(path: string): Promise<'reachable' | 'unreachable'> {
+/**
+ * A test lookup over the service's socket, as the module makes one: a
+ * request for a name no Namecoin chain uses, which a working service answers
+ * "not found" (docs/service-protocol.md). Resolves with what went wrong, or
+ * undefined when a well-formed answer came back within the timeout.
+ */
+export function askService(path: string, timeoutMs = 2000): Promise<string | undefined> {
   return new Promise((resolve) => {
     const s = createConnection(path);
-    const done = (r: 'reachable' | 'unreachable'): void => {
+    let got = Buffer.alloc(0);
+    let settled = false;
+    const done = (why: string | undefined): void => {
+      if (settled) return;
+      settled = true;
       s.destroy();
-      resolve(r);
+      resolve(why);
     };
-    s.setTimeout(1000, () => done('unreachable'));
-    s.once('connect', () => done('reachable'));
-    s.once('error', () => done('unreachable'));
+    s.setTimeout(timeoutMs, () => done(`no answer within ${timeoutMs} ms`));
+    s.once('connect', () => s.write(encodeRequest({ name: new TextEncoder().encode('ncfence doctor test lookup') })));
+    s.on('data', (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      try {
+        const len = readFrameHeader(got, 'response');
+        if (len === undefined || got.length < FRAME_HEADER_LENGTH + len) return;
+        decodeResponse(got.subarray(0, FRAME_HEADER_LENGTH + len));
+        done(undefined);
+      } catch (e) {
+        done(`a malformed answer: ${(e as Error).message}`);
+      }
+    });
+    s.once('error', (e) => done((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? `nothing listens on ${path} (${(e as NodeJS.ErrnoException).code})` : e.message));
+    s.once('close', () => done('the service closed the connection without an answer (another user\'s service refuses us)'));
   });
+}
+
+/** Whether the service answers on the configured socket (the same test lookup doctor makes, so both agree). */
+async function probeService(path: string): Promise<'reachable' | 'unreachable'> {
+  return (await askService(path)) === undefined ? 'reachable' : 'unreachable';
+}
+
+function serviceOf(m: Manifest): string | undefined {
+  try {
+    return readConfig(m.config).service || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 async function serviceState(m: Manifest): Promise<InstallStatus['service']> {
@@ -159,6 +194,16 @@ export async function doctor(extraDirs: string[] = [], opts: { firefox?: boolean
     checks.push({ name: 'view fresh', ok: v.state === 'fresh', detail: `${m.view}: ${v.state}`, fix: `${reinstall} (rebuilds the view)` });
     const load = await loadModule(m);
     checks.push({ name: 'module loads', ok: load.ok, detail: load.detail, fix: 'see docs/troubleshooting.md for the warning above' });
+    const service = serviceOf(m);
+    if (service) {
+      const why = await askService(service);
+      checks.push({
+        name: '.bit service',
+        ok: why === undefined,
+        detail: why === undefined ? `${service} answered a test lookup` : `${service}: ${why}; .bit sites fail until it answers`,
+        fix: 'start it (systemctl --user start ncfence.socket, or ncfence serve --socket ... with your sources; docs/namecoin.md), or rebuild without --service',
+      });
+    }
     if (isBrowser(m.target) && opts.firefox !== false) checks.push(...(await browserChecks(m.target, location, m)));
     reports.push({ location, target: m.target, checks });
   }

@@ -140,6 +140,27 @@ function wireLength(labels: Labels): number {
 
 // ---------------------------------------------------------------- transport
 
+/** Whether an ncdns-compatible server can be asked: a loopback address that accepts a TCP connection within the timeout. */
+export function checkDnsServer(opts: DnsServerOptions): Promise<void> {
+  checkServerOptions(opts);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: opts.server, port: opts.port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new EngineError('UPSTREAM', `DNS server ${formatServer(opts)} did not accept a connection within ${opts.timeoutMs} ms`));
+    }, opts.timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve();
+    });
+    socket.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new EngineError('UPSTREAM', `DNS server ${formatServer(opts)} is not reachable: ${e.message}`));
+    });
+  });
+}
+
 /** One length-prefixed query and reply (RFC 1035 section 4.2.2); the socket never outlives the call. */
 function exchangeTcp(query: Uint8Array, opts: DnsServerOptions, context: string): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {

@@ -22,6 +22,8 @@ export interface LookupAnswer {
 export interface TlsSource {
   name: string;
   lookup(domain: string): Promise<{ records: TlsRecord[]; ttl: number }>;
+  /** Whether it can answer at all (reachable, credentials readable); throws an EngineError saying why not. */
+  check?(): Promise<void>;
 }
 
 const MAX_TTL = 3000; // under the AIA parent's one-hour validity
@@ -69,32 +71,40 @@ const CACHE_LIMIT = 4096;
 
 export class NamecoinLookup {
   /** Records per domain, kept for their TTL (bounded; the oldest entry goes first). */
-  private readonly cache = new Map<string, { records: TlsRecord[]; ttl: number; expires: number }>();
+  private readonly cache = new Map<string, { records: TlsRecord[]; ttl: number; expires: number; source: string }>();
 
   constructor(
     private readonly auth: NamecoinAuthority,
     private readonly sources: readonly TlsSource[],
     private readonly deps: EngineDeps,
+    /** Receives one line per domain lookup: the outcome and, when nothing vouches, each source's reason. */
+    private readonly log?: (line: string) => void,
   ) {}
 
-  private async records(domain: string): Promise<{ records: TlsRecord[]; ttl: number } | undefined> {
+  /** Records for a domain, and what each source said (for the log line). */
+  private async records(domain: string): Promise<{ found?: { records: TlsRecord[]; ttl: number; source: string }; reasons: string[] }> {
     const now = this.deps.now().getTime();
     const hit = this.cache.get(domain);
-    if (hit && hit.expires > now) return { records: hit.records, ttl: Math.max(1, Math.floor((hit.expires - now) / 1000)) };
+    if (hit && hit.expires > now) return { found: { records: hit.records, ttl: Math.max(1, Math.floor((hit.expires - now) / 1000)), source: `cache (${hit.source})` }, reasons: [] };
+    const reasons: string[] = [];
     for (const source of this.sources) {
       let found: { records: TlsRecord[]; ttl: number };
       try {
         found = await source.lookup(domain);
-      } catch {
-        continue; // a source that fails is skipped
+      } catch (e) {
+        reasons.push(`${source.name}: ${(e as Error).message}`); // a source that fails is skipped
+        continue;
       }
-      if (found.records.length === 0) continue;
+      if (found.records.length === 0) {
+        reasons.push(`${source.name}: no TLS record`);
+        continue;
+      }
       const ttl = Math.max(1, Math.min(found.ttl, MAX_TTL));
       if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(domain, { records: found.records, ttl, expires: now + ttl * 1000 });
-      return { records: found.records, ttl };
+      this.cache.set(domain, { records: found.records, ttl, expires: now + ttl * 1000, source: source.name });
+      return { found: { records: found.records, ttl, source: source.name }, reasons };
     }
-    return undefined;
+    return { reasons };
   }
 
   /** The Namecoin root's subject (what a verifier asks for at the top of a .bit chain). */
@@ -110,9 +120,17 @@ export class NamecoinLookup {
     if (bytesEqual(name, tld.cert.subject)) return { status: 0, ttl: MAX_TTL, objects: [certObject(tld.cert, '.bit TLD CA', false)] };
     const req = parseAiaName(name);
     if (!req) return { status: 1, ttl: 60, objects: [] };
-    const found = await this.records(req.domain);
-    if (!found) return { status: 1, ttl: 60, objects: [] };
+    const { found, reasons } = await this.records(req.domain);
+    if (!found) {
+      this.log?.(`${req.domain}: not found (${reasons.join('; ') || 'no source'})`);
+      return { status: 1, ttl: 60, objects: [] };
+    }
     const certs = synthesizeAiaParents(this.auth, name, req, vouchedKeys(found.records, req), this.deps);
+    this.log?.(
+      certs.length
+        ? `${req.domain}: vouched for by ${found.source} (${found.records.length} TLS record${found.records.length === 1 ? '' : 's'}, ttl ${found.ttl} s)`
+        : `${req.domain}: refused: ${found.source} has ${found.records.length} TLS record${found.records.length === 1 ? '' : 's'}, none that vouches for a CA key here (ncfence uses DANE-TA [2, 1, 0] full keys, or [2, 1, 1] hashes of a stapled key)`,
+    );
     return { status: certs.length ? 0 : 1, ttl: found.ttl, objects: certs.map((c) => certObject(c, `${req.domain} Domain AIA Parent CA`, false)) };
   }
 }

@@ -25,6 +25,7 @@
 // defaultTTL) serves the same records as TLSA with TTL 600.
 
 import { readFileSync, statSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { EngineError } from '../engine/errors.js';
 import { parseTlsValue, type TlsRecord } from './records.js';
@@ -99,6 +100,29 @@ export async function nameShowTls(domain: string, opts: NameShowOptions): Promis
     if (!(cause instanceof EngineError)) throw cause;
     throw new EngineError('UPSTREAM', `${name}: ${cause.message}`, { cause });
   }
+}
+
+/** Whether Namecoin Core can be asked: a loopback http URL, readable credentials, and a TCP connection within the timeout. */
+export async function checkRpc(opts: Omit<NameShowOptions, 'timeoutMs'> & { timeoutMs: number }): Promise<void> {
+  const target = loopbackTarget(opts.url);
+  checkTimeout(opts.timeoutMs);
+  basicAuthorization(opts.auth);
+  await new Promise<void>((resolve, reject) => {
+    const socket = createConnection({ host: target.host, port: target.port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new EngineError('UPSTREAM', `Namecoin Core at ${target.shown} did not accept a connection within ${opts.timeoutMs} ms`));
+    }, opts.timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve();
+    });
+    socket.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new EngineError('UPSTREAM', `Namecoin Core at ${target.shown} is not reachable: ${e.message}`));
+    });
+  });
 }
 
 /** `example.bit` -> `d/example`; anything else is a USAGE error. */

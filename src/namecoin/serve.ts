@@ -21,6 +21,10 @@ export interface ServeOptions {
   /** Source order, e.g. ['rules', 'dns', 'rpc'] (default: those configured, in that order). */
   order?: string[];
   timeoutMs?: number;
+  /** Check every source can answer before serving (reachable, credentials readable, loopback); the CLI does. */
+  checkSources?: boolean;
+  /** One line per lookup (the CLI: stderr). */
+  log?: (line: string) => void;
 }
 
 export function defaultSocketPath(): string {
@@ -36,14 +40,15 @@ async function buildSources(o: ServeOptions): Promise<TlsSource[]> {
     // An address, not a host name: resolving the DNS server's own name would go through the resolver being bypassed.
     const m = /^\[?([0-9a-fA-F:.]+)\]?:(\d+)$/.exec(o.dns.replace(/^localhost:/, '127.0.0.1:'));
     if (!m) throw new EngineError('USAGE', `--dns expects ADDRESS:PORT (e.g. 127.0.0.1:5391), got ${o.dns}`);
-    const { lookupTlsa } = await import('./dns.js');
-    available.dns = async () => ({ name: `dns ${o.dns}`, lookup: (d) => lookupTlsa(d, { server: m[1]!, port: Number(m[2]), timeoutMs }) });
+    const { checkDnsServer, lookupTlsa } = await import('./dns.js');
+    const server = { server: m[1]!, port: Number(m[2]), timeoutMs };
+    available.dns = async () => ({ name: `dns ${o.dns}`, lookup: (d) => lookupTlsa(d, server), check: () => checkDnsServer(server) });
   }
   if (o.rpc) {
-    const { nameShowTls } = await import('./rpc.js');
+    const { checkRpc, nameShowTls } = await import('./rpc.js');
     const auth = o.rpcCookie ? { cookieFile: o.rpcCookie } : o.rpcUser && o.rpcPassword ? { user: o.rpcUser, password: o.rpcPassword } : undefined;
     if (!auth) throw new EngineError('USAGE', '--rpc needs --rpc-cookie FILE, or --rpc-user with --rpc-password-file FILE or NCFENCE_RPC_PASSWORD');
-    available.rpc = async () => ({ name: `rpc ${o.rpc}`, lookup: (d) => nameShowTls(d, { url: o.rpc!, auth, timeoutMs }) });
+    available.rpc = async () => ({ name: `rpc ${o.rpc}`, lookup: (d) => nameShowTls(d, { url: o.rpc!, auth, timeoutMs }), check: () => checkRpc({ url: o.rpc!, auth, timeoutMs }) });
   }
   const order = o.order ?? ['rules', 'dns', 'rpc'].filter((k) => k in available);
   if (order.length === 0) throw new EngineError('USAGE', 'no anchor source: give --rules FILE, --dns HOST:PORT or --rpc URL');
@@ -58,7 +63,17 @@ async function buildSources(o: ServeOptions): Promise<TlsSource[]> {
 
 export async function serve(o: ServeOptions): Promise<{ close(): Promise<void>; socketPath: string; lookup: NamecoinLookup }> {
   const deps = await defaultEngineDeps();
-  const lookup = new NamecoinLookup(createAuthority(deps), await buildSources(o), deps);
+  const sources = await buildSources(o);
+  if (o.checkSources) {
+    for (const source of sources) {
+      try {
+        await source.check?.();
+      } catch (e) {
+        throw new EngineError('USAGE', `source ${source.name} cannot answer: ${(e as Error).message}. Start it first, or leave it out of --sources`, { cause: e });
+      }
+    }
+  }
+  const lookup = new NamecoinLookup(createAuthority(deps), sources, deps, o.log);
   const { startService } = await import('../service/server.js');
   // systemd socket activation: LISTEN_FDS=1 for this pid hands over fd 3 (sd_listen_fds(3)).
   const activated = process.env.LISTEN_FDS === '1' && process.env.LISTEN_PID === String(process.pid);
