@@ -50,7 +50,12 @@ test.serial('npm pack, npm install -g of the tarball, and its ncfence installs i
   }
   const st = await run(ncfence, ['status', '--json', '--dir', ff], { env, timeoutMs: 60_000 });
   t.is(st.code, 0, st.stderr);
-  t.is((JSON.parse(st.stdout) as { location: string; viewState: string }[]).find((r) => r.location === ff)?.viewState, 'fresh');
+  const row = (JSON.parse(st.stdout) as { location: string; viewState: string; upgrade: string[] }[]).find((r) => r.location === ff);
+  t.is(row?.viewState, 'fresh');
+  // The newer package is offered, not applied.
+  t.deepEqual(row?.upgrade, ['a newer policy']);
+  const text = await run(ncfence, ['status', '--dir', ff], { env, timeoutMs: 60_000 });
+  t.regex(text.stdout, /firefox at .*: this ncfence has a newer policy; the install keeps its own until you run it again/);
   const un = await run(ncfence, ['uninstall', 'firefox', '--dir', ff], { env, timeoutMs: 60_000 });
   t.is(un.code, 0, un.stderr);
 });

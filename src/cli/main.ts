@@ -257,6 +257,9 @@ function printStatus(rows: InstallStatus[]): void {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   process.stdout.write(`${[line(head), ...body.map(line)].join('\n')}\n`);
+  for (const r of rows.filter((x) => x.upgrade.length > 0)) {
+    process.stdout.write(`${r.target} at ${r.location}: this ncfence has ${r.upgrade.join(' and ')}; the install keeps its own until you run it again (ncfence install ${r.target} ...)\n`);
+  }
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -82,7 +82,7 @@ export async function installNss(o: NssOptions): Promise<Manifest> {
   o.progress?.(`building the fenced view of ${upstream}`);
   let result;
   try {
-    result = await build({ upstream, upstreamParams, outDir: under(root, STATE_DIR), configFile: under(root, SYSTEM_CONFIG), policyFile, service: o.service, minRootsFenced: o.allowEmpty ? undefined : 1 });
+    result = await build({ upstream, upstreamParams, outDir: under(root, STATE_DIR), configFile: under(root, SYSTEM_CONFIG), policyFile, service: o.service, minRootsFenced: o.allowEmpty ? undefined : 1, fix: `sudo ncfence install nss${root === '/' ? '' : ` --root ${root}`}` });
   } catch (e) {
     if (!current) dpkgDivert(root, '--remove'); // undo: nothing half-installed
     if (!previous) removeIfPresent(policyFile);

@@ -64,7 +64,7 @@ export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
   const upstreamParams = o.upstreamParams ?? previous?.upstreamParams ?? '';
   o.progress?.(`building the fenced view of ${upstream}`);
   const policyFile = copyPolicy(o.policyFile ?? TARGET_POLICY['p11-kit'], join(libDir, 'policy.json'));
-  const result = await build({ upstream, upstreamParams, outDir: libDir, policyFile, service: o.service, minRootsFenced: o.allowEmpty ? undefined : 1 });
+  const result = await build({ upstream, upstreamParams, outDir: libDir, policyFile, service: o.service, minRootsFenced: o.allowEmpty ? undefined : 1, fix: o.user ? 'ncfence install p11-kit --user' : 'sudo ncfence install p11-kit' });
   const modulePath = join(libDir, 'libncfence.so');
   placeModule(modulePath);
   o.progress?.(`registering ${moduleFile}`);

@@ -13,7 +13,8 @@ import { upstreamStamp } from '../view/stamp.js';
 import { CKA } from '../pkcs11/constants.js';
 import { CKO } from '../pkcs11/constants.js';
 import { BROWSER_NAME, BROWSER_TARGETS, resolveBrowserDir, type BrowserTarget } from '../browser/layout.js';
-import { readManifest, sha256File, type BrowserCheck, type Manifest } from './common.js';
+import { PACKAGE_MODULE, readManifest, sha256File, type BrowserCheck, type Manifest } from './common.js';
+import { TARGET_POLICY } from '../policy.js';
 import { MANIFEST_FILE, allBrowserCandidates, checkBrowser, reinstallCommand } from './browser.js';
 import { STATE_DIR } from './nss.js';
 import { p11kitPaths } from './p11kit.js';
@@ -31,6 +32,31 @@ export interface InstallStatus {
   service: 'not configured' | 'reachable' | 'unreachable';
   /** Browser targets: where the roots come from, and how they compared with the browser's own at install. */
   roots?: { source: NonNullable<Manifest['upstreamSource']>; check?: BrowserCheck };
+  /** What this package would install differently (a newer module or policy); empty when the install is current. */
+  upgrade: string[];
+}
+
+/** The policy this package gives a target, for the upgrade check. */
+function packagePolicyFor(target: Manifest['target']): string {
+  return isBrowser(target) ? TARGET_POLICY.browser : target === 'nss' ? TARGET_POLICY.nss : TARGET_POLICY['p11-kit'];
+}
+
+/**
+ * What a reinstall with this package would change: its module differs from
+ * the installed one, or its policy for the target from the install's copy.
+ * Never applied by itself: an install changes only when it is run again.
+ */
+function upgradeOffers(m: Manifest): string[] {
+  const out: string[] = [];
+  try {
+    if (existsSync(PACKAGE_MODULE) && sha256File(PACKAGE_MODULE) !== m.module.sha256) out.push('a newer module');
+    const cfg = readConfig(m.config);
+    const own = packagePolicyFor(m.target);
+    if (m.upstreamSource !== 'option' && existsSync(cfg.policy) && existsSync(own) && sha256File(cfg.policy) !== sha256File(own)) out.push('a newer policy');
+  } catch {
+    // an unreadable install is reported by the view state
+  }
+  return out;
 }
 
 const isBrowser = (t: Manifest['target']): t is BrowserTarget => (BROWSER_TARGETS as readonly string[]).includes(t);
@@ -145,6 +171,7 @@ export async function status(extraDirs: string[] = [], root = '/'): Promise<Inst
       anchors: v.anchors,
       service: await serviceState(m),
       ...(isBrowser(m.target) ? { roots: { source: m.upstreamSource ?? 'option', ...(m.browserCheck ? { check: m.browserCheck } : {}) } } : {}),
+      upgrade: upgradeOffers(m),
     });
   }
   return rows;
