@@ -4,14 +4,14 @@
 import { accessSync, constants, readFileSync, realpathSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { EngineError, type EngineErrorCode } from '../engine/errors.js';
-import { build, DEFAULT_UPSTREAM, type BuildResult } from '../compile/build.js';
+import { DEFAULT_UPSTREAM, type BuildResult } from '../compile/build.js';
 import type { Manifest } from '../install/common.js';
-import { installBrowser, uninstallBrowser } from '../install/browser.js';
 import { BROWSER_TARGETS, type BrowserTarget } from '../browser/layout.js';
-import { installNss, uninstallNss } from '../install/nss.js';
-import { installP11Kit, uninstallP11Kit } from '../install/p11kit.js';
-import { doctor, status, type InstallStatus } from '../install/status.js';
-import { defaultSocketPath, serve } from '../namecoin/serve.js';
+import type { InstallStatus } from '../install/status.js';
+// Each command loads only what it uses (dynamic imports below): `build` runs
+// at every stale start-up of a browser with --auto-rebuild, and loading the
+// install, comparison (pkijs) and service code cost it a third of its time
+// (node --cpu-prof).
 
 const EXIT: Record<EngineErrorCode, number> = {
   BAD_DER: 1,
@@ -46,6 +46,10 @@ Commands:
   doctor                Check each install as a user would, with fixes.
   serve                 Run the live .bit service the module asks for Namecoin
                         anchors (docs/namecoin.md); runs until stopped.
+  bench                 Measure rewriting on this machine and upstream: per
+                        root by key type, the whole build against the crypto
+                        floor, and the module's lookup costs (a table; --json,
+                        --svg FILE).
 
 Options:
   --upstream PATH          upstream PKCS#11 trust module (build default:
@@ -93,6 +97,8 @@ Options:
   --rpc-user USER
   --rpc-password-file FILE
   --sources LIST           serve: order of sources, e.g. rules,dns,rpc
+  --rounds N               bench: repetitions (default 20)
+  --svg FILE               bench: also write the results as an SVG plot
   --json                   print results as JSON on stdout
   -h, --help               show this help (ncfence COMMAND --help: that
                            command's options only)
@@ -114,6 +120,7 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   status: ['dir', 'firefox-dir', 'root', 'json'],
   doctor: ['dir', 'firefox-dir', 'root', 'no-firefox', 'json'],
   serve: ['socket', 'rules', 'dns', 'rpc', 'rpc-cookie', 'rpc-user', 'rpc-password', 'rpc-password-file', 'sources'],
+  bench: ['upstream', 'upstream-params', 'rounds', 'svg', 'json'],
 };
 /** Options that only some install targets take. */
 const TARGET_OPTIONS: Record<string, readonly string[]> = {
@@ -131,6 +138,7 @@ const USAGE: Record<string, string> = {
   status: 'ncfence status [options]',
   doctor: 'ncfence doctor [options]',
   serve: 'ncfence serve [options]',
+  bench: 'ncfence bench [--upstream PATH] [--rounds N] [--json] [--svg FILE]',
 };
 
 /** One command's help: its line from the command list and the descriptions of the options it takes, cut from HELP. */
@@ -181,6 +189,8 @@ const OPTIONS = {
   sources: { type: 'string' },
   json: { type: 'boolean', default: false },
   'allow-empty': { type: 'boolean', default: false },
+  rounds: { type: 'string' },
+  svg: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
   version: { type: 'boolean', default: false },
 } as const;
@@ -315,6 +325,7 @@ async function main(argv: string[]): Promise<number> {
       if (positionals.length) throw new EngineError('USAGE', `build takes no arguments, got ${positionals.join(' ')}`);
       if (values.browser !== undefined && values.upstream !== undefined) throw new EngineError('USAGE', 'build reads either --browser DIR or --upstream PATH, not both');
       progress(values.browser !== undefined ? `reading the roots of the browser in ${values.browser}` : `building the fenced view of ${values.upstream ?? DEFAULT_UPSTREAM}`);
+      const { build } = await import('../compile/build.js');
       const result = await build({
         ...(values.browser !== undefined ? { browser: values.browser } : {}),
         upstream: values.upstream ?? DEFAULT_UPSTREAM,
@@ -331,7 +342,18 @@ async function main(argv: string[]): Promise<number> {
       else printSummary(result);
       return 0;
     }
+    case 'bench': {
+      if (positionals.length) throw new EngineError('USAGE', `bench takes no arguments, got ${positionals.join(' ')}`);
+      const rounds = values.rounds === undefined ? 20 : Number(values.rounds);
+      if (!Number.isInteger(rounds) || rounds < 1 || rounds > 10_000) throw new EngineError('USAGE', `--rounds must be a whole number from 1 to 10000, got ${values.rounds}`);
+      const { formatBench, runBench, writeSvg } = await import('../bench/run.js');
+      const r = await runBench({ upstream: values.upstream ?? DEFAULT_UPSTREAM, upstreamParams: values['upstream-params'] ?? '', rounds }, progress);
+      if (values.svg) writeSvg(values.svg, r);
+      process.stdout.write(values.json ? `${JSON.stringify(r, null, 2)}\n` : formatBench(r));
+      return 0;
+    }
     case 'serve': {
+      const { defaultSocketPath, serve } = await import('../namecoin/serve.js');
       if (values['rpc-password'] !== undefined) {
         throw new EngineError('USAGE', '--rpc-password would show the password to every user of this machine (ps, /proc); use --rpc-password-file FILE or set NCFENCE_RPC_PASSWORD');
       }
@@ -357,6 +379,9 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'install': {
       const target = wantTarget();
+      const { installBrowser } = await import('../install/browser.js');
+      const { installNss } = await import('../install/nss.js');
+      const { installP11Kit } = await import('../install/p11kit.js');
       const m = isBrowserTarget(target)
         ? await installBrowser(target, { dir: dirOption, ...upstreamOpts, ...(values['auto-rebuild'] ? { rebuildCommand: selfCommand() } : {}) })
         : target === 'nss'
@@ -368,6 +393,9 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'uninstall': {
       const target = wantTarget();
+      const { uninstallBrowser } = await import('../install/browser.js');
+      const { uninstallNss } = await import('../install/nss.js');
+      const { uninstallP11Kit } = await import('../install/p11kit.js');
       const m: Manifest = isBrowserTarget(target)
         ? uninstallBrowser(target, dirOption)
         : target === 'nss'
@@ -378,6 +406,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'status': {
+      const { status } = await import('../install/status.js');
       const rows = await status(dirOption ? [dirOption] : [], values.root);
       if (values.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       else printStatus(rows);
@@ -385,6 +414,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'doctor': {
       progress('checking each install (browsers are started headless, offline, with a throwaway profile)');
+      const { doctor } = await import('../install/status.js');
       const reports = await doctor(dirOption ? [dirOption] : [], { firefox: !values['no-firefox'], root: values.root });
       const failed = reports.some((r) => r.checks.some((c) => !c.ok));
       if (values.json) process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);

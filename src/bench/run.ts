@@ -1,0 +1,259 @@
+// `ncfence bench`: what rewriting costs on this machine, on the user's own
+// upstream, each number beside its baseline from the same run:
+//   - per root: fenceRoot latency by key type (p50/p99), beside the crypto
+//     floor of one rewrite (a fresh anchor key and its two signatures);
+//   - the whole plan in this process, against the floor for as many roots;
+//   - `ncfence build` as a process, against a process that only does the
+//     floor (Node's start-up counts on both sides; budget 2.5x);
+//   - the module: C_Initialize, FindObjects by subject and
+//     GetAttributeValue(CKA_VALUE), through ncfence and on upstream itself,
+//     both through pkcs11js in this process.
+// Timing never decides anything; it is reported.
+
+import { execFileSync } from 'node:child_process';
+import { X509Certificate, generateKeyPairSync, hash, sign, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pkcs11js from 'pkcs11js';
+import { build } from '../compile/build.js';
+import { planView } from '../compile/plan.js';
+import { readUpstream, ulongValue } from '../compile/upstream.js';
+import { defaultEngineDeps, fenceRoot } from '../engine/crossSign.js';
+import { parseCertificate } from '../engine/asn1/certificate.js';
+import { loadPolicy } from '../policy.js';
+import { CKA, CKO } from '../pkcs11/constants.js';
+
+const MODULE = fileURLToPath(new URL('../../build/Release/libncfence.so', import.meta.url));
+
+export interface BenchOptions {
+  upstream: string;
+  upstreamParams: string;
+  rounds: number;
+}
+
+export interface Percentiles {
+  n: number;
+  p50: number;
+  p99: number;
+}
+
+export interface BenchResult {
+  machine: { node: string; openssl: string; cpus: number };
+  upstream: string;
+  roots: number;
+  /** Per key type: fenceRoot and the floor of one rewrite, microseconds. */
+  perRoot: { keyType: string; roots: number; rewriteUs: Percentiles; floorUs: Percentiles }[];
+  plan: { ms: number; floorMs: number; ratio: number };
+  process: { buildMs: number; floorMs: number; ratio: number; budget: number };
+  module: { initUs: { upstream: number; ncfence: number }; findUs: { upstream: number; ncfence: number }; valueUs: { upstream: number; ncfence: number } };
+}
+
+function percentiles(xs: number[]): Percentiles {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (p: number): number => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+  return { n: s.length, p50: Math.round(at(50) * 10) / 10, p99: Math.round(at(99) * 10) / 10 };
+}
+
+const median = (xs: number[]): number => percentiles(xs).p50;
+
+function keyType(der: Uint8Array): string {
+  const d = new X509Certificate(Buffer.from(der)).publicKey.asymmetricKeyDetails;
+  if (d?.modulusLength) return `RSA-${d.modulusLength}`;
+  if (d?.namedCurve) return `EC ${d.namedCurve === 'prime256v1' ? 'P-256' : d.namedCurve === 'secp384r1' ? 'P-384' : d.namedCurve}`;
+  return 'other';
+}
+
+function floorOne(tbs: Uint8Array): void {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }) as { privateKey: KeyObject };
+  sign('sha256', tbs, privateKey);
+  sign('sha256', tbs, privateKey);
+}
+
+const FLOOR_SCRIPT = `const { generateKeyPairSync, sign } = require('node:crypto');
+const n = Number(process.argv[1]); const tbs = Buffer.alloc(Number(process.argv[2]), 7);
+for (let i = 0; i < n; i++) { const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }); sign('sha256', tbs, privateKey); sign('sha256', tbs, privateKey); }`;
+
+function timeProcess(cmd: string, args: string[]): number {
+  const t = performance.now();
+  execFileSync(cmd, args, { stdio: 'ignore', env: { ...process.env, NCFENCE_CONFIG: '' } });
+  return performance.now() - t;
+}
+
+/** FindObjects by subject and GetAttributeValue over every certificate, and C_Initialize, through pkcs11js. */
+function moduleCosts(library: string, params: string, env: Record<string, string>, rounds: number): { init: number; find: number; value: number } {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  const p = new pkcs11js.PKCS11();
+  try {
+    p.load(library);
+    const inits: number[] = [];
+    const find: number[] = [];
+    const value: number[] = [];
+    const initOpts = params ? { flags: pkcs11js.CKF_OS_LOCKING_OK, libraryParameters: `${params}\0` } : { flags: pkcs11js.CKF_OS_LOCKING_OK };
+    for (let r = 0; r < rounds; r++) {
+      const t0 = performance.now();
+      p.C_Initialize(initOpts);
+      inits.push(performance.now() - t0);
+      const slot = p.C_GetSlotList(true)[0]!;
+      const s = p.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
+      p.C_FindObjectsInit(s, [{ type: CKA.CLASS, value: CKO.CERTIFICATE }]);
+      const certs = p.C_FindObjects(s, 4096);
+      p.C_FindObjectsFinal(s);
+      const subjects = certs.map((h) => p.C_GetAttributeValue(s, h, [{ type: CKA.SUBJECT }])[0]!.value!);
+      const t1 = performance.now();
+      for (const subject of subjects) {
+        p.C_FindObjectsInit(s, [{ type: CKA.CLASS, value: CKO.CERTIFICATE }, { type: CKA.SUBJECT, value: subject }]);
+        p.C_FindObjects(s, 16);
+        p.C_FindObjectsFinal(s);
+      }
+      const t2 = performance.now();
+      for (const h of certs) p.C_GetAttributeValue(s, h, [{ type: CKA.VALUE }]);
+      const t3 = performance.now();
+      find.push(((t2 - t1) * 1000) / Math.max(1, subjects.length));
+      value.push(((t3 - t2) * 1000) / Math.max(1, certs.length));
+      p.C_CloseSession(s);
+      p.C_Finalize();
+    }
+    return { init: median(inits), find: median(find), value: median(value) };
+  } finally {
+    p.close();
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+export async function runBench(o: BenchOptions, progress?: (msg: string) => void): Promise<BenchResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'ncfence-bench-'));
+  try {
+    const policy = loadPolicy();
+    const deps = await defaultEngineDeps(policy.anchorKey);
+    progress?.(`reading ${o.upstream}`);
+    const snapshot = readUpstream(o.upstream, o.upstreamParams);
+    const plan = planView(snapshot, policy, deps);
+    const fencedSha = new Set(plan.summary.decisions.filter((d) => d.action === 'fence').map((d) => d.sha256));
+    const rootDers = fencedSha.size;
+    const certs = snapshot.objects.filter((x) => ulongValue(x.attrs.get(CKA.CLASS)) === CKO.CERTIFICATE && x.attrs.get(CKA.VALUE));
+    const fenced = certs.map((x) => x.attrs.get(CKA.VALUE)!).filter((der) => fencedSha.has(hash('sha256', der, 'hex')));
+    progress?.(`rewriting ${fenced.length} roots ${o.rounds} times each`);
+    const byType = new Map<string, { rewrite: number[]; floor: number[]; roots: number }>();
+    for (const der of fenced) {
+      const parsed = parseCertificate(der);
+      const type = keyType(der);
+      const e = byType.get(type) ?? { rewrite: [], floor: [], roots: 0 };
+      e.roots++;
+      for (let r = 0; r < o.rounds; r++) {
+        const t0 = performance.now();
+        const out = fenceRoot(parsed, policy.excludedSubtrees, deps);
+        const t1 = performance.now();
+        floorOne(out.cross.tbs);
+        const t2 = performance.now();
+        e.rewrite.push((t1 - t0) * 1000);
+        e.floor.push((t2 - t1) * 1000);
+      }
+      byType.set(type, e);
+    }
+    progress?.('the whole plan against the floor');
+    const planMs: number[] = [];
+    const floorMs: number[] = [];
+    const tbs = fenced.length ? parseCertificate(fenced[0]!).tbs : new Uint8Array(900);
+    for (let r = 0; r < Math.max(3, Math.min(o.rounds, 9)); r++) {
+      const t0 = performance.now();
+      planView(snapshot, policy, deps);
+      const t1 = performance.now();
+      for (let i = 0; i < rootDers; i++) floorOne(tbs);
+      planMs.push(t1 - t0);
+      floorMs.push(performance.now() - t1);
+    }
+    progress?.('ncfence build as a process against a process that only does the floor');
+    const buildRuns: number[] = [];
+    const floorRuns: number[] = [];
+    for (let r = 0; r < Math.max(3, Math.min(o.rounds, 9)); r++) {
+      // The build runs as this command was run (the installed CLI, or tsx over the sources).
+      buildRuns.push(timeProcess(process.execPath, [...process.execArgv, process.argv[1]!, 'build', '--upstream', o.upstream, '--upstream-params', o.upstreamParams, '--out', join(dir, 'out'), '--allow-empty']));
+      floorRuns.push(timeProcess(process.execPath, ['-e', FLOOR_SCRIPT, String(rootDers), String(tbs.length)]));
+    }
+    progress?.('the module: through ncfence and on upstream itself');
+    const view = await build({ upstream: o.upstream, upstreamParams: o.upstreamParams, outDir: join(dir, 'module') });
+    const rounds = Math.max(3, Math.min(o.rounds, 15));
+    const direct = moduleCosts(o.upstream, o.upstreamParams, {}, rounds);
+    const fencedCosts = moduleCosts(MODULE, '', { NCFENCE_CONFIG: view.config }, rounds);
+    const buildMs = median(buildRuns);
+    const floorProcMs = median(floorRuns);
+    return {
+      machine: { node: process.version, openssl: process.versions.openssl ?? '', cpus: (await import('node:os')).cpus().length },
+      upstream: `${o.upstream}${o.upstreamParams ? ` (${o.upstreamParams})` : ''}`,
+      roots: rootDers,
+      perRoot: [...byType].map(([k, e]) => ({ keyType: k, roots: e.roots, rewriteUs: percentiles(e.rewrite), floorUs: percentiles(e.floor) })).sort((a, b) => a.keyType.localeCompare(b.keyType)),
+      plan: { ms: median(planMs), floorMs: median(floorMs), ratio: Math.round((median(planMs) / median(floorMs)) * 100) / 100 },
+      process: { buildMs: Math.round(buildMs), floorMs: Math.round(floorProcMs), ratio: Math.round((buildMs / floorProcMs) * 100) / 100, budget: 2.5 },
+      module: {
+        initUs: { upstream: round1(direct.init * 1000), ncfence: round1(fencedCosts.init * 1000) },
+        findUs: { upstream: round1(direct.find), ncfence: round1(fencedCosts.find) },
+        valueUs: { upstream: round1(direct.value), ncfence: round1(fencedCosts.value) },
+      },
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const round1 = (x: number): number => Math.round(x * 10) / 10;
+
+/** The readable table. */
+export function formatBench(r: BenchResult): string {
+  const pad = (s: string, n: number): string => s.padEnd(n);
+  const num = (x: number, n = 9): string => String(x).padStart(n);
+  const lines = [
+    `ncfence bench: ${r.upstream}, ${r.roots} roots fenced (Node ${r.machine.node}, OpenSSL ${r.machine.openssl}, ${r.machine.cpus} CPUs)`,
+    '',
+    'rewrite per root, microseconds        p50       p99   floor p50   floor p99',
+    ...r.perRoot.map((x) => `  ${pad(`${x.keyType} (${x.roots} roots)`, 32)}${num(x.rewriteUs.p50)} ${num(x.rewriteUs.p99)} ${num(x.floorUs.p50, 11)} ${num(x.floorUs.p99, 11)}`),
+    '',
+    `whole plan in this process:  ${r.plan.ms} ms, floor ${r.plan.floorMs} ms: ${r.plan.ratio}x`,
+    `ncfence build as a process:  ${r.process.buildMs} ms, floor process ${r.process.floorMs} ms: ${r.process.ratio}x (budget ${r.process.budget}x: ${r.process.ratio <= r.process.budget ? 'met' : 'MISSED'})`,
+    '',
+    'module (through pkcs11js)         upstream   ncfence',
+    `  C_Initialize, us               ${num(r.module.initUs.upstream)} ${num(r.module.initUs.ncfence)}`,
+    `  FindObjects by subject, us     ${num(r.module.findUs.upstream)} ${num(r.module.findUs.ncfence)}`,
+    `  GetAttributeValue(VALUE), us   ${num(r.module.valueUs.upstream)} ${num(r.module.valueUs.ncfence)}`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** A bar chart: per key type, the rewrite's p50 and p99 beside the floor's p50; and the process ratio against its budget. */
+export function benchSvg(r: BenchResult): string {
+  const rows = r.perRoot;
+  const max = Math.max(1, ...rows.flatMap((x) => [x.rewriteUs.p99, x.floorUs.p50]));
+  const W = 720;
+  const left = 170;
+  const scale = (W - left - 80) / max;
+  const rowH = 54;
+  const H = 70 + rows.length * rowH + 90;
+  const bars: string[] = [];
+  rows.forEach((x, i) => {
+    const y = 50 + i * rowH;
+    const bar = (v: number, dy: number, color: string, label: string): string =>
+      `<rect x="${left}" y="${y + dy}" width="${Math.max(1, v * scale).toFixed(1)}" height="14" fill="${color}"/><text x="${left + Math.max(1, v * scale) + 4}" y="${y + dy + 11}" font-size="11">${esc(label)} ${v} us</text>`;
+    bars.push(`<text x="10" y="${y + 22}" font-size="12">${esc(`${x.keyType} (${x.roots})`)}</text>`);
+    bars.push(bar(x.rewriteUs.p50, 0, '#3b6ea5', 'rewrite p50'), bar(x.rewriteUs.p99, 16, '#9bbbe0', 'p99'), bar(x.floorUs.p50, 32, '#999', 'floor p50'));
+  });
+  const y0 = 60 + rows.length * rowH;
+  const ratioW = (W - left - 80) / 4;
+  const ratioBar = `<text x="10" y="${y0 + 22}" font-size="12">build process / floor</text><rect x="${left}" y="${y0 + 10}" width="${(Math.min(r.process.ratio, 4) * ratioW).toFixed(1)}" height="16" fill="${r.process.ratio <= r.process.budget ? '#4a8' : '#c44'}"/><line x1="${left + r.process.budget * ratioW}" y1="${y0 + 4}" x2="${left + r.process.budget * ratioW}" y2="${y0 + 32}" stroke="#000" stroke-dasharray="3,2"/><text x="${left + r.process.budget * ratioW + 4}" y="${y0 + 44}" font-size="11">budget ${r.process.budget}x</text><text x="${left + Math.min(r.process.ratio, 4) * ratioW + 4}" y="${y0 + 23}" font-size="11">${r.process.ratio}x (${r.process.buildMs} ms vs ${r.process.floorMs} ms)</text>`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">
+<text x="10" y="24" font-size="14">${esc(`ncfence bench: rewrite latency per root (${r.roots} roots of ${r.upstream})`)}</text>
+${bars.join('\n')}
+${ratioBar}
+</svg>
+`;
+}
+
+export function writeSvg(file: string, r: BenchResult): void {
+  writeFileSync(file, benchSvg(r));
+}

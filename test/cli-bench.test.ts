@@ -1,0 +1,53 @@
+// `ncfence bench` runs for a user on their own upstream (issue 13): the
+// table, the JSON and the SVG plot, on the system CKBI. Only the shape of
+// the results is checked here; timing decides nothing in tests.
+
+import test from 'ava';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CLI, SYSTEM_CKBI } from './helpers/paths.js';
+import { run } from './helpers/run.js';
+
+let dir: string;
+test.before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ncfence-cli-bench-'));
+});
+test.after.always(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('ncfence bench: a table, JSON with every measurement beside its baseline, and a well-formed SVG plot', async (t) => {
+  const svg = join(dir, 'bench.svg');
+  const r = await run(process.execPath, ['--import', 'tsx', CLI, 'bench', '--rounds', '2', '--json', '--svg', svg], { timeoutMs: 180_000, env: { ...process.env, NCFENCE_CONFIG: '' } });
+  t.is(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as {
+    upstream: string;
+    roots: number;
+    perRoot: { keyType: string; roots: number; rewriteUs: { n: number; p50: number; p99: number }; floorUs: { p50: number } }[];
+    plan: { ratio: number };
+    process: { buildMs: number; floorMs: number; ratio: number; budget: number };
+    module: { initUs: { upstream: number; ncfence: number }; findUs: { upstream: number; ncfence: number } };
+  };
+  t.is(j.upstream, SYSTEM_CKBI);
+  t.true(j.roots > 100);
+  t.is(j.perRoot.reduce((n, x) => n + x.roots, 0), j.roots, 'every fenced root is in one key type');
+  for (const x of j.perRoot) {
+    t.regex(x.keyType, /^(RSA-\d+|EC P-(256|384))$/);
+    t.is(x.rewriteUs.n, x.roots * 2);
+    t.true(x.rewriteUs.p50 > 0 && x.rewriteUs.p99 >= x.rewriteUs.p50 && x.floorUs.p50 > 0);
+  }
+  t.true(j.plan.ratio > 0 && j.process.ratio > 0 && j.process.buildMs > 0 && j.process.floorMs > 0);
+  t.is(j.process.budget, 2.5);
+  t.true(j.module.findUs.upstream > 0 && j.module.findUs.ncfence > 0);
+  const text = readFileSync(svg, 'utf8');
+  t.regex(text, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" width="\d+" height="\d+"/);
+  t.regex(text, /build process \/ floor/);
+  const xml = await run('python3', ['-c', 'import sys, xml.dom.minidom; xml.dom.minidom.parse(sys.argv[1])', svg], { timeoutMs: 30_000 });
+  t.is(xml.code, 0, xml.stderr);
+
+  const table = await run(process.execPath, ['--import', 'tsx', CLI, 'bench', '--rounds', '1'], { timeoutMs: 180_000, env: { ...process.env, NCFENCE_CONFIG: '' } });
+  t.is(table.code, 0, table.stderr);
+  t.regex(table.stdout, /^rewrite per root, microseconds +p50 +p99 +floor p50 +floor p99$/m);
+  t.regex(table.stdout, /^ncfence build as a process: +\d+ ms, floor process \d+ ms: [\d.]+x \(budget 2\.5x: (met|MISSED)\)$/m);
+});
