@@ -4,6 +4,7 @@
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from './engine/errors.js';
 import { checkAbsoluteDnsName, checkConstraintDnsName, cidrSubtree, dnsSubtree } from './engine/nameConstraints.js';
@@ -56,84 +57,131 @@ export const TARGET_POLICY = {
   'p11-kit': fileURLToPath(new URL('../rules/p11-kit.json', import.meta.url)),
 } as const;
 
-const ACTIONS: readonly RootAction[] = ['fence', 'drop', 'pass'];
 const PURPOSES: readonly Purpose[] = ['serverAuth', 'clientAuth', 'emailProtection', 'codeSigning'];
 const KEY_FAMILIES: readonly KeyFamily[] = ['rsa', 'ec', 'rsa-pss', 'other'];
 const SELECTORS = ['expired', 'alreadyExcluded', 'weakSignature', 'noCommonName'] as const;
 
-class Reader {
-  constructor(readonly file: string) {}
+/** Where a policy error is, for the message: `excluded.dNSName[0]`, `overrides[1] (id same).id`, `(top)`. */
+function placeOf(doc: unknown, instancePath: string): string {
+  const parts = instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  let out = '';
+  let node: unknown = doc;
+  parts.forEach((p, i) => {
+    if (Array.isArray(node)) {
+      const el: unknown = node[Number(p)];
+      out += `[${p}]`;
+      const id = (el as { id?: unknown } | undefined)?.id;
+      if (parts[i - 1] === 'overrides' && typeof id === 'string') out += ` (id ${id})`;
+      node = el;
+    } else {
+      out += out ? `.${p}` : p;
+      node = (node as Record<string, unknown> | undefined)?.[p];
+    }
+  });
+  return out || '(top)';
+}
 
-  fail(where: string, problem: string): never {
-    throw new EngineError('POLICY', `${this.file}: ${where}: ${problem}`);
-  }
+const joinPlace = (place: string, field: string): string => `${place}.${field}`;
 
-  object(v: unknown, where: string, allowed: readonly string[]): Record<string, unknown> {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(where, 'expected an object');
-    for (const k of Object.keys(v)) if (!allowed.includes(k)) this.fail(`${where}.${k}`, `unknown field (allowed: ${allowed.join(', ')})`);
-    return v as Record<string, unknown>;
-  }
-
-  oneOf<T extends string>(v: unknown, where: string, values: readonly T[], fallback?: T): T {
-    if (v === undefined && fallback !== undefined) return fallback;
-    if (typeof v !== 'string' || !values.includes(v as T)) this.fail(where, `expected one of ${values.map((x) => JSON.stringify(x)).join(', ')}, got ${JSON.stringify(v)}`);
-    return v as T;
-  }
-
-  array(v: unknown, where: string): unknown[] {
-    if (!Array.isArray(v)) this.fail(where, 'expected an array');
-    return v;
+/** One schema error as ncfence words it: the place, then what is wrong, with the schema's description where it has one. */
+function describeSchemaError(doc: unknown, e: ErrorObject): [string, string] {
+  const place = placeOf(doc, e.instancePath);
+  const value = e.data;
+  const described = (e.parentSchema as { description?: string } | undefined)?.description;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const allowed = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+      return [joinPlace(place, (e.params as { additionalProperty: string }).additionalProperty), `unknown field (allowed: ${allowed.join(', ')})`];
+    }
+    case 'required':
+      return [joinPlace(place, (e.params as { missingProperty: string }).missingProperty), 'required'];
+    case 'enum': {
+      const allowed = (e.params as { allowedValues: unknown[] }).allowedValues;
+      if (value === 'pass' && !allowed.includes('pass')) return [place, '"pass" would leave roots unfenced; use "fence" or "drop"'];
+      return [place, `expected one of ${allowed.map((x) => JSON.stringify(x)).join(', ')}, got ${JSON.stringify(value)}`];
+    }
+    case 'const':
+      return [place, `unsupported schema ${JSON.stringify(value)}, expected ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`];
+    case 'minItems':
+      return [place, `must name at least ${(e.params as { limit: number }).limit === 1 ? 'one' : (e.params as { limit: number }).limit} ${described ? `(${described})` : 'entry'}`];
+    case 'pattern':
+    case 'minLength':
+      return [place, `expected ${described ?? `a string matching ${(e.params as { pattern?: string }).pattern ?? 'its pattern'}`}, got ${JSON.stringify(value)}`];
+    case 'type':
+      return [place, `expected ${(e.params as { type: string }).type}, got ${JSON.stringify(value)}`];
+    default:
+      return [place, e.message ?? 'invalid'];
   }
 }
 
-function readExcluded(r: Reader, v: unknown): { names: string[]; subtrees: Uint8Array[] } {
-  const excluded = r.object(v, 'excluded', ['dNSName', 'iPAddress']);
-  const names = r.array(excluded.dNSName, 'excluded.dNSName');
-  if (names.length === 0) r.fail('excluded.dNSName', 'must name at least one DNS name');
-  const checked = names.map((n, i) => {
-    if (typeof n !== 'string') r.fail(`excluded.dNSName[${i}]`, 'expected a string');
+const SCHEMA_FILE = fileURLToPath(new URL('../rules/policy.schema.json', import.meta.url));
+let shapeCheck: ValidateFunction | undefined;
+
+/**
+ * The policy's shape, checked against rules/policy.schema.json itself: one
+ * source of truth for editors and for ncfence (review: the code re-stated the
+ * schema). What a schema cannot say (a DNS name's length, a CIDR's host bits,
+ * unique override ids) is checked in code after it.
+ */
+function checkShape(file: string, doc: unknown): void {
+  if (!shapeCheck) {
+    const schema = JSON.parse(readFileSync(SCHEMA_FILE, 'utf8')) as object;
+    // ajv is CommonJS: its class is the module itself or its default export.
+    const AjvClass = ((Ajv2020 as unknown as { default?: typeof Ajv2020 }).default ?? Ajv2020) as unknown as new (o: object) => { compile(s: object): ValidateFunction };
+    shapeCheck = new AjvClass({ allErrors: false, strict: false, verbose: true }).compile(schema);
+  }
+  if (!shapeCheck(doc)) {
+    const [place, problem] = describeSchemaError(doc, shapeCheck.errors![0]!);
+    throw new EngineError('POLICY', `${file}: ${place}: ${problem}`);
+  }
+}
+
+function fail(file: string, where: string, problem: string): never {
+  throw new EngineError('POLICY', `${file}: ${where}: ${problem}`);
+}
+
+interface PolicyDoc {
+  excluded: { dNSName: string[]; iPAddress?: string[] };
+  anchorKey?: AnchorKeyType;
+  trustedFor?: Purpose[];
+  select?: Partial<Record<(typeof SELECTORS)[number], RootAction>> & { keyTypes?: Partial<Record<KeyFamily, RootAction>> };
+  overrides?: Override[];
+}
+
+function readExcluded(file: string, excluded: PolicyDoc['excluded']): { names: string[]; subtrees: Uint8Array[] } {
+  const checked = excluded.dNSName.map((n, i) => {
     try {
       return n.endsWith('.') ? checkAbsoluteDnsName(n) : checkConstraintDnsName(n);
     } catch (e) {
-      return r.fail(`excluded.dNSName[${i}]`, (e as Error).message);
+      return fail(file, `excluded.dNSName[${i}]`, (e as Error).message);
     }
   });
-  if (checked.every((n) => n.endsWith('.'))) r.fail('excluded.dNSName', 'must name at least one DNS name without a trailing dot (the form every verifier reads)');
-  const ranges = r.array(excluded.iPAddress ?? [], 'excluded.iPAddress').map((c, i) => {
-    if (typeof c !== 'string') r.fail(`excluded.iPAddress[${i}]`, 'expected a string such as "0.0.0.0/0"');
+  if (checked.every((n) => n.endsWith('.'))) fail(file, 'excluded.dNSName', 'must name at least one DNS name without a trailing dot (the form every verifier reads)');
+  const ranges = (excluded.iPAddress ?? []).map((c, i) => {
     try {
       return cidrSubtree(c);
     } catch (e) {
-      return r.fail(`excluded.iPAddress[${i}]`, (e as Error).message);
+      return fail(file, `excluded.iPAddress[${i}]`, (e as Error).message);
     }
   });
   return { names: checked.filter((n) => !n.endsWith('.')), subtrees: [...checked.map(dnsSubtree), ...ranges] };
 }
 
-function readSelect(r: Reader, v: unknown): Policy['select'] {
-  const s = r.object(v ?? {}, 'select', [...SELECTORS, 'keyTypes']);
-  const keys = r.object(s.keyTypes ?? {}, 'select.keyTypes', KEY_FAMILIES);
-  const keyTypes = Object.fromEntries(KEY_FAMILIES.map((k) => [k, r.oneOf(keys[k], `select.keyTypes.${k}`, ACTIONS, 'fence')])) as Record<KeyFamily, RootAction>;
+function readSelect(s: PolicyDoc['select'] = {}): Policy['select'] {
+  const keyTypes = Object.fromEntries(KEY_FAMILIES.map((k) => [k, s.keyTypes?.[k] ?? 'fence'])) as Record<KeyFamily, RootAction>;
   const out = { keyTypes } as Policy['select'];
-  for (const sel of SELECTORS) out[sel] = r.oneOf(s[sel], `select.${sel}`, ACTIONS, 'fence');
-  for (const [k, a] of Object.entries(keyTypes)) if (a === 'pass') r.fail(`select.keyTypes.${k}`, '"pass" would leave roots unfenced; use "fence" or "drop"');
-  for (const sel of ['expired', 'weakSignature', 'noCommonName'] as const) {
-    if (out[sel] === 'pass') r.fail(`select.${sel}`, '"pass" would leave roots unfenced; use "fence" or "drop"');
-  }
+  for (const sel of SELECTORS) out[sel] = s[sel] ?? 'fence';
   return out;
 }
 
-function readOverrides(r: Reader, v: unknown): Override[] {
+function readOverrides(file: string, overrides: Override[] = []): Override[] {
   const seen = new Set<string>();
-  return r.array(v ?? [], 'overrides').map((raw, i) => {
-    const o = r.object(raw, `overrides[${i}]`, ['id', 'sha256', 'action', 'reason']);
-    const where = typeof o.id === 'string' ? `overrides[${i}] (id ${o.id})` : `overrides[${i}]`;
-    if (typeof o.id !== 'string' || !/^[a-z0-9][a-z0-9._-]{0,63}$/.test(o.id)) r.fail(`${where}.id`, 'expected a stable id: lowercase letters, digits, ".", "_", "-"');
-    if (seen.has(o.id)) r.fail(`${where}.id`, 'duplicate id');
+  return overrides.map((o, i) => {
+    const where = `overrides[${i}] (id ${o.id})`;
+    if (seen.has(o.id)) fail(file, `${where}.id`, 'duplicate id');
     seen.add(o.id);
-    if (typeof o.sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(o.sha256)) r.fail(`${where}.sha256`, 'expected the root certificate\'s SHA-256 as 64 hex digits');
-    if (typeof o.reason !== 'string' || o.reason.trim() === '') r.fail(`${where}.reason`, 'expected a non-empty reason');
-    return { id: o.id, sha256: o.sha256.toLowerCase(), action: r.oneOf(o.action, `${where}.action`, ACTIONS), reason: o.reason };
+    if (o.reason.trim() === '') fail(file, `${where}.reason`, 'expected a non-empty reason');
+    return { id: o.id, sha256: o.sha256.toLowerCase(), action: o.action, reason: o.reason };
   });
 }
 
@@ -150,19 +198,17 @@ export function loadPolicy(file: string = DEFAULT_POLICY): Policy {
   } catch (cause) {
     throw new EngineError('POLICY', `${file}: not valid JSON: ${(cause as Error).message}`, { cause });
   }
-  const r = new Reader(file);
-  const d = r.object(doc, '(top)', ['$schema', 'schema', 'description', 'excluded', 'anchorKey', 'trustedFor', 'select', 'overrides']);
-  if (d.schema !== 1) r.fail('schema', `unsupported schema ${JSON.stringify(d.schema)}, expected 1`);
-  const excluded = readExcluded(r, d.excluded);
-  const trustedFor = d.trustedFor === undefined ? [...PURPOSES] : r.array(d.trustedFor, 'trustedFor').map((p, i) => r.oneOf(p, `trustedFor[${i}]`, PURPOSES));
+  checkShape(file, doc);
+  const d = doc as PolicyDoc;
+  const excluded = readExcluded(file, d.excluded);
   return {
     file,
     digest: new Uint8Array(createHash('sha256').update(raw).digest()),
     excludedDnsNames: excluded.names,
     excludedSubtrees: excluded.subtrees,
-    anchorKey: r.oneOf(d.anchorKey, 'anchorKey', ['P-256', 'P-384'] as const, 'P-256'),
-    trustedFor,
-    select: readSelect(r, d.select),
-    overrides: readOverrides(r, d.overrides),
+    anchorKey: d.anchorKey ?? 'P-256',
+    trustedFor: d.trustedFor ?? [...PURPOSES],
+    select: readSelect(d.select),
+    overrides: readOverrides(file, d.overrides),
   };
 }
