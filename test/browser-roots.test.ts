@@ -220,3 +220,41 @@ test.serial('Tor Browser layout (stand-in from ESR 140): install tor-browser fin
   t.is((await cli(['uninstall', 'tor-browser', '--dir', top])).code, 0);
   t.deepEqual(treeDigest(top), before);
 });
+
+test.serial('Firefox installed with its own roots and a .bit service: a Namecoin-anchored .bit site loads, a public CA\'s .bit does not', async (t) => {
+  const { makeNamecoinSite } = await import('./helpers/namecoinPki.js');
+  const { makeTestPki } = await import('./helpers/pki.js');
+  const { startTlsServer } = await import('./helpers/tlsServer.js');
+  const { probeUrls } = await import('./helpers/firefox.js');
+  const { serve } = await import('../src/namecoin/serve.js');
+  const site = await makeNamecoinSite('example.bit');
+  // A CA no browser trusts: its .bit certificate must fail whatever the fence does.
+  const pki = await makeTestPki(['www.example.bit']);
+  const copy = join(dir, 'with-service');
+  const firefox = await copyFirefoxInstall(copy);
+  const runDir = join(dir, 'svc-run');
+  mkdirSync(runDir, { mode: 0o700 });
+  const socket = join(runDir, 'service.sock');
+  const rules = join(dir, 'svc-rules.json');
+  writeFileSync(rules, JSON.stringify({ schema: 1, domains: { 'example.bit': [[2, 1, 0, site.ownerSpkiB64]] } }));
+  const nmc = await startTlsServer({ certChainPem: site.chainPem, keyPem: site.keyPem });
+  const pub = await startTlsServer({ certChainPem: pki.leaves.get('www.example.bit')!.chainPem, keyPem: pki.leaves.get('www.example.bit')!.keyPem });
+  const svc = await serve({ socket, rules });
+  try {
+    const inst = await cli(['install', 'firefox', '--dir', copy, '--service', socket]);
+    t.is(inst.code, 0, inst.stderr);
+    t.regex(inst.stdout, /checked: +all \d+ roots Firefox trusts on its own are fenced/);
+    const bitUrl = `https://www.example.bit:${nmc.port}/nmc.js`;
+    const pubUrl = `https://www.example.bit:${pub.port}/pub.js`;
+    const r = await probeUrls({ firefox, urls: [bitUrl, pubUrl], hosts: ['www.example.bit'], timeoutMs: 60_000, env: { NCFENCE_CONFIG: '' } });
+    t.is(r.results[bitUrl], 'load', r.output.slice(-2000));
+    t.is(r.results[pubUrl], 'error');
+    t.is((await cli(['uninstall', 'firefox', '--dir', copy])).code, 0);
+  } finally {
+    await svc.close();
+    await nmc.close();
+    await pub.close();
+    site.cleanup();
+    pki.cleanup();
+  }
+});
