@@ -188,7 +188,7 @@ for (const encoding of ['utf8', 'hex'] as const) {
 
 // --- Arguments refused before anything is sent --------------------------------------------------
 
-const badDomains = ['Example.bit', 'example.BIT', 'example.com', 'www.example.bit', 'example.bit.', 'bit', '.bit', '-x.bit', 'x-.bit', 'a--b.bit', 'ex_ample.bit', '123.bit', `${'a'.repeat(64)}.bit`, 'exämple.bit', ''];
+const badDomains = ['Example.bit', 'example.BIT', 'example.com', 'WWW.example.bit', 'www..example.bit', '-www.example.bit', 'w w.example.bit', 'example.bit.', 'bit', '.bit', '-x.bit', 'x-.bit', 'a--b.bit', 'ex_ample.bit', '123.bit', `${'a'.repeat(64)}.bit`, 'exämple.bit', ''];
 for (const domain of badDomains) {
   test(`domain refused: ${JSON.stringify(domain)}`, async (t) => {
     const e = await t.throwsAsync(nameShowTls(domain, opts(node)), { instanceOf: EngineError });
@@ -449,4 +449,68 @@ test('CLI: a password on the command line is refused (it would show in ps); a pa
   const f = await cli(['--rpc', 'http://127.0.0.1:8336/', '--rpc-user', 'u', '--rpc-password-file', '/nonexistent/pw', '--socket', '/nonexistent/s.sock']);
   t.is(f.code, 2, f.stderr);
   t.regex(f.stderr, /cannot read --rpc-password-file \/nonexistent\/pw/);
+});
+
+// --- Subdomains: the value walked as ncdns walks it for the owner name *.H ---------------------
+// (ncdns backend/backend.go _findNCValue: exact key, else "*" for one label,
+// else nothing; no inheritance; ncgencert -host H: the "tls" of "*.<H>").
+
+const nested = (path: string[], leaf: object): object => path.reduceRight<object>((acc, key) => ({ map: { [key]: acc } }), leaf);
+const subCases: { name: string; value: (k: Keys) => string; sub: string; want: (k: Keys) => TlsRecord[] }[] = [
+  { name: 'depth 1: map.www.map["*"].tls', value: (k) => JSON.stringify(nested(['www', '*'], { tls: [[2, 1, 0, b64(k.spki)]] })), sub: 'www', want: (k) => [rec(2, 1, 0, k.spki)] },
+  { name: 'depth 2: map.b.map.a.map["*"].tls', value: (k) => JSON.stringify(nested(['b', 'a', '*'], { tls: [[2, 1, 1, b64(digest('sha256', k.spki))]] })), sub: 'a.b', want: (k) => [rec(2, 1, 1, digest('sha256', k.spki))] },
+  { name: 'no inheritance: the apex records do not vouch for www', value: (k) => wildcard([2, 1, 0, b64(k.spki)]), sub: 'www', want: () => [] },
+  { name: 'no inheritance: www exists with no records of its own', value: (k) => JSON.stringify({ map: { '*': { tls: [[2, 1, 0, b64(k.spki)]] }, www: { ip: '192.0.2.1' } } }), sub: 'www', want: () => [] },
+  { name: 'the subdomain records do not vouch for the apex', value: (k) => JSON.stringify(nested(['www', '*'], { tls: [[2, 1, 0, b64(k.spki)]] })), sub: '', want: () => [] },
+  { name: '"*" stands for one missing label', value: (k) => JSON.stringify(nested(['*', '*'], { tls: [[2, 1, 0, b64(k.spki)]] })), sub: 'www', want: (k) => [rec(2, 1, 0, k.spki)] },
+  { name: '"*" does not stand for two labels', value: (k) => JSON.stringify(nested(['*', '*'], { tls: [[2, 1, 0, b64(k.spki)]] })), sub: 'a.b', want: () => [] },
+  {
+    name: 'an exact key wins over "*"',
+    value: (k) => JSON.stringify({ map: { www: nested(['*'], { tls: [[2, 1, 0, b64(k.spki)]] }), '*': nested(['*'], { tls: [[2, 1, 0, b64(k.spki2)]] }) } }),
+    sub: 'www',
+    want: (k) => [rec(2, 1, 0, k.spki)],
+  },
+  { name: 'a dotted key matches no label (invalid in ifa-0001)', value: (k) => JSON.stringify({ map: { 'a.b': nested(['*'], { tls: [[2, 1, 0, b64(k.spki)]] }) } }), sub: 'a.b', want: () => [] },
+  { name: 'the ip shorthand on the way: no records', value: () => JSON.stringify({ map: { www: '192.0.2.1' } }), sub: 'www', want: () => [] },
+];
+for (const c of subCases) {
+  test(`subdomain records: ${c.name}`, async (t) => {
+    const apex = publish(node, c.value(keys));
+    const host = c.sub ? `${c.sub}.${apex}` : apex;
+    t.deepEqual((await nameShowTls(host, opts(node))).records, c.want(keys));
+  });
+}
+
+test('subdomain records: deeper than ncdns follows (16 map levels) is refused; a malformed node on the way is refused whole', async (t) => {
+  const deep = `${Array.from({ length: 16 }, (_, i) => `l${i}`).join('.')}.example.bit`;
+  const deepApex = publish(node, wildcard([2, 1, 0, b64(keys.spki)]));
+  const deepErr = await t.throwsAsync(nameShowTls(deep.replace('example.bit', deepApex), opts(node)), { instanceOf: EngineError });
+  t.regex(deepErr!.message, /17 levels of subdomain, more than the 16 ncdns follows/);
+  const bad = await t.throwsAsync(nameShowTls(`www.${publish(node, JSON.stringify({ map: { www: 5 } }))}`, opts(node)), { instanceOf: EngineError });
+  t.regex(bad!.message, /map\["www"\]: expected an object or a string, got 5/);
+});
+
+test('property: 600 mutated subdomain values, walked for 0 to 3 labels, give valid records or EngineError, nothing else', (t) => {
+  const r = prng(0x73756264);
+  const seeds = subCases.map((c) => c.value(keys)).filter((v) => v.length < 2000);
+  const walks = [[], ['www'], ['a', 'b'], ['*', 'x', 'www']];
+  let accepted = 0;
+  let refused = 0;
+  for (let i = 0; i < 600; i++) {
+    let value = seeds[Math.floor(r() * seeds.length)]!;
+    for (let m = 1 + Math.floor(r() * 3); m > 0; m--) value = mutate(value, r);
+    const walk = walks[Math.floor(r() * walks.length)]!;
+    let out: unknown;
+    try {
+      out = parseTlsValue(value, walk);
+    } catch (e) {
+      if (!(e instanceof EngineError) || e.code !== 'UPSTREAM') return t.fail(`case ${i}: threw ${String(e)} for ${JSON.stringify(value)}`);
+      refused++;
+      continue;
+    }
+    if (!Array.isArray(out) || !out.every(checkRecord)) return t.fail(`case ${i}: bad result ${JSON.stringify(out)} for ${JSON.stringify(value)}`);
+    accepted++;
+  }
+  t.log(`accepted ${accepted}, refused ${refused}`);
+  t.true(accepted > 30 && refused > 30, `both outcomes exercised (accepted ${accepted}, refused ${refused})`);
 });

@@ -128,7 +128,8 @@ export interface AiaRequest {
   stapledKey?: Uint8Array;
 }
 
-const DOMAIN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.bit$/;
+/** A .bit domain or subdomain: letter-digit-hyphen labels (underscore too below the registered name), at most 253 characters. */
+const DOMAIN = /^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.bit$/;
 
 /**
  * Reads a requested "<domain> Domain AIA Parent CA" name. Undefined when the
@@ -148,7 +149,7 @@ export function parseAiaName(name: Uint8Array): AiaRequest | undefined {
   }
   if (cn === undefined || serial === undefined || !serial.startsWith(NAMECOIN_SERIAL) || !cn.endsWith(AIA_SUFFIX)) return undefined;
   const domain = cn.slice(0, -AIA_SUFFIX.length).toLowerCase();
-  if (!DOMAIN.test(domain)) return undefined;
+  if (domain.length > 253 || !DOMAIN.test(domain)) return undefined;
   const rest = serial.slice(NAMECOIN_SERIAL.length);
   if (rest === '') return { domain };
   const m = /^\n\nStapled: (\{[\s\S]{1,8192}\})$/.exec(rest);

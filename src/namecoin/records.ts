@@ -16,6 +16,9 @@
 // Forms accepted here, and nothing else:
 //   {"map": {"*": {"tls": [[u, s, m, "<base64>"], ...]}}}   current convention
 //   {"tls": [[u, s, m, "<base64>"], ...]}                    older values (apex)
+//   {"map": {"www": {"map": {"*": {"tls": [...]}}}}}       a subdomain (ncgencert
+//       -host www.example.bit prints: the "tls" field of "*.<host>"), at any
+//       depth, walked as ncdns walks it (subdomainTlsItems)
 // When both are present the map["*"] records come first, then the top-level
 // ones. Not followed: "import" items, the "" map key and the ifa-0001
 // suppression rules ("ns", "translate", "alias"); such values yield only the
@@ -62,10 +65,11 @@ type JsonObject = { [key: string]: Json };
  * throws EngineError('UPSTREAM') naming the place and the problem when the
  * value is not JSON, or when anything at the accepted places is malformed.
  */
-export function parseTlsValue(value: string): TlsRecord[] {
+export function parseTlsValue(value: string, subLabels: readonly string[] = []): TlsRecord[] {
   const doc = parseValueJson(value);
   const records: TlsRecord[] = [];
-  for (const { path, item } of tlsItems(doc)) records.push(...parseTlsItem(path, item));
+  const items = subLabels.length === 0 ? tlsItems(doc) : subdomainTlsItems(doc, subLabels);
+  for (const { path, item } of items) records.push(...parseTlsItem(path, item));
   if (records.length > MAX_RECORDS) {
     throw refuse('tls', `${records.length} records, more than the ${MAX_RECORDS} accepted`);
   }
@@ -125,6 +129,40 @@ function tlsItems(doc: JsonObject): { path: string; item: Json }[] {
   const top = item(doc, 'tls');
   if (top !== undefined) found.push({ path: 'tls', item: top });
   return found;
+}
+
+/** ncdns' map depth limit (ncdomain/convert.go depthLimit = 16). */
+export const MAX_MAP_DEPTH = 16;
+
+/**
+ * The "tls" of a subdomain host H = subLabels + the registered name, found
+ * as ncdns finds the owner name `*.H` (backend/backend.go _findNCValue): one
+ * label at a time from the right, each matching the map's exact key, else
+ * its "*" key (which stands for exactly one label), else nothing. Only the
+ * node finally reached counts: a parent's records are never inherited, and
+ * a "*" node without a map of its own matches no deeper name. Dotted keys
+ * (invalid in ifa-0001) never match a label. Encaya asks ncdns for the same
+ * owner name (TLSA *.H), so every source agrees (docs/namecoin.md).
+ */
+function subdomainTlsItems(doc: JsonObject, subLabels: readonly string[]): { path: string; item: Json }[] {
+  const walk = [...subLabels].reverse().concat('*');
+  if (walk.length > MAX_MAP_DEPTH) throw refuse('map', `${walk.length} levels of subdomain, more than the ${MAX_MAP_DEPTH} ncdns follows`);
+  let node: JsonObject = doc;
+  let path = '';
+  for (const label of walk) {
+    const map = item(node, 'map');
+    if (map === undefined) return [];
+    if (!isObject(map)) throw refuse(`${path}map`, `expected an object, got ${show(map)}`);
+    const exact = item(map, label);
+    const key = exact !== undefined ? label : '*';
+    const next = exact ?? item(map, '*');
+    if (next === undefined || typeof next === 'string') return []; // absent, or ifa-0001's {"ip": [...]} shorthand
+    if (!isObject(next)) throw refuse(`${path}map[${JSON.stringify(key)}]`, `expected an object or a string, got ${show(next)}`);
+    node = next;
+    path = `${path}map[${JSON.stringify(key)}].`;
+  }
+  const tls = item(node, 'tls');
+  return tls === undefined ? [] : [{ path: `${path}tls`, item: tls }];
 }
 
 function parseTlsItem(path: string, tls: Json): TlsRecord[] {

@@ -65,6 +65,8 @@ const MAX_COOKIE_BYTES = 1024;
 const LOOPBACK_HOSTS: Record<string, string> = { '127.0.0.1': '127.0.0.1', localhost: '127.0.0.1', '[::1]': '::1' };
 /** ifa-0001 "Keys": the only labels that manifest in .bit. */
 const NAME_LABEL = /^(?:xn--)?[a-z0-9]+(?:-[a-z0-9]+)*$/;
+/** A subdomain label: letters, digits, hyphens, underscores (ifa-0001 map keys), not starting or ending with a hyphen. */
+const SUB_LABEL = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$/;
 
 interface Target {
   host: string;
@@ -86,7 +88,7 @@ interface HttpReply {
  * bad arguments are EngineError('USAGE').
  */
 export async function nameShowTls(domain: string, opts: NameShowOptions): Promise<NameTls> {
-  const name = namecoinNameFor(domain);
+  const { name, subLabels } = namecoinNameAndLabels(domain);
   const target = loopbackTarget(opts.url);
   checkTimeout(opts.timeoutMs);
   const authorization = basicAuthorization(opts.auth);
@@ -95,7 +97,7 @@ export async function nameShowTls(domain: string, opts: NameShowOptions): Promis
   const shown = interpretReply(name, target, reply);
   if (shown === 'absent' || shown.expired) return { records: [], ttl: ABSENT_TTL };
   try {
-    return { records: parseTlsValue(shown.value), ttl: FOUND_TTL };
+    return { records: parseTlsValue(shown.value, subLabels), ttl: FOUND_TTL };
   } catch (cause) {
     if (!(cause instanceof EngineError)) throw cause;
     throw new EngineError('UPSTREAM', `${name}: ${cause.message}`, { cause });
@@ -125,14 +127,23 @@ export async function checkRpc(opts: Omit<NameShowOptions, 'timeoutMs'> & { time
   });
 }
 
-/** `example.bit` -> `d/example`; anything else is a USAGE error. */
+/**
+ * `example.bit` -> `d/example`, and `www.example.bit` -> `d/example` with the
+ * subdomain labels ["www"] (walked in its value by parseTlsValue); anything
+ * else is a USAGE error.
+ */
 export function namecoinNameFor(domain: string): string {
-  const m = typeof domain === 'string' ? /^([^.]*)\.bit$/.exec(domain) : null;
-  const label = m?.[1];
-  if (label === undefined || label.length > 63 || !NAME_LABEL.test(label) || /^[0-9]+$/.test(label)) {
-    throw new EngineError('USAGE', `${JSON.stringify(domain)} is not a lowercase single-label .bit domain (ifa-0001 d/ name rules)`);
+  return namecoinNameAndLabels(domain).name;
+}
+
+export function namecoinNameAndLabels(domain: string): { name: string; subLabels: string[] } {
+  const labels = typeof domain === 'string' && domain.length <= 253 ? domain.split('.') : [];
+  const label = labels.length >= 2 && labels[labels.length - 1] === 'bit' ? labels[labels.length - 2] : undefined;
+  const sub = labels.slice(0, -2);
+  if (label === undefined || label.length > 63 || !NAME_LABEL.test(label) || /^[0-9]+$/.test(label) || !sub.every((l) => l.length <= 63 && SUB_LABEL.test(l))) {
+    throw new EngineError('USAGE', `${JSON.stringify(domain)} is not a lowercase .bit domain (ifa-0001 d/ name rules, subdomain labels letter-digit-hyphen)`);
   }
-  return `d/${label}`;
+  return { name: `d/${label}`, subLabels: sub };
 }
 
 function loopbackTarget(url: string): Target {

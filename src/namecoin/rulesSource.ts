@@ -19,7 +19,8 @@ export function loadRules(file: string): Map<string, TlsRecord[]> {
   if (typeof d.domains !== 'object' || d.domains === null) throw new EngineError('POLICY', `${file}: domains: expected an object`);
   const out = new Map<string, TlsRecord[]>();
   for (const [domain, recs] of Object.entries(d.domains as Record<string, unknown>)) {
-    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.bit$/.test(domain)) throw new EngineError('POLICY', `${file}: domains.${domain}: not a lowercase .bit domain`);
+    // A domain or a subdomain at any depth; a key pins that host exactly (no inheritance, as in ncdns).
+    if (domain.length > 253 || !/^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.bit$/.test(domain)) throw new EngineError('POLICY', `${file}: domains.${domain}: not a lowercase .bit domain or subdomain`);
     if (!Array.isArray(recs)) throw new EngineError('POLICY', `${file}: domains.${domain}: expected an array of records`);
     out.set(
       domain,
