@@ -1,7 +1,8 @@
 // .bit lookup latency through the real module: cold (module -> service ->
 // DNS on a real Knot server -> synthesized chain -> module) and warm (the
-// module's cache), for N distinct domains; and in the same run the bare DNS
-// round trip, so "our own work" = cold - DNS.
+// module's cache), for N distinct names of each kind (apex, a subdomain at
+// depth 1, at depth 2); and in the same run the bare DNS round trip for the
+// same names, so "our own work" = cold - DNS.
 //
 //   node --import tsx bench/lookup.bench.ts [--out FILE] [--quick]
 
@@ -26,13 +27,19 @@ const dir = mkdtempSync(join(tmpdir(), 'ncfence-bench-lookup-'));
 const aiaName = (domain: string): Uint8Array =>
   seq(set(seq(oid('2.5.4.3'), utf8(`${domain} Domain AIA Parent CA`))), set(seq(oid('2.5.4.5'), tlv(Tag.PRINTABLE_STRING, new TextEncoder().encode('Namecoin TLS Certificate')))));
 
-const domains = Array.from({ length: N }, (_, i) => `bench${i}.bit`);
+const KINDS = {
+  apex: (i: number) => `bench${i}.bit`,
+  'subdomain, depth 1': (i: number) => `www.sub${i}.bit`,
+  'subdomain, depth 2': (i: number) => `a.b.deep${i}.bit`,
+} as const;
 const records: Record<string, string[]> = {};
-for (const d of domains) {
-  const spki = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'der' });
-  records[d] = [`2 1 0 ${spki.toString('hex')}`];
+for (const name of Object.values(KINDS)) {
+  for (let i = 0; i < N; i++) {
+    const spki = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'der' });
+    records[name(i)] = [`2 1 0 ${spki.toString('hex')}`];
+  }
 }
-const knot = await startKnot(records, domains[0]!);
+const knot = await startKnot(records, KINDS.apex(0));
 try {
   const run = join(dir, 'run');
   mkdirSync(run, { mode: 0o700 });
@@ -40,44 +47,48 @@ try {
   const view = await build({ upstream: '/usr/lib/x86_64-linux-gnu/libnssckbi.so', upstreamParams: '', outDir: join(dir, 'view'), service: socket });
   const svc = await serve({ socket, dns: `127.0.0.1:${knot.port}` });
   try {
-    // The bare DNS round trip, same server, same names (a different wildcard label keeps Knot honest).
-    const dnsMs: number[] = [];
-    for (const d of domains) {
-      const t0 = performance.now();
-      await lookupTlsa(d, { server: '127.0.0.1', port: knot.port, timeoutMs: 2000 });
-      dnsMs.push(performance.now() - t0);
-    }
-    const names = Buffer.concat(domains.map((d) => {
-      const n = aiaName(d);
-      const len = Buffer.alloc(4);
-      len.writeUInt32LE(n.length);
-      return Buffer.concat([len, Buffer.from(n)]);
-    }));
-    writeFileSync(join(dir, 'names.bin'), names);
     const bench = join(dir, 'lookupbench');
     execFileSync('gcc', ['-std=c11', '-O2', '-I/usr/include/p11-kit-1', '-o', bench, join(ROOT, 'bench/native/lookupbench.c'), '-ldl']);
-    // The module runs in a child process; the service answers from this one.
-    const out = await new Promise<string>((resolve, reject) => {
-      import('node:child_process').then(({ execFile }) =>
-        execFile(bench, [join(ROOT, 'build/Release/libncfence.so'), join(dir, 'names.bin'), String(WARM)], { env: { ...process.env, NCFENCE_CONFIG: view.config }, maxBuffer: 64 << 20 }, (e, so) => (e ? reject(e) : resolve(so))),
-      );
-    });
-    const r = JSON.parse(out) as { cold_ns: number[]; warm_ns: number[]; names: number; found: number };
-    const cold = stats(r.cold_ns.map((x) => x / 1e3));
-    const warm = stats(r.warm_ns.map((x) => x / 1e3));
-    const dns = stats(dnsMs.map((x) => x * 1e3));
-    const own = cold.p50 - dns.p50;
-    process.stdout.write(
-      [
-        `lookup bench: ${r.names} domains, ${r.found} AIA parents found, ${WARM} warm repeats each (µs)`,
+    const results: Record<string, unknown> = {};
+    const lines = [`lookup bench: ${N} names of each kind, ${WARM} warm repeats each (µs)`];
+    for (const [kind, name] of Object.entries(KINDS)) {
+      const domains = Array.from({ length: N }, (_, i) => name(i));
+      // The bare DNS round trip, same server, same names.
+      const dnsMs: number[] = [];
+      for (const d of domains) {
+        const t0 = performance.now();
+        await lookupTlsa(d, { server: '127.0.0.1', port: knot.port, timeoutMs: 2000 });
+        dnsMs.push(performance.now() - t0);
+      }
+      const names = Buffer.concat(domains.map((d) => {
+        const n = aiaName(d);
+        const len = Buffer.alloc(4);
+        len.writeUInt32LE(n.length);
+        return Buffer.concat([len, Buffer.from(n)]);
+      }));
+      writeFileSync(join(dir, 'names.bin'), names);
+      // The module runs in a child process (a fresh cache each kind); the service answers from this one.
+      const out = await new Promise<string>((resolve, reject) => {
+        import('node:child_process').then(({ execFile }) =>
+          execFile(bench, [join(ROOT, 'build/Release/libncfence.so'), join(dir, 'names.bin'), String(WARM)], { env: { ...process.env, NCFENCE_CONFIG: view.config }, maxBuffer: 64 << 20 }, (e, so) => (e ? reject(e) : resolve(so))),
+        );
+      });
+      const r = JSON.parse(out) as { cold_ns: number[]; warm_ns: number[]; names: number; found: number };
+      const cold = stats(r.cold_ns.map((x) => x / 1e3));
+      const warm = stats(r.warm_ns.map((x) => x / 1e3));
+      const dns = stats(dnsMs.map((x) => x * 1e3));
+      const own = cold.p50 - dns.p50;
+      lines.push(
+        `${kind}: ${r.found} of ${r.names} AIA parents found`,
         `  cold (module -> service -> DNS -> module): p50 ${cold.p50.toFixed(1)}  p95 ${cold.p95.toFixed(1)}`,
         `  bare DNS round trip (same server):        p50 ${dns.p50.toFixed(1)}  p95 ${dns.p95.toFixed(1)}`,
         `  our own work on a cold lookup (p50 cold - p50 DNS): ${own.toFixed(1)} µs (budget: under 2000)`,
         `  warm (module cache):                      p50 ${warm.p50.toFixed(2)}  p95 ${warm.p95.toFixed(2)}`,
-        '',
-      ].join('\n'),
-    );
-    writeJsonAtomic(args.out, { bench: 'lookup', machine: machineInfo(), parameters: { domains: N, warmRepeats: WARM }, found: r.found, coldUs: cold, warmUs: warm, dnsUs: dns, ownWorkUs: own });
+      );
+      results[kind] = { found: r.found, coldUs: cold, warmUs: warm, dnsUs: dns, ownWorkUs: own };
+    }
+    process.stdout.write(`${lines.join('\n')}\n`);
+    writeJsonAtomic(args.out, { bench: 'lookup', machine: machineInfo(), parameters: { namesPerKind: N, warmRepeats: WARM }, results });
   } finally {
     await svc.close();
   }
