@@ -28,9 +28,9 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
  * locked forever: take the lock around fork, release it on both sides. The
  * lock is never held across a call into upstream after C_Initialize, so
  * this never waits on upstream. */
-static void fork_prepare (void) { nf_lock (); }
-static void fork_parent (void) { nf_unlock (); }
-static void fork_child (void) { nf_unlock (); }
+static void fork_prepare (void) { nf_lock (); snapshot_lock (); }
+static void fork_parent (void) { snapshot_unlock (); nf_unlock (); }
+static void fork_child (void) { snapshot_unlock (); nf_unlock (); }
 
 static void
 register_atfork (void)
@@ -173,6 +173,14 @@ nf_C_Initialize (CK_VOID_PTR init_args)
 	nf_lock ();
 		if (nf.initialized) {
 			rv = CKR_CRYPTOKI_ALREADY_INITIALIZED;
+			/* A JVM started after the first C_Initialize (JNI_CreateJavaVM in
+			 * an NSS program) reaches us here: SunPKCS11 tolerates this
+			 * answer, so the Java check is made again (review). Once set it
+			 * stays set until C_Finalize. */
+			if (!nf.java_host && host_is_java ()) {
+				__atomic_store_n (&nf.java_host, 1, __ATOMIC_RELAXED);
+				nf_warn ("a Java VM now shares this process; from here on ncfence presents no certificate as CKA_TRUSTED (docs/security-model.md)");
+			}
 		} else {
 			debug_init ();
 			init_view_inlock (args);

@@ -220,8 +220,10 @@ start_service (void)
 	int err = argc > 0 ? posix_spawn (&pid, argv[0], &fa, &attr, argv, environ) : EINVAL;
 	posix_spawnattr_destroy (&attr);
 	posix_spawn_file_actions_destroy (&fa);
+	/* argv[0] points into our own copy: nf.service_command may be freed by a
+	 * concurrent C_Finalize once the lock is released (review). */
 	if (err != 0)
-		nf_warn ("cannot start the .bit service with %s: %s", nf.service_command, strerror (err));
+		nf_warn ("cannot start the .bit service with %s: %s", argc > 0 ? argv[0] : "(empty command)", strerror (err));
 	else
 		nf_debug (NF_DBG_FIND, "live: started the service (pid %d)", (int)pid);
 	free (copy);

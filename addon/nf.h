@@ -243,6 +243,9 @@ void lower_use_snapshot (void);
 /* ---- snapshot.c ---- */
 /* A read-only token serving nf.view.snapshot; no slots while there is none. */
 CK_FUNCTION_LIST_PTR snapshot_functions (void);
+/* Its lock, taken around fork() with nf.lock (entry.c). */
+void snapshot_lock (void);
+void snapshot_unlock (void);
 void lower_unload (void);
 
 /* ---- session.c ---- */

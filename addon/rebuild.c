@@ -55,7 +55,7 @@ rebuild_run (const nf_config *cfg, char *why, size_t why_len)
 	 * what the rebuild starts (a browser, for browser targets) rebuilds in
 	 * turn (entry.c). */
 	size_t nenv = 0;
-	while (environ[nenv] != NULL)
+	while (environ != NULL && environ[nenv] != NULL) /* clearenv() leaves environ NULL */
 		nenv++;
 	char **env = malloc ((nenv + 2) * sizeof *env);
 	if (env == NULL) {
@@ -63,7 +63,8 @@ rebuild_run (const nf_config *cfg, char *why, size_t why_len)
 		free (lib_copy);
 		return -1;
 	}
-	memcpy (env, environ, nenv * sizeof *env);
+	if (nenv > 0)
+		memcpy (env, environ, nenv * sizeof *env);
 	env[nenv] = "NCFENCE_REBUILDING=1";
 	env[nenv + 1] = NULL;
 	posix_spawn_file_actions_t fa;

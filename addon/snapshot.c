@@ -28,6 +28,18 @@ static pthread_mutex_t snap_lock = PTHREAD_MUTEX_INITIALIZER;
 static snap_session *sessions;
 static size_t nsessions;
 
+void
+snapshot_lock (void)
+{
+	pthread_mutex_lock (&snap_lock);
+}
+
+void
+snapshot_unlock (void)
+{
+	pthread_mutex_unlock (&snap_lock);
+}
+
 static const nf_snapshot *
 snap (void)
 {

@@ -95,6 +95,13 @@ for (const c of CASES) {
     const crosses = used.objects.filter((o) => classOf(o) === CKO.CERTIFICATE && excludedNames(o.attrs.get(CKA.VALUE)!).includes('bit'));
     t.true(crosses.length >= cmp.stockRoots);
     t.log(`${c.name}: ${certs} certificates, ${cmp.stockRoots} roots trusted on its own, all fenced; read in ${stock.millis} ms`);
+    // The checker itself: a second trust record of the same kind for one anchor, saying
+    // something else, is a difference (NSS would use whichever it finds first).
+    const anchorRecord = used.objects.find((o) => classOf(o) === c.records && Buffer.from(o.attrs.get(CKA.LABEL) ?? []).toString().startsWith('ncfence anchor for'))!;
+    const purpose = c.records === CKO.TRUST ? CKA.PKCS_TRUST_EMAIL_PROTECTION : CKA.TRUST_EMAIL_PROTECTION;
+    const twin = { slot: anchorRecord.slot, attrs: new Map(anchorRecord.attrs) };
+    twin.attrs.set(purpose, Buffer.from(anchorRecord.attrs.get(purpose)!).equals(Buffer.alloc(8)) ? Buffer.from([2, 0, 0, 0, 0, 0, 0, 0]) : Buffer.alloc(8));
+    t.true(compareRootPrograms(stock.objects, [...used.objects, twin]).differences.length >= 1, 'a conflicting duplicate trust record goes unseen');
 
     const doc = await cli(['doctor', '--dir', copy]);
     t.is(doc.code, 0, doc.stdout + doc.stderr);

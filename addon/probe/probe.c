@@ -8,8 +8,9 @@
  * at start-up; a thread then waits (bounded) for the roots module to appear
  * in NSS's own module list (Firefox loads it a moment later, on another
  * thread), and writes every object of that module's root-list token, with
- * every attribute it answers, to the file (temp file + rename). Then the
- * caller kills the browser. The library has no slots and changes nothing.
+ * every attribute it answers, to the file (temp file + rename). Then it ends
+ * the browser (_exit); the caller kills what remains of its process group.
+ * The library has no slots and changes nothing.
  *
  * The roots module is the one whose token holds a CKO_NSS_BUILTIN_ROOT_LIST
  * object (NSS pk11slot.c treats exactly those as root slots). The output
@@ -62,7 +63,7 @@ typedef void (*rw_lock_fn) (void *);
 static CK_FUNCTION_LIST probe_functions;
 static pthread_t probe_thread;
 static int probe_started;
-static volatile int probe_stop;
+static _Atomic int probe_stop;
 static char *probe_out;
 
 /* Attributes asked of every object: the standard and vendor ones a trust
@@ -271,26 +272,43 @@ find_roots_module (found_module *found)
 	return got;
 }
 
-static void
+/* Whether an answer means "this object has no such attribute" (anything
+ * else is an error: a dump that quietly lost, say, a distrust-after date
+ * would make the fenced token trust more than the browser does). */
+static int
+absent (CK_RV rv)
+{
+	return rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE;
+}
+
+/* 0, or -1 when an attribute could not be read. */
+static int
 dump_object (FILE *f, CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_SLOT_ID slot)
 {
 	fprintf (f, "object %lu\n", (unsigned long)slot);
 	for (size_t i = 0; i < sizeof probe_attrs / sizeof probe_attrs[0]; i++) {
 		CK_ATTRIBUTE a = { probe_attrs[i], NULL, 0 };
-		if (fl->C_GetAttributeValue (s, h, &a, 1) != CKR_OK || a.ulValueLen == (CK_ULONG)-1 || a.ulValueLen > PROBE_MAX_VALUE)
+		CK_RV rv = fl->C_GetAttributeValue (s, h, &a, 1);
+		if (absent (rv))
 			continue;
+		if (rv != CKR_OK || a.ulValueLen == (CK_ULONG)-1 || a.ulValueLen > PROBE_MAX_VALUE)
+			return -1;
 		unsigned char *v = malloc (a.ulValueLen ? a.ulValueLen : 1);
 		if (v == NULL)
-			continue;
+			return -1;
 		a.pValue = v;
-		if (fl->C_GetAttributeValue (s, h, &a, 1) == CKR_OK && a.ulValueLen != (CK_ULONG)-1) {
-			fprintf (f, "attr %lx ", (unsigned long)a.type);
-			for (CK_ULONG j = 0; j < a.ulValueLen; j++)
-				fprintf (f, "%02x", v[j]);
-			fputc ('\n', f);
+		rv = fl->C_GetAttributeValue (s, h, &a, 1);
+		if (rv != CKR_OK || a.ulValueLen == (CK_ULONG)-1 || a.ulValueLen > PROBE_MAX_VALUE) {
+			free (v);
+			return -1;
 		}
+		fprintf (f, "attr %lx ", (unsigned long)a.type);
+		for (CK_ULONG j = 0; j < a.ulValueLen; j++)
+			fprintf (f, "%02x", v[j]);
+		fputc ('\n', f);
 		free (v);
 	}
+	return 0;
 }
 
 /* Every object of the root slot, found class by class; an object found
@@ -306,13 +324,22 @@ dump_token (FILE *f, CK_FUNCTION_LIST_PTR fl, CK_SLOT_ID slot)
 	for (size_t c = 0; c < sizeof probe_classes / sizeof probe_classes[0]; c++) {
 		CK_OBJECT_CLASS cls = probe_classes[c];
 		CK_ATTRIBUTE t = { CKA_CLASS, &cls, sizeof cls };
-		if (fl->C_FindObjectsInit (s, &t, 1) != CKR_OK)
+		CK_RV rv = fl->C_FindObjectsInit (s, &t, 1);
+		/* A class the module does not know may be refused as a value; any
+		 * other failure loses objects and fails the dump. */
+		if (rv == CKR_ATTRIBUTE_VALUE_INVALID || rv == CKR_TEMPLATE_INCONSISTENT)
 			continue;
+		if (rv != CKR_OK)
+			goto fail;
 		size_t first = nseen;
 		for (;;) {
 			CK_OBJECT_HANDLE page[64];
 			CK_ULONG n = 0;
-			if (fl->C_FindObjects (s, page, 64, &n) != CKR_OK || n == 0)
+			if (fl->C_FindObjects (s, page, 64, &n) != CKR_OK) {
+				fl->C_FindObjectsFinal (s);
+				goto fail;
+			}
+			if (n == 0)
 				break;
 			for (CK_ULONG i = 0; i < n && nseen < PROBE_MAX_OBJECTS; i++) {
 				int dup = 0;
@@ -324,10 +351,14 @@ dump_token (FILE *f, CK_FUNCTION_LIST_PTR fl, CK_SLOT_ID slot)
 		}
 		fl->C_FindObjectsFinal (s);
 		for (size_t i = first; i < nseen; i++)
-			dump_object (f, fl, s, seen[i], slot);
+			if (dump_object (f, fl, s, seen[i], slot) < 0)
+				goto fail;
 	}
 	fl->C_CloseSession (s);
 	return nseen >= PROBE_MAX_OBJECTS ? -1 : 0;
+fail:
+	fl->C_CloseSession (s);
+	return -1;
 }
 
 static void
@@ -400,7 +431,7 @@ write_result (const found_module *m, const char *error)
 		put_info (f, m->fl, m->slot, m->has_slot);
 		if (m->has_slot && dump_token (f, m->fl, m->slot) < 0) {
 			ok = 0;
-			error = "cannot read the roots token (or it holds too many objects)";
+			error = "cannot read the roots token completely (a search or an attribute failed, or it holds too many objects)";
 		}
 	}
 	if (!ok)
@@ -422,15 +453,16 @@ probe_main (void *arg)
 	long deadline = now_ms () + PROBE_WAIT_MS;
 	found_module m = { 0 };
 	while (!probe_stop) {
+		/* Once the result is written the browser has done its part: it
+		 * ends here, so it never outlives the probe even when whoever
+		 * started it is gone (a rebuild killed at its time limit). */
 		if (find_roots_module (&m)) {
 			write_result (&m, NULL);
-			free (m.common);
-			free (m.dll);
-			return NULL;
+			_exit (0);
 		}
 		if (now_ms () > deadline) {
 			write_result (NULL, "no roots module appeared in NSS's module list");
-			return NULL;
+			_exit (1);
 		}
 		struct timespec pause = { 0, 5 * 1000000L };
 		nanosleep (&pause, NULL);

@@ -64,19 +64,30 @@ interface Trust {
   records: UpstreamObject[];
 }
 
+/**
+ * Adds one trust record's purposes, keyed by kind (nss:serverAuth,
+ * pkcs:serverAuth), so records of two kinds never mask each other; a second
+ * record of the same kind for one certificate is itself recorded as a purpose
+ * ("nss:records" = 2), since NSS uses whichever it finds first (review).
+ */
 function recordTrust(t: UpstreamObject, into: Trust): void {
   const nss = classOf(t) === CKO.NSS_TRUST;
-  into.kinds.add(nss ? 'nss' : 'pkcs');
+  const kind = nss ? 'nss' : 'pkcs';
+  into.kinds.add(kind);
   into.records.push(t);
+  const same = into.records.filter((r) => classOf(r) === classOf(t)).length;
+  if (same > 1) into.purposes.set(`${kind}:records`, String(same));
   for (const type of nss ? TRUST_PURPOSE_ATTRS : PKCS_TRUST_PURPOSE_ATTRS) {
     const v = ulong(t.attrs.get(type));
     if (v === undefined) continue;
-    const name = (nss ? NSS_PURPOSES : PKCS_PURPOSES)[type] ?? `0x${type.toString(16)}`;
-    into.purposes.set(name, (nss ? NSS_VALUES : PKCS_VALUES)[v] ?? `0x${v.toString(16)}`);
+    const name = `${kind}:${(nss ? NSS_PURPOSES : PKCS_PURPOSES)[type] ?? `0x${type.toString(16)}`}`;
+    const value = (nss ? NSS_VALUES : PKCS_VALUES)[v] ?? `0x${v.toString(16)}`;
+    const before = into.purposes.get(name);
+    into.purposes.set(name, before === undefined || before === value ? value : `${before}|${value}`);
     if (nss ? trustGrants(v) : pkcsTrustGrants(v)) into.anchor = true;
   }
   const stepUp = t.attrs.get(CKA.TRUST_STEP_UP_APPROVED);
-  if (stepUp) into.purposes.set('stepUpApproved', hex(stepUp));
+  if (stepUp) into.purposes.set(`${kind}:stepUpApproved`, hex(stepUp));
 }
 
 interface Cert {
