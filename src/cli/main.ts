@@ -153,7 +153,12 @@ function commandHelp(command: string): string {
     for (let j = i + 1; j < lines.length && /^ {27}/.test(lines[j]!); j++) block += `\n${lines[j]}`;
     if (COMMAND_OPTIONS[command]!.includes(m[1]!) || m[1] === 'help') blocks.push(block);
   }
-  const summary = lines.filter((l) => l.startsWith(`  ${command} `) || l.startsWith(`  ${command}\t`));
+  const summary: string[] = [];
+  for (let i = 0; i < start; i++) {
+    if (!lines[i]!.startsWith(`  ${command} `)) continue;
+    summary.push(lines[i]!);
+    for (let j = i + 1; j < start && /^ {24}\S/.test(lines[j]!); j++) summary.push(lines[j]!);
+  }
   return `Usage: ${USAGE[command]}\n\n${summary.join('\n')}\n\nOptions:\n${blocks.join('\n')}\n`;
 }
 
