@@ -8,6 +8,7 @@
 import { randomInt } from 'node:crypto';
 import { BlockList, connect, isIP } from 'node:net';
 import { EngineError } from '../engine/errors.js';
+import { checkReachable } from './reach.js';
 
 /** One TLSA record (RFC 6698 section 2.1); `data` is a copy the caller owns. */
 import type { TlsRecord } from './records.js';
@@ -143,22 +144,7 @@ function wireLength(labels: Labels): number {
 /** Whether an ncdns-compatible server can be asked: a loopback address that accepts a TCP connection within the timeout. */
 export function checkDnsServer(opts: DnsServerOptions): Promise<void> {
   checkServerOptions(opts);
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: opts.server, port: opts.port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new EngineError('UPSTREAM', `DNS server ${formatServer(opts)} did not accept a connection within ${opts.timeoutMs} ms`));
-    }, opts.timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve();
-    });
-    socket.once('error', (e) => {
-      clearTimeout(timer);
-      reject(new EngineError('UPSTREAM', `DNS server ${formatServer(opts)} is not reachable: ${e.message}`));
-    });
-  });
+  return checkReachable(opts.server, opts.port, opts.timeoutMs, `DNS server ${formatServer(opts)}`);
 }
 
 /** One length-prefixed query and reply (RFC 1035 section 4.2.2); the socket never outlives the call. */

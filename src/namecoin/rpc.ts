@@ -25,9 +25,9 @@
 // defaultTTL) serves the same records as TLSA with TTL 600.
 
 import { readFileSync, statSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { EngineError } from '../engine/errors.js';
+import { checkReachable } from './reach.js';
 import { parseTlsValue, type TlsRecord } from './records.js';
 
 export type { TlsRecord } from './records.js';
@@ -109,22 +109,7 @@ export async function checkRpc(opts: Omit<NameShowOptions, 'timeoutMs'> & { time
   const target = loopbackTarget(opts.url);
   checkTimeout(opts.timeoutMs);
   basicAuthorization(opts.auth);
-  await new Promise<void>((resolve, reject) => {
-    const socket = createConnection({ host: target.host, port: target.port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new EngineError('UPSTREAM', `Namecoin Core at ${target.shown} did not accept a connection within ${opts.timeoutMs} ms`));
-    }, opts.timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve();
-    });
-    socket.once('error', (e) => {
-      clearTimeout(timer);
-      reject(new EngineError('UPSTREAM', `Namecoin Core at ${target.shown} is not reachable: ${e.message}`));
-    });
-  });
+  await checkReachable(target.host, target.port, opts.timeoutMs, `Namecoin Core at ${target.shown}`);
 }
 
 /**
