@@ -224,6 +224,18 @@ pad (unsigned char *dst, size_t len, const char *src)
 	memcpy (dst, src, strlen (src) < len ? strlen (src) : len);
 }
 
+void
+nf_fill_info (CK_INFO_PTR info, const char *description)
+{
+	memset (info, 0, sizeof *info);
+	info->cryptokiVersion.major = 2;
+	info->cryptokiVersion.minor = 40;
+	pad (info->manufacturerID, sizeof info->manufacturerID, "ncfence");
+	pad (info->libraryDescription, sizeof info->libraryDescription, description);
+	info->libraryVersion.major = 0;
+	info->libraryVersion.minor = 1;
+}
+
 static CK_RV
 nf_C_GetInfo (CK_INFO_PTR info)
 {
@@ -231,13 +243,7 @@ nf_C_GetInfo (CK_INFO_PTR info)
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	if (info == NULL)
 		return CKR_ARGUMENTS_BAD;
-	memset (info, 0, sizeof *info);
-	info->cryptokiVersion.major = 2;
-	info->cryptokiVersion.minor = 40;
-	pad (info->manufacturerID, sizeof info->manufacturerID, "ncfence");
-	pad (info->libraryDescription, sizeof info->libraryDescription, "ncfence fenced trust roots");
-	info->libraryVersion.major = 0;
-	info->libraryVersion.minor = 1;
+	nf_fill_info (info, "ncfence fenced trust roots");
 	return CKR_OK;
 }
 

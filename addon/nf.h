@@ -39,6 +39,8 @@
  * the real ones). The environment then belongs to someone less trusted:
  * the module reads none of its own variables and starts no process. */
 int nf_privileged (void);
+/* ncfence's own CK_INFO, with `description` as the library description. */
+void nf_fill_info (CK_INFO_PTR info, const char *description);
 
 /* ---- debug.c ---- */
 enum {

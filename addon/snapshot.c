@@ -65,27 +65,15 @@ snap_C_Finalize (CK_VOID_PTR reserved)
 	return CKR_OK;
 }
 
-static void
-pad (unsigned char *dst, size_t len, const char *src)
-{
-	memset (dst, ' ', len);
-	memcpy (dst, src, strlen (src) < len ? strlen (src) : len);
-}
-
 static CK_RV
 snap_C_GetInfo (CK_INFO_PTR info)
 {
 	if (info == NULL)
 		return CKR_ARGUMENTS_BAD;
-	if (snap () != NULL) {
+	if (snap () != NULL)
 		*info = snap ()->info;
-		return CKR_OK;
-	}
-	memset (info, 0, sizeof *info);
-	info->cryptokiVersion.major = 2;
-	info->cryptokiVersion.minor = 40;
-	pad (info->manufacturerID, sizeof info->manufacturerID, "ncfence");
-	pad (info->libraryDescription, sizeof info->libraryDescription, "ncfence browser snapshot");
+	else
+		nf_fill_info (info, "ncfence browser snapshot");
 	return CKR_OK;
 }
 
@@ -115,26 +103,31 @@ slot_valid (CK_SLOT_ID slot)
 	return snap () != NULL && snap ()->slot == slot;
 }
 
+/* CKR_OK once `out` is usable and `slot` is the snapshot's. */
+static CK_RV
+slot_answer (CK_SLOT_ID slot, const void *out)
+{
+	if (out == NULL)
+		return CKR_ARGUMENTS_BAD;
+	return slot_valid (slot) ? CKR_OK : CKR_SLOT_ID_INVALID;
+}
+
 static CK_RV
 snap_C_GetSlotInfo (CK_SLOT_ID slot, CK_SLOT_INFO_PTR info)
 {
-	if (info == NULL)
-		return CKR_ARGUMENTS_BAD;
-	if (!slot_valid (slot))
-		return CKR_SLOT_ID_INVALID;
-	*info = snap ()->slot_info;
-	return CKR_OK;
+	CK_RV rv = slot_answer (slot, info);
+	if (rv == CKR_OK)
+		*info = snap ()->slot_info;
+	return rv;
 }
 
 static CK_RV
 snap_C_GetTokenInfo (CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 {
-	if (info == NULL)
-		return CKR_ARGUMENTS_BAD;
-	if (!slot_valid (slot))
-		return CKR_SLOT_ID_INVALID;
-	*info = snap ()->token_info;
-	return CKR_OK;
+	CK_RV rv = slot_answer (slot, info);
+	if (rv == CKR_OK)
+		*info = snap ()->token_info;
+	return rv;
 }
 
 static CK_RV
