@@ -15,11 +15,12 @@
 // "roots loaded" are recorded beside it, stock and installed, as a cross-check.
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readBrowserRoots } from '../src/browser/probe.js';
+import { swapBrowser } from '../test/helpers/firefox.js';
 import { machineInfo, parseArgs, round, stats, writeJsonAtomic, type Stats } from './lib.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -40,15 +41,6 @@ function sh(cmd: string, a: string[]): void {
 function copyBrowser(src: string, dest: string): void {
   rmSync(dest, { recursive: true, force: true });
   sh('cp', ['-al', src, dest]);
-}
-
-/** Replaces a copy's browser with another version, keeping ncfence's files: a browser update. */
-function swapBrowser(copy: string, src: string): void {
-  for (const name of readdirSync(copy)) {
-    if (/^(libnssckbi\.so|ncfence\.conf|view\.ncfv|ncfence-install\.json|ncfence-policy\.json)$/.test(name)) continue;
-    rmSync(join(copy, name), { recursive: true, force: true });
-  }
-  sh('cp', ['-al', `${src}/.`, copy]);
 }
 
 function cli(a: string[]): number {
@@ -90,7 +82,7 @@ try {
     const o = (await readBrowserRoots(copy, { stock: false })).millis;
     ordinary.push(o);
     current = current === ESR153 ? ESR140 : ESR153;
-    swapBrowser(copy, current);
+    await swapBrowser(copy, current);
     const r = await readBrowserRoots(copy, { stock: false, allowRebuild: true, timeoutMs: 60_000 });
     if (!r.rootList) throw new Error('the rebuild did not leave a fresh view');
     rebuild.push(r.millis);

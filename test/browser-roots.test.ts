@@ -9,14 +9,14 @@
 // Browser layout built from ESR 140.
 
 import test from 'ava';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readBrowserRoots } from '../src/browser/probe.js';
 import { compareRootPrograms, excludedNames, totalDifferences, type RootComparison } from '../src/browser/compare.js';
 import { CKA, CKO } from '../src/pkcs11/constants.js';
 import type { UpstreamObject } from '../src/compile/upstream.js';
-import { FIREFOX_ESR140_DIR, FIREFOX_INSTALL_DIR, THUNDERBIRD_INSTALL_DIR, copyFirefoxInstall } from './helpers/firefox.js';
+import { FIREFOX_ESR140_DIR, FIREFOX_INSTALL_DIR, THUNDERBIRD_INSTALL_DIR, copyFirefoxInstall, hardlinkCopy, swapBrowser } from './helpers/firefox.js';
 import { CLI, DIST_CLI, SYSTEM_CKBI } from './helpers/paths.js';
 import { requireTool, run } from './helpers/run.js';
 import { treeDigest } from './helpers/tree.js';
@@ -145,21 +145,6 @@ test.serial('roots that cannot be read: install refuses with one line and change
   t.is(r.stderr.trim().split('\n').length, 1);
   t.deepEqual(treeDigest(fake), before);
 });
-
-/** Replaces the browser files of `copy` with those of `src`, keeping what ncfence put there: a browser update. */
-async function swapBrowser(copy: string, src: string): Promise<void> {
-  for (const name of readdirSync(copy)) {
-    if (/^(libnssckbi\.so|ncfence\.conf|view\.ncfv|ncfence-install\.json|ncfence-policy\.json)$/.test(name)) continue;
-    rmSync(join(copy, name), { recursive: true, force: true });
-  }
-  await hardlinkCopy(src, copy);
-}
-
-/** cp -al: the browser's files linked, not copied (ncfence replaces files by rename, never writes through a link). */
-async function hardlinkCopy(src: string, dest: string): Promise<void> {
-  const r = await run('cp', ['-al', `${src}/.`, dest], { timeoutMs: 60_000 });
-  if (r.code !== 0) throw new Error(`cp -al ${src} ${dest}: ${r.stderr}`);
-}
 
 test.serial('a browser update under an installed view: closed with the fix named, then rebuilt by the module, without recursion', async (t) => {
   const copy = join(dir, 'update');

@@ -37,6 +37,8 @@ import {
 export const MANIFEST_FILE = 'ncfence-install.json';
 /** The install's own copy of its policy (common.ts copyPolicy). */
 export const POLICY_FILE = 'ncfence-policy.json';
+/** Every file a browser install places in the browser directory, the module first (besides the backup of a module that was there). */
+export const INSTALLED_NAMES: readonly string[] = ['libnssckbi.so', CONFIG_FILE, VIEW_FILE, POLICY_FILE, MANIFEST_FILE];
 export const ORIGINAL_SUFFIX = '.ncfence-orig';
 
 /** Every directory a browser install may be in, for status and doctor. */
@@ -113,7 +115,7 @@ export async function installBrowser(target: BrowserTarget, o: InstallOptions): 
   const previous = readManifest(manifestPath);
   let backups: Backup[] = previous?.backups ?? [];
   const madeNow: Backup[] = [];
-  const created = [moduleFile, join(dir, CONFIG_FILE), join(dir, VIEW_FILE), join(dir, POLICY_FILE), manifestPath];
+  const created = INSTALLED_NAMES.map((n) => join(dir, n));
   if (!previous && existsSync(moduleFile)) {
     if (!looksLikePkcs11Module(moduleFile)) {
       throw new EngineError('USAGE', `${moduleFile} exists and is not a PKCS#11 module; ncfence will not replace a file it does not recognise: move it away first`);
@@ -193,7 +195,7 @@ export function uninstallBrowser(target: BrowserTarget, dirOption: string | unde
  */
 function checkRecordStaysInDir(m: Manifest, dir: string, manifestPath: string): void {
   const moduleFile = join(dir, 'libnssckbi.so');
-  const expected = new Set([moduleFile, join(dir, CONFIG_FILE), join(dir, VIEW_FILE), join(dir, POLICY_FILE), manifestPath]);
+  const expected = new Set(INSTALLED_NAMES.map((n) => join(dir, n)));
   const backupOk = (b: Backup): boolean => b.path === moduleFile && b.savedAs === `${moduleFile}${ORIGINAL_SUFFIX}`;
   const odd = [
     ...[m.module.path, m.config, m.view, ...m.created].filter((f) => !expected.has(f)),

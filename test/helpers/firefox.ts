@@ -578,3 +578,22 @@ export async function probeUrls(opts: ProbeOptions): Promise<ProbeResult> {
     await rm(base, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 }).catch(() => undefined);
   }
 }
+
+/**
+ * A browser update under an install: replaces the browser files of `copy`
+ * with those of `src` (hard links: ncfence replaces files by rename, never
+ * writes through a link), keeping what ncfence placed there.
+ */
+export async function swapBrowser(copy: string, src: string): Promise<void> {
+  const { INSTALLED_NAMES } = await import('../../src/install/browser.js');
+  for (const name of await readdir(copy)) {
+    if (INSTALLED_NAMES.includes(name)) continue;
+    await rm(join(copy, name), { recursive: true, force: true });
+  }
+  await hardlinkCopy(src, copy);
+}
+
+/** cp -al of a directory's contents into `dest`. */
+export async function hardlinkCopy(src: string, dest: string): Promise<void> {
+  await run('cp', ['-al', `${src}/.`, dest], 120_000);
+}
