@@ -46,10 +46,10 @@ function packagePolicyFor(target: Manifest['target']): string {
  * the installed one, or its policy for the target from the install's copy.
  * Never applied by itself: an install changes only when it is run again.
  */
-function upgradeOffers(m: Manifest): string[] {
+function upgradeOffers(m: Manifest, packageModuleSha: string | undefined): string[] {
   const out: string[] = [];
   try {
-    if (existsSync(PACKAGE_MODULE) && sha256File(PACKAGE_MODULE) !== m.module.sha256) out.push('a newer module');
+    if (packageModuleSha !== undefined && packageModuleSha !== m.module.sha256) out.push('a newer module');
     const cfg = readConfig(m.config);
     const own = packagePolicyFor(m.target);
     if (m.upstreamSource !== 'option' && existsSync(cfg.policy) && existsSync(own) && sha256File(cfg.policy) !== sha256File(own)) out.push('a newer policy');
@@ -158,6 +158,7 @@ async function serviceState(m: Manifest): Promise<InstallStatus['service']> {
 
 export async function status(extraDirs: string[] = [], root = '/'): Promise<InstallStatus[]> {
   const rows: InstallStatus[] = [];
+  const packageModuleSha = existsSync(PACKAGE_MODULE) ? sha256File(PACKAGE_MODULE) : undefined; // once, not per install
   for (const { location, manifest: m } of findInstalls(extraDirs, root)) {
     const v = viewState(m);
     rows.push({
@@ -171,7 +172,7 @@ export async function status(extraDirs: string[] = [], root = '/'): Promise<Inst
       anchors: v.anchors,
       service: await serviceState(m),
       ...(isBrowser(m.target) ? { roots: { source: m.upstreamSource ?? 'option', ...(m.browserCheck ? { check: m.browserCheck } : {}) } } : {}),
-      upgrade: upgradeOffers(m),
+      upgrade: upgradeOffers(m, packageModuleSha),
     });
   }
   return rows;
