@@ -23,9 +23,10 @@ const sha = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').u
 
 const K1 = spki();
 const K2 = spki();
-const stapled = (k: Uint8Array): string => `${NAMECOIN_SERIAL}\n\nStapled: ${JSON.stringify({ pubb64: Buffer.from(k).toString('base64'), sigs: [] })}`;
+// As ncgencert writes it (aiaparent.go): Go's json.Marshal of {"pubb64": base64 RawURLEncoding}.
+const stapled = (k: Uint8Array): string => `${NAMECOIN_SERIAL}\n\nStapled: ${JSON.stringify({ pubb64: Buffer.from(k).toString('base64url') })}`;
 
-const nameCases: { name: string; der: () => Uint8Array; domain?: string; stapled?: boolean }[] = [
+const nameCases: { name: string; der: () => Uint8Array; domain?: string; stapled?: boolean; malformed?: RegExp }[] = [
   { name: 'plain AIA parent name', der: () => name('example.bit Domain AIA Parent CA', NAMECOIN_SERIAL), domain: 'example.bit' },
   { name: 'mixed case domain is lowered', der: () => name('Example.BIT Domain AIA Parent CA', NAMECOIN_SERIAL), domain: 'example.bit' },
   { name: 'stapled key', der: () => name('example.bit Domain AIA Parent CA', stapled(K1)), domain: 'example.bit', stapled: true },
@@ -33,7 +34,15 @@ const nameCases: { name: string; der: () => Uint8Array; domain?: string; stapled
   { name: 'suffix that is not a label', der: () => name('exampleorbit Domain AIA Parent CA', NAMECOIN_SERIAL) },
   { name: 'no Namecoin serialNumber', der: () => name('example.bit Domain AIA Parent CA', 'something else') },
   { name: 'another Namecoin CA', der: () => name('.bit TLD CA', NAMECOIN_SERIAL) },
-  { name: 'stapled garbage', der: () => name('example.bit Domain AIA Parent CA', `${NAMECOIN_SERIAL}\n\nStapled: {"pubb64":"AAAA"}`) },
+  { name: 'stapled garbage', der: () => name('example.bit Domain AIA Parent CA', `${NAMECOIN_SERIAL}\n\nStapled: {"pubb64":"AAAA"}`), domain: 'example.bit', malformed: /not a SubjectPublicKeyInfo/ },
+  { name: 'stapled key in padded standard base64 (Go\'s RawURLEncoding refuses it)', der: () => name('example.bit Domain AIA Parent CA', `${NAMECOIN_SERIAL}\n\nStapled: {"pubb64":"${Buffer.from(K1).toString('base64')}"}`), domain: 'example.bit', malformed: /unpadded base64url/ },
+  { name: 'serialNumber goes on with something else', der: () => name('example.bit Domain AIA Parent CA', `${NAMECOIN_SERIAL} and more`), domain: 'example.bit', malformed: /something other than/ },
+  {
+    name: 'two CNs',
+    der: () => seq(set(seq(oid('2.5.4.3'), utf8('example.bit Domain AIA Parent CA'))), set(seq(oid('2.5.4.3'), utf8('other.bit Domain AIA Parent CA'))), set(seq(oid('2.5.4.5'), tlv(Tag.PRINTABLE_STRING, new TextEncoder().encode(NAMECOIN_SERIAL))))),
+    domain: 'example.bit',
+    malformed: /more than one CN/,
+  },
   { name: 'not DER', der: () => Uint8Array.of(0x30, 0x80, 1, 2) },
 ];
 for (const c of nameCases) {
@@ -41,6 +50,8 @@ for (const c of nameCases) {
     const r = parseAiaName(c.der());
     t.is(r?.domain, c.domain);
     t.is(r?.stapledKey !== undefined, c.stapled === true);
+    if (c.malformed) t.regex(r?.malformed ?? '', c.malformed);
+    else t.is(r?.malformed, undefined);
   });
 }
 

@@ -151,21 +151,21 @@ for (const c of malformed) {
 
 test('name not found: no records, TTL 60, asked as name_show ["d/<label>"]', async (t) => {
   await withNode({ auth: USER }, async (n) => {
-    t.deepEqual(await nameShowTls('nosuchname.bit', opts(n)), { records: [], ttl: ABSENT_TTL });
+    t.deepEqual(await nameShowTls('nosuchname.bit', opts(n)), { records: [], ttl: ABSENT_TTL, absent: 'never existed' });
     t.deepEqual(n.calls, [{ method: 'name_show', params: ['d/nosuchname'] }]);
   });
 });
 
 test('expired name (node default: error -4 "name expired"): no records', async (t) => {
   const domain = publish(node, wildcard([2, 1, 0, b64(keys.spki)]), { expired: true });
-  t.deepEqual(await nameShowTls(domain, opts(node)), { records: [], ttl: ABSENT_TTL });
+  t.deepEqual(await nameShowTls(domain, opts(node)), { records: [], ttl: ABSENT_TTL, absent: 'expired' });
 });
 
 test('expired name shown with expired: true (node run with -allowexpired): no records', async (t) => {
   await withNode({ auth: USER }, async (n) => {
     n.allowExpired = true;
     const domain = publish(n, wildcard([2, 1, 0, b64(keys.spki)]), { expired: true });
-    t.deepEqual(await nameShowTls(domain, opts(n)), { records: [], ttl: ABSENT_TTL });
+    t.deepEqual(await nameShowTls(domain, opts(n)), { records: [], ttl: ABSENT_TTL, absent: 'expired' });
   });
 });
 
@@ -198,7 +198,7 @@ for (const domain of badDomains) {
 
 test('domains that are valid d/ names are accepted', async (t) => {
   for (const domain of ['a.bit', '123four.bit', 'xn--telo-u5a.bit', 'my-site.bit', `${'a'.repeat(63)}.bit`]) {
-    t.deepEqual(await nameShowTls(domain, opts(node)), { records: [], ttl: ABSENT_TTL }, domain);
+    t.deepEqual(await nameShowTls(domain, opts(node)), { records: [], ttl: ABSENT_TTL, absent: 'never existed' }, domain);
   }
 });
 

@@ -83,8 +83,8 @@ test('serve logs one line per lookup: vouched, not found with each source\'s rea
   }
   t.is(lines.length, 3, lines.join('\n'));
   t.regex(lines[0]!, /^example\.bit: vouched for by rules .*rules\.json \(1 TLS record, ttl 600 s\)$/);
-  t.regex(lines[1]!, /^other\.bit: refused: rules .* has 1 TLS record, none that vouches for a CA key here \(ncfence uses DANE-TA/);
-  t.regex(lines[2]!, /^missing\.bit: not found \(rules .*: no TLS record; dns 127\.0\.0\.1:\d+: .*ECONNREFUSED.*\)$/);
+  t.regex(lines[1]!, /^other\.bit: refused \(wrong key\): rules .* has 1 TLS record, none that vouches for a CA key here \(ncfence uses DANE-TA/);
+  t.regex(lines[2]!, /^missing\.bit: not found \(no record\): rules .*: no TLS record; dns 127\.0\.0\.1:\d+: source down: .*ECONNREFUSED.*$/);
 });
 
 test.serial('doctor makes a test lookup over the configured socket, fails while nothing answers, and status agrees', async (t) => {

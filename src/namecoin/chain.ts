@@ -7,10 +7,11 @@
 
 import { createHash } from 'node:crypto';
 import { EngineError } from '../engine/errors.js';
-import { Tag, bitString, boolTrue, contextTag, octetString, oid, readExact, seq, set, tlv, uintFromBytes, utf8 } from '../engine/asn1/der.js';
+import { Tag, bitString, boolTrue, contextTag, octetString, oid, oidToString, readChildren, readExact, seq, set, tlv, uintFromBytes, utf8 } from '../engine/asn1/der.js';
 import { Oid, keyAlgorithmOid, nameAttribute } from '../engine/asn1/certificate.js';
 import { encodeTime } from '../engine/asn1/time.js';
 import { SIGNATURE, V3, akiValue, extension, keyIdentifier, signCertificate, type AnchorKey, type EngineDeps, type IssuedCert } from '../engine/crossSign.js';
+import { parseStapled, StapledError, type Stapled } from './stapled.js';
 import { ALL_IPV4, ALL_IPV6, buildNameConstraints, dnsSubtree, ipSubtree } from '../engine/nameConstraints.js';
 
 /** The serialNumber every Namecoin-convention subject carries (before any stapled data). */
@@ -126,42 +127,65 @@ export interface AiaRequest {
   domain: string;
   /** The key stapled in the subject's serialNumber, when there is one (SubjectPublicKeyInfo DER). */
   stapledKey?: Uint8Array;
+  /** Everything stapled there (key, owner signatures, notafter): namecoin/stapled.ts. */
+  stapled?: Stapled;
+  /** The name is a Namecoin AIA parent's, but its stapled data is malformed: refused, for this reason. */
+  malformed?: string;
+  /** The CN named the domain in other than lower case: certified mode (signed over the exact text) does not apply. */
+  notLowercase?: boolean;
 }
 
 /** A .bit domain or subdomain: letter-digit-hyphen labels (underscore too below the registered name), at most 253 characters. */
 const DOMAIN = /^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.bit$/;
+const STAPLED_PREFIX = '\n\nStapled: ';
+
+/** How many attributes of this type the name holds (a second CN or serialNumber makes it ambiguous). */
+function countAttributes(name: Uint8Array, attrOid: string): number {
+  let n = 0;
+  for (const rdn of readChildren(readExact(name, Tag.SEQUENCE, 'Name').body)) {
+    for (const atv of readChildren(rdn.body)) {
+      const [type] = readChildren(atv.body);
+      if (type?.tag === Tag.OID && oidToString(type.body) === attrOid) n++;
+    }
+  }
+  return n;
+}
 
 /**
  * Reads a requested "<domain> Domain AIA Parent CA" name. Undefined when the
- * name is not one (a public CA's name, another Namecoin CA). Hostile input:
- * bounded, and any malformed part makes the whole name "not ours".
+ * name is not one (a public CA's name, another Namecoin CA). A Namecoin name
+ * whose stapled data is malformed comes back with `malformed` set. Hostile
+ * input: bounded, never throws.
  */
 export function parseAiaName(name: Uint8Array): AiaRequest | undefined {
   if (name.length > 16384) return undefined;
   let cn: string | undefined;
   let serial: string | undefined;
+  let single: boolean;
   try {
     readExact(name, Tag.SEQUENCE, 'Name');
     cn = nameAttribute(name, Oid.commonName);
     serial = nameAttribute(name, Oid.serialNumber);
+    single = countAttributes(name, Oid.commonName) === 1 && countAttributes(name, Oid.serialNumber) === 1;
   } catch {
     return undefined;
   }
   if (cn === undefined || serial === undefined || !serial.startsWith(NAMECOIN_SERIAL) || !cn.endsWith(AIA_SUFFIX)) return undefined;
-  const domain = cn.slice(0, -AIA_SUFFIX.length).toLowerCase();
+  const asWritten = cn.slice(0, -AIA_SUFFIX.length);
+  const domain = asWritten.toLowerCase();
   if (domain.length > 253 || !DOMAIN.test(domain)) return undefined;
+  const req: AiaRequest = { domain };
+  if (asWritten !== domain) req.notLowercase = true;
+  if (!single) return { ...req, malformed: 'the name holds more than one CN or serialNumber' };
   const rest = serial.slice(NAMECOIN_SERIAL.length);
-  if (rest === '') return { domain };
-  const m = /^\n\nStapled: (\{[\s\S]{1,8192}\})$/.exec(rest);
-  if (!m) return undefined;
+  if (rest === '') return req;
+  if (!rest.startsWith(STAPLED_PREFIX)) return { ...req, malformed: 'serialNumber continues with something other than "\\n\\nStapled: "' };
   try {
-    const stapled = JSON.parse(m[1]!) as { pubb64?: unknown };
-    if (typeof stapled.pubb64 !== 'string') return undefined;
-    const key = new Uint8Array(Buffer.from(stapled.pubb64, 'base64'));
-    keyAlgorithmOid(key); // must be a SubjectPublicKeyInfo
-    return { domain, stapledKey: key };
-  } catch {
-    return undefined;
+    const stapled = parseStapled(rest.slice(STAPLED_PREFIX.length));
+    keyAlgorithmOid(stapled.key); // must be a SubjectPublicKeyInfo
+    return { ...req, stapled, stapledKey: stapled.key };
+  } catch (e) {
+    return { ...req, malformed: e instanceof StapledError ? e.message : 'stapled "pubb64" is not a SubjectPublicKeyInfo' };
   }
 }
 
@@ -198,6 +222,9 @@ export function vouchedKeys(records: readonly TlsRecord[], req: AiaRequest): Uin
 export function synthesizeAiaParents(auth: NamecoinAuthority, name: Uint8Array, req: AiaRequest, keys: readonly Uint8Array[], deps: EngineDeps): IssuedCert[] {
   if (name.length === 0) throw new EngineError('USAGE', 'empty name');
   const now = deps.now().getTime();
+  // A stapled "notafter" caps the certificate (namecoin/safetlsa generate_domain_ca.go); the caller refuses a past one.
+  const cap = req.stapled?.notAfter ? req.stapled.notAfter.seconds * 1000 : Infinity;
+  const notAfter = Math.min(now + 3_600_000, cap);
   return keys.map((spki) =>
     issueCa({
       issuerName: auth.tld.cert.subject,
@@ -206,7 +233,7 @@ export function synthesizeAiaParents(auth: NamecoinAuthority, name: Uint8Array, 
       subject: name, // the exact bytes asked for: NSS matches issuers byte for byte
       spki,
       notBefore: now - 3_600_000,
-      notAfter: now + 3_600_000,
+      notAfter,
       permitted: req.domain,
       serial: deps.serial(),
     }),

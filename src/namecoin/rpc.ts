@@ -45,6 +45,8 @@ export interface NameShowOptions {
 export interface NameTls {
   records: TlsRecord[];
   ttl: number;
+  /** Why there are none, when the name itself is missing (for the service log). */
+  absent?: 'never existed' | 'expired';
 }
 
 export const FOUND_TTL = 600;
@@ -89,19 +91,46 @@ interface HttpReply {
  */
 export async function nameShowTls(domain: string, opts: NameShowOptions): Promise<NameTls> {
   const { name, subLabels } = namecoinNameAndLabels(domain);
-  const target = loopbackTarget(opts.url);
-  checkTimeout(opts.timeoutMs);
-  const authorization = basicAuthorization(opts.auth);
-  const body = JSON.stringify({ method: 'name_show', params: [name], id: REQUEST_ID });
-  const reply = await postJson(target, body, authorization, opts.timeoutMs);
-  const shown = interpretReply(name, target, reply);
-  if (shown === 'absent' || shown.expired) return { records: [], ttl: ABSENT_TTL };
+  const shown = await nameShow(name, opts);
+  if ('absent' in shown || shown.expired) return { records: [], ttl: ABSENT_TTL, absent: 'absent' in shown ? shown.absent : 'expired' };
   try {
     return { records: parseTlsValue(shown.value, subLabels), ttl: FOUND_TTL };
   } catch (cause) {
     if (!(cause instanceof EngineError)) throw cause;
     throw new EngineError('UPSTREAM', `${name}: ${cause.message}`, { cause });
   }
+}
+
+export interface NameOwner {
+  /** The name asked about, d/<label>. */
+  name: string;
+  /** The address holding it (name_show "address"), when it exists and has not expired. */
+  address?: string;
+  /** Why there is no owner. */
+  absent?: 'never existed' | 'expired';
+  ttl: number;
+}
+
+/**
+ * Who owns the name `domain` belongs to (`name_show "d/<label>"`'s address):
+ * what certified mode checks stapled signatures against. An expired name has
+ * no owner.
+ */
+export async function nameOwner(domain: string, opts: NameShowOptions): Promise<NameOwner> {
+  const { name } = namecoinNameAndLabels(domain);
+  const shown = await nameShow(name, opts);
+  if ('absent' in shown) return { name, absent: shown.absent, ttl: ABSENT_TTL };
+  if (shown.expired) return { name, absent: 'expired', ttl: ABSENT_TTL };
+  return { name, address: shown.address, ttl: FOUND_TTL };
+}
+
+async function nameShow(name: string, opts: NameShowOptions): Promise<Shown> {
+  const target = loopbackTarget(opts.url);
+  checkTimeout(opts.timeoutMs);
+  const authorization = basicAuthorization(opts.auth);
+  const body = JSON.stringify({ method: 'name_show', params: [name], id: REQUEST_ID });
+  const reply = await postJson(target, body, authorization, opts.timeoutMs);
+  return interpretReply(name, target, reply);
 }
 
 /** Whether Namecoin Core can be asked: a loopback http URL, readable credentials, and a TCP connection within the timeout. */
@@ -235,7 +264,7 @@ function readBounded(res: IncomingMessage, fail: (problem: string) => void, done
   });
 }
 
-type Shown = 'absent' | { value: string; expired: boolean };
+type Shown = { absent: 'never existed' | 'expired' } | { value: string; expired: boolean; address: string };
 
 function interpretReply(name: string, target: Target, reply: HttpReply): Shown {
   const where = `Namecoin RPC ${target.shown}`;
@@ -252,7 +281,8 @@ function interpretReply(name: string, target: Target, reply: HttpReply): Shown {
   const env = envelope as Record<string, unknown>;
   if (Object.hasOwn(env, 'id') && env.id !== REQUEST_ID) throw bad(`answer carries id ${snippet(JSON.stringify(env.id) ?? '')}, not ${JSON.stringify(REQUEST_ID)}`);
   if (env.error !== null && env.error !== undefined) {
-    if (rpcErrorCode(env.error) === RPC_NAME_ABSENT) return 'absent';
+    // The code says absent; the text (changed over the years, never the code) only tells why, for the log.
+    if (rpcErrorCode(env.error) === RPC_NAME_ABSENT) return { absent: /expired/i.test(describeRpcError(env.error)) ? 'expired' : 'never existed' };
     throw bad(`RPC error ${describeRpcError(env.error)} (HTTP ${reply.status})`);
   }
   if (reply.status !== 200 || env.id !== REQUEST_ID || !Object.hasOwn(env, 'result')) {
@@ -280,7 +310,9 @@ function readNameInfo(name: string, result: unknown, bad: (problem: string) => E
   const value = decodeField(info, 'value', bad);
   if (info.expired !== undefined && typeof info.expired !== 'boolean') throw bad(`"expired" is ${snippet(JSON.stringify(info.expired) ?? '')}, not a boolean`);
   const expired = info.expired === true || (typeof info.expires_in === 'number' && info.expires_in <= 0);
-  return { value, expired };
+  // "<nonstandard>" when the script has no address (src/rpc/names.cpp getNameInfo): no one can sign for it.
+  const address = typeof info.address === 'string' && info.address.length <= 100 ? info.address : '<nonstandard>';
+  return { value, expired, address };
 }
 
 /** The text of "name" or "value", honouring the node's -nameencoding/-valueencoding. */

@@ -25,6 +25,8 @@ export interface ServeOptions {
   checkSources?: boolean;
   /** One line per lookup (the CLI: stderr). */
   log?: (line: string) => void;
+  /** The service's clock (tests pin it to verify committed chains at a fixed time); default: the system's. */
+  now?: () => Date;
 }
 
 export function defaultSocketPath(): string {
@@ -45,10 +47,11 @@ async function buildSources(o: ServeOptions): Promise<TlsSource[]> {
     available.dns = async () => ({ name: `dns ${o.dns}`, lookup: (d) => lookupTlsa(d, server), check: () => checkDnsServer(server) });
   }
   if (o.rpc) {
-    const { checkRpc, nameShowTls } = await import('./rpc.js');
+    const { checkRpc, nameOwner, nameShowTls } = await import('./rpc.js');
     const auth = o.rpcCookie ? { cookieFile: o.rpcCookie } : o.rpcUser && o.rpcPassword ? { user: o.rpcUser, password: o.rpcPassword } : undefined;
     if (!auth) throw new EngineError('USAGE', '--rpc needs --rpc-cookie FILE, or --rpc-user with --rpc-password-file FILE or NCFENCE_RPC_PASSWORD');
-    available.rpc = async () => ({ name: `rpc ${o.rpc}`, lookup: (d) => nameShowTls(d, { url: o.rpc!, auth, timeoutMs }), check: () => checkRpc({ url: o.rpc!, auth, timeoutMs }) });
+    const rpc = { url: o.rpc, auth, timeoutMs };
+    available.rpc = async () => ({ name: `rpc ${o.rpc}`, lookup: (d) => nameShowTls(d, rpc), owner: (d) => nameOwner(d, rpc), check: () => checkRpc(rpc) });
   }
   const order = o.order ?? ['rules', 'dns', 'rpc'].filter((k) => k in available);
   if (order.length === 0) throw new EngineError('USAGE', 'no anchor source: give --rules FILE, --dns HOST:PORT or --rpc URL');
@@ -63,6 +66,7 @@ async function buildSources(o: ServeOptions): Promise<TlsSource[]> {
 
 export async function serve(o: ServeOptions): Promise<{ close(): Promise<void>; socketPath: string; lookup: NamecoinLookup }> {
   const deps = await defaultEngineDeps();
+  if (o.now) deps.now = o.now;
   const sources = await buildSources(o);
   if (o.checkSources) {
     for (const source of sources) {

@@ -21,9 +21,9 @@ export interface Verdict {
   output: string;
 }
 
-/** vfychain for SSL server usage; `pkix` selects libpkix (-pp), else the classic verifier. */
-export async function vfychain(db: string, leafFile: string, interFile: string, pkix: boolean, env?: NodeJS.ProcessEnv): Promise<Verdict> {
-  const args = ['-d', db, ...(pkix ? ['-pp'] : []), '-u', '1', '-a', leafFile, '-a', interFile];
+/** vfychain for SSL server usage; `pkix` selects libpkix (-pp), else the classic verifier; `at` pins the time (YYMMDDHHMMZ). */
+export async function vfychain(db: string, leafFile: string, interFile: string, pkix: boolean, env?: NodeJS.ProcessEnv, at?: string): Promise<Verdict> {
+  const args = ['-d', db, ...(pkix ? ['-pp'] : []), ...(at ? ['-b', at] : []), '-u', '1', '-a', leafFile, '-a', interFile];
   const r = await run('vfychain', args, { env, timeoutMs: 30_000 });
   const output = r.stdout + r.stderr;
   return { ok: r.code === 0 && output.includes('Chain is good!'), output };
