@@ -82,7 +82,11 @@
     {
       "target_name": "ncfence_node",
       "sources": [
-        "addon/node/peercred.cc"
+        "addon/node/peercred.cc",
+        "addon/node/recover.cc"
+      ],
+      "libraries": [
+        "-lsecp256k1"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

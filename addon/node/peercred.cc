@@ -1,5 +1,6 @@
 // Node binding for the live service: the uid of the process at the other end
-// of a connected Unix stream socket, read with getsockopt(SO_PEERCRED).
+// of a connected Unix stream socket, read with getsockopt(SO_PEERCRED); and
+// (recover.cc) certified mode's signature key recovery.
 // Not part of the PKCS#11 module (which stays C and links nothing from Node);
 // built as its own gyp target, ncfence_node.
 
@@ -49,10 +50,13 @@ peercred_peer_uid (const Napi::CallbackInfo &info)
 	return Napi::Number::New (env, static_cast<double> (cred.uid));
 }
 
+void recover_register (Napi::Env env, Napi::Object exports); // recover.cc
+
 static Napi::Object
 peercred_init (Napi::Env env, Napi::Object exports)
 {
 	exports.Set ("peerUid", Napi::Function::New (env, peercred_peer_uid, "peerUid"));
+	recover_register (env, exports);
 	return exports;
 }
 

@@ -25,12 +25,14 @@
 //   message), src/pubkey.cpp RecoverCompact (header byte: recid = (h-27)&3,
 //   compressed = (h-27)&4), src/util/strencodings.cpp DecodeBase64 (strict),
 //   src/kernel/chainparams.cpp (P2PKH address versions: 52 mainnet, 111
-//   testnet and regtest). Only P2PKH addresses can verify a message.
+//   testnet and regtest). Only P2PKH addresses can verify a message. The key
+//   recovery is libsecp256k1's, through addon/node/recover.cc, with the
+//   calls RecoverCompact makes.
 // Where Go is lenient and the result would be the same or a refusal anyway
 // (a JSON null, a duplicate member), this parser refuses.
 
 import { createHash } from 'node:crypto';
-import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { loadBinding } from '../service/server.js';
 
 export const MESSAGE_HEADER = 'Namecoin X.509 Stapled Certification: ';
 const MESSAGE_MAGIC = 'Namecoin Signed Message:\n';
@@ -269,14 +271,10 @@ export function verifyMessage(address: string, signature: string, message: strin
   const h = sig[0]! - 27;
   const recid = h & 3;
   const compressed = (h & 4) !== 0;
-  let point;
-  try {
-    const recovered = Uint8Array.of(recid, ...sig.subarray(1));
-    point = secp256k1.Point.fromBytes(secp256k1.recoverPublicKey(recovered, messageHash(message), { prehash: false }));
-  } catch {
-    return 'no key recovers from the signature';
-  }
-  return hash160(point.toBytes(compressed)).equals(payload.subarray(1)) ? 'ok' : 'signed by another key';
+  // libsecp256k1, as RecoverCompact calls it (addon/node/recover.cc).
+  const key = loadBinding().recoverCompact(sig.subarray(1), recid, messageHash(message), compressed);
+  if (!key) return 'no key recovers from the signature';
+  return hash160(key).equals(payload.subarray(1)) ? 'ok' : 'signed by another key';
 }
 
 /** The P2PKH address of a public key (compressed SEC1 unless told), for a version byte. */

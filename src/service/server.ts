@@ -60,14 +60,16 @@ export interface Service {
   readonly stats: Readonly<ServiceStats>;
 }
 
-interface NodeBinding {
+export interface NodeBinding {
   peerUid(fd: number): number;
+  /** libsecp256k1 key recovery (addon/node/recover.cc): the serialized key, or null when none recovers. */
+  recoverCompact(rs: Uint8Array, recid: number, hash: Uint8Array, compressed: boolean): Uint8Array | null;
 }
 
 let binding: NodeBinding | undefined;
 
 /** Loaded on first use so importing this module has no side effects. */
-function loadBinding(): NodeBinding {
+export function loadBinding(): NodeBinding {
   if (binding === undefined) {
     if (!existsSync(NODE_BINDING)) throw new EngineError('USAGE', `the Node binding ${NODE_BINDING} is missing: run npm ci (or npm run build) in the ncfence package`);
     binding = createRequire(import.meta.url)(NODE_BINDING) as NodeBinding;
