@@ -228,3 +228,25 @@ test.serial('headless Firefox through Namecoin Core: ncgencert chains load in ha
     await Promise.all(servers.map((s) => s.close()));
   }
 });
+
+for (const [name, source] of HASHED_SOURCES.filter(([n]) => n !== 'Namecoin Core')) {
+  test.serial(`headless Firefox through ${name}: ncgencert's hashed chains load at the apex, depth 1 and depth 2; a stranger key and a certified chain (this source cannot check owners) do not`, async (t) => {
+    const { copyFirefoxInstall, probeUrls } = await import('./helpers/firefox.js');
+    const { startTlsServer } = await import('./helpers/tlsServer.js');
+    const firefox = await copyFirefoxInstall(join(dir, `firefox-${name.split(' ')[0]}`), MODULE);
+    const picked = [...HASHED, C.stranger, C.certWww];
+    const servers = await Promise.all(picked.map((c) => startTlsServer({ certChainPem: read(c.dir, 'chain.pem'), keyPem: read(c.dir, 'key.pem') })));
+    const s = await source();
+    const log: string[] = [];
+    const svc = await serve({ socket, ...s, log: (l) => log.push(l) });
+    try {
+      const urls = picked.map((c, i) => `https://${c.host}:${servers[i]!.port}/f${i}.js`);
+      const r = await probeUrls({ firefox, urls, hosts: [...new Set(picked.map((c) => c.host))], timeoutMs: 60_000, env: { NCFENCE_CONFIG: config } });
+      t.deepEqual(urls.map((u) => r.results[u]), ['load', 'load', 'load', 'error', 'error'], `${r.output.slice(-1500)}\n${log.join('\n')}`);
+    } finally {
+      await svc.close();
+      await s.cleanup?.();
+      await Promise.all(servers.map((x) => x.close()));
+    }
+  });
+}
