@@ -91,6 +91,8 @@ Options:
   --rules FILE             serve: local anchors, domains pinned to keys
   --dns ADDRESS:PORT       serve: ncdns-compatible DNS server (TLSA over TCP)
   --rpc URL                serve: Namecoin Core JSON-RPC, e.g. http://127.0.0.1:8336/
+                           (the only source that can check certified-mode
+                           owner signatures)
   --rpc-cookie FILE        serve: its .cookie file (or --rpc-user with
                            --rpc-password-file FILE or $NCFENCE_RPC_PASSWORD;
                            a password on the command line shows in ps)
