@@ -139,16 +139,20 @@ export interface AiaRequest {
 const DOMAIN = /^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.bit$/;
 const STAPLED_PREFIX = '\n\nStapled: ';
 
-/** How many attributes of this type the name holds (a second CN or serialNumber makes it ambiguous). */
-function countAttributes(name: Uint8Array, attrOid: string): number {
-  let n = 0;
+/** Whether the name holds exactly one CN and one serialNumber (a second of either makes it ambiguous). */
+function oneCnOneSerial(name: Uint8Array): boolean {
+  let cns = 0;
+  let serials = 0;
   for (const rdn of readChildren(readExact(name, Tag.SEQUENCE, 'Name').body)) {
     for (const atv of readChildren(rdn.body)) {
       const [type] = readChildren(atv.body);
-      if (type?.tag === Tag.OID && oidToString(type.body) === attrOid) n++;
+      if (type?.tag !== Tag.OID) continue;
+      const id = oidToString(type.body);
+      if (id === Oid.commonName) cns++;
+      else if (id === Oid.serialNumber) serials++;
     }
   }
-  return n;
+  return cns === 1 && serials === 1;
 }
 
 /**
@@ -166,7 +170,7 @@ export function parseAiaName(name: Uint8Array): AiaRequest | undefined {
     readExact(name, Tag.SEQUENCE, 'Name');
     cn = nameAttribute(name, Oid.commonName);
     serial = nameAttribute(name, Oid.serialNumber);
-    single = countAttributes(name, Oid.commonName) === 1 && countAttributes(name, Oid.serialNumber) === 1;
+    single = oneCnOneSerial(name);
   } catch {
     return undefined;
   }

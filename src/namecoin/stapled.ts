@@ -32,7 +32,7 @@
 // (a JSON null, a duplicate member), this parser refuses.
 
 import { createHash } from 'node:crypto';
-import { loadBinding } from '../service/server.js';
+import { loadBinding } from '../service/binding.js';
 
 export const MESSAGE_HEADER = 'Namecoin X.509 Stapled Certification: ';
 const MESSAGE_MAGIC = 'Namecoin Signed Message:\n';

@@ -4,16 +4,13 @@
 // or too many connections is cut off without an answer; a failing or slow
 // handler becomes status 3. Nothing a client sends can crash the process.
 
-import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync, type Stats } from 'node:fs';
-import { createRequire } from 'node:module';
+import { chmodSync, lstatSync, mkdirSync, unlinkSync, type Stats } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { EngineError } from '../engine/errors.js';
+import { loadBinding } from './binding.js';
 import { FRAME_HEADER_LENGTH, Status, decodeRequest, encodeResponse, readFrameHeader, type Response } from './protocol.js';
 
-/** The Node binding built next to the module (binding.gyp target ncfence_node). */
-export const NODE_BINDING = fileURLToPath(new URL('../../build/Release/ncfence_node.node', import.meta.url));
 
 export const DEFAULT_TIMEOUT_MS = 2000;
 export const DEFAULT_HANDLER_TIMEOUT_MS = 2000;
@@ -58,23 +55,6 @@ export interface Service {
   close(): Promise<void>;
   readonly socketPath: string;
   readonly stats: Readonly<ServiceStats>;
-}
-
-export interface NodeBinding {
-  peerUid(fd: number): number;
-  /** libsecp256k1 key recovery (addon/node/recover.cc): the serialized key, or null when none recovers. */
-  recoverCompact(rs: Uint8Array, recid: number, hash: Uint8Array, compressed: boolean): Uint8Array | null;
-}
-
-let binding: NodeBinding | undefined;
-
-/** Loaded on first use so importing this module has no side effects. */
-export function loadBinding(): NodeBinding {
-  if (binding === undefined) {
-    if (!existsSync(NODE_BINDING)) throw new EngineError('USAGE', `the Node binding ${NODE_BINDING} is missing: run npm ci (or npm run build) in the ncfence package`);
-    binding = createRequire(import.meta.url)(NODE_BINDING) as NodeBinding;
-  }
-  return binding;
 }
 
 /** The uid at the other end of a connected Unix socket (SO_PEERCRED); throws on error. */

@@ -1,0 +1,27 @@
+// The Node binding built next to the module (binding.gyp target ncfence_node):
+// SO_PEERCRED for the service's transport (addon/node/peercred.cc) and
+// libsecp256k1 key recovery for certified mode (addon/node/recover.cc).
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { EngineError } from '../engine/errors.js';
+
+export const NODE_BINDING = fileURLToPath(new URL('../../build/Release/ncfence_node.node', import.meta.url));
+
+export interface NodeBinding {
+  peerUid(fd: number): number;
+  /** libsecp256k1 key recovery: the serialized key, or null when none recovers. */
+  recoverCompact(rs: Uint8Array, recid: number, hash: Uint8Array, compressed: boolean): Uint8Array | null;
+}
+
+let binding: NodeBinding | undefined;
+
+/** Loaded on first use so importing a module that uses it has no side effects. */
+export function loadBinding(): NodeBinding {
+  if (binding === undefined) {
+    if (!existsSync(NODE_BINDING)) throw new EngineError('USAGE', `the Node binding ${NODE_BINDING} is missing: run npm ci (or npm run build) in the ncfence package`);
+    binding = createRequire(import.meta.url)(NODE_BINDING) as NodeBinding;
+  }
+  return binding;
+}
