@@ -83,7 +83,9 @@ const certKey = (o: UpstreamObject): string => {
 const sha1 = (b: Uint8Array): Uint8Array => hash('sha1', b, 'buffer');
 const sha256 = (b: Uint8Array): Uint8Array => hash('sha256', b, 'buffer');
 const md5 = (b: Uint8Array): Uint8Array => hash('md5', b, 'buffer');
-const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const text = (s: string): Uint8Array => encoder.encode(s);
 
 /** Whether an upstream object makes something a trust anchor; the module applies the same rule. */
 export function grantsTrust(o: UpstreamObject): boolean {
@@ -189,7 +191,7 @@ function findRoots(objects: UpstreamObject[], dropped: DroppedRoot[]): Root[] {
 
 function labelOf(o: UpstreamObject): string {
   const l = o.attrs.get(CKA.LABEL);
-  return l ? new TextDecoder().decode(l).replace(/\0+$/, '') : '(no label)';
+  return l ? decoder.decode(l).replace(/\0+$/, '') : '(no label)';
 }
 
 function copyAttrs(o: UpstreamObject | undefined, types: number[]): [number, Uint8Array][] {

@@ -2,7 +2,7 @@
 // cross-certificate R' (R's subject, key, validity and extensions, issued by
 // L(R), with the policy's names excluded).
 
-import { hash, sign, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, hash, randomFillSync, sign, type KeyObject } from 'node:crypto';
 // crypto.hash (Node >= 20.12): one call, half the cost of createHash().update().digest() (bench/).
 import { EngineError } from './errors.js';
 import {
@@ -91,8 +91,7 @@ export function akiValue(keyId: Uint8Array): Uint8Array {
 
 export function signCertificate(tbs: Uint8Array, key: AnchorKey): Uint8Array {
   const { alg, hash } = SIGNATURE[key.type];
-  const signature = new Uint8Array(sign(hash, tbs, key.privateKey));
-  return seq(tbs, alg, bitString(signature));
+  return seq(tbs, alg, bitString(sign(hash, tbs, key.privateKey)));
 }
 
 /** A readable, per-root unique anchor name: CN from R, O ncfence, serialNumber = R's SHA-256 prefix. */
@@ -108,7 +107,7 @@ export function anchorName(root: ParsedCertificate, sha256Hex?: string): Uint8Ar
   return seq(
     atv(Oid.organizationName, utf8('ncfence local anchor')),
     atv(Oid.commonName, utf8(cn)),
-    atv(Oid.serialNumber, tlv(Tag.PRINTABLE_STRING, new TextEncoder().encode(fp))),
+    atv(Oid.serialNumber, tlv(Tag.PRINTABLE_STRING, Buffer.from(fp, 'latin1'))),
   );
 }
 
@@ -127,6 +126,19 @@ function buildAnchor(root: ParsedCertificate, key: AnchorKey, keyId: Uint8Array,
   return { der: signCertificate(tbs, key), tbs, subject: name, issuer: name, serial: serialTlv, spki: key.spki, keyId };
 }
 
+// The NameConstraints extension a root without one gets: the same bytes for
+// every root of a build, so made once per list of excluded subtrees (lists
+// are never mutated: Policy.excludedSubtrees is built once per policy).
+const excludingExtensions = new WeakMap<readonly Uint8Array[], Uint8Array>();
+function excludingExtension(excluded: readonly Uint8Array[]): Uint8Array {
+  let ext = excludingExtensions.get(excluded);
+  if (ext === undefined) {
+    ext = extension(Oid.nameConstraints, true, buildExcludedSubtrees(excluded));
+    excludingExtensions.set(excluded, ext);
+  }
+  return ext;
+}
+
 /** R's extensions with AKI pointing at the anchor and the exclusions merged into NameConstraints. */
 function crossExtensions(root: ParsedCertificate, anchorKeyId: Uint8Array, excluded: readonly Uint8Array[]): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -136,7 +148,7 @@ function crossExtensions(root: ParsedCertificate, anchorKeyId: Uint8Array, exclu
   // A version 1 root is a CA by being trusted; R' is an intermediate and must say so.
   if (isCa(root) === undefined) out.push(CROSS_BASIC);
   if (!sawAki) out.push(extension(Oid.authorityKeyIdentifier, false, akiValue(anchorKeyId)));
-  if (!sawNc) out.push(extension(Oid.nameConstraints, true, buildExcludedSubtrees(excluded)));
+  if (!sawNc) out.push(excludingExtension(excluded));
   return out;
 
   function rewriteExtension(ext: Extension): Uint8Array {
@@ -225,7 +237,6 @@ const CURVE: Record<AnchorKeyType, { name: string; spkiPrefix: Uint8Array }> = {
  * KeyObject.export to DER cost 2.5x the key generation itself (bench/).
  */
 export async function defaultEngineDeps(anchorKey: AnchorKeyType = 'P-256'): Promise<EngineDeps> {
-  const { generateKeyPairSync, randomFillSync } = await import('node:crypto');
   const curve = CURVE[anchorKey];
   const pool = Buffer.alloc(4096);
   let used = pool.length;

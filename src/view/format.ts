@@ -99,7 +99,9 @@ export function encodeView(view: View): Uint8Array {
     at += 4;
   };
   const u64 = (n: number): void => {
-    dv.setBigUint64(at, BigInt(n), true);
+    // Two halves, without a BigInt per object; exact for the safe integers a slot id is.
+    dv.setUint32(at, n % 2 ** 32, true);
+    dv.setUint32(at + 4, Math.floor(n / 2 ** 32), true);
     at += 8;
   };
   const bytes = (b: Uint8Array): void => {

@@ -224,7 +224,7 @@ export function excludedDnsNames(cert: ParsedCertificate): string[] {
     if (part.tag !== contextTag(1, true)) continue;
     for (const subtree of readChildren(part.body)) {
       const [base] = readChildren(expectTag(subtree, Tag.SEQUENCE, 'GeneralSubtree').body);
-      if (base?.tag === contextTag(2, false)) out.push(new TextDecoder().decode(base.body).toLowerCase());
+      if (base?.tag === contextTag(2, false)) out.push(decoder.decode(base.body).toLowerCase());
     }
   }
   return out;

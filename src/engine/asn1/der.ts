@@ -187,7 +187,8 @@ export function smallInt(n: number): Uint8Array {
 export const boolTrue = (): Uint8Array => tlv(Tag.BOOLEAN, Uint8Array.of(0xff));
 export const octetString = (b: Uint8Array): Uint8Array => tlv(Tag.OCTET_STRING, b);
 export const bitString = (b: Uint8Array, unused = 0): Uint8Array => tlv(Tag.BIT_STRING, Uint8Array.of(unused), b);
-export const utf8 = (s: string): Uint8Array => tlv(Tag.UTF8_STRING, new TextEncoder().encode(s));
+const encoder = new TextEncoder();
+export const utf8 = (s: string): Uint8Array => tlv(Tag.UTF8_STRING, encoder.encode(s));
 
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;

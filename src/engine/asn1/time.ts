@@ -5,8 +5,12 @@
 import { EngineError } from '../errors.js';
 import { Tag, tlv, type Tlv } from './der.js';
 
+// One encoder and decoder for every call (they keep no state between calls).
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
 export function parseTime(t: Tlv): number {
-  const s = new TextDecoder().decode(t.body);
+  const s = decoder.decode(t.body);
   const m =
     t.tag === Tag.UTC_TIME
       ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s)
@@ -27,6 +31,6 @@ export function encodeTime(ms: number): Uint8Array {
   const rest = `${two(d.getUTCMonth() + 1)}${two(d.getUTCDate())}${two(d.getUTCHours())}${two(d.getUTCMinutes())}${two(d.getUTCSeconds())}Z`;
   const y = d.getUTCFullYear();
   return y < 2050
-    ? tlv(Tag.UTC_TIME, new TextEncoder().encode(`${two(y % 100)}${rest}`))
-    : tlv(Tag.GENERALIZED_TIME, new TextEncoder().encode(`${y}${rest}`));
+    ? tlv(Tag.UTC_TIME, encoder.encode(`${two(y % 100)}${rest}`))
+    : tlv(Tag.GENERALIZED_TIME, encoder.encode(`${y}${rest}`));
 }
