@@ -1,0 +1,83 @@
+// Bundles the ncfence command into one CommonJS file, dist/cli/main.js,
+// run by `npm run build` and `prepare` after tsc (which it overwrites there).
+//
+// Why: `ncfence build` is what a user waits for at every install and every
+// stale start-up, and the CLI as tsc leaves it (ES modules, one file per
+// source) spent a fifth of a build's time loading itself: Node's ES module
+// loader, a facade per imported builtin (importing node:fs that way loads
+// fs/promises, readline and streams; node:crypto, webcrypto) and twenty-odd
+// files resolved and linked one by one. One CommonJS file loads as the
+// crypto floor process does (issue 21; bench/README.md, "ncfence bench").
+//
+// What it does to the sources, nothing else:
+// - every `import.meta.url` becomes the URL its file has in tsc's output
+//   (dist/<path>.js), so paths such as ../rules/ and ../../build/Release/
+//   mean what they meant;
+// - packages stay outside (resolved from node_modules at run time), except
+//   pkijs, which is an ES module only: it is bundled on its own into
+//   dist/cli/vendor/pkijs.cjs, loaded by the commands that compare root
+//   programs and never by `build`.
+// Commands reached through dynamic import() stay lazy: esbuild evaluates a
+// module's body when it is first imported, as Node did.
+
+import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const src = join(root, 'src');
+const dist = join(root, 'dist');
+const outfile = join(dist, 'cli', 'main.js');
+const vendor = join(dist, 'cli', 'vendor', 'pkijs.cjs');
+
+/** Each source's import.meta.url as the URL of its tsc output, relative to the bundle. */
+const sourcePaths = {
+  name: 'ncfence-source-paths',
+  setup(build) {
+    build.onLoad({ filter: /\.ts$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      const rel = relative(dirname(outfile), join(dist, relative(src, args.path)).replace(/\.ts$/, '.js'));
+      return { contents: text.replaceAll('import.meta.url', `__ncfenceFileUrl(${JSON.stringify(rel)})`), loader: 'ts' };
+    });
+    build.onResolve({ filter: /^pkijs$/ }, () => ({ path: './vendor/pkijs.cjs', external: true }));
+  },
+};
+
+function noWarnings(result) {
+  const warnings = result.warnings ?? [];
+  if (warnings.length > 0) {
+    process.stderr.write(esbuild.formatMessagesSync(warnings, { kind: 'warning' }).join('\n'));
+    process.exit(1);
+  }
+}
+
+mkdirSync(dirname(vendor), { recursive: true });
+noWarnings(
+  await esbuild.build({
+    stdin: { contents: "export * from 'pkijs';", resolveDir: root, loader: 'js' },
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    outfile: vendor,
+    logLevel: 'silent',
+  }),
+);
+noWarnings(
+  await esbuild.build({
+    entryPoints: [join(src, 'cli', 'main.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    outfile,
+    packages: 'external',
+    plugins: [sourcePaths],
+    // "use strict" first: a banner before esbuild's own directive would leave the file sloppy.
+    banner: { js: '"use strict";\nconst __ncfenceFileUrl = (rel) => require("node:url").pathToFileURL(require("node:path").join(__dirname, rel)).href;' },
+    logLevel: 'silent',
+  }),
+);
+// dist/ is ES modules (package.json "type"); this directory holds CommonJS.
+writeFileSync(join(dist, 'cli', 'package.json'), '{ "type": "commonjs" }\n');
