@@ -150,16 +150,21 @@ interface Root {
 
 /** Certificates to fence: those with a granting NSS trust record, or CKA_TRUSTED. */
 function findRoots(objects: UpstreamObject[], dropped: DroppedRoot[]): Root[] {
+  // Loops here and below index rather than use for...of or spreads: a build
+  // runs them once per process, mostly in V8's interpreter (see asn1/der.ts).
   const certs = new Map<string, UpstreamObject>();
-  for (const o of objects) {
+  for (let i = 0; i < objects.length; i++) {
+    const o = objects[i]!;
     if (cls(o) === CKO.CERTIFICATE) certs.set(certKey(o), o);
   }
   const roots = new Map<UpstreamObject, Root>();
   // Certificates whose granting record did not check out: never roots by way
   // of CKA_TRUSTED either (that would trust them for every purpose).
   const refused = new Set<UpstreamObject>();
-  for (const t of objects) {
-    if ((cls(t) !== CKO.NSS_TRUST && cls(t) !== CKO.TRUST) || !grantsTrust(t)) continue;
+  for (let i = 0; i < objects.length; i++) {
+    const t = objects[i]!;
+    const c = cls(t);
+    if ((c !== CKO.NSS_TRUST && c !== CKO.TRUST) || !grantsTrust(t)) continue;
     const cert = certs.get(certKey(t));
     const value = cert?.attrs.get(CKA.VALUE);
     if (!cert || !value) {
@@ -183,10 +188,11 @@ function findRoots(objects: UpstreamObject[], dropped: DroppedRoot[]): Root[] {
   }
   // Certificates upstream marks CKA_TRUSTED (p11-kit) without a trust record;
   // a malformed CKA_TRUSTED is not a root (the module hides the object).
-  for (const o of objects) {
+  for (let i = 0; i < objects.length; i++) {
+    const o = objects[i]!;
     if (cls(o) === CKO.CERTIFICATE && boolValue(o.attrs.get(CKA.TRUSTED)) === true && !roots.has(o) && !refused.has(o)) roots.set(o, { cert: o });
   }
-  return [...roots.values()];
+  return Array.from(roots.values());
 }
 
 function labelOf(o: UpstreamObject): string {
@@ -194,9 +200,16 @@ function labelOf(o: UpstreamObject): string {
   return l ? decoder.decode(l).replace(/\0+$/, '') : '(no label)';
 }
 
-function copyAttrs(o: UpstreamObject | undefined, types: number[]): [number, Uint8Array][] {
+/** Appends `more` to `to` and returns `to`. */
+function append<T>(to: T[], more: readonly T[]): T[] {
+  for (let i = 0; i < more.length; i++) to.push(more[i]!);
+  return to;
+}
+
+function copyAttrs(o: UpstreamObject | undefined, types: readonly number[]): [number, Uint8Array][] {
   const out: [number, Uint8Array][] = [];
-  for (const t of types) {
+  for (let i = 0; i < types.length; i++) {
+    const t = types[i]!;
     const v = o?.attrs.get(t);
     if (v !== undefined) out.push([t, v]);
   }
@@ -246,9 +259,11 @@ const PKCS_TO_NSS_VALUE = new Map<number, number>([
   [CKT.TRUST_UNKNOWN, CKT.NSS_TRUST_UNKNOWN],
 ]);
 
+const NSS_PURPOSES_AND_STEP_UP: readonly number[] = [...TRUST_PURPOSE_ATTRS, CKA.TRUST_STEP_UP_APPROVED];
+
 /** R's purposes as NSS trust attributes, whichever kind of record R has. */
 function nssPurposes(rootTrust: UpstreamObject): [number, Uint8Array][] {
-  if (cls(rootTrust) !== CKO.TRUST) return copyAttrs(rootTrust, [...TRUST_PURPOSE_ATTRS, CKA.TRUST_STEP_UP_APPROVED]);
+  if (cls(rootTrust) !== CKO.TRUST) return copyAttrs(rootTrust, NSS_PURPOSES_AND_STEP_UP);
   const out: [number, Uint8Array][] = [];
   for (const [pkcs, nss] of PKCS_TO_NSS_ATTR) {
     const v = ulongValue(rootTrust.attrs.get(pkcs));
@@ -276,12 +291,9 @@ function trustRecordHead(cls: Uint8Array, anchor: IssuedCert, label: Uint8Array)
  * record is of that kind: consumers that read only CKO_TRUST find L(R) too.
  */
 function anchorPkcsTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamObject): [number, Uint8Array][] {
-  return [
-    ...trustRecordHead(CLASS_PKCS_TRUST, anchor, label),
-    [CKA.HASH_OF_CERTIFICATE, sha256(anchor.der)],
-    [CKA.NAME_HASH_ALGORITHM, ulongBytes(CKM_SHA256)],
-    ...copyAttrs(rootTrust, PKCS_TRUST_PURPOSE_ATTRS as number[]),
-  ];
+  const out = trustRecordHead(CLASS_PKCS_TRUST, anchor, label);
+  out.push([CKA.HASH_OF_CERTIFICATE, sha256(anchor.der)], [CKA.NAME_HASH_ALGORITHM, ulongBytes(CKM_SHA256)]);
+  return append(out, copyAttrs(rootTrust, PKCS_TRUST_PURPOSE_ATTRS));
 }
 
 /** NSS trust record for the anchor: R's purposes, the anchor's identity and hashes. */
@@ -291,15 +303,13 @@ function anchorTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamO
   const purposes: [number, Uint8Array][] = rootTrust
     ? nssPurposes(rootTrust)
     : (Object.keys(PURPOSE_ATTR) as Purpose[]).map((p) => [PURPOSE_ATTR[p], trustedFor.includes(p) ? DELEGATOR : MUST_VERIFY]);
-  return [
-    ...trustRecordHead(CLASS_TRUST, anchor, label),
-    [CKA.CERT_SHA1_HASH, sha1(anchor.der)],
-    [CKA.CERT_MD5_HASH, md5(anchor.der)],
-    ...purposes,
-  ];
+  const out = trustRecordHead(CLASS_TRUST, anchor, label);
+  out.push([CKA.CERT_SHA1_HASH, sha1(anchor.der)], [CKA.CERT_MD5_HASH, md5(anchor.der)]);
+  return append(out, purposes);
 }
 
-const POLICY_ATTRS = [CKA.NSS_MOZILLA_CA_POLICY, CKA.NSS_SERVER_DISTRUST_AFTER, CKA.NSS_EMAIL_DISTRUST_AFTER, CKA.CERTIFICATE_CATEGORY];
+const POLICY_ATTRS: readonly number[] = [CKA.NSS_MOZILLA_CA_POLICY, CKA.NSS_SERVER_DISTRUST_AFTER, CKA.NSS_EMAIL_DISTRUST_AFTER, CKA.CERTIFICATE_CATEGORY];
+const CATEGORY_ATTR: readonly number[] = [CKA.CERTIFICATE_CATEGORY];
 
 const PURPOSE_ATTR: Record<Purpose, number> = {
   serverAuth: CKA.TRUST_SERVER_AUTH,
@@ -322,7 +332,9 @@ function keptTrust(root: Root, trustedFor: readonly Purpose[]): UpstreamObject |
   const grants = pkcs ? pkcsTrustGrants : trustGrants;
   let attrs = root.trust.attrs; // copied only when a purpose has to change
   let any = false;
-  for (const t of pkcs ? PKCS_TRUST_PURPOSE_ATTRS : TRUST_PURPOSE_ATTRS) {
+  const purposes = pkcs ? PKCS_TRUST_PURPOSE_ATTRS : TRUST_PURPOSE_ATTRS;
+  for (let i = 0; i < purposes.length; i++) {
+    const t = purposes[i]!;
     const v = attrs.get(t);
     if (v === undefined) continue;
     if (v.length !== 8) throw new EngineError('UNSUPPORTED_ROOT', `trust record has a ${v.length}-byte value for 0x${t.toString(16)}, expected a CK_ULONG`);
@@ -367,10 +379,10 @@ function fenceObjects(root: Root, parsed: ParsedCertificate, sha256: string, tru
   const cert = (attrs: [number, Uint8Array][]): [number, Uint8Array][] => (markTrusted ? attrs : withoutTrusted(attrs));
   const pkcsRecord = trust !== undefined && cls(trust) === CKO.TRUST;
   const objects: ViewObject[] = [
-    { slot, attrs: cert([...certObject(anchor, anchorLabel, anchorKeyId), ...copyAttrs(root.cert, POLICY_ATTRS)]) },
+    { slot, attrs: cert(append(certObject(anchor, anchorLabel, anchorKeyId), copyAttrs(root.cert, POLICY_ATTRS))) },
   ];
   if (!mirror || !pkcsRecord) objects.push({ slot, attrs: anchorTrust(anchor, anchorLabel, trust, policy.trustedFor) });
-  objects.push({ slot, attrs: cert([...certObject(cross, root.cert.attrs.get(CKA.LABEL) ?? text(label), rootKeyId), ...copyAttrs(root.cert, [CKA.CERTIFICATE_CATEGORY])]) });
+  objects.push({ slot, attrs: cert(append(certObject(cross, root.cert.attrs.get(CKA.LABEL) ?? text(label), rootKeyId), copyAttrs(root.cert, CATEGORY_ATTR))) });
   if (pkcsRecord) objects.push({ slot, attrs: anchorPkcsTrust(anchor, anchorLabel, trust) });
   return objects;
 }
@@ -429,8 +441,9 @@ function decide(cert: ParsedCertificate, sha256: string, policy: Policy, now: Da
     const family = keyFamily(cert);
     checks.unshift([`keyTypes.${family}`, s.keyTypes[family], () => true, `${family} key`]);
   }
-  for (const [rule, action, matches, reason] of checks) {
-    if (action !== 'fence' && matches()) return { action, rule: `select.${rule}`, reason };
+  for (let i = 0; i < checks.length; i++) {
+    const c = checks[i]!;
+    if (c[1] !== 'fence' && c[2]()) return { action: c[1], rule: `select.${c[0]}`, reason: c[3] };
   }
   return { action: 'fence', rule: 'default', reason: 'trusted root' };
 }
@@ -458,7 +471,7 @@ function planRoot(root: Root, policy: Policy, deps: EngineDeps, opts: PlanOption
   try {
     const trust = keptTrust(root, policy.trustedFor);
     if (trust === 'none' || (!root.trust && policy.trustedFor.length === 0)) return drop('trustedFor', 'trusted only for purposes outside the policy\'s trustedFor');
-    return { decision: { ...base, ...verdict }, objects: [...fenceObjects(root, cert, base.sha256, trust, policy, deps, opts), ...untrustedCopy(root)] };
+    return { decision: { ...base, ...verdict }, objects: append(fenceObjects(root, cert, base.sha256, trust, policy, deps, opts), untrustedCopy(root)) };
   } catch (e) {
     if (!(e instanceof EngineError)) throw e;
     return drop('engine', e.message);
@@ -470,10 +483,11 @@ export function planView(snapshot: Pick<UpstreamSnapshot, 'objects'> & Partial<U
   const orphans: RootDecision[] = [];
   const objects: ViewObject[] = [];
   const decisions: RootDecision[] = [];
-  for (const root of findRoots(snapshot.objects, orphans)) {
-    const r = planRoot(root, policy, deps, opts);
+  const roots = findRoots(snapshot.objects, orphans);
+  for (let i = 0; i < roots.length; i++) {
+    const r = planRoot(roots[i]!, policy, deps, opts);
     decisions.push(r.decision);
-    objects.push(...r.objects);
+    append(objects, r.objects);
   }
   decisions.push(...orphans);
   const hidden = snapshot.objects.filter(grantsTrust).length;

@@ -144,7 +144,7 @@ function crossExtensions(root: ParsedCertificate, anchorKeyId: Uint8Array, exclu
   const out: Uint8Array[] = [];
   let sawNc = false;
   let sawAki = false;
-  for (const ext of root.extensions) out.push(rewriteExtension(ext));
+  for (let i = 0; i < root.extensions.length; i++) out.push(rewriteExtension(root.extensions[i]!)); // indexed: see asn1/der.ts
   // A version 1 root is a CA by being trusted; R' is an intermediate and must say so.
   if (isCa(root) === undefined) out.push(CROSS_BASIC);
   if (!sawAki) out.push(extension(Oid.authorityKeyIdentifier, false, akiValue(anchorKeyId)));

@@ -104,14 +104,18 @@ function writeLength(out: Uint8Array, at: number, len: number): number {
   return at + n;
 }
 
+// The writers below index their arrays instead of using for...of: a build
+// runs them a few thousand times in a fresh process, mostly in V8's
+// interpreter, where for...of walks an iterator object (issue 21).
+
 export function concat(parts: readonly Uint8Array[]): Uint8Array {
   let n = 0;
-  for (const p of parts) n += p.length;
+  for (let i = 0; i < parts.length; i++) n += parts[i]!.length;
   const out = new Uint8Array(n);
   let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
+  for (let i = 0; i < parts.length; i++) {
+    out.set(parts[i]!, off);
+    off += parts[i]!.length;
   }
   return out;
 }
@@ -119,13 +123,13 @@ export function concat(parts: readonly Uint8Array[]): Uint8Array {
 /** Wraps content bytes in a TLV with the given tag (one allocation). */
 export function tlv(tag: number, ...content: Uint8Array[]): Uint8Array {
   let body = 0;
-  for (const c of content) body += c.length;
+  for (let i = 0; i < content.length; i++) body += content[i]!.length;
   const out = new Uint8Array(1 + lengthBytes(body) + body);
   out[0] = tag;
   let off = writeLength(out, 1, body);
-  for (const c of content) {
-    out.set(c, off);
-    off += c.length;
+  for (let i = 0; i < content.length; i++) {
+    out.set(content[i]!, off);
+    off += content[i]!.length;
   }
   return out;
 }
@@ -156,8 +160,27 @@ export function oid(dotted: string): Uint8Array {
   return out;
 }
 
-/** Dotted form of an OID TLV's content. */
+const dottedCache = new Map<number, string>();
+
+/**
+ * Dotted form of an OID TLV's content. Short ones (every extension and
+ * name attribute type: 2.5.29.x, 2.5.4.x) are memoised by their bytes, a
+ * pure cache: a build parses a few thousand of them. Bounded, as DER from a
+ * TLS peer comes through here too.
+ */
 export function oidToString(body: Uint8Array): string {
+  if (body.length > 6) return dotted(body);
+  let key = body.length * 2 ** 48;
+  for (let i = 0; i < body.length; i++) key += body[i]! * 2 ** (8 * i);
+  let s = dottedCache.get(key);
+  if (s === undefined) {
+    s = dotted(body);
+    if (dottedCache.size < 1024) dottedCache.set(key, s);
+  }
+  return s;
+}
+
+function dotted(body: Uint8Array): string {
   const arcs: number[] = [];
   let v = 0;
   for (let i = 0; i < body.length; i++) {
