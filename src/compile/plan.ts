@@ -424,13 +424,22 @@ export function alreadyExcludes(cert: ParsedCertificate, names: readonly string[
 
 type Verdict = Pick<RootDecision, 'action' | 'rule' | 'reason'>;
 
+const FENCE: Verdict = { action: 'fence', rule: 'default', reason: 'trusted root' };
+
+/** Whether every select rule, whatever rules there are, says "fence". */
+function fencesEverything(s: Policy['select']): boolean {
+  return Object.values(s).every((v: RootAction | Record<string, RootAction>) => (typeof v === 'string' ? v === 'fence' : Object.values(v).every((a) => a === 'fence')));
+}
+
 /** The policy's verdict for one root: overrides first, then the select rules in a fixed order. */
 function decide(cert: ParsedCertificate, sha256: string, policy: Policy, now: Date): Verdict {
   const o = policy.overrides.find((x) => x.sha256 === sha256);
   if (o) return { action: o.action, rule: o.id, reason: o.reason };
   const s = policy.select;
   // Each property is computed only when its rule could change the outcome
-  // (the default policy fences everything, so it computes none of them).
+  // (the default policy fences everything, so it computes none of them,
+  // and skips making the list too).
+  if (fencesEverything(s)) return FENCE;
   const checks: [string, RootAction, () => boolean, string][] = [
     ['expired', s.expired, () => parseTime(validityTimes(cert.validity).notAfter) < now.getTime(), 'root has expired'],
     ['alreadyExcluded', s.alreadyExcluded, () => alreadyExcludes(cert, policy.excludedDnsNames), 'root already excludes every policy name'],

@@ -34,8 +34,39 @@ export interface Tlv {
 
 const MAX_DEPTH_BYTES = 1 << 24; // no certificate field is anywhere near 16 MiB
 
+/**
+ * A Tlv whose `der` and `body` views are made when first asked for: most
+ * parses use one of the two, and views were a sixth of what a build
+ * allocates (issue 21, a sampling heap profile of one build).
+ */
+class TlvAt implements Tlv {
+  private derView: Uint8Array | undefined;
+  private bodyView: Uint8Array | undefined;
+
+  constructor(
+    readonly tag: number,
+    private readonly buf: Uint8Array,
+    private readonly start: number,
+    private readonly bodyStart: number,
+    /** Offset in `buf` just past this TLV. */
+    readonly end: number,
+  ) {}
+
+  get der(): Uint8Array {
+    return (this.derView ??= this.buf.subarray(this.start, this.end));
+  }
+
+  get body(): Uint8Array {
+    return (this.bodyView ??= this.buf.subarray(this.bodyStart, this.end));
+  }
+}
+
 /** Reads the TLV that starts at `offset`; rejects indefinite and non-minimal lengths. */
 export function readTlv(buf: Uint8Array, offset = 0): Tlv {
+  return readTlvAt(buf, offset);
+}
+
+function readTlvAt(buf: Uint8Array, offset: number): TlvAt {
   if (offset + 2 > buf.length) throw new EngineError('BAD_DER', `truncated TLV header at offset ${offset}`);
   const tag = buf[offset]!;
   if ((tag & 0x1f) === 0x1f) throw new EngineError('BAD_DER', `multi-byte tag 0x${tag.toString(16)} at offset ${offset}`);
@@ -56,11 +87,7 @@ export function readTlv(buf: Uint8Array, offset = 0): Tlv {
   if (len > MAX_DEPTH_BYTES || offset + hdr + len > buf.length) {
     throw new EngineError('BAD_DER', `length ${len} at offset ${offset} overruns ${buf.length} bytes`);
   }
-  return {
-    tag,
-    der: buf.subarray(offset, offset + hdr + len),
-    body: buf.subarray(offset + hdr, offset + hdr + len),
-  };
+  return new TlvAt(tag, buf, offset, offset + hdr, offset + hdr + len);
 }
 
 /** Splits a constructed value's content into its child TLVs. */
@@ -68,17 +95,17 @@ export function readChildren(body: Uint8Array): Tlv[] {
   const out: Tlv[] = [];
   let off = 0;
   while (off < body.length) {
-    const t = readTlv(body, off);
+    const t = readTlvAt(body, off);
     out.push(t);
-    off += t.der.length;
+    off = t.end;
   }
   return out;
 }
 
 /** Reads a single TLV that must fill `buf` exactly and carry `tag`. */
 export function readExact(buf: Uint8Array, tag: number, what: string): Tlv {
-  const t = readTlv(buf, 0);
-  if (t.der.length !== buf.length) throw new EngineError('BAD_DER', `${what}: ${buf.length - t.der.length} trailing bytes`);
+  const t = readTlvAt(buf, 0);
+  if (t.end !== buf.length) throw new EngineError('BAD_DER', `${what}: ${buf.length - t.end} trailing bytes`);
   if (t.tag !== tag) throw new EngineError('BAD_DER', `${what}: tag 0x${t.tag.toString(16)}, expected 0x${tag.toString(16)}`);
   return t;
 }
@@ -163,15 +190,16 @@ export function oid(dotted: string): Uint8Array {
 const dottedCache = new Map<number, string>();
 
 /**
- * Dotted form of an OID TLV's content. Short ones (every extension and
- * name attribute type: 2.5.29.x, 2.5.4.x) are memoised by their bytes, a
+ * Dotted form of an OID TLV's content. Three-byte ones (most extension and
+ * name attribute types: 2.5.29.x, 2.5.4.x) are memoised by their bytes, a
  * pure cache: a build parses a few thousand of them. Bounded, as DER from a
  * TLS peer comes through here too.
  */
 export function oidToString(body: Uint8Array): string {
-  if (body.length > 6) return dotted(body);
-  let key = body.length * 2 ** 48;
-  for (let i = 0; i < body.length; i++) key += body[i]! * 2 ** (8 * i);
+  if (body.length > 3) return dotted(body);
+  // A small integer key (no heap number): length, then up to three bytes.
+  let key = body.length;
+  for (let i = 0; i < body.length; i++) key = (key << 8) | body[i]!;
   let s = dottedCache.get(key);
   if (s === undefined) {
     s = dotted(body);
