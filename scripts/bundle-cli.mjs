@@ -1,5 +1,7 @@
-// Bundles the ncfence command into one CommonJS file, dist/cli/main.js,
-// run by `npm run build` and `prepare` after tsc (which it overwrites there).
+// Bundles the ncfence command into one CommonJS file, dist/cli/ncfence.js,
+// run by `npm run build` and `prepare` after tsc; puts the command's loader
+// (scripts/cli-loader.cjs) at dist/cli/main.js; and makes the V8 code cache
+// the loader uses, dist/cli/ncfence.js.cache, by running one build.
 //
 // Why: `ncfence build` is what a user waits for at every install and every
 // stale start-up, and the CLI as tsc leaves it (ES modules, one file per
@@ -19,8 +21,16 @@
 //   programs and never by `build`.
 // Commands reached through dynamic import() stay lazy: esbuild evaluates a
 // module's body when it is first imported, as Node did.
+//
+// The code cache: V8 keeps the bytecode of every function a run compiled;
+// made after `ncfence build` of the system's trust module (into a
+// temporary directory, removed), it holds what a build needs. Without that
+// module (another system), after `ncfence --help`. A cache V8 refuses (another
+// node) costs nothing but the compile it would have saved.
 
-import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -28,7 +38,10 @@ import * as esbuild from 'esbuild';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const src = join(root, 'src');
 const dist = join(root, 'dist');
-const outfile = join(dist, 'cli', 'main.js');
+const outfile = join(dist, 'cli', 'ncfence.js');
+const loader = join(dist, 'cli', 'main.js');
+const cache = `${outfile}.cache`;
+const SYSTEM_CKBI = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
 const vendor = join(dist, 'cli', 'vendor', 'pkijs.cjs');
 
 /** Each source's import.meta.url as the URL of its tsc output, relative to the bundle. */
@@ -79,5 +92,25 @@ noWarnings(
     logLevel: 'silent',
   }),
 );
+// The loader runs the bundle as a script of its own: no hashbang, and no
+// dynamic import() left (it would need the ES module loader).
+const code = readFileSync(outfile, 'utf8').replace(/^#!.*\n/, '');
+if (/[^.\w$]import\(/.test(code)) throw new Error(`${outfile} still has a dynamic import(); import it statically`);
+writeFileSync(outfile, code);
 // dist/ is ES modules (package.json "type"); this directory holds CommonJS.
 writeFileSync(join(dist, 'cli', 'package.json'), '{ "type": "commonjs" }\n');
+copyFileSync(join(root, 'scripts', 'cli-loader.cjs'), loader);
+
+// The code cache, from one run through the loader (which hands back its script).
+if (existsSync(cache)) unlinkSync(cache);
+const scratch = mkdtempSync(join(tmpdir(), 'ncfence-code-cache-'));
+try {
+  const args = existsSync(SYSTEM_CKBI) ? ['build', '--upstream', SYSTEM_CKBI, '--out', join(scratch, 'out'), '--allow-empty'] : ['--help'];
+  const warm = `process.argv = [process.execPath, ${JSON.stringify(loader)}, ...${JSON.stringify(args)}];
+const { script } = require(${JSON.stringify(loader)});
+process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(join(scratch, 'cache'))}, script.createCachedData()));`;
+  execFileSync(process.execPath, ['-e', warm], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NCFENCE_CONFIG: '' } });
+  renameSync(join(scratch, 'cache'), cache);
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}
