@@ -39,8 +39,11 @@ function parseTimeFast(t: Tlv): number | undefined {
 }
 
 export function parseTime(t: Tlv): number {
-  const fast = parseTimeFast(t);
-  if (fast !== undefined) return fast;
+  return parseTimeFast(t) ?? parseTimeText(t);
+}
+
+/** parseTime's general path: as text, every form and every error. */
+export function parseTimeText(t: Tlv): number {
   const s = decoder.decode(t.body);
   const m =
     t.tag === Tag.UTC_TIME
