@@ -15,6 +15,10 @@
 // - every `import.meta.url` becomes the URL its file has in tsc's output
 //   (dist/<path>.js), so paths such as ../rules/ and ../../build/Release/
 //   mean what they meant;
+// - `createRequire(import.meta.url)` becomes the bundle's own require: what
+//   the sources load that way are absolute paths and packages, which resolve
+//   the same from dist/cli/, and node:module (with the ES module loader
+//   behind it) is not loaded;
 // - packages stay outside (resolved from node_modules at run time), except
 //   pkijs, which is an ES module only: it is bundled on its own into
 //   dist/cli/vendor/pkijs.cjs, loaded by the commands that compare root
@@ -49,7 +53,7 @@ const sourcePaths = {
   name: 'ncfence-source-paths',
   setup(build) {
     build.onLoad({ filter: /\.ts$/ }, (args) => {
-      const text = readFileSync(args.path, 'utf8');
+      const text = readFileSync(args.path, 'utf8').replaceAll('createRequire(import.meta.url)', 'require');
       const rel = relative(dirname(outfile), join(dist, relative(src, args.path)).replace(/\.ts$/, '.js'));
       return { contents: text.replaceAll('import.meta.url', `__ncfenceFileUrl(${JSON.stringify(rel)})`), loader: 'ts' };
     });

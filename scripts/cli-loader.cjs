@@ -14,7 +14,6 @@
 'use strict';
 const { readFileSync } = require('node:fs');
 const { join } = require('node:path');
-const Module = require('node:module');
 const vm = require('node:vm');
 
 const file = join(__dirname, 'ncfence.js');
@@ -24,15 +23,16 @@ try {
 } catch {
   cachedData = undefined; // no cache: compile as usual
 }
-const script = new vm.Script(Module.wrap(readFileSync(file, 'utf8')), {
+// Module.wrap's wrapper, written out: node:module itself is not loaded.
+const wrapped = `(function (exports, require, module, __filename, __dirname) { ${readFileSync(file, 'utf8')}\n});`;
+const script = new vm.Script(wrapped, {
   filename: file,
   cachedData,
   importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
 });
-// The bundle runs as a CommonJS module of its own file, as `node ncfence.js` would run it.
-const bundle = new Module(file, module);
-bundle.filename = file;
-bundle.paths = Module._nodeModulePaths(__dirname);
-script.runInThisContext()(bundle.exports, Module.createRequire(file), bundle, file, __dirname);
+// The bundle runs with this module's require, which resolves from the same
+// directory, and a module object of its own.
+const bundle = { exports: {}, filename: file, id: file, loaded: false };
+script.runInThisContext()(bundle.exports, require, bundle, file, __dirname);
 bundle.loaded = true;
 module.exports = { script };

@@ -141,10 +141,10 @@ export function policyValidator(schema: Buffer, generatedFile = POLICY_VALIDATOR
   const key = `${generatedFile}\0${digest}`;
   let found = validators.get(key);
   if (found) return found;
-  const require = createRequire(import.meta.url);
+  const load = createRequire(import.meta.url);
   let generated: (ValidateFunction & { schemaSha256?: unknown }) | undefined;
   try {
-    generated = require(generatedFile) as ValidateFunction & { schemaSha256?: unknown };
+    generated = load(generatedFile) as ValidateFunction & { schemaSha256?: unknown };
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
   }
@@ -152,7 +152,7 @@ export function policyValidator(schema: Buffer, generatedFile = POLICY_VALIDATOR
     found = { validate: generated, source: 'generated' };
   } else {
     // ajv is CommonJS: its class is the module itself or its default export.
-    const ajv = require('ajv/dist/2020.js') as { default?: unknown };
+    const ajv = load('ajv/dist/2020.js') as { default?: unknown };
     const AjvClass = (ajv.default ?? ajv) as new (o: object) => { compile(s: object): ValidateFunction };
     found = { validate: new AjvClass(POLICY_AJV_OPTIONS).compile(JSON.parse(schema.toString('utf8')) as object), source: 'compiled' };
   }
