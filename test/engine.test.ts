@@ -5,7 +5,7 @@
 import test from 'ava';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,6 +118,17 @@ test('crossValidity: later notBefore, same notAfter, expired roots stay expired'
   // A current root: R' starts one hour before the build.
   const current = Buffer.from('301e170d3130303130313030303030305a170d3430303130313030303030305a', 'hex');
   t.is(hex(crossValidity(current, new Date(Date.UTC(2026, 0, 1, 12)))), '301e170d3236303130313131303030305a170d3430303130313030303030305a');
+});
+
+test('the anchor keys of defaultEngineDeps carry their own public key as SubjectPublicKeyInfo, on both curves', async (t) => {
+  // The SPKI is framed from the JWK's coordinates (crossSign.ts); node:crypto's own DER export is the reference.
+  for (const type of ['P-256', 'P-384'] as const) {
+    const deps = await defaultEngineDeps(type);
+    for (let i = 0; i < 50; i++) {
+      const key = deps.generateAnchorKey();
+      t.deepEqual(Buffer.from(key.spki), createPublicKey(key.privateKey).export({ format: 'der', type: 'spki' }), type);
+    }
+  }
 });
 
 test('parseTime reads every time as its text path does, errors included', (t) => {

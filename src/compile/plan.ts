@@ -367,9 +367,8 @@ function withoutTrusted(attrs: [number, Uint8Array][]): [number, Uint8Array][] {
   return attrs.filter(([t]) => t !== CKA.TRUSTED);
 }
 
-function fenceObjects(root: Root, parsed: ParsedCertificate, sha256: string, trust: UpstreamObject | undefined, policy: Policy, deps: EngineDeps, opts: PlanOptions): ViewObject[] {
+function fenceObjects(root: Root, parsed: ParsedCertificate, sha256: string, label: string, trust: UpstreamObject | undefined, policy: Policy, deps: EngineDeps, opts: PlanOptions): ViewObject[] {
   const { anchor, cross } = fenceRoot(parsed, policy.excludedSubtrees, deps, sha256);
-  const label = labelOf(root.cert);
   const slot = root.cert.slot;
   const anchorKeyId = anchor.keyId!;
   const rootKeyId = cross.keyId ?? root.cert.attrs.get(CKA.ID) ?? new Uint8Array(0);
@@ -480,7 +479,7 @@ function planRoot(root: Root, policy: Policy, deps: EngineDeps, opts: PlanOption
   try {
     const trust = keptTrust(root, policy.trustedFor);
     if (trust === 'none' || (!root.trust && policy.trustedFor.length === 0)) return drop('trustedFor', 'trusted only for purposes outside the policy\'s trustedFor');
-    return { decision: { ...base, ...verdict }, objects: append(fenceObjects(root, cert, base.sha256, trust, policy, deps, opts), untrustedCopy(root)) };
+    return { decision: { ...base, ...verdict }, objects: append(fenceObjects(root, cert, base.sha256, base.label, trust, policy, deps, opts), untrustedCopy(root)) };
   } catch (e) {
     if (!(e instanceof EngineError)) throw e;
     return drop('engine', e.message);

@@ -224,11 +224,11 @@ export function fenceRoot(rootIn: Uint8Array | ParsedCertificate, excluded: read
   return { anchor, cross };
 }
 
-const CURVE: Record<AnchorKeyType, { name: string; spkiPrefix: Uint8Array }> = {
+const CURVE: Record<AnchorKeyType, { name: string; bytes: number; spkiPrefix: Uint8Array }> = {
   // SubjectPublicKeyInfo up to the BIT STRING's content, then 04 || x || y
   // (id-ecPublicKey with the named curve; RFC 5480, section 2).
-  'P-256': { name: 'prime256v1', spkiPrefix: Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex') },
-  'P-384': { name: 'secp384r1', spkiPrefix: Buffer.from('3076301006072a8648ce3d020106052b81040022036200', 'hex') },
+  'P-256': { name: 'prime256v1', bytes: 32, spkiPrefix: Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex') },
+  'P-384': { name: 'secp384r1', bytes: 48, spkiPrefix: Buffer.from('3076301006072a8648ce3d020106052b81040022036200', 'hex') },
 };
 
 /**
@@ -246,9 +246,15 @@ export async function defaultEngineDeps(anchorKey: AnchorKeyType = 'P-256'): Pro
       // @types/node 20 lacks the JWK overload of generateKeyPairSync that Node 20 has.
       const generate = generateKeyPairSync as unknown as (type: 'ec', o: object) => { privateKey: KeyObject; publicKey: { x: string; y: string } };
       const { privateKey, publicKey } = generate('ec', { namedCurve: curve.name, publicKeyEncoding: { format: 'jwk' } });
-      const x = Buffer.from(publicKey.x, 'base64url');
-      const y = Buffer.from(publicKey.y, 'base64url');
-      return { type: anchorKey, privateKey, spki: concat([curve.spkiPrefix, Uint8Array.of(0x04), x, y]) };
+      // x and y decoded straight into the SPKI (no buffer per coordinate, no concat).
+      const spki = Buffer.allocUnsafe(curve.spkiPrefix.length + 1 + 2 * curve.bytes);
+      spki.set(curve.spkiPrefix, 0);
+      const at = curve.spkiPrefix.length + 1;
+      spki[at - 1] = 0x04;
+      if (spki.write(publicKey.x, at, 'base64url') !== curve.bytes || spki.write(publicKey.y, at + curve.bytes, 'base64url') !== curve.bytes) {
+        throw new EngineError('UNSUPPORTED_ROOT', `node:crypto gave an anchor public key whose coordinates are not ${curve.bytes} bytes each`);
+      }
+      return { type: anchorKey, privateKey, spki: new Uint8Array(spki.buffer, spki.byteOffset, spki.length) };
     },
     serial() {
       if (used + 16 > pool.length) {
