@@ -227,20 +227,29 @@ const DELEGATOR = ulongBytes(CKT.NSS_TRUSTED_DELEGATOR);
 const MUST_VERIFY = ulongBytes(CKT.NSS_MUST_VERIFY_TRUST);
 const PKCS_MUST_VERIFY = ulongBytes(CKT.TRUST_MUST_VERIFY_TRUST);
 
+// Attributes whose type and value every view object of a kind shares: one
+// pair each for the whole view (view objects are never mutated).
+const IS_CERTIFICATE: [number, Uint8Array] = [CKA.CLASS, CLASS_CERTIFICATE];
+const IS_TOKEN: [number, Uint8Array] = [CKA.TOKEN, TRUE];
+const NOT_PRIVATE: [number, Uint8Array] = [CKA.PRIVATE, FALSE];
+const NOT_MODIFIABLE: [number, Uint8Array] = [CKA.MODIFIABLE, FALSE];
+const IS_X_509: [number, Uint8Array] = [CKA.CERTIFICATE_TYPE, X_509];
+const IS_TRUSTED: [number, Uint8Array] = [CKA.TRUSTED, TRUE];
+
 function certObject(cert: IssuedCert, label: Uint8Array, id: Uint8Array): [number, Uint8Array][] {
   return [
-    [CKA.CLASS, CLASS_CERTIFICATE],
-    [CKA.TOKEN, TRUE],
-    [CKA.PRIVATE, FALSE],
-    [CKA.MODIFIABLE, FALSE],
+    IS_CERTIFICATE,
+    IS_TOKEN,
+    NOT_PRIVATE,
+    NOT_MODIFIABLE,
     [CKA.LABEL, label],
-    [CKA.CERTIFICATE_TYPE, X_509],
+    IS_X_509,
     [CKA.SUBJECT, cert.subject],
     [CKA.ID, id],
     [CKA.ISSUER, cert.issuer],
     [CKA.SERIAL_NUMBER, cert.serial],
     [CKA.VALUE, cert.der],
-    [CKA.TRUSTED, TRUE],
+    IS_TRUSTED,
   ];
 }
 
@@ -277,9 +286,9 @@ function nssPurposes(rootTrust: UpstreamObject): [number, Uint8Array][] {
 function trustRecordHead(cls: Uint8Array, anchor: IssuedCert, label: Uint8Array): [number, Uint8Array][] {
   return [
     [CKA.CLASS, cls],
-    [CKA.TOKEN, TRUE],
-    [CKA.PRIVATE, FALSE],
-    [CKA.MODIFIABLE, FALSE],
+    IS_TOKEN,
+    NOT_PRIVATE,
+    NOT_MODIFIABLE,
     [CKA.LABEL, label],
     [CKA.ISSUER, anchor.subject],
     [CKA.SERIAL_NUMBER, anchor.serial],
