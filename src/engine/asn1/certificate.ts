@@ -25,7 +25,7 @@
 // (RFC 5280, section 4.1)
 
 import { EngineError } from '../errors.js';
-import { Tag, Tlv, contextTag, expectTag, oidToString, readChildren, readExact, readTlv } from './der.js';
+import { Tag, Tlv, contextTag, expectTag, readChildren, readExact, readTlv, tlvOid } from './der.js';
 
 export interface Extension {
   oid: string;
@@ -87,7 +87,7 @@ function parseExtension(t: Tlv): Extension {
   }
   const value = expectTag(parts[i], Tag.OCTET_STRING, 'Extension.extnValue');
   if (parts.length !== i + 1) throw new EngineError('BAD_DER', 'Extension: unexpected trailing fields');
-  return { oid: oidToString(id.body), critical, value: value.body, der: t.der };
+  return { oid: tlvOid(id), critical, value: value.body, der: t.der };
 }
 
 export function parseCertificate(der: Uint8Array): ParsedCertificate {
@@ -187,7 +187,7 @@ function readNameAttribute(name: Uint8Array, attrOid: string): string | undefine
       const parts = readChildren(atvs[k]!.body);
       const type = parts[0];
       const value = parts[1];
-      if (type?.tag === Tag.OID && value && oidToString(type.body) === attrOid) {
+      if (type?.tag === Tag.OID && value && tlvOid(type) === attrOid) {
         if (value.tag === 0x1e) {
           // BMPString: UTF-16BE
           let s = '';
@@ -204,7 +204,7 @@ function readNameAttribute(name: Uint8Array, attrOid: string): string | undefine
 /** OID of an AlgorithmIdentifier TLV (SubjectPublicKeyInfo.algorithm or a signature algorithm). */
 export function algorithmOid(algorithmIdentifier: Uint8Array): string {
   const id = readChildren(readExact(algorithmIdentifier, Tag.SEQUENCE, 'AlgorithmIdentifier').body)[0];
-  return oidToString(expectTag(id, Tag.OID, 'AlgorithmIdentifier.algorithm').body);
+  return tlvOid(expectTag(id, Tag.OID, 'AlgorithmIdentifier.algorithm'));
 }
 
 /** OID of the subject public key's algorithm. */

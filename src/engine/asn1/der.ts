@@ -59,6 +59,11 @@ class TlvAt implements Tlv {
   get body(): Uint8Array {
     return (this.bodyView ??= this.buf.subarray(this.bodyStart, this.end));
   }
+
+  /** The content as an OID's dotted form (see tlvOid). */
+  oid(): string {
+    return oidAt(this.buf, this.bodyStart, this.end);
+  }
 }
 
 /** Reads the TLV that starts at `offset`; rejects indefinite and non-minimal lengths. */
@@ -196,13 +201,23 @@ const dottedCache = new Map<number, string>();
  * TLS peer comes through here too.
  */
 export function oidToString(body: Uint8Array): string {
-  if (body.length > 3) return dotted(body);
+  return oidAt(body, 0, body.length);
+}
+
+/** oidToString of a TLV's content, read in place (no view made for it): what name and extension parsing compare. */
+export function tlvOid(t: Tlv): string {
+  return t instanceof TlvAt ? t.oid() : oidToString(t.body);
+}
+
+function oidAt(buf: Uint8Array, start: number, end: number): string {
+  const n = end - start;
+  if (n > 3) return dotted(buf.subarray(start, end));
   // A small integer key (no heap number): length, then up to three bytes.
-  let key = body.length;
-  for (let i = 0; i < body.length; i++) key = (key << 8) | body[i]!;
+  let key = n;
+  for (let i = start; i < end; i++) key = (key << 8) | buf[i]!;
   let s = dottedCache.get(key);
   if (s === undefined) {
-    s = dotted(body);
+    s = dotted(buf.subarray(start, end));
     if (dottedCache.size < 1024) dottedCache.set(key, s);
   }
   return s;
