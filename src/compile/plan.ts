@@ -96,19 +96,13 @@ export function grantsTrust(o: UpstreamObject): boolean {
       return v !== undefined && !(v.length === 1 && v[0] === 0);
     }
     case CKO.NSS_TRUST:
-      return TRUST_PURPOSE_ATTRS.some((t) => {
-        const v = o.attrs.get(t);
-        return v !== undefined && trustGrants(ulongValue(v) ?? -1);
-      });
+      return anyPurpose(o, TRUST_PURPOSE_ATTRS, trustGrants);
     case CKO.X_TRUST_ASSERTION: {
       const v = ulongValue(o.attrs.get(CKA.X_ASSERTION_TYPE));
       return v !== CKT.X_DISTRUSTED_CERTIFICATE;
     }
     case CKO.TRUST:
-      return PKCS_TRUST_PURPOSE_ATTRS.some((t) => {
-        const v = o.attrs.get(t);
-        return v !== undefined && pkcsTrustGrants(ulongValue(v) ?? -1);
-      });
+      return anyPurpose(o, PKCS_TRUST_PURPOSE_ATTRS, pkcsTrustGrants);
     default:
       // A class this engine does not know: any trust attribute makes it one
       // to hide (a future or vendor trust object); NSS's root-list marker
@@ -117,12 +111,28 @@ export function grantsTrust(o: UpstreamObject): boolean {
   }
 }
 
+/**
+ * Whether any of `purposes` on `o` has a value `matches` accepts (a value
+ * that is not a CK_ULONG counts as -1). A loop, not .some() with a closure:
+ * it runs for every upstream object, mostly in V8's interpreter.
+ */
+function anyPurpose(o: UpstreamObject, purposes: readonly number[], matches: (value: number) => boolean): boolean {
+  for (let i = 0; i < purposes.length; i++) {
+    const v = o.attrs.get(purposes[i]!);
+    if (v !== undefined && matches(ulongValue(v) ?? -1)) return true;
+  }
+  return false;
+}
+
+const isNssNotTrusted = (v: number): boolean => v === CKT.NSS_NOT_TRUSTED;
+const isNotTrusted = (v: number): boolean => v === CKT.NOT_TRUSTED;
+
 function distrusts(o: UpstreamObject): boolean {
   switch (cls(o)) {
     case CKO.NSS_TRUST:
-      return TRUST_PURPOSE_ATTRS.some((t) => ulongValue(o.attrs.get(t)) === CKT.NSS_NOT_TRUSTED);
+      return anyPurpose(o, TRUST_PURPOSE_ATTRS, isNssNotTrusted);
     case CKO.TRUST:
-      return PKCS_TRUST_PURPOSE_ATTRS.some((t) => ulongValue(o.attrs.get(t)) === CKT.NOT_TRUSTED);
+      return anyPurpose(o, PKCS_TRUST_PURPOSE_ATTRS, isNotTrusted);
     default:
       return false;
   }
