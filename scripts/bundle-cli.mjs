@@ -106,15 +106,28 @@ writeFileSync(join(dist, 'cli', 'package.json'), '{ "type": "commonjs" }\n');
 copyFileSync(join(root, 'scripts', 'cli-loader.cjs'), loader);
 
 // The code cache, from one run through the loader (which hands back its script).
+// A run that fails leaves no cache (the command works without one).
 if (existsSync(cache)) unlinkSync(cache);
 const scratch = mkdtempSync(join(tmpdir(), 'ncfence-code-cache-'));
 try {
-  const args = existsSync(SYSTEM_CKBI) ? ['build', '--upstream', SYSTEM_CKBI, '--out', join(scratch, 'out'), '--allow-empty'] : ['--help'];
-  const warm = `process.argv = [process.execPath, ${JSON.stringify(loader)}, ...${JSON.stringify(args)}];
+  const runs = [['--help']];
+  if (existsSync(SYSTEM_CKBI)) runs.unshift(['build', '--upstream', SYSTEM_CKBI, '--out', join(scratch, 'out'), '--allow-empty']);
+  for (const args of runs) {
+    const warm = `process.argv = [process.execPath, ${JSON.stringify(loader)}, ...${JSON.stringify(args)}];
 const { script } = require(${JSON.stringify(loader)});
-process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(join(scratch, 'cache'))}, script.createCachedData()));`;
-  execFileSync(process.execPath, ['-e', warm], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NCFENCE_CONFIG: '' } });
-  renameSync(join(scratch, 'cache'), cache);
+process.on('exit', (code) => { if (code === 0) require('node:fs').writeFileSync(${JSON.stringify(join(scratch, 'cache'))}, script.createCachedData()); });`;
+    try {
+      execFileSync(process.execPath, ['-e', warm], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NCFENCE_CONFIG: '' } });
+    } catch (e) {
+      process.stderr.write(`scripts/bundle-cli.mjs: ncfence ${args[0]} failed while making the code cache (${String(e.stderr ?? e.message).trim()}); trying without it\n`);
+      continue;
+    }
+    if (existsSync(join(scratch, 'cache'))) {
+      renameSync(join(scratch, 'cache'), cache);
+      break;
+    }
+  }
+  if (!existsSync(cache)) process.stderr.write('scripts/bundle-cli.mjs: no code cache made; the command compiles its bundle at every run\n');
 } finally {
   rmSync(scratch, { recursive: true, force: true });
 }
