@@ -51,6 +51,8 @@ set_key (nf_config *cfg, const char *key, const char *value)
 	              : strcmp (key, "view") == 0            ? &cfg->view
 	              : strcmp (key, "policy") == 0          ? &cfg->policy
 	              : strcmp (key, "rebuild") == 0         ? &cfg->rebuild
+	              : strcmp (key, "rebuild-node") == 0    ? &cfg->rebuild_node
+	              : strcmp (key, "engine") == 0          ? &cfg->engine
 	              : strcmp (key, "service") == 0         ? &cfg->service
 	              : strcmp (key, "service-command") == 0 ? &cfg->service_command
 	              : strcmp (key, "fix") == 0             ? &cfg->fix
@@ -152,6 +154,8 @@ config_free (nf_config *cfg)
 	free (cfg->view);
 	free (cfg->policy);
 	free (cfg->rebuild);
+	free (cfg->rebuild_node);
+	free (cfg->engine);
 	free (cfg->service);
 	free (cfg->service_command);
 	free (cfg->fix);

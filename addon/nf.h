@@ -172,7 +172,10 @@ int view_search (const nf_view *v, const nf_view_probe *p, CK_SLOT_ID slot, cons
 /* Builds the upstream fingerprint (src/view/stamp.ts); malloc'd. NULL, with
  * the reason in why, on any error or past a bound: the view is then stale. */
 char *stamp_build (const char *library, const char *params, const char *builtin_paths, const char *policy,
-                   char *why, size_t why_len);
+                   const char *engine, char *why, size_t why_len);
+/* The value of the `paths` argument p11-kit-trust takes from a parameter
+ * string (malloc'd), or NULL when none sets it (or on failure: *failed). */
+char *stamp_paths_argument (const char *params, int *failed);
 /* Describes the first line where two stamps differ, for the stale warning. */
 void stamp_diff (const char *view, const char *now, char *out, size_t out_len);
 
@@ -184,7 +187,9 @@ typedef struct {
 	char *view;
 	char *policy; /* part of the staleness stamp */
 	int browser;  /* upstream-kind = browser: upstream is a browser's libxul, served from the view's snapshot */
-	char *rebuild; /* optional: command that regenerates the view */
+	char *rebuild; /* optional: the package's command that regenerates the view (rebuild.c) */
+	char *rebuild_node; /* optional: the interpreter that runs it (rebuild-node) */
+	char *engine; /* optional: the package's engine-id file; stamped */
 	char *service; /* optional: the live .bit service's socket */
 	char *service_command; /* optional: starts the service on demand */
 	char *fix;    /* optional: the command that repairs this install, for warnings */
@@ -204,7 +209,37 @@ CK_RV live_read (CK_OBJECT_HANDLE h, CK_SLOT_ID slot, CK_ATTRIBUTE_PTR tmpl, CK_
 void live_free_all_inlock (void);
 
 /* ---- rebuild.c ---- */
-int rebuild_run (const nf_config *cfg, char *why, size_t why_len);
+/* Where a fresh view can come from when the configured one is not fresh. */
+typedef struct {
+	char view[4096]; /* the view file to try after the rebuild */
+	char dir[3900];  /* the per-user directory, or "" when rebuilt in place */
+	int lock_fd;     /* held while building and reading; -1 when none */
+} nf_rebuild_plan;
+/* Chooses in place (this process may write the install) or this user's own
+ * directory; takes the lock (bounded wait). 0 ok, -1 with why. */
+int rebuild_prepare (const nf_config *cfg, nf_rebuild_plan *plan, char *why, size_t why_len);
+/* Runs the package's command for the plan, with the time limit. 0 when it
+ * ran and exited 0. */
+int rebuild_run (const nf_config *cfg, const nf_rebuild_plan *plan, char *why, size_t why_len);
+void rebuild_release (nf_rebuild_plan *plan);
+/* This user's cache directory (XDG); -1 when there is none. */
+int nf_user_cache (char *out, size_t len);
+/* FNV-1a 64 of a string: the per-user directory name of a configuration. */
+uint64_t nf_fnv1a (const char *s);
+
+/* ---- notice.c: a closed view says so where people look ---- */
+/* From here until notice_clear: token label and slot description say no
+ * root is trusted and why (reason: a few words), and a browser target with
+ * no view gets an empty slot that says so. */
+void notice_closed (const char *reason);
+void notice_clear (void);
+/* The empty token a browser target shows while closed; NULL otherwise. */
+const nf_snapshot *notice_snapshot (void);
+/* Overwrite the slot description / token label of an upstream slot while closed. */
+void notice_slot_info (CK_SLOT_INFO_PTR info);
+void notice_token_info (CK_TOKEN_INFO_PTR info);
+/* One desktop notification (rate-limited; only with a session bus). */
+void notice_notify (const char *config, const char *why, const char *fix);
 
 /* ---- global state (entry.c) ---- */
 typedef enum {

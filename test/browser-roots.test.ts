@@ -161,7 +161,7 @@ test.serial('a browser update under an installed view: closed with the fix named
   t.false(closed.rootList);
   t.is(closed.objects.length, 0, 'no roots at all while the view is stale');
   const warning = stderr.split('\n').find((l) => l.includes('(ncfence:'));
-  t.regex(warning ?? '', /view .* is stale: the browser \(.*libxul\.so\) or policy .* changed since it was built.*no public root is trusted \(closed view\)\. Fix: run `ncfence install firefox --dir .*update`/, stderr);
+  t.regex(warning ?? '', /view .* is stale: the browser \(.*libxul\.so\), policy .* or ncfence changed since it was built.*no public root is trusted \(closed view\)\. Fix: run `ncfence install firefox --dir .*update`/, stderr);
 
   // The module rebuilds: the rebuild starts the browser from a shadow
   // without libnssckbi.so, so it reads the builtins and cannot recurse.

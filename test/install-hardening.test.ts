@@ -9,6 +9,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../src/compile/build.js';
+import { recordFile, systemRegistry, systemRoot } from '../src/install/registry.js';
 import { copyFirefoxInstall } from './helpers/firefox.js';
 import { CLI, P11KIT_TRUST } from './helpers/paths.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
@@ -52,7 +53,7 @@ test.serial('root refuses a browser directory another user owns, and never loads
   for (const args of [['install', 'firefox', '--dir', ff], ['install', 'firefox', '--dir', ff, ...upstream()], ['uninstall', 'firefox', '--dir', ff]]) {
     const r = await cli(args);
     t.is(r.code, 2, r.stdout + r.stderr);
-    t.regex(r.stderr, /belongs to uid 65534; ncfence run as root will not act on a directory another user controls\. Run it as that directory's owner/);
+    t.regex(r.stderr, /belongs to uid 65534; ncfence run as root will not act on what another user controls\. Run it as that directory's owner/);
   }
   t.false(existsSync(marker), 'root loaded the module the directory owner planted');
   t.deepEqual(treeDigest(ff), before);
@@ -89,14 +90,14 @@ test.serial('uninstall refuses an install record that names files outside what i
   t.is(inst.code, 0, inst.stderr);
   const victim = join(dir, 'elsewhere.conf');
   writeFileSync(victim, 'not ncfence');
-  const record = join(ff, 'ncfence-install.json');
+  const record = recordFile(systemRegistry(systemRoot()), 'firefox', ff);
   const m = JSON.parse(readFileSync(record, 'utf8')) as { config: string; backups: { path: string; savedAs: string; sha256: string }[] };
   m.config = victim;
   writeFileSync(record, JSON.stringify(m));
   const before = treeDigest(ff);
   const r = await cli(['uninstall', 'firefox', '--dir', ff]);
   t.is(r.code, 2, r.stderr);
-  t.regex(r.stderr, /names files that a firefox install in .* does not place \(.*elsewhere\.conf\); not touching anything/);
+  t.regex(r.stderr, /the install record of .* names files that a firefox install there does not place \(.*elsewhere\.conf\); not touching anything/);
   t.is(readFileSync(victim, 'utf8'), 'not ncfence');
   t.deepEqual(treeDigest(ff), before);
 });

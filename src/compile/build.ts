@@ -41,6 +41,10 @@ export interface BuildOptions {
   policyFile?: string;
   /** Command the module may run to regenerate a stale view (written to ncfence.conf). */
   rebuildCommand?: string;
+  /** The interpreter that runs it (ncfence.conf `rebuild-node`). */
+  rebuildNode?: string;
+  /** The package's engine-id file, stamped (ncfence.conf `engine`): an update of ncfence then makes the view stale. */
+  engine?: string;
   rebuildTimeoutMs?: number;
   /** Socket of the live .bit service, written to ncfence.conf. */
   service?: string;
@@ -62,11 +66,11 @@ export interface BuildResult {
 }
 
 /** rebuild, service and their settings from an existing configuration file (none if it is absent or unreadable). */
-function moduleOnlyKeys(file: string): Pick<ModuleConfig, 'rebuild' | 'rebuildTimeoutMs' | 'service' | 'serviceTimeoutMs' | 'serviceCommand' | 'fix'> {
+function moduleOnlyKeys(file: string): Pick<ModuleConfig, 'rebuild' | 'rebuildNode' | 'engine' | 'rebuildTimeoutMs' | 'service' | 'serviceTimeoutMs' | 'serviceCommand' | 'fix'> {
   if (!existsSync(file)) return {};
   try {
     const c = readConfig(file);
-    return { rebuild: c.rebuild, rebuildTimeoutMs: c.rebuildTimeoutMs, service: c.service, serviceTimeoutMs: c.serviceTimeoutMs, serviceCommand: c.serviceCommand, fix: c.fix };
+    return { rebuild: c.rebuild, rebuildNode: c.rebuildNode, engine: c.engine, rebuildTimeoutMs: c.rebuildTimeoutMs, service: c.service, serviceTimeoutMs: c.serviceTimeoutMs, serviceCommand: c.serviceCommand, fix: c.fix };
   } catch {
     return {}; // a file we cannot read is replaced, as before
   }
@@ -139,9 +143,15 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     throw new EngineError('USAGE', `--rebuild-command must be an absolute path, got ${opts.rebuildCommand}`);
   }
   const outDir = resolve(opts.outDir);
+  const config = opts.configFile ? resolve(opts.configFile) : `${outDir}/${CONFIG_FILE}`;
+  // The keys only the module uses are kept from an existing ncfence.conf
+  // unless given again: a rebuild the module runs itself (`CMD refresh
+  // --config FILE`, addon/rebuild.c) passes none of them.
+  const kept = moduleOnlyKeys(config);
+  const engine = opts.engine ?? kept.engine ?? '';
   const policy = loadPolicy(opts.policyFile ? resolve(opts.policyFile) : undefined);
   const deps = opts.deps ?? (await defaultEngineDeps(policy.anchorKey));
-  const read = opts.browser !== undefined ? await readBrowser(resolve(opts.browser), policy.file) : readModule(resolve(opts.upstream), opts.upstreamParams, policy.file);
+  const read = opts.browser !== undefined ? await readBrowser(resolve(opts.browser), policy.file, engine) : readModule(resolve(opts.upstream), opts.upstreamParams, policy.file, engine);
   const upstream = read.upstream;
   const upstreamParams = read.browser ? '' : opts.upstreamParams;
   const { stamp, upstreamTrustPaths, snapshot } = read;
@@ -153,13 +163,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     );
   }
   const view = `${outDir}/${VIEW_FILE}`;
-  const config = opts.configFile ? resolve(opts.configFile) : `${outDir}/${CONFIG_FILE}`;
   makeDirs(outDir);
   makeDirs(dirname(config));
-  // The keys only the module uses are kept from an existing ncfence.conf
-  // unless given again: a rebuild the module runs itself (`CMD build --out
-  // DIR ...`, addon/rebuild.c) passes none of them, and used to drop them.
-  const kept = moduleOnlyKeys(config);
   try {
     writeFileAtomic(view, encodeView({ stamp, policyDigest: policy.digest, objects: plan.objects, ...(read.browser?.snapshot ? { snapshot: read.browser.snapshot } : {}) }));
     writeFileAtomic(
@@ -172,6 +177,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         view,
         policy: policy.file,
         rebuild: opts.rebuildCommand ?? kept.rebuild,
+        rebuildNode: opts.rebuildCommand !== undefined ? opts.rebuildNode : (opts.rebuildNode ?? kept.rebuildNode),
+        engine: engine || undefined,
         rebuildTimeoutMs: opts.rebuildTimeoutMs ?? kept.rebuildTimeoutMs,
         service: opts.service ?? kept.service,
         serviceTimeoutMs: kept.serviceTimeoutMs,
@@ -204,19 +211,19 @@ interface ReadResult {
 }
 
 /** A browser's own roots, read from inside it; stamped by its libxul.so (the browser's build). */
-async function readBrowser(dir: string, policyFile: string): Promise<ReadResult> {
+async function readBrowser(dir: string, policyFile: string, engine: string): Promise<ReadResult> {
   const gre = resolveBrowserDir(dir);
   if (!gre) throw new EngineError('USAGE', `${dir} is not a browser install directory (it has no libxul.so)`);
   const libxul = join(gre, 'libxul.so');
   const before = libraryStamp(libxul);
-  const stamp = upstreamStamp(libxul, '', policyFile);
+  const stamp = upstreamStamp(libxul, '', policyFile, '', engine);
   const browser = await readBrowserRoots(gre, { stock: true });
   if (libraryStamp(libxul) !== before) throw new EngineError('UPSTREAM', `${libxul} changed while its roots were being read (a browser update?); run the build again`);
   if (!browser.snapshot) throw new EngineError('UPSTREAM', `the roots read from ${gre} lack the token's description; cannot record them`);
   return { upstream: libxul, stamp, upstreamTrustPaths: '', snapshot: browser, browser };
 }
 
-function readModule(upstream: string, upstreamParams: string, policyFile: string): ReadResult {
+function readModule(upstream: string, upstreamParams: string, policyFile: string, engine: string): ReadResult {
   // The stamp is taken before any object is read, so a concurrent change to
   // a trust file makes the view stale, not wrong. It needs upstream loaded
   // (for p11-kit-trust's built-in paths), so the library must still be the
@@ -231,7 +238,7 @@ function readModule(upstream: string, upstreamParams: string, policyFile: string
   let upstreamTrustPaths = '';
   const snapshot = readUpstream(upstream, upstreamParams, (probe) => {
     if (p11kitPathsArgument(upstreamParams) === undefined) upstreamTrustPaths = builtinTrustPaths(upstream, probe);
-    stamp = upstreamStamp(upstream, upstreamParams, policyFile, upstreamTrustPaths);
+    stamp = upstreamStamp(upstream, upstreamParams, policyFile, upstreamTrustPaths, engine);
     if (libraryStamp(upstream) !== library) throw new EngineError('UPSTREAM', `${upstream} changed while it was being read; run the build again`);
   });
   return { upstream, stamp, upstreamTrustPaths, snapshot };
