@@ -13,13 +13,13 @@
 
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from '../engine/errors.js';
 import type { UpstreamObject } from '../compile/upstream.js';
 import { STRUCT_SIZES, type TokenSnapshot } from '../view/format.js';
 import { browserBinary } from './layout.js';
+import { safeTempBase } from '../install/owner.js';
 
 export const PROBE_LIBRARY = fileURLToPath(new URL('../../build/Release/libncfence-probe.so', import.meta.url));
 const PROBE_VERSION = 'ncfence-probe-v1';
@@ -200,7 +200,9 @@ export async function readBrowserRoots(dir: string, o: ReadOptions): Promise<Bro
   const timeoutMs = o.timeoutMs ?? 30_000;
   if (!existsSync(PROBE_LIBRARY)) throw new EngineError('USAGE', `the roots probe ${PROBE_LIBRARY} is missing: run npm ci (or npm run build) in the ncfence package`);
   const realBinary = browserBinary(dir);
-  const tmp = mkdtempSync(join(tmpdir(), 'ncfence-browser-'));
+  // Root ignores $TMPDIR: under sudo -E it is the user's, who could swap
+  // the directory the browser loads the probe from (owner.ts).
+  const tmp = mkdtempSync(join(safeTempBase(), 'ncfence-browser-'));
   if (/[\s"'\\]/.test(tmp)) throw new EngineError('USAGE', `temporary directory ${tmp} has a space or quote, which pkcs11.txt cannot hold; set TMPDIR`);
   const out = join(tmp, 'roots.txt');
   let stderr = '';

@@ -34,10 +34,10 @@ import {
   type BrowserCheck,
   type Manifest,
 } from './common.js';
-import { requireOwnedByRoot, requireTreeOwnedByRoot } from './owner.js';
+import { isRoot, requireOwnedByRoot, requireTreeOwnedByRoot } from './owner.js';
 import { adoptLegacy } from './legacy.js';
 import { findRecord, forgetRecord, listRecords, ownScope, saveRecord, systemRoot } from './registry.js';
-import { ensureHooks, removeUnusedHooks } from './hooks.js';
+import { checkHooks, ensureHooks, removeUnusedHooks } from './hooks.js';
 
 /** Where the first rounds kept the install record, inside the directory (legacy.ts moves it out). */
 export const LEGACY_MANIFEST_FILE = 'ncfence-install.json';
@@ -120,6 +120,7 @@ export async function installBrowser(target: BrowserTarget, o: InstallOptions): 
   requireTreeOwnedByRoot(dir, `the ${name} directory`);
   requireWritable(dir, `the ${name} directory`);
   const rebuild = packageRebuild();
+  if (isRoot()) checkHooks(o.root);
   const moduleFile = join(dir, 'libnssckbi.so');
   adoptLegacy(root);
   const previous = findRecord(ownScope(), root, target, dir);

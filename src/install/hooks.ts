@@ -67,6 +67,15 @@ function ours(path: string): boolean {
   }
 }
 
+/** Refuses, before an install changes anything, when a hook's name holds someone else's file. */
+export function checkHooks(rootOption?: string): void {
+  const root = systemRoot(rootOption);
+  for (const name of [APT_HOOK, CA_HOOK]) {
+    const path = under(root, name);
+    if (existsSync(path) && !ours(path)) throw new EngineError('USAGE', `${path} exists and was not written by ncfence; move it away first`);
+  }
+}
+
 /**
  * Writes (or updates) both hooks for root's installs under `root`. The CA
  * hook goes only where update-ca-certificates is installed (its update.d

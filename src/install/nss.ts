@@ -10,10 +10,10 @@ import { join, dirname } from 'node:path';
 import { build, makeDirs } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
 import { copyPolicy, isDirectory, newManifest, packageRebuild, placeModule, removeIfPresent, removeModule, requireWritable, sha256File, type Manifest } from './common.js';
-import { requireOwnedByRoot } from './owner.js';
+import { isRoot, requireOwnedByRoot } from './owner.js';
 import { adoptLegacy } from './legacy.js';
 import { findRecord, forgetRecord, saveRecord, systemRoot, under } from './registry.js';
-import { ensureHooks, removeUnusedHooks } from './hooks.js';
+import { checkHooks, ensureHooks, removeUnusedHooks } from './hooks.js';
 import { VIEW_FILE } from '../compile/build.js';
 import { TARGET_POLICY } from '../policy.js';
 
@@ -70,6 +70,7 @@ export async function installNss(o: NssOptions): Promise<Manifest> {
   requireOwnedByRoot(under(root, LIBDIR), 'the library directory');
   requireWritable(under(root, LIBDIR), 'the library directory');
   const rebuild = packageRebuild();
+  if (isRoot()) checkHooks(root);
   adoptLegacy(root);
   const previous = findRecord('system', root, 'nss', root);
   const current = divertedTo(root);

@@ -11,10 +11,10 @@ import { build, writeFileAtomic, makeDirs } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
 import { TARGET_POLICY } from '../policy.js';
 import { P11KIT_TRUST, backUp, copyPolicy, newManifest, packageRebuild, placeModule, removeIfPresent, removeModule, restore, type Backup, type Manifest } from './common.js';
-import { requireOwnedByRoot } from './owner.js';
+import { isRoot, requireOwnedByRoot } from './owner.js';
 import { adoptLegacy } from './legacy.js';
 import { findRecord, forgetRecord, ownScope, saveRecord, systemRoot, under } from './registry.js';
-import { ensureHooks, removeUnusedHooks } from './hooks.js';
+import { checkHooks, ensureHooks, removeUnusedHooks } from './hooks.js';
 
 export interface P11KitPaths {
   moduleDir: string; // where p11-kit reads module files
@@ -56,6 +56,7 @@ export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
   if (!o.user && process.getuid?.() !== 0) throw new EngineError('USAGE', 'a system-wide p11-kit install needs root; use --user for this user only');
   if (o.user && process.getuid?.() === 0) throw new EngineError('USAGE', 'p11-kit ignores per-user module files when the program runs as root; install without --user, or as the user');
   const rebuild = packageRebuild();
+  if (isRoot()) checkHooks(o.root);
   makeDirs(moduleDir);
   makeDirs(libDir);
   requireOwnedByRoot(moduleDir, 'the p11-kit module directory');
