@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { accessSync, constants, copyFileSync, existsSync, readFileSync, realpathSync, renameSync, rmSync, statSync, chmodSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from '../engine/errors.js';
 import { writeFileAtomic } from '../compile/build.js';
@@ -14,7 +14,7 @@ export const PACKAGE_MODULE = fileURLToPath(new URL('../../build/Release/libncfe
 export const SYSTEM_CKBI = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
 export const P11KIT_TRUST = '/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-trust.so';
 /** The compiled CLI the module runs to rebuild a view (addon/rebuild.c), and the package's engine-id (scripts/engine-id.mjs). */
-export const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const PACKAGE_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const PACKAGE_CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 export const ENGINE_ID = fileURLToPath(new URL('../../dist/engine-id', import.meta.url));
 /** Version 2: records live in a registry outside the install (registry.ts); version 1 lived beside it. */
