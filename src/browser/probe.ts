@@ -12,7 +12,7 @@
 // browser really uses as installed (doctor, tests).
 
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from '../engine/errors.js';
@@ -169,6 +169,8 @@ export interface ReadOptions {
   env?: NodeJS.ProcessEnv;
   /** Receives the browser's stderr (tests: the module's warnings). */
   stderr?: (text: string) => void;
+  /** Run the browser as this user (tests, as root: a user's own browser). */
+  uid?: number;
 }
 
 function browserEnv(tmp: string, o: ReadOptions): NodeJS.ProcessEnv {
@@ -214,10 +216,12 @@ export async function readBrowserRoots(dir: string, o: ReadOptions): Promise<Bro
     mkdirSync(profile);
     writeFileSync(join(profile, 'pkcs11.txt'), `library=${probe}\nname=ncfence roots probe\nparameters=${out}\n\n`);
     writeFileSync(join(profile, 'user.js'), QUIET_PREFS.map(([k, v]) => `user_pref("${k}", ${v});`).join('\n') + '\n');
+    if (o.uid !== undefined) for (const p of [tmp, profile, probe, join(profile, 'pkcs11.txt'), join(profile, 'user.js')]) chownSync(p, o.uid, o.uid);
     const child = spawn(binary, ['--headless', '-no-remote', '-profile', profile, 'about:blank'], {
       env: browserEnv(tmp, o),
       detached: true,
       stdio: ['ignore', 'ignore', 'pipe'],
+      ...(o.uid !== undefined ? { uid: o.uid, gid: o.uid } : {}),
     });
     child.stderr?.on('data', (d: Buffer) => {
       if (stderr.length < 1 << 20) stderr += d.toString();
