@@ -81,25 +81,34 @@ static int
 refresh_inlock (const nf_config *cfg, char *why, size_t why_len, const char **brief)
 {
 	char rwhy[1024] = "";
-	/* A rebuild never runs inside a rebuild: the browser a browser build
-	 * starts must not rebuild in turn (rebuild.c sets the variable). */
-	if (cfg->rebuild == NULL || secure_getenv ("NCFENCE_REBUILDING") != NULL)
+	const char *b;
+	if (cfg->rebuild == NULL)
 		return -1;
-	/* A privileged process never runs the rebuild: the command would run
-	 * with privileges its invoker lacks (review: setuid programs). */
+	/* A privileged process never runs the rebuild, nor reads a view from a
+	 * directory its (less trusted) environment names: the command would
+	 * run with privileges its invoker lacks (review: setuid programs). */
 	if (nf_privileged ()) {
 		nf_warn ("%s; not running %s to rebuild it: this process runs with elevated privileges", why, cfg->rebuild);
 		return -1;
 	}
+	/* A rebuild never runs inside a rebuild (the browser a browser build
+	 * starts; doctor's checks: rebuild.c sets the variable), but a view of
+	 * this user's own that is fresh is still used. */
+	if (secure_getenv ("NCFENCE_REBUILDING") != NULL) {
+		nf_rebuild_plan look;
+		if (rebuild_prepare (cfg, 0, &look, rwhy, sizeof rwhy) == 0 && look.dir[0] != '\0' &&
+		    try_view_inlock (cfg, look.view, rwhy, sizeof rwhy, &b) == 0)
+			return 0;
+		return -1;
+	}
 	nf_rebuild_plan plan;
-	if (rebuild_prepare (cfg, &plan, rwhy, sizeof rwhy) < 0) {
+	if (rebuild_prepare (cfg, 1, &plan, rwhy, sizeof rwhy) < 0) {
 		nf_warn ("%s; cannot rebuild it: %s", why, rwhy);
 		*brief = "rebuild refused";
 		return -1;
 	}
 	/* Built already: by another process while this one waited for the lock,
 	 * or earlier into this user's directory. */
-	const char *b;
 	if (try_view_inlock (cfg, plan.view, rwhy, sizeof rwhy, &b) == 0) {
 		nf_debug (NF_DBG_INIT, "init: %s is stale; serving the fresh view %s", cfg->view, plan.view);
 		rebuild_release (&plan);

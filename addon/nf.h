@@ -216,8 +216,10 @@ typedef struct {
 	int lock_fd;     /* held while building and reading; -1 when none */
 } nf_rebuild_plan;
 /* Chooses in place (this process may write the install) or this user's own
- * directory; takes the lock (bounded wait). 0 ok, -1 with why. */
-int rebuild_prepare (const nf_config *cfg, nf_rebuild_plan *plan, char *why, size_t why_len);
+ * directory. With `build`, creates that directory and takes the lock
+ * (bounded wait); without, only names the view to look at. 0 ok, -1 with
+ * why. */
+int rebuild_prepare (const nf_config *cfg, int build, nf_rebuild_plan *plan, char *why, size_t why_len);
 /* Runs the package's command for the plan, with the time limit. 0 when it
  * ran and exited 0. */
 int rebuild_run (const nf_config *cfg, const nf_rebuild_plan *plan, char *why, size_t why_len);

@@ -258,7 +258,7 @@ root_may_run (const nf_config *cfg, char *why, size_t why_len)
 }
 
 int
-rebuild_prepare (const nf_config *cfg, nf_rebuild_plan *plan, char *why, size_t why_len)
+rebuild_prepare (const nf_config *cfg, int build, nf_rebuild_plan *plan, char *why, size_t why_len)
 {
 	memset (plan, 0, sizeof *plan);
 	plan->lock_fd = -1;
@@ -267,7 +267,8 @@ rebuild_prepare (const nf_config *cfg, nf_rebuild_plan *plan, char *why, size_t 
 		return -1;
 	if (in_place (cfg)) {
 		snprintf (plan->view, sizeof plan->view, "%s", cfg->view);
-		plan->lock_fd = open (cfg->source, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (build)
+			plan->lock_fd = open (cfg->source, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	} else {
 		char cache[3800];
 		if (nf_user_cache (cache, sizeof cache) < 0) {
@@ -276,13 +277,19 @@ rebuild_prepare (const nf_config *cfg, nf_rebuild_plan *plan, char *why, size_t 
 		}
 		snprintf (plan->dir, sizeof plan->dir, "%s/ncfence/views/%016llx", cache, (unsigned long long)nf_fnv1a (cfg->source));
 		chain_ctx c = { why, why_len, "the per-user view directory" };
-		if (make_dirs (plan->dir, why, why_len) < 0 || walk_up (plan->dir, private_component, &c) != 0)
+		if (build && make_dirs (plan->dir, why, why_len) < 0)
 			return -1;
-		char lock[4200];
-		snprintf (lock, sizeof lock, "%s/lock", plan->dir);
+		if (walk_up (plan->dir, private_component, &c) != 0)
+			return -1;
 		snprintf (plan->view, sizeof plan->view, "%s/view.ncfv", plan->dir);
-		plan->lock_fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (build) {
+			char lock[4200];
+			snprintf (lock, sizeof lock, "%s/lock", plan->dir);
+			plan->lock_fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		}
 	}
+	if (!build)
+		return 0;
 	if (plan->lock_fd < 0 || lock_within (plan->lock_fd, deadline) < 0) {
 		snprintf (why, why_len, "another process has been rebuilding the view for %ld ms", limit_ms (cfg));
 		rebuild_release (plan);

@@ -7,12 +7,12 @@
 // own roots (src/browser/compare.ts).
 
 import test from 'ava';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readBrowserRoots } from '../../src/browser/probe.js';
 import { compareRootPrograms } from '../../src/browser/compare.js';
-import { FIREFOX_ESR140_DIR, FIREFOX_INSTALL_DIR } from '../helpers/firefox.js';
+import { FIREFOX_ESR140_DIR, FIREFOX_INSTALL_DIR, copyFirefoxInstall, swapBrowser } from '../helpers/firefox.js';
 import { DIST_CLI } from '../helpers/paths.js';
 import { assertEquivalent, torBrowserStandIn } from '../helpers/roots.js';
 import { requireTool, run, runOk } from '../helpers/run.js';
@@ -86,4 +86,30 @@ test.serial("Tor Browser in the user's home, its files replaced by the next rele
   await asUser('mv', [join(gre, 'firefox-esr'), join(gre, 'firefox.real')]);
   const used = await readBrowserRoots(gre, { stock: false, allowRebuild: true, uid: USER, timeoutMs: 90_000 });
   assertEquivalent(t, compareRootPrograms(stock153.objects, used.objects));
+});
+
+test.serial("a system Firefox changed without its hook running (dpkg -i, a copied tree): a user's first start builds and keeps a view of their own; the system's view is not touched", async (t) => {
+  const ff = join(dir, 'system-firefox');
+  await copyFirefoxInstall(ff);
+  // Root's records in a system root of this test's own: refresh goes through all of them.
+  const env = { ...process.env, NCFENCE_CONFIG: '', NCFENCE_SYSTEM_ROOT: join(dir, 'system-root') };
+  mkdirSync(env.NCFENCE_SYSTEM_ROOT);
+  const inst = await run(process.execPath, [DIST_CLI, 'install', 'firefox', '--dir', ff], { timeoutMs: 180_000, env });
+  t.is(inst.code, 0, inst.stderr);
+  const installed = readFileSync(join(ff, 'view.ncfv'));
+  await swapBrowser(ff, FIREFOX_ESR140_DIR);
+  const stock140 = await readBrowserRoots(FIREFOX_ESR140_DIR, { stock: true });
+  let stderr = '';
+  const first = await readBrowserRoots(ff, { stock: false, allowRebuild: true, uid: USER, timeoutMs: 90_000, env: { HOME: home, XDG_CACHE_HOME: join(home, '.cache') }, stderr: (s) => (stderr = s) });
+  assertEquivalent(t, compareRootPrograms(stock140.objects, first.objects));
+  t.regex(stderr, /running .* to rebuild it in this user's own directory/);
+  t.true(readFileSync(join(ff, 'view.ncfv')).equals(installed), "the system's view is root's to rebuild");
+  // The next start uses it as it is (no rebuild is allowed here at all).
+  const next = await readBrowserRoots(ff, { stock: false, uid: USER, env: { HOME: home, XDG_CACHE_HOME: join(home, '.cache') } });
+  assertEquivalent(t, compareRootPrograms(stock140.objects, next.objects));
+  // Root's hook (or root's own next start) brings the system's view up to date.
+  const refresh = await run(process.execPath, [DIST_CLI, 'refresh'], { timeoutMs: 180_000, env });
+  t.is(refresh.code, 0, refresh.stderr);
+  t.regex(refresh.stdout, new RegExp(`firefox at ${ff}: view rebuilt`));
+  t.is((await run(process.execPath, [DIST_CLI, 'uninstall', 'firefox', '--dir', ff], { timeoutMs: 60_000, env })).code, 0);
 });
