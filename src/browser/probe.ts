@@ -62,6 +62,8 @@ export interface BrowserRoots {
   rootList: boolean;
   manufacturer: string;
   description: string;
+  /** Its slot's description (a closed ncfence view says why there: addon/notice.c). */
+  slotDescription: string;
   tokenLabel: string;
   objects: UpstreamObject[];
   /** The token as recorded for the view (browser targets serve it). */
@@ -119,6 +121,7 @@ export function parseProbeOutput(text: string, dir: string, millis: number): Bro
     rootList: fields.get('root-list') === 'yes',
     manufacturer: trimmed('manufacturer'),
     description: trimmed('description'),
+    slotDescription: trimmed('slot-description'),
     tokenLabel: trimmed('token-label'),
     objects,
     ...(snapshot ? { snapshot } : {}),
