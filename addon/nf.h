@@ -226,6 +226,8 @@ int rebuild_run (const nf_config *cfg, const nf_rebuild_plan *plan, char *why, s
 void rebuild_release (nf_rebuild_plan *plan);
 /* This user's cache directory (XDG); -1 when there is none. */
 int nf_user_cache (char *out, size_t len);
+/* $XDG_CACHE_HOME/ncfence, created 0700 and checked private (rebuild.c); -1 with why. */
+int nf_user_dir (char *out, size_t len, char *why, size_t why_len);
 /* FNV-1a 64 of a string: the per-user directory name of a configuration. */
 uint64_t nf_fnv1a (const char *s);
 

@@ -96,21 +96,18 @@ notice_token_info (CK_TOKEN_INFO_PTR info)
 }
 
 /* Whether this configuration was notified less than NOTIFY_EVERY_S ago;
- * marks it notified now otherwise. Without a cache directory: notify. */
+ * marks it notified now otherwise. Without a private cache directory:
+ * notify. */
 static int
 notified_recently (const char *config)
 {
-	char cache[3800], mark[4096];
-	if (nf_user_cache (cache, sizeof cache) < 0)
+	char dir[3900], mark[4096], why[256];
+	if (nf_user_dir (dir, sizeof dir, why, sizeof why) < 0)
 		return 0;
-	snprintf (mark, sizeof mark, "%s/ncfence/notified-%016llx", cache, (unsigned long long)nf_fnv1a (config));
+	snprintf (mark, sizeof mark, "%s/notified-%016llx", dir, (unsigned long long)nf_fnv1a (config));
 	struct stat st;
 	if (lstat (mark, &st) == 0 && S_ISREG (st.st_mode) && st.st_uid == geteuid () && time (NULL) - st.st_mtime < NOTIFY_EVERY_S)
 		return 1;
-	char dir[4096];
-	snprintf (dir, sizeof dir, "%s/ncfence", cache);
-	if (mkdir (dir, 0700) < 0 && errno != EEXIST)
-		return 0;
 	int fd = open (mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd >= 0) {
 		futimens (fd, NULL);

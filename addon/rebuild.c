@@ -258,6 +258,23 @@ root_may_run (const nf_config *cfg, char *why, size_t why_len)
 }
 
 int
+nf_user_dir (char *out, size_t len, char *why, size_t why_len)
+{
+	char cache[3800];
+	if (nf_user_cache (cache, sizeof cache) < 0) {
+		snprintf (why, why_len, "this user has no home directory");
+		return -1;
+	}
+	int n = snprintf (out, len, "%s/ncfence", cache);
+	if (n <= 0 || (size_t)n >= len)
+		return -1;
+	chain_ctx c = { why, why_len, "ncfence's directory in this user's cache" };
+	if (make_dirs (out, why, why_len) < 0 || walk_up (out, private_component, &c) != 0)
+		return -1;
+	return 0;
+}
+
+int
 rebuild_prepare (const nf_config *cfg, int build, nf_rebuild_plan *plan, char *why, size_t why_len)
 {
 	memset (plan, 0, sizeof *plan);

@@ -153,6 +153,9 @@ test.serial('a browser update under an installed view: closed with the fix named
   t.is(closed.manufacturer, 'ncfence');
   t.false(closed.rootList);
   t.is(closed.objects.length, 0, 'no roots at all while the view is stale');
+  // Said where a person looks: the Security Devices list shows this token and slot.
+  t.is(closed.tokenLabel, 'ncfence: NO ROOTS TRUSTED');
+  t.is(closed.slotDescription, 'ncfence: no roots trusted (view stale); run ncfence doctor');
   const warning = stderr.split('\n').find((l) => l.includes('(ncfence:'));
   t.regex(warning ?? '', /view .* is stale: the browser \(.*libxul\.so\), policy .* or ncfence changed since it was built.*no public root is trusted \(closed view\)\. Fix: run `ncfence install firefox --dir .*update`/, stderr);
 
