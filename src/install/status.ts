@@ -9,13 +9,13 @@ import { resolve } from 'node:path';
 import { readConfig } from '../config.js';
 import { EngineError } from '../engine/errors.js';
 import { FRAME_HEADER_LENGTH, decodeResponse, encodeRequest, readFrameHeader } from '../service/protocol.js';
-import { BROWSER_NAME, BROWSER_TARGETS, resolveBrowserDir, type BrowserTarget } from '../browser/layout.js';
+import { BROWSER_NAME, resolveBrowserDir, type BrowserTarget } from '../browser/layout.js';
 import { PACKAGE_MODULE, sha256File, type BrowserCheck, type Manifest } from './common.js';
-import { TARGET_POLICY } from '../policy.js';
 import { checkBrowser, reinstallCommand } from './browser.js';
 import { adoptLegacy } from './legacy.js';
 import { isRoot, requireTreeOwnedByRoot } from './owner.js';
 import { listRecords, systemRoot } from './registry.js';
+import { specOf } from './targets.js';
 import { installState, type InstallState, type ViewState } from './state.js';
 
 export interface InstallStatus {
@@ -42,11 +42,6 @@ export interface InstallStatus {
   upgrade: string[];
 }
 
-/** The policy this package gives a target, for the upgrade check. */
-function packagePolicyFor(target: Manifest['target']): string {
-  return isBrowser(target) ? TARGET_POLICY.browser : target === 'nss' ? TARGET_POLICY.nss : TARGET_POLICY['p11-kit'];
-}
-
 /**
  * What a reinstall with this package would change: its module differs from
  * the installed one, or its policy for the target from the install's copy.
@@ -57,15 +52,13 @@ function upgradeOffers(m: Manifest, packageModuleSha: string | undefined): strin
   try {
     if (packageModuleSha !== undefined && packageModuleSha !== m.module.sha256) out.push('a newer module');
     const cfg = readConfig(m.config);
-    const own = packagePolicyFor(m.target);
+    const own = specOf(m).policy;
     if (m.upstreamSource !== 'option' && existsSync(cfg.policy) && existsSync(own) && sha256File(cfg.policy) !== sha256File(own)) out.push('a newer policy');
   } catch {
     // an unreadable install is reported by its state
   }
   return out;
 }
-
-const isBrowser = (t: Manifest['target']): t is BrowserTarget => (BROWSER_TARGETS as readonly string[]).includes(t);
 
 export interface Where {
   /** Only the install at this location (a browser directory, or Tor Browser's top directory). */
@@ -167,7 +160,7 @@ export async function status(w: Where = {}): Promise<InstallStatus[]> {
       rootsFenced: m.rootsFenced,
       anchors: st.anchors,
       service: st.state === 'gone' ? 'not configured' : await serviceState(m),
-      ...(isBrowser(m.target) ? { roots: { source: m.upstreamSource ?? 'option', ...(m.browserCheck ? { check: m.browserCheck } : {}) } } : {}),
+      ...(specOf(m).browser ? { roots: { source: m.upstreamSource ?? 'option', ...(m.browserCheck ? { check: m.browserCheck } : {}) } } : {}),
       upgrade: upgradeOffers(m, packageModuleSha),
     });
   }
@@ -208,33 +201,19 @@ function loadModule(m: Manifest): Promise<{ ok: boolean; detail: string }> {
   });
 }
 
-/** The command that repairs an install, as the user who made it runs it. */
-export function repairCommand(m: Manifest): string {
-  const sudo = m.scope === 'system' ? 'sudo ' : '';
-  if (isBrowser(m.target)) return `${sudo}${reinstallCommand(m.target, m.location)}`;
-  if (m.target === 'nss') return `${sudo}ncfence install nss${m.location === '/' ? '' : ` --root ${m.location}`}`;
-  return m.scope === 'system' ? 'sudo ncfence install p11-kit' : 'ncfence install p11-kit --user';
-}
-
-function forgetCommand(m: Manifest): string {
-  const sudo = m.scope === 'system' ? 'sudo ' : '';
-  if (isBrowser(m.target)) return `${sudo}ncfence uninstall ${m.target} --dir ${m.location}`;
-  if (m.target === 'nss') return `${sudo}ncfence uninstall nss${m.location === '/' ? '' : ` --root ${m.location}`}`;
-  return m.scope === 'system' ? 'sudo ncfence uninstall p11-kit' : 'ncfence uninstall p11-kit --user';
-}
-
 export async function doctor(w: Where & { firefox?: boolean } = {}): Promise<{ location: string; target: string; checks: Check[] }[]> {
   const reports = [];
   for (const m of findInstalls(w)) {
     const checks: Check[] = [];
     const st = installState(m);
-    const fix = repairCommand(m);
+    const spec = specOf(m);
+    const fix = spec.repair(m);
     if (st.state === 'gone') {
       checks.push({
         name: 'module file',
         ok: false,
         detail: st.detail,
-        fix: `\`${fix}\` to fence it again, or \`${forgetCommand(m)}\` if ncfence should forget it`,
+        fix: `\`${fix}\` to fence it again, or \`${spec.forget(m)}\` if ncfence should forget it`,
       });
       reports.push({ location: m.location, target: m.target, checks });
       continue;
@@ -259,7 +238,7 @@ export async function doctor(w: Where & { firefox?: boolean } = {}): Promise<{ l
         fix: 'start it (systemctl --user start ncfence.socket, or ncfence serve --socket ... with your sources; docs/namecoin.md), or rebuild without --service',
       });
     }
-    if (isBrowser(m.target) && w.firefox !== false) checks.push(...(await browserChecks(m.target, m.location, m)));
+    if (spec.checks && w.firefox !== false) checks.push(...(await spec.checks(m)));
     reports.push({ location: m.location, target: m.target, checks });
   }
   return reports;
@@ -270,7 +249,7 @@ export async function doctor(w: Where & { firefox?: boolean } = {}): Promise<{ l
  * ncfence, and the roots it then uses must be its own, fenced. With roots
  * named by --upstream the difference is reported, not failed: it was chosen.
  */
-async function browserChecks(target: BrowserTarget, location: string, m: Manifest): Promise<Check[]> {
+export async function browserChecks(target: BrowserTarget, location: string, m: Manifest): Promise<Check[]> {
   const name = BROWSER_NAME[target];
   const check = await checkBrowser(target, location);
   const loaded = check.loaded;
