@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from './engine/errors.js';
-import { checkAbsoluteDnsName, checkConstraintDnsName, cidrSubtree, dnsSubtree } from './engine/nameConstraints.js';
+import { checkAbsoluteDnsName, checkConstraintDnsName, checkConstraintMailDomain, cidrSubtree, dnsSubtree, rfc822Subtree } from './engine/nameConstraints.js';
 import type { AnchorKeyType } from './engine/crossSign.js';
 
 /** What happens to one trusted upstream root. */
@@ -27,6 +27,8 @@ export interface Policy {
   digest: Uint8Array;
   /** The excluded dNSNames every verifier reads (absolute forms such as `bit.` are only in excludedSubtrees). */
   excludedDnsNames: string[];
+  /** The excluded rfc822Name hosts (`bit`) and domains (`.bit`). */
+  excludedMailDomains: string[];
   /** GeneralSubtree DER values, ready for the engine. */
   excludedSubtrees: Uint8Array[];
   anchorKey: AnchorKeyType;
@@ -140,31 +142,36 @@ function fail(file: string, where: string, problem: string): never {
   throw new EngineError('POLICY', `${file}: ${where}: ${problem}`);
 }
 
+type ExcludedDoc = { dNSName?: string[]; rfc822Name?: string[]; iPAddress?: string[] };
+
 interface PolicyDoc {
-  excluded: { dNSName: string[]; iPAddress?: string[] };
+  excluded: ExcludedDoc & { dNSName: string[] };
   anchorKey?: AnchorKeyType;
   trustedFor?: Purpose[];
   select?: Partial<Record<(typeof SELECTORS)[number], RootAction>> & { keyTypes?: Partial<Record<KeyFamily, RootAction>> };
   overrides?: Override[];
 }
 
-function readExcluded(file: string, excluded: PolicyDoc['excluded']): { names: string[]; subtrees: Uint8Array[] } {
-  const checked = excluded.dNSName.map((n, i) => {
-    try {
-      return n.endsWith('.') ? checkAbsoluteDnsName(n) : checkConstraintDnsName(n);
-    } catch (e) {
-      return fail(file, `excluded.dNSName[${i}]`, (e as Error).message);
-    }
-  });
-  if (checked.every((n) => n.endsWith('.'))) fail(file, 'excluded.dNSName', 'must name at least one DNS name without a trailing dot (the form every verifier reads)');
-  const ranges = (excluded.iPAddress ?? []).map((c, i) => {
-    try {
-      return cidrSubtree(c);
-    } catch (e) {
-      return fail(file, `excluded.iPAddress[${i}]`, (e as Error).message);
-    }
-  });
-  return { names: checked.filter((n) => !n.endsWith('.')), subtrees: [...checked.map(dnsSubtree), ...ranges] };
+/** One `excluded` block's names as GeneralSubtrees; `at` is its place in the file. */
+function readSubtrees(file: string, at: string, excluded: ExcludedDoc): { names: string[]; mail: string[]; subtrees: Uint8Array[] } {
+  const each = <T>(list: string[] | undefined, field: string, check: (v: string) => T): T[] =>
+    (list ?? []).map((v, i) => {
+      try {
+        return check(v);
+      } catch (e) {
+        return fail(file, `${at}.${field}[${i}]`, (e as Error).message);
+      }
+    });
+  const names = each(excluded.dNSName, 'dNSName', (n) => (n.endsWith('.') ? checkAbsoluteDnsName(n) : checkConstraintDnsName(n)));
+  const mail = each(excluded.rfc822Name, 'rfc822Name', checkConstraintMailDomain);
+  const ranges = each(excluded.iPAddress, 'iPAddress', cidrSubtree);
+  return { names, mail, subtrees: [...names.map(dnsSubtree), ...mail.map(rfc822Subtree), ...ranges] };
+}
+
+function readExcluded(file: string, d: PolicyDoc): { names: string[]; mail: string[]; subtrees: Uint8Array[] } {
+  const always = readSubtrees(file, 'excluded', d.excluded);
+  if (always.names.every((n) => n.endsWith('.'))) fail(file, 'excluded.dNSName', 'must name at least one DNS name without a trailing dot (the form every verifier reads)');
+  return { names: always.names.filter((n) => !n.endsWith('.')), mail: always.mail, subtrees: always.subtrees };
 }
 
 function readSelect(s: PolicyDoc['select'] = {}): Policy['select'] {
@@ -200,11 +207,12 @@ export function loadPolicy(file: string = DEFAULT_POLICY): Policy {
   }
   checkShape(file, doc);
   const d = doc as PolicyDoc;
-  const excluded = readExcluded(file, d.excluded);
+  const excluded = readExcluded(file, d);
   return {
     file,
     digest: new Uint8Array(createHash('sha256').update(raw).digest()),
     excludedDnsNames: excluded.names,
+    excludedMailDomains: excluded.mail,
     excludedSubtrees: excluded.subtrees,
     anchorKey: d.anchorKey ?? 'P-256',
     trustedFor: d.trustedFor ?? [...PURPOSES],

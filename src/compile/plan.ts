@@ -5,12 +5,14 @@
 // So anchors come only from here, and everything here is fenced.
 
 import { hash } from 'node:crypto';
+import { Tag, readChildren, readExact } from '../engine/asn1/der.js';
+import { GeneralNameTag } from '../engine/nameConstraints.js';
 import { fenceRoot, type EngineDeps, type IssuedCert } from '../engine/crossSign.js';
 import { EngineError } from '../engine/errors.js';
 import {
   Oid,
   algorithmOid,
-  excludedDnsNames,
+  excludedBases,
   keyAlgorithmOid,
   nameAttribute,
   parseCertificate,
@@ -402,10 +404,26 @@ function keyFamily(cert: ParsedCertificate): KeyFamily {
   }
 }
 
-/** Whether the root's own NameConstraints already exclude every name the policy excludes. */
-export function alreadyExcludes(cert: ParsedCertificate, names: readonly string[]): boolean {
-  const have = new Set(excludedDnsNames(cert));
-  return names.every((n) => have.has(n));
+/**
+ * A GeneralSubtree base as a comparable key: its tag and content, names
+ * (rfc822Name, dNSName: IA5String) lower-cased, as verifiers compare them.
+ */
+function baseKey(tag: number, value: Uint8Array): string {
+  const ia5 = tag === GeneralNameTag.rfc822Name || tag === GeneralNameTag.dNSName;
+  return `${tag}:${ia5 ? new TextDecoder().decode(value).toLowerCase() : Buffer.from(value).toString('hex')}`;
+}
+
+/**
+ * Whether the root's own NameConstraints already exclude every subtree the
+ * policy puts in R' (DNS names, their absolute forms, mail domains and IP
+ * ranges): only then may R pass unfenced.
+ */
+export function alreadyExcludes(cert: ParsedCertificate, policy: Pick<Policy, 'excludedSubtrees'>): boolean {
+  const have = new Set(excludedBases(cert).map((b) => baseKey(b.tag, b.value)));
+  return policy.excludedSubtrees.every((s) => {
+    const [base] = readChildren(readExact(s, Tag.SEQUENCE, 'GeneralSubtree').body);
+    return base !== undefined && have.has(baseKey(base.tag, base.body));
+  });
 }
 
 type Verdict = Pick<RootDecision, 'action' | 'rule' | 'reason'>;
@@ -419,7 +437,7 @@ function decide(cert: ParsedCertificate, sha256: string, policy: Policy, now: Da
   // (the default policy fences everything, so it computes none of them).
   const checks: [string, RootAction, () => boolean, string][] = [
     ['expired', s.expired, () => parseTime(validityTimes(cert.validity).notAfter) < now.getTime(), 'root has expired'],
-    ['alreadyExcluded', s.alreadyExcluded, () => alreadyExcludes(cert, policy.excludedDnsNames), 'root already excludes every policy name'],
+    ['alreadyExcluded', s.alreadyExcluded, () => alreadyExcludes(cert, policy), 'root already excludes every policy name'],
     ['weakSignature', s.weakSignature, () => WEAK_SIGNATURES.has(algorithmOid(cert.signatureAlgorithm)), 'self-signature uses MD2, MD5 or SHA-1'],
     ['noCommonName', s.noCommonName, () => nameAttribute(cert.subject, Oid.commonName) === undefined, 'subject has no CN'],
   ];
@@ -448,8 +466,8 @@ function planRoot(root: Root, policy: Policy, deps: EngineDeps, opts: PlanOption
   }
   if (verdict.action === 'drop') return drop(verdict.rule, verdict.reason);
   if (verdict.action === 'pass') {
-    if (!alreadyExcludes(cert, policy.excludedDnsNames)) {
-      throw new EngineError('POLICY', `${policy.file}: ${verdict.rule}: "pass" would leave root ${base.label} (${base.sha256}) unfenced: it does not exclude ${policy.excludedDnsNames.join(', ')}`);
+    if (!alreadyExcludes(cert, policy)) {
+      throw new EngineError('POLICY', `${policy.file}: ${verdict.rule}: "pass" would leave root ${base.label} (${base.sha256}) unfenced: its own NameConstraints do not exclude every name in the policy's "excluded"`);
     }
     return { decision: { ...base, ...verdict }, objects: passObjects(root) };
   }
