@@ -140,7 +140,8 @@ init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 		         "no certificate as CKA_TRUSTED to it, so Java trusts nothing through this module (docs/security-model.md)");
 	if (nf.view.data != NULL) {
 		nf.mode = NF_MODE_FENCED;
-		nf_debug (NF_DBG_INIT, "init: view %s, %zu objects", cfg.view, nf.view.nobjects);
+		nf_debug (NF_DBG_INIT, "init: view %s, %zu objects%s", cfg.view, nf.view.nobjects,
+		          nf.view.two_forms ? ", two forms of R' (which one a search sees: host.c)" : "");
 	} else {
 		nf_warn ("%s; no public root is trusted (closed view). Fix: run `%s`", why, cfg.fix ? cfg.fix : "ncfence build");
 	}

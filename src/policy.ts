@@ -31,6 +31,13 @@ export interface Policy {
   excludedMailDomains: string[];
   /** GeneralSubtree DER values, ready for the engine. */
   excludedSubtrees: Uint8Array[];
+  /**
+   * `excludedForNss` as GeneralSubtrees (empty when the policy has none):
+   * when present, each root gets a second R' excluding these as well, which
+   * the module serves wherever NSS may be in the process (docs/policy.md,
+   * 'Two forms of R'').
+   */
+  nssSubtrees: Uint8Array[];
   anchorKey: AnchorKeyType;
   /** Purposes an anchor keeps; a root trusted for none of them is dropped. */
   trustedFor: Purpose[];
@@ -146,6 +153,7 @@ type ExcludedDoc = { dNSName?: string[]; rfc822Name?: string[]; iPAddress?: stri
 
 interface PolicyDoc {
   excluded: ExcludedDoc & { dNSName: string[] };
+  excludedForNss?: ExcludedDoc;
   anchorKey?: AnchorKeyType;
   trustedFor?: Purpose[];
   select?: Partial<Record<(typeof SELECTORS)[number], RootAction>> & { keyTypes?: Partial<Record<KeyFamily, RootAction>> };
@@ -168,10 +176,12 @@ function readSubtrees(file: string, at: string, excluded: ExcludedDoc): { names:
   return { names, mail, subtrees: [...names.map(dnsSubtree), ...mail.map(rfc822Subtree), ...ranges] };
 }
 
-function readExcluded(file: string, d: PolicyDoc): { names: string[]; mail: string[]; subtrees: Uint8Array[] } {
+function readExcluded(file: string, d: PolicyDoc): { names: string[]; mail: string[]; subtrees: Uint8Array[]; nss: Uint8Array[] } {
   const always = readSubtrees(file, 'excluded', d.excluded);
   if (always.names.every((n) => n.endsWith('.'))) fail(file, 'excluded.dNSName', 'must name at least one DNS name without a trailing dot (the form every verifier reads)');
-  return { names: always.names.filter((n) => !n.endsWith('.')), mail: always.mail, subtrees: always.subtrees };
+  const nss = d.excludedForNss ? readSubtrees(file, 'excludedForNss', d.excludedForNss).subtrees : [];
+  if (d.excludedForNss && nss.length === 0) fail(file, 'excludedForNss', 'names nothing (leave it out instead)');
+  return { names: always.names.filter((n) => !n.endsWith('.')), mail: always.mail, subtrees: always.subtrees, nss };
 }
 
 function readSelect(s: PolicyDoc['select'] = {}): Policy['select'] {
@@ -214,6 +224,7 @@ export function loadPolicy(file: string = DEFAULT_POLICY): Policy {
     excludedDnsNames: excluded.names,
     excludedMailDomains: excluded.mail,
     excludedSubtrees: excluded.subtrees,
+    nssSubtrees: excluded.nss,
     anchorKey: d.anchorKey ?? 'P-256',
     trustedFor: d.trustedFor ?? [...PURPOSES],
     select: readSelect(d.select),
