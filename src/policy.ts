@@ -66,6 +66,23 @@ export const TARGET_POLICY = {
   'p11-kit': fileURLToPath(new URL('../rules/p11-kit.json', import.meta.url)),
 } as const;
 
+/**
+ * The policy `ncfence build` uses when none is named: the one for the
+ * programs that read what it wraps (docs/policy.md, 'Which policy build
+ * uses'). `upstream` is the module's real path; `browser` a browser build.
+ * A browser's own roots are read by the browser (default.json). NSS's
+ * built-in roots module is read by NSS programs (nss.json). Any other
+ * module, p11-kit-trust included (on Fedora it is libnssckbi.so), may be
+ * read by NSS and by p11-kit consumers: p11-kit.json, whose NSS form serves
+ * NSS and any process the module cannot place (never default.json, which
+ * leaves NSS the CN-fallback and trailing-dot holes).
+ */
+export function policyForUpstream(upstream: string, browser: boolean): string {
+  if (browser) return TARGET_POLICY.browser;
+  const name = upstream.slice(upstream.lastIndexOf('/') + 1);
+  return /^libnssckbi\.so(\.|$)/.test(name) ? TARGET_POLICY.nss : TARGET_POLICY['p11-kit'];
+}
+
 const PURPOSES: readonly Purpose[] = ['serverAuth', 'clientAuth', 'emailProtection', 'codeSigning'];
 const KEY_FAMILIES: readonly KeyFamily[] = ['rsa', 'ec', 'rsa-pss', 'other'];
 const SELECTORS = ['expired', 'alreadyExcluded', 'weakSignature', 'noCommonName'] as const;
