@@ -142,9 +142,11 @@ read_file (const char *path, unsigned char **data, size_t *size, char *why, size
 static int
 take_audience (nf_object *o, uint32_t index, char *why, size_t why_len)
 {
-	for (CK_ULONG k = 0; k < o->nattrs; k++) {
-		if (o->attrs[k].type != NF_CKA_NCFENCE_AUDIENCE)
+	for (CK_ULONG k = 0; k < o->nattrs;) {
+		if (o->attrs[k].type != NF_CKA_NCFENCE_AUDIENCE) {
+			k++;
 			continue;
+		}
 		CK_ULONG value = 0;
 		if (o->audience != NF_AUDIENCE_ALL || o->attrs[k].len != sizeof value)
 			goto bad;
@@ -154,7 +156,6 @@ take_audience (nf_object *o, uint32_t index, char *why, size_t why_len)
 		o->audience = (unsigned)value;
 		memmove (&o->attrs[k], &o->attrs[k + 1], (o->nattrs - k - 1) * sizeof o->attrs[k]);
 		o->nattrs--;
-		k--;
 	}
 	return 0;
 bad:
