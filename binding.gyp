@@ -14,6 +14,7 @@
         "addon/fastpath.c",
         "addon/find.c",
         "addon/forward.c",
+        "addon/host.c",
         "addon/live.c",
         "addon/lower.c",
         "addon/map.c",

@@ -199,7 +199,8 @@ init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 		         "no certificate as CKA_TRUSTED to it, so Java trusts nothing through this module (docs/security-model.md)");
 	if (fresh) {
 		nf.mode = NF_MODE_FENCED;
-		nf_debug (NF_DBG_INIT, "init: view %s, %zu objects", cfg.view, nf.view.nobjects);
+		nf_debug (NF_DBG_INIT, "init: view %s, %zu objects%s", cfg.view, nf.view.nobjects,
+		          nf.view.two_forms ? ", two forms of R' (which one a search sees: host.c)" : "");
 	} else {
 		closed (cfg.source, brief, why, cfg.fix ? cfg.fix : "ncfence build");
 	}

@@ -29,6 +29,13 @@
 #define NF_CKO_TRUST                0x0000000bUL
 #define NF_CKA_PKCS_TRUST_FIRST     0x0000062cUL /* CKA_TRUST_SERVER_AUTH */
 #define NF_CKA_PKCS_TRUST_LAST      0x00000632UL /* CKA_TRUST_OCSP_SIGNING */
+/* ncfence's own, only in the view file (src/pkcs11/constants.ts): which
+ * processes an object is for. view.c takes it off the object at load, so
+ * it is never served. */
+#define NF_CKA_NCFENCE_AUDIENCE     0xce434601UL
+#define NF_AUDIENCE_ALL             0u
+#define NF_AUDIENCE_NSS_FORM        1u /* R' for processes that may hold NSS */
+#define NF_AUDIENCE_PLAIN_FORM      2u /* R' only where NSS is known absent */
 #define NF_CKT_TRUST_UNKNOWN        0UL
 #define NF_CKT_NOT_TRUSTED          3UL
 #define NF_CKT_TRUST_MUST_VERIFY    4UL
@@ -86,6 +93,7 @@ typedef struct {
 	 * matched without walking the attribute array (view.c). */
 	CK_ULONG cls;
 	int has_cls;
+	unsigned audience; /* NF_AUDIENCE_*, from NF_CKA_NCFENCE_AUDIENCE */
 } nf_object;
 
 /* One slot of the view's index: an open-addressed table keyed by the hash
@@ -107,6 +115,8 @@ typedef struct {
 } nf_index_entry;
 #define NF_IDX_USED 1u
 #define NF_IDX_CLS 2u /* cls holds the object's class */
+#define NF_IDX_NSS_FORM 4u   /* the object's audience, so a search skips it unread */
+#define NF_IDX_PLAIN_FORM 8u
 
 typedef struct {
 	unsigned char *data; /* the whole file */
@@ -122,6 +132,7 @@ typedef struct {
 	int one_slot;          /* every object is in slot `slot` */
 	CK_SLOT_ID slot;
 	unsigned char *compact; /* short indexed values, contiguous */
+	int two_forms;          /* some objects are for one audience only (host.c) */
 	struct nf_snapshot *snapshot; /* browser targets: the browser's own token (snapshot.c); else NULL */
 } nf_view;
 
@@ -167,6 +178,13 @@ void view_probe_value (const nf_view *v, const nf_view_probe *p); /* after the l
  * Returns -1 as soon as emit does, else 0. */
 int view_search (const nf_view *v, const nf_view_probe *p, CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count,
                  int (*emit) (void *ctx, size_t object), void *ctx);
+
+/* ---- host.c ---- */
+/* Views with two forms of R': 1 when the plain form may be served here
+ * (NSS has never been loaded in this process and GnuTLS or OpenSSL is), 0
+ * for the NSS form (NSS loaded, or unsure). Cheap while the set of loaded
+ * objects does not change. */
+int host_serves_plain_form (void);
 
 /* ---- stamp.c ---- */
 /* Builds the upstream fingerprint (src/view/stamp.ts); malloc'd. NULL, with

@@ -57,8 +57,11 @@ Options:
                            DIR from inside it, instead of --upstream
   --upstream-params STR    passed to upstream's C_Initialize as pReserved,
                            e.g. "paths=DIR" for p11-kit-trust
-  --policy FILE            policy file (build: rules/default.json; install:
-                           the target's, docs/policy.md)
+  --policy FILE            policy file (build: the one for what reads the
+                           upstream: rules/nss.json for NSS's libnssckbi.so,
+                           rules/p11-kit.json for any other module,
+                           rules/default.json with --browser; install: the
+                           target's; docs/policy.md)
   --allow-empty            build, install: accept a view that fences no root
                            (otherwise an error: a wrong paths= looks like it)
   --out DIR                build: where to write view.ncfv and ncfence.conf

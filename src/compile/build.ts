@@ -1,12 +1,12 @@
 // `ncfence build`: upstream -> engine -> compiled view + ncfence.conf, both
 // written atomically (temp file, fsync, rename).
 
-import { closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, writeSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, realpathSync, renameSync, statSync, writeSync, unlinkSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { defaultEngineDeps, type EngineDeps } from '../engine/crossSign.js';
 import { EngineError } from '../engine/errors.js';
 import { formatConfig, readConfig, type ModuleConfig } from '../config.js';
-import { loadPolicy } from '../policy.js';
+import { loadPolicy, policyForUpstream } from '../policy.js';
 import { encodeView } from '../view/format.js';
 import { libraryStamp, p11kitPathsArgument, upstreamStamp } from '../view/stamp.js';
 import { planView, type PlanSummary } from './plan.js';
@@ -38,6 +38,7 @@ export interface BuildOptions {
   outDir: string;
   /** Where to write ncfence.conf (default: in outDir). */
   configFile?: string;
+  /** Default: the policy for what reads the upstream (policy.ts policyForUpstream). */
   policyFile?: string;
   /** Command the module may run to regenerate a stale view (written to ncfence.conf). */
   rebuildCommand?: string;
@@ -63,6 +64,15 @@ export interface BuildResult {
   policy: string;
   summary: PlanSummary;
   millis: number;
+}
+
+/** The upstream's real path (Fedora's libnssckbi.so is a link to p11-kit-trust.so); as given when it cannot be resolved (the read then says why). */
+function realUpstream(upstream: string): string {
+  try {
+    return realpathSync(resolve(upstream));
+  } catch {
+    return upstream;
+  }
 }
 
 /** rebuild, service and their settings from an existing configuration file (none if it is absent or unreadable). */
@@ -149,7 +159,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   // --config FILE`, addon/rebuild.c) passes none of them.
   const kept = moduleOnlyKeys(config);
   const engine = opts.engine ?? kept.engine ?? '';
-  const policy = loadPolicy(opts.policyFile ? resolve(opts.policyFile) : undefined);
+  const policy = loadPolicy(opts.policyFile ? resolve(opts.policyFile) : policyForUpstream(realUpstream(opts.upstream), opts.browser !== undefined));
   const deps = opts.deps ?? (await defaultEngineDeps(policy.anchorKey));
   const read = opts.browser !== undefined ? await readBrowser(resolve(opts.browser), policy.file, engine) : readModule(resolve(opts.upstream), opts.upstreamParams, policy.file, engine);
   const upstream = read.upstream;
