@@ -94,15 +94,16 @@ static void
 init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 {
 	char why[1024] = "";
+	char fix[512] = "";
 	nf_config cfg;
 	nf.mode = NF_MODE_CLOSED;
-	int found = config_find (&cfg, why, sizeof why);
+	int found = config_find (&cfg, why, sizeof why, fix, sizeof fix);
 	if (found == 0) {
 		nf_warn ("no configuration (set NCFENCE_CONFIG or run `ncfence build`); presenting no roots at all");
 		return;
 	}
 	if (found < 0) {
-		nf_warn ("%s; presenting no roots at all. Fix: run `ncfence build`", why);
+		nf_warn ("%s; presenting no roots at all. Fix: %s", why, fix);
 		return;
 	}
 	nf_debug (NF_DBG_INIT, "init: configuration %s, upstream %s%s", cfg.source, cfg.upstream, cfg.browser ? " (browser)" : "");

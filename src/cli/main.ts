@@ -3,6 +3,8 @@
 
 import { accessSync, constants, readFileSync, realpathSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { checkCommandLine } from './args.js';
+import { describePathError, describeSystemError } from '../systemError.js';
 import { EngineError, type EngineErrorCode } from '../engine/errors.js';
 import { DEFAULT_UPSTREAM, type BuildResult } from '../compile/build.js';
 import type { Manifest } from '../install/common.js';
@@ -49,7 +51,8 @@ Commands:
   bench                 Measure rewriting on this machine and upstream: per
                         root by key type, the whole build against the crypto
                         floor, and the module's lookup costs (a table; --json,
-                        --svg FILE).
+                        --svg FILE); says which budgets are met and explains
+                        each one missed (--check: exit 1 then).
 
 Options:
   --upstream PATH          upstream PKCS#11 trust module (build default:
@@ -101,6 +104,8 @@ Options:
   --sources LIST           serve: order of sources, e.g. rules,dns,rpc
   --rounds N               bench: repetitions (default 20)
   --svg FILE               bench: also write the results as an SVG plot
+  --check                  bench: exit 1 when a budget is missed (each
+                           missed budget is explained in the output)
   --json                   print results as JSON on stdout
   -h, --help               show this help (ncfence COMMAND --help: that
                            command's options only)
@@ -109,8 +114,8 @@ Options:
 Point a module built with \`build\` at its configuration with
 NCFENCE_CONFIG=DIR/ncfence.conf (docs/configuration.md).
 
-Exit codes: 0 ok, 1 failure (doctor: a check failed), 2 usage error or a
-refused install, 3 policy refused.
+Exit codes: 0 ok, 1 failure (doctor: a check failed; bench --check: a
+budget missed), 2 usage error or a refused install, 3 policy refused.
 Set NCFENCE_DEBUG=1 to see stack traces.
 `;
 
@@ -122,7 +127,7 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   status: ['dir', 'firefox-dir', 'root', 'json'],
   doctor: ['dir', 'firefox-dir', 'root', 'no-firefox', 'json'],
   serve: ['socket', 'rules', 'dns', 'rpc', 'rpc-cookie', 'rpc-user', 'rpc-password', 'rpc-password-file', 'sources'],
-  bench: ['upstream', 'upstream-params', 'rounds', 'svg', 'json'],
+  bench: ['upstream', 'upstream-params', 'rounds', 'svg', 'check', 'json'],
 };
 /** Options that only some install targets take. */
 const TARGET_OPTIONS: Record<string, readonly string[]> = {
@@ -140,7 +145,7 @@ const USAGE: Record<string, string> = {
   status: 'ncfence status [options]',
   doctor: 'ncfence doctor [options]',
   serve: 'ncfence serve [options]',
-  bench: 'ncfence bench [--upstream PATH] [--rounds N] [--json] [--svg FILE]',
+  bench: 'ncfence bench [--upstream PATH] [--rounds N] [--json] [--svg FILE] [--check]',
 };
 
 /** One command's help: its line from the command list and the descriptions of the options it takes, cut from HELP. */
@@ -198,6 +203,7 @@ const OPTIONS = {
   'allow-empty': { type: 'boolean', default: false },
   rounds: { type: 'string' },
   svg: { type: 'string' },
+  check: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
   version: { type: 'boolean', default: false },
 } as const;
@@ -208,8 +214,15 @@ function rpcPassword(file: string | undefined): string | undefined {
   try {
     return readFileSync(file, 'utf8').split('\n')[0]!.replace(/\r$/, '');
   } catch (cause) {
-    throw new EngineError('USAGE', `cannot read --rpc-password-file ${file}: ${(cause as Error).message}`, { cause });
+    throw new EngineError('USAGE', `cannot read --rpc-password-file: ${describePathError(cause, file)}`, { cause });
   }
+}
+
+/** A whole-number option's value, or a usage error that shows what was typed. */
+function wholeNumber(option: string, text: string, min: number, max: number, unit = ''): number {
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new EngineError('USAGE', `${option} must be a whole number${unit ? ` of ${unit}` : ''} from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  return n;
 }
 
 /** Progress lines on a terminal, silence in pipes. */
@@ -289,29 +302,28 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`ncfence ${packageVersion()}\n`);
     return 0;
   }
-  if (!(command in COMMAND_OPTIONS)) throw new EngineError('USAGE', `unknown command "${command}" (try: ncfence --help)`);
-  let values;
-  let positionals: string[];
-  let tokens;
-  try {
-    ({ values, positionals, tokens } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: true, tokens: true }));
-  } catch (e) {
-    throw new EngineError('USAGE', `${(e as Error).message} (try: ncfence ${command} --help)`);
+  if (!(command in COMMAND_OPTIONS)) {
+    throw new EngineError('USAGE', command.startsWith('-') ? `${command} is not an option of ncfence, or it came before the command: ncfence COMMAND [options] (try: ncfence --help)` : `unknown command "${command}" (try: ncfence --help)`);
   }
-  if (values.help) {
+  const installTargets = [...BROWSER_TARGETS, 'nss', 'p11-kit'];
+  const { help } = checkCommandLine(command, rest, {
+    options: OPTIONS,
+    commandOptions: COMMAND_OPTIONS,
+    targetOptions: TARGET_OPTIONS,
+    targets: { install: installTargets, uninstall: installTargets },
+    valueName: (option) => new RegExp(`^ {2}--${option} (\\S+)`, 'm').exec(HELP)?.[1] ?? 'VALUE',
+  });
+  if (help) {
     process.stdout.write(commandHelp(command));
     return 0;
   }
-  // Only the options this command (and target) takes: one silently ignored
-  // is a setting the user believes in and does not have.
-  for (const tok of tokens) {
-    if (tok.kind !== 'option' || tok.name === 'help' || tok.name === 'version') continue;
-    const where = command === 'install' || command === 'uninstall' ? `${command} ${positionals[0] ?? ''}`.trim() : command;
-    if (!COMMAND_OPTIONS[command]!.includes(tok.name)) throw new EngineError('USAGE', `${where} does not take --${tok.name} (try: ncfence ${command} --help)`);
-    const targets = TARGET_OPTIONS[tok.name];
-    if ((command === 'install' || command === 'uninstall') && targets && positionals[0] && !targets.includes(positionals[0])) {
-      throw new EngineError('USAGE', `${where} does not take --${tok.name} (it is for ${targets.join(', ')})`);
-    }
+  let values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: true }));
+  } catch {
+    // checkCommandLine refuses everything parseArgs does, in words of its own; this is a backstop.
+    throw new EngineError('USAGE', `cannot read the command line (try: ncfence ${command} --help)`);
   }
   const targets = [...BROWSER_TARGETS, 'nss', 'p11-kit'] as const;
   const wantTarget = (): (typeof targets)[number] => {
@@ -340,7 +352,7 @@ async function main(argv: string[]): Promise<number> {
         outDir: values.out,
         policyFile: values.policy,
         rebuildCommand: values['auto-rebuild'] ? selfCommand() : values['rebuild-command'],
-        rebuildTimeoutMs: values['rebuild-timeout-ms'] === undefined ? undefined : Number(values['rebuild-timeout-ms']),
+        rebuildTimeoutMs: values['rebuild-timeout-ms'] === undefined ? undefined : wholeNumber('--rebuild-timeout-ms', values['rebuild-timeout-ms'], 1, 120_000, 'milliseconds'),
         service: values.service,
         serviceCommand: values['service-command'],
         minRootsFenced: values['allow-empty'] ? undefined : 1,
@@ -351,12 +363,21 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'bench': {
       if (positionals.length) throw new EngineError('USAGE', `bench takes no arguments, got ${positionals.join(' ')}`);
-      const rounds = values.rounds === undefined ? 20 : Number(values.rounds);
-      if (!Number.isInteger(rounds) || rounds < 1 || rounds > 10_000) throw new EngineError('USAGE', `--rounds must be a whole number from 1 to 10000, got ${values.rounds}`);
-      const { formatBench, runBench, writeSvg } = await import('../bench/run.js');
-      const r = await runBench({ upstream: values.upstream ?? DEFAULT_UPSTREAM, upstreamParams: values['upstream-params'] ?? '', rounds }, progress);
+      const rounds = values.rounds === undefined ? 20 : wholeNumber('--rounds', values.rounds, 1, 10_000);
+      const upstream = values.upstream ?? DEFAULT_UPSTREAM;
+      // Before measuring (a minute or more): a plot that cannot be written, an upstream that is not there.
+      if (values.svg !== undefined) (await import('../fsPaths.js')).checkWritableFile(values.svg, '--svg');
+      (await import('../compile/upstream.js')).checkUpstreamFile(upstream);
+      const { benchBudgets, formatBench, runBench, writeSvg } = await import('../bench/run.js');
+      const r = await runBench({ upstream, upstreamParams: values['upstream-params'] ?? '', rounds }, progress);
       if (values.svg) writeSvg(values.svg, r);
-      process.stdout.write(values.json ? `${JSON.stringify(r, null, 2)}\n` : formatBench(r));
+      const budgets = benchBudgets(r);
+      process.stdout.write(values.json ? `${JSON.stringify({ ...r, budgets }, null, 2)}\n` : formatBench(r));
+      const missed = budgets.filter((b) => !b.met);
+      if (values.check && missed.length > 0) {
+        process.stderr.write(`ncfence: bench --check: ${missed.length} budget${missed.length === 1 ? '' : 's'} missed: ${missed.map((b) => `${b.name} ${b.measured.replace(/ \(.*$/, '')}`).join('; ')} (${values.json ? 'budgets in the JSON' : 'explained above'})\n`);
+        return 1;
+      }
       return 0;
     }
     case 'serve': {
@@ -444,14 +465,21 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    if (e instanceof EngineError) {
-      process.stderr.write(`ncfence: ${e.message}\n`);
-      if (process.env.NCFENCE_DEBUG) process.stderr.write(`${e.stack}\n`);
-      process.exitCode = EXIT[e.code];
-    } else {
-      process.stderr.write(`ncfence: internal error: ${(e as Error).message ?? String(e)}\n`);
-      if (process.env.NCFENCE_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
-      process.exitCode = 1;
-    }
+    process.stderr.write(`ncfence: ${failureMessage(e)}\n`);
+    if (process.env.NCFENCE_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    process.exitCode = e instanceof EngineError ? EXIT[e.code] : 1;
   },
 );
+
+/**
+ * One line for a failure: an EngineError says it in its own words; a system
+ * error that escaped names its path in plain words (src/systemError.ts); only
+ * anything else is a bug of ours, and says so.
+ */
+function failureMessage(e: unknown): string {
+  const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ');
+  if (e instanceof EngineError) return oneLine(e.message);
+  const sys = describeSystemError(e);
+  if (sys) return oneLine(sys);
+  return oneLine(`internal error (a bug in ncfence; NCFENCE_DEBUG=1 shows where): ${(e as Error)?.message ?? String(e)}`);
+}
