@@ -86,11 +86,14 @@ Options:
                            root (default /)
   --no-firefox             doctor: skip starting the browsers
   --service PATH           build/install: the live .bit service's socket the
-                           module asks (absent: no Namecoin anchors)
+                           module asks (absent: the one configured before,
+                           if any; --service "": none, no Namecoin anchors)
   --service-command CMD    build: let the module start the service with CMD
                            (split on spaces) when nothing answers on --service
   --socket PATH            serve: socket to listen on (default
-                           $XDG_RUNTIME_DIR/ncfence/service.sock)
+                           $XDG_RUNTIME_DIR/ncfence/service.sock, or
+                           ~/.cache/ncfence/service.sock when
+                           XDG_RUNTIME_DIR is not set)
   --rules FILE             serve: local anchors, domains pinned to keys
   --dns ADDRESS:PORT       serve: ncdns-compatible DNS server (TLSA over TCP)
   --rpc URL                serve: Namecoin Core JSON-RPC, e.g. http://127.0.0.1:8336/

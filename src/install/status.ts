@@ -229,7 +229,7 @@ export async function doctor(extraDirs: string[] = [], opts: { firefox?: boolean
         name: '.bit service',
         ok: why === undefined,
         detail: why === undefined ? `${service} answered a test lookup` : `${service}: ${why}; .bit sites fail until it answers`,
-        fix: 'start it (systemctl --user start ncfence.socket, or ncfence serve --socket ... with your sources; docs/namecoin.md), or rebuild without --service',
+        fix: `start it (systemctl --user start ncfence.socket, or ncfence serve --socket ${service} with your sources; docs/namecoin.md), or stop asking it: ${reinstall} --service ""`,
       });
     }
     if (isBrowser(m.target) && opts.firefox !== false) checks.push(...(await browserChecks(m.target, location, m)));
