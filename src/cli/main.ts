@@ -46,6 +46,8 @@ Commands:
   uninstall TARGET      Undo an install, restoring every replaced file.
   status                What is installed where, and whether its view is fresh.
   doctor                Check each install as a user would, with fixes.
+                        With --bit-name NAME: what a browser gets for that
+                        .bit site, step by step (docs/browsing-bit.md).
   serve                 Run the live .bit service the module asks for Namecoin
                         anchors (docs/namecoin.md); runs until stopped.
   bench                 Measure rewriting on this machine and upstream: per
@@ -85,6 +87,12 @@ Options:
   --root DIR               install/uninstall/status/doctor nss: filesystem
                            root (default /)
   --no-firefox             doctor: skip starting the browsers
+  --bit-name NAME[:PORT]   doctor: resolve this .bit site, ask the installs'
+                           live service for its anchors, and try its chain
+                           through each install's module as NSS does
+  --resolver ADDRESS[:PORT]
+                           doctor --bit-name: ask this DNS server instead of
+                           the system resolver
   --service PATH           build/install: the live .bit service's socket the
                            module asks (absent: the one configured before,
                            if any; --service "": none, no Namecoin anchors)
@@ -128,7 +136,7 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   install: ['upstream', 'upstream-params', 'policy', 'service', 'dir', 'firefox-dir', 'user', 'root', 'auto-rebuild', 'allow-empty', 'json'],
   uninstall: ['dir', 'firefox-dir', 'user', 'root', 'json'],
   status: ['dir', 'firefox-dir', 'root', 'json'],
-  doctor: ['dir', 'firefox-dir', 'root', 'no-firefox', 'json'],
+  doctor: ['dir', 'firefox-dir', 'root', 'no-firefox', 'bit-name', 'resolver', 'json'],
   serve: ['socket', 'rules', 'dns', 'rpc', 'rpc-cookie', 'rpc-user', 'rpc-password', 'rpc-password-file', 'sources'],
   bench: ['upstream', 'upstream-params', 'rounds', 'svg', 'check', 'json'],
 };
@@ -191,6 +199,8 @@ const OPTIONS = {
   user: { type: 'boolean', default: false },
   root: { type: 'string' },
   'no-firefox': { type: 'boolean', default: false },
+  'bit-name': { type: 'string' },
+  resolver: { type: 'string' },
   service: { type: 'string' },
   'service-command': { type: 'string' },
   socket: { type: 'string' },
@@ -219,6 +229,15 @@ function rpcPassword(file: string | undefined): string | undefined {
   } catch (cause) {
     throw new EngineError('USAGE', `cannot read --rpc-password-file: ${describePathError(cause, file)}`, { cause });
   }
+}
+
+/** Where doctor --bit-name tries a chain: each install's module and configuration, and the package's module with $NCFENCE_CONFIG. */
+async function bitCheckTargets(dir: string | undefined, root: string | undefined): Promise<import('../install/bitcheck.js').BitCheckTarget[]> {
+  const { findInstalls } = await import('../install/status.js');
+  const { PACKAGE_MODULE } = await import('../install/common.js');
+  const out = findInstalls(dir ? [dir] : [], root).map(({ location, manifest: m }) => ({ label: `${m.target} at ${location}`, module: m.module.path, config: m.config }));
+  if (process.env.NCFENCE_CONFIG) out.push({ label: `NCFENCE_CONFIG=${process.env.NCFENCE_CONFIG}`, module: PACKAGE_MODULE, config: process.env.NCFENCE_CONFIG });
+  return out;
 }
 
 /** A whole-number option's value, or a usage error that shows what was typed. */
@@ -444,6 +463,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'doctor': {
+      if (values['bit-name'] !== undefined) return (await import('../install/bitcheck.js')).runBitCheck({ name: values['bit-name'], resolver: values.resolver, targets: await bitCheckTargets(dirOption, values.root), json: values.json });
       progress('checking each install (browsers are started headless, offline, with a throwaway profile)');
       const { doctor } = await import('../install/status.js');
       const reports = await doctor(dirOption ? [dirOption] : [], { firefox: !values['no-firefox'], root: values.root });
