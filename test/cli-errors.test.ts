@@ -79,6 +79,9 @@ const cases: Case[] = [
   // build
   { name: 'build: a time limit that is not a number', args: () => ['build', '--rebuild-timeout-ms', 'soon'], code: 2, message: /^ncfence: --rebuild-timeout-ms must be a whole number of milliseconds from 1 to 120000, got "soon"$/ },
   { name: 'build: a relative rebuild command', args: () => ['build', '--rebuild-command', 'ncfence', '--out', d('out-rel')], code: 2, message: /--rebuild-command must be an absolute path, got ncfence/ },
+  { name: 'build: a rebuild command that does not exist', args: () => ['build', '--rebuild-command', d('no-ncfence'), '--out', d('out-rel2')], code: 2, message: /^ncfence: --rebuild-command: .*no-ncfence does not exist$/ },
+  { name: 'build: a rebuild command that is not executable', args: () => ['build', '--rebuild-command', d('a-file'), '--out', d('out-rel3')], code: 2, message: /^ncfence: --rebuild-command: .*a-file is not executable$/ },
+  { name: 'build: parameters for a browser', args: () => ['build', '--browser', '/usr/lib/firefox-esr', '--upstream-params', 'paths=/x', '--out', d('out-rel4')], code: 2, message: /^ncfence: --upstream-params goes with --upstream; --browser reads the browser's own roots and takes no parameters$/ },
   { name: 'build: a policy that does not exist', args: () => ['build', '--policy', d('missing.json'), '--out', d('out-1')], code: 3, message: /^ncfence: cannot read the policy: .*missing\.json does not exist$/ },
   { name: 'build: a policy that is a directory', args: () => ['build', '--policy', dir, '--out', d('out-2')], code: 3, message: /^ncfence: cannot read the policy: .* is a directory$/ },
   { name: 'build: a policy that is not JSON', args: () => ['build', '--policy', d('not-json.json'), '--out', d('out-3')], code: 3, message: /^ncfence: .*not-json\.json: not valid JSON: line 2, column 15: expected a member name in double quotes, found ","$/ },

@@ -365,6 +365,7 @@ async function main(argv: string[]): Promise<number> {
     case 'build': {
       if (positionals.length) throw new EngineError('USAGE', `build takes no arguments, got ${positionals.join(' ')}`);
       if (values.browser !== undefined && values.upstream !== undefined) throw new EngineError('USAGE', 'build reads either --browser DIR or --upstream PATH, not both');
+      if (values.browser !== undefined && values['upstream-params'] !== undefined) throw new EngineError('USAGE', '--upstream-params goes with --upstream; --browser reads the browser\'s own roots and takes no parameters');
       progress(values.browser !== undefined ? `reading the roots of the browser in ${values.browser}` : `building the fenced view of ${values.upstream ?? DEFAULT_UPSTREAM}`);
       const { build } = await import('../compile/build.js');
       const result = await build({

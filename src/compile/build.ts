@@ -1,7 +1,7 @@
 // `ncfence build`: upstream -> engine -> compiled view + ncfence.conf, both
 // written atomically (temp file, fsync, rename).
 
-import { closeSync, constants, existsSync, fsyncSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fsyncSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs';
 import { checkWritableDir, makeDirs } from '../fsPaths.js';
 import { describePathError } from '../systemError.js';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -112,6 +112,15 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   }
   if (opts.rebuildCommand !== undefined && !isAbsolute(opts.rebuildCommand)) {
     throw new EngineError('USAGE', `--rebuild-command must be an absolute path, got ${opts.rebuildCommand}`);
+  }
+  if (opts.rebuildCommand !== undefined) {
+    // The module would find out only at a stale start-up, and serve the closed view.
+    try {
+      accessSync(opts.rebuildCommand, constants.X_OK);
+    } catch (cause) {
+      const why = existsSync(opts.rebuildCommand) ? `${opts.rebuildCommand} is not executable` : describePathError(cause, opts.rebuildCommand);
+      throw new EngineError('USAGE', `--rebuild-command: ${why}`, { cause });
+    }
   }
   const outDir = resolve(opts.outDir);
   // Cheap checks first: a wrong --out must not cost a browser start or a read of upstream.
