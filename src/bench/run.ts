@@ -335,7 +335,8 @@ export function benchSvg(r: BenchResult): string {
   parts.push(`<rect x="${left}" y="${y0 + 10}" width="${Math.max(1, r.process.ratio * ratioW).toFixed(1)}" height="16" fill="${met ? '#4a8' : '#c44'}"/>`);
   parts.push(`<line x1="${budgetX.toFixed(1)}" y1="${y0 + 4}" x2="${budgetX.toFixed(1)}" y2="${y0 + 32}" stroke="#000" stroke-dasharray="3,2"/>`);
   text(budgetX + 4, y0 + 44, 11, `budget ${r.process.budget}x: ${met ? 'met' : 'MISSED'}`);
-  text(left + Math.max(1, r.process.ratio * ratioW) + 4, y0 + 23, 11, `${r.process.ratio}x (${r.process.buildMs} ms vs ${r.process.floorMs} ms)`);
+  // Right of both the bar's end and the budget's line, so neither runs through the text.
+  text(left + Math.max(1, r.process.ratio * ratioW, r.process.budget * ratioW) + 6, y0 + 23, 11, `${r.process.ratio}x (${r.process.buildMs} ms vs ${r.process.floorMs} ms)`);
   const W = Math.max(720, Math.ceil(Math.max(...texts.map((t) => t.x + textWidth(t.text, t.size))) + 10));
   const H = y0 + 56;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">
