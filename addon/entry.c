@@ -160,10 +160,11 @@ static void
 init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 {
 	char why[1024] = "";
+	char fix[512] = "";
 	nf_config cfg;
 	nf.mode = NF_MODE_CLOSED;
 	notice_clear ();
-	int found = config_find (&cfg, why, sizeof why);
+	int found = config_find (&cfg, why, sizeof why, fix, sizeof fix);
 	if (found == 0) {
 		nf_warn ("no configuration (set NCFENCE_CONFIG or run `ncfence build`); presenting no roots at all");
 		notice_closed ("no configuration");
@@ -171,7 +172,7 @@ init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 		return;
 	}
 	if (found < 0) {
-		nf_warn ("%s; presenting no roots at all. Fix: run `ncfence build`", why);
+		nf_warn ("%s; presenting no roots at all. Fix: %s", why, fix);
 		notice_closed ("bad configuration");
 		lower_use_snapshot ();
 		return;

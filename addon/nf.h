@@ -215,8 +215,9 @@ typedef struct {
 	long rebuild_timeout_ms;
 	char *source; /* which file it came from */
 } nf_config;
-/* 1 found and parsed, 0 none found, -1 malformed (reason in why). */
-int config_find (nf_config *cfg, char *why, size_t why_len);
+/* 1 found and parsed, 0 none found, -1 unreadable or malformed (reason in
+ * why, what to do about it in fix). */
+int config_find (nf_config *cfg, char *why, size_t why_len, char *fix, size_t fix_len);
 void config_free (nf_config *cfg);
 
 /* ---- live.c ---- */

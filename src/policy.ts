@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from './engine/errors.js';
+import { jsonSyntaxProblem } from './jsonError.js';
+import { describePathError } from './systemError.js';
 import { checkAbsoluteDnsName, checkConstraintDnsName, checkConstraintMailDomain, cidrSubtree, dnsSubtree, rfc822Subtree } from './engine/nameConstraints.js';
 import type { AnchorKeyType } from './engine/crossSign.js';
 
@@ -107,7 +109,7 @@ function placeOf(doc: unknown, instancePath: string): string {
   return out || '(top)';
 }
 
-const joinPlace = (place: string, field: string): string => `${place}.${field}`;
+const joinPlace = (place: string, field: string): string => (place === '(top)' ? field : `${place}.${field}`);
 
 /** One schema error as ncfence words it: the place, then what is wrong, with the schema's description where it has one. */
 function describeSchemaError(doc: unknown, e: ErrorObject): [string, string] {
@@ -224,13 +226,13 @@ export function loadPolicy(file: string = DEFAULT_POLICY): Policy {
   try {
     raw = readFileSync(file);
   } catch (cause) {
-    throw new EngineError('POLICY', `${file}: cannot read policy: ${(cause as Error).message}`, { cause });
+    throw new EngineError('POLICY', `cannot read the policy: ${describePathError(cause, file)}`, { cause });
   }
   let doc: unknown;
   try {
     doc = JSON.parse(raw.toString('utf8'));
   } catch (cause) {
-    throw new EngineError('POLICY', `${file}: not valid JSON: ${(cause as Error).message}`, { cause });
+    throw new EngineError('POLICY', `${file}: not valid JSON: ${jsonSyntaxProblem(raw.toString('utf8'))}`, { cause });
   }
   checkShape(file, doc);
   const d = doc as PolicyDoc;

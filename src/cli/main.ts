@@ -3,6 +3,8 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { checkCommandLine } from './args.js';
+import { describePathError, describeSystemError } from '../systemError.js';
 import { EngineError, type EngineErrorCode } from '../engine/errors.js';
 import { DEFAULT_UPSTREAM, type BuildResult } from '../compile/build.js';
 import type { Manifest } from '../install/common.js';
@@ -36,6 +38,8 @@ ${TARGETS.map((t) => `  install ${t.name.padEnd(14)}${t.help}`).join('\n')}
                         its programs load is fresh; exit 1 when one is
                         stale, closed, tampered with or gone.
   doctor                Check each install as a user would, with fixes.
+                        With --bit-name NAME: what a browser gets for that
+                        .bit site, step by step (docs/browsing-bit.md).
   refresh               Rebuild every view of this user's installs (root:
                         the system's) that an update made stale; what the
                         Debian hooks run after package changes. With
@@ -46,7 +50,8 @@ ${TARGETS.map((t) => `  install ${t.name.padEnd(14)}${t.help}`).join('\n')}
   bench                 Measure rewriting on this machine and upstream: per
                         root by key type, the whole build against the crypto
                         floor, and the module's lookup costs (a table; --json,
-                        --svg FILE).
+                        --svg FILE); says which budgets are met and explains
+                        each one missed (--check: exit 1 then).
 
 Options:
   --upstream PATH          upstream PKCS#11 trust module (build default:
@@ -88,12 +93,21 @@ Options:
                            ca-certificates): one line per install changed
   --quiet                  status: print only installs that are not ok
   --no-firefox             doctor: skip starting the browsers
+  --bit-name NAME[:PORT]   doctor: resolve this .bit site, ask the installs'
+                           live service for its anchors, and try its chain
+                           through each install's module as NSS does
+  --resolver ADDRESS[:PORT]
+                           doctor --bit-name: ask this DNS server instead of
+                           the system resolver
   --service PATH           build/install: the live .bit service's socket the
-                           module asks (absent: no Namecoin anchors)
+                           module asks (absent: the one configured before,
+                           if any; --service "": none, no Namecoin anchors)
   --service-command CMD    build: let the module start the service with CMD
                            (split on spaces) when nothing answers on --service
   --socket PATH            serve: socket to listen on (default
-                           $XDG_RUNTIME_DIR/ncfence/service.sock)
+                           $XDG_RUNTIME_DIR/ncfence/service.sock, or
+                           ~/.cache/ncfence/service.sock when
+                           XDG_RUNTIME_DIR is not set)
   --rules FILE             serve: local anchors, domains pinned to keys
   --dns ADDRESS:PORT       serve: ncdns-compatible DNS server (TLSA over TCP)
   --rpc URL                serve: Namecoin Core JSON-RPC, e.g. http://127.0.0.1:8336/
@@ -107,6 +121,8 @@ Options:
   --sources LIST           serve: order of sources, e.g. rules,dns,rpc
   --rounds N               bench: repetitions (default 20)
   --svg FILE               bench: also write the results as an SVG plot
+  --check                  bench: exit 1 when a budget is missed (each
+                           missed budget is explained in the output)
   --json                   print results as JSON on stdout
   -h, --help               show this help (ncfence COMMAND --help: that
                            command's options only)
@@ -115,8 +131,8 @@ Options:
 Point a module built with \`build\` at its configuration with
 NCFENCE_CONFIG=DIR/ncfence.conf (docs/configuration.md).
 
-Exit codes: 0 ok, 1 failure (doctor: a check failed), 2 usage error or a
-refused install, 3 policy refused.
+Exit codes: 0 ok, 1 failure (doctor: a check failed; bench --check: a
+budget missed), 2 usage error or a refused install, 3 policy refused.
 Set NCFENCE_DEBUG=1 to see stack traces.
 `;
 
@@ -126,10 +142,10 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   install: ['upstream', 'upstream-params', 'policy', 'service', 'allow-empty', 'json', ...new Set(TARGETS.flatMap((t) => t.options))],
   uninstall: ['json', ...new Set(TARGETS.flatMap((t) => t.options.filter((o) => o !== 'auto-rebuild')))],
   status: ['dir', 'firefox-dir', 'root', 'quiet', 'json'],
-  doctor: ['dir', 'firefox-dir', 'root', 'no-firefox', 'json'],
+  doctor: ['dir', 'firefox-dir', 'root', 'no-firefox', 'bit-name', 'resolver', 'json'],
   refresh: ['config', 'out', 'hook', 'root', 'json'],
   serve: ['socket', 'rules', 'dns', 'rpc', 'rpc-cookie', 'rpc-user', 'rpc-password', 'rpc-password-file', 'sources'],
-  bench: ['upstream', 'upstream-params', 'rounds', 'svg', 'json'],
+  bench: ['upstream', 'upstream-params', 'rounds', 'svg', 'check', 'json'],
 };
 /** The install targets that take an option only some of them take. */
 const targetsTaking = (option: string): string[] => TARGETS.filter((t) => t.options.includes(option)).map((t) => t.name);
@@ -142,7 +158,7 @@ const USAGE: Record<string, string> = {
   refresh: 'ncfence refresh [--config FILE [--out DIR]] [options]',
   doctor: 'ncfence doctor [options]',
   serve: 'ncfence serve [options]',
-  bench: 'ncfence bench [--upstream PATH] [--rounds N] [--json] [--svg FILE]',
+  bench: 'ncfence bench [--upstream PATH] [--rounds N] [--json] [--svg FILE] [--check]',
 };
 
 /** One command's help: its line from the command list and the descriptions of the options it takes, cut from HELP. */
@@ -188,6 +204,8 @@ const OPTIONS = {
   config: { type: 'string' },
   hook: { type: 'string' },
   quiet: { type: 'boolean', default: false },
+  'bit-name': { type: 'string' },
+  resolver: { type: 'string' },
   service: { type: 'string' },
   'service-command': { type: 'string' },
   socket: { type: 'string' },
@@ -203,6 +221,7 @@ const OPTIONS = {
   'allow-empty': { type: 'boolean', default: false },
   rounds: { type: 'string' },
   svg: { type: 'string' },
+  check: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
   version: { type: 'boolean', default: false },
 } as const;
@@ -213,7 +232,7 @@ function rpcPassword(file: string | undefined): string | undefined {
   try {
     return readFileSync(file, 'utf8').split('\n')[0]!.replace(/\r$/, '');
   } catch (cause) {
-    throw new EngineError('USAGE', `cannot read --rpc-password-file ${file}: ${(cause as Error).message}`, { cause });
+    throw new EngineError('USAGE', `cannot read --rpc-password-file: ${describePathError(cause, file)}`, { cause });
   }
 }
 
@@ -222,6 +241,22 @@ async function autoRebuild(): Promise<{ rebuildCommand: string; rebuildNode: str
   const { packageRebuild } = await import('../install/common.js');
   const r = packageRebuild();
   return { rebuildCommand: r.cli, rebuildNode: r.node, engine: r.engine };
+}
+
+/** Where doctor --bit-name tries a chain: each install's module and configuration, and the package's module with $NCFENCE_CONFIG. */
+async function bitCheckTargets(dir: string | undefined, root: string | undefined): Promise<import('../install/bitcheck.js').BitCheckTarget[]> {
+  const { findInstalls } = await import('../install/status.js');
+  const { PACKAGE_MODULE } = await import('../install/common.js');
+  const out = findInstalls({ dir, root }).map((m) => ({ label: `${m.target} at ${m.location}`, module: m.module.path, config: m.config }));
+  if (process.env.NCFENCE_CONFIG) out.push({ label: `NCFENCE_CONFIG=${process.env.NCFENCE_CONFIG}`, module: PACKAGE_MODULE, config: process.env.NCFENCE_CONFIG });
+  return out;
+}
+
+/** A whole-number option's value, or a usage error that shows what was typed. */
+function wholeNumber(option: string, text: string, min: number, max: number, unit = ''): number {
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new EngineError('USAGE', `${option} must be a whole number${unit ? ` of ${unit}` : ''} from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  return n;
 }
 
 /** Progress lines on a terminal, silence in pipes. */
@@ -290,29 +325,27 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`ncfence ${packageVersion()}\n`);
     return 0;
   }
-  if (!(command in COMMAND_OPTIONS)) throw new EngineError('USAGE', `unknown command "${command}" (try: ncfence --help)`);
-  let values;
-  let positionals: string[];
-  let tokens;
-  try {
-    ({ values, positionals, tokens } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: true, tokens: true }));
-  } catch (e) {
-    throw new EngineError('USAGE', `${(e as Error).message} (try: ncfence ${command} --help)`);
+  if (!(command in COMMAND_OPTIONS)) {
+    throw new EngineError('USAGE', command.startsWith('-') ? `${command} is not an option of ncfence, or it came before the command: ncfence COMMAND [options] (try: ncfence --help)` : `unknown command "${command}" (try: ncfence --help)`);
   }
-  if (values.help) {
+  const { help } = checkCommandLine(command, rest, {
+    options: OPTIONS,
+    commandOptions: COMMAND_OPTIONS,
+    targetOptions: Object.fromEntries([...new Set(TARGETS.flatMap((t) => t.options))].map((o) => [o, targetsTaking(o)])),
+    targets: { install: TARGET_NAMES, uninstall: TARGET_NAMES },
+    valueName: (option) => new RegExp(`^ {2}--${option} (\\S+)`, 'm').exec(HELP)?.[1] ?? 'VALUE',
+  });
+  if (help) {
     process.stdout.write(commandHelp(command));
     return 0;
   }
-  // Only the options this command (and target) takes: one silently ignored
-  // is a setting the user believes in and does not have.
-  for (const tok of tokens) {
-    if (tok.kind !== 'option' || tok.name === 'help' || tok.name === 'version') continue;
-    const where = command === 'install' || command === 'uninstall' ? `${command} ${positionals[0] ?? ''}`.trim() : command;
-    if (!COMMAND_OPTIONS[command]!.includes(tok.name)) throw new EngineError('USAGE', `${where} does not take --${tok.name} (try: ncfence ${command} --help)`);
-    const targets = targetsTaking(tok.name);
-    if ((command === 'install' || command === 'uninstall') && targets.length > 0 && positionals[0] && targetSpec(positionals[0]) && !targets.includes(positionals[0])) {
-      throw new EngineError('USAGE', `${where} does not take --${tok.name} (it is for ${targets.join(', ')})`);
-    }
+  let values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: true }));
+  } catch {
+    // checkCommandLine refuses everything parseArgs does, in words of its own; this is a backstop.
+    throw new EngineError('USAGE', `cannot read the command line (try: ncfence ${command} --help)`);
   }
   const wantTarget = () => {
     const t = positionals.length === 1 ? targetSpec(positionals[0]!) : undefined;
@@ -331,6 +364,7 @@ async function main(argv: string[]): Promise<number> {
     case 'build': {
       if (positionals.length) throw new EngineError('USAGE', `build takes no arguments, got ${positionals.join(' ')}`);
       if (values.browser !== undefined && values.upstream !== undefined) throw new EngineError('USAGE', 'build reads either --browser DIR or --upstream PATH, not both');
+      if (values.browser !== undefined && values['upstream-params'] !== undefined) throw new EngineError('USAGE', '--upstream-params goes with --upstream; --browser reads the browser\'s own roots and takes no parameters');
       progress(values.browser !== undefined ? `reading the roots of the browser in ${values.browser}` : `building the fenced view of ${values.upstream ?? DEFAULT_UPSTREAM}`);
       const { build } = await import('../compile/build.js');
       const result = await build({
@@ -340,7 +374,7 @@ async function main(argv: string[]): Promise<number> {
         outDir: values.out ?? 'ncfence-out',
         policyFile: values.policy,
         ...(values['auto-rebuild'] ? await autoRebuild() : { rebuildCommand: values['rebuild-command'] }),
-        rebuildTimeoutMs: values['rebuild-timeout-ms'] === undefined ? undefined : Number(values['rebuild-timeout-ms']),
+        rebuildTimeoutMs: values['rebuild-timeout-ms'] === undefined ? undefined : wholeNumber('--rebuild-timeout-ms', values['rebuild-timeout-ms'], 1, 120_000, 'milliseconds'),
         service: values.service,
         serviceCommand: values['service-command'],
         minRootsFenced: values['allow-empty'] ? undefined : 1,
@@ -351,12 +385,21 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'bench': {
       if (positionals.length) throw new EngineError('USAGE', `bench takes no arguments, got ${positionals.join(' ')}`);
-      const rounds = values.rounds === undefined ? 20 : Number(values.rounds);
-      if (!Number.isInteger(rounds) || rounds < 1 || rounds > 10_000) throw new EngineError('USAGE', `--rounds must be a whole number from 1 to 10000, got ${values.rounds}`);
-      const { formatBench, runBench, writeSvg } = await import('../bench/run.js');
-      const r = await runBench({ upstream: values.upstream ?? DEFAULT_UPSTREAM, upstreamParams: values['upstream-params'] ?? '', rounds }, progress);
+      const rounds = values.rounds === undefined ? 20 : wholeNumber('--rounds', values.rounds, 1, 10_000);
+      const upstream = values.upstream ?? DEFAULT_UPSTREAM;
+      // Before measuring (a minute or more): a plot that cannot be written, an upstream that is not there.
+      if (values.svg !== undefined) (await import('../fsPaths.js')).checkWritableFile(values.svg, '--svg');
+      (await import('../compile/upstream.js')).checkUpstreamFile(upstream);
+      const { benchBudgets, formatBench, runBench, writeSvg } = await import('../bench/run.js');
+      const r = await runBench({ upstream, upstreamParams: values['upstream-params'] ?? '', rounds }, progress);
       if (values.svg) writeSvg(values.svg, r);
-      process.stdout.write(values.json ? `${JSON.stringify(r, null, 2)}\n` : formatBench(r));
+      const budgets = benchBudgets(r);
+      process.stdout.write(values.json ? `${JSON.stringify({ ...r, budgets }, null, 2)}\n` : formatBench(r));
+      const missed = budgets.filter((b) => !b.met);
+      if (values.check && missed.length > 0) {
+        process.stderr.write(`ncfence: bench --check: ${missed.length} budget${missed.length === 1 ? '' : 's'} missed: ${missed.map((b) => `${b.name} ${b.measured.replace(/ \(.*$/, '')}`).join('; ')} (${values.json ? 'budgets in the JSON' : 'explained above'})\n`);
+        return 1;
+      }
       return 0;
     }
     case 'serve': {
@@ -406,6 +449,7 @@ async function main(argv: string[]): Promise<number> {
       return rows.some((r) => r.state !== 'ok') ? 1 : 0;
     }
     case 'doctor': {
+      if (values['bit-name'] !== undefined) return (await import('../install/bitcheck.js')).runBitCheck({ name: values['bit-name'], resolver: values.resolver, targets: await bitCheckTargets(dirOption, values.root), json: values.json });
       progress('checking each install (browsers are started headless, offline, with a throwaway profile)');
       const { doctor } = await import('../install/status.js');
       const reports = await doctor({ dir: dirOption, root: values.root, firefox: !values['no-firefox'] });
@@ -450,14 +494,21 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    if (e instanceof EngineError) {
-      process.stderr.write(`ncfence: ${e.message}\n`);
-      if (process.env.NCFENCE_DEBUG) process.stderr.write(`${e.stack}\n`);
-      process.exitCode = EXIT[e.code];
-    } else {
-      process.stderr.write(`ncfence: internal error: ${(e as Error).message ?? String(e)}\n`);
-      if (process.env.NCFENCE_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
-      process.exitCode = 1;
-    }
+    process.stderr.write(`ncfence: ${failureMessage(e)}\n`);
+    if (process.env.NCFENCE_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    process.exitCode = e instanceof EngineError ? EXIT[e.code] : 1;
   },
 );
+
+/**
+ * One line for a failure: an EngineError says it in its own words; a system
+ * error that escaped names its path in plain words (src/systemError.ts); only
+ * anything else is a bug of ours, and says so.
+ */
+function failureMessage(e: unknown): string {
+  const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ');
+  if (e instanceof EngineError) return oneLine(e.message);
+  const sys = describeSystemError(e);
+  if (sys) return oneLine(sys);
+  return oneLine(`internal error (a bug in ncfence; NCFENCE_DEBUG=1 shows where): ${(e as Error)?.message ?? String(e)}`);
+}

@@ -1,7 +1,9 @@
 // `ncfence build`: upstream -> engine -> compiled view + ncfence.conf, both
 // written atomically (temp file, fsync, rename).
 
-import { closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, realpathSync, renameSync, statSync, writeSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fsyncSync, openSync, realpathSync, renameSync, writeSync, unlinkSync } from 'node:fs';
+import { checkWritableDir, makeDirs } from '../fsPaths.js';
+import { describePathError } from '../systemError.js';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { defaultEngineDeps, type EngineDeps } from '../engine/crossSign.js';
 import { EngineError } from '../engine/errors.js';
@@ -10,7 +12,7 @@ import { loadPolicy, policyForUpstream } from '../policy.js';
 import { encodeView } from '../view/format.js';
 import { libraryStamp, p11kitPathsArgument, upstreamStamp } from '../view/stamp.js';
 import { planView, type PlanSummary } from './plan.js';
-import { builtinTrustPaths, readUpstream, type UpstreamSnapshot } from './upstream.js';
+import { builtinTrustPaths, checkUpstreamFile, readUpstream, type UpstreamSnapshot } from './upstream.js';
 import { readBrowserRoots, type BrowserRoots } from '../browser/probe.js';
 import { resolveBrowserDir } from '../browser/layout.js';
 
@@ -86,35 +88,8 @@ function moduleOnlyKeys(file: string): Pick<ModuleConfig, 'rebuild' | 'rebuildNo
   }
 }
 
-/**
- * mkdir -p, one component at a time. Node's recursive mkdirSync never
- * returns on some special file systems (under /proc it spun at 100% CPU:
- * `build --out /proc/x`); this makes at most one attempt per component and
- * names the component that failed. Returns the first directory it created,
- * if any (for an undo).
- */
-export function makeDirs(path: string, mode = 0o755): string | undefined {
-  const parts = resolve(path).split('/').filter(Boolean);
-  let at = '';
-  let first: string | undefined;
-  for (const part of parts) {
-    at = `${at}/${part}`;
-    let st;
-    try {
-      st = statSync(at);
-    } catch {
-      try {
-        mkdirSync(at, { mode });
-      } catch (cause) {
-        throw new EngineError('VIEW', `cannot create directory ${at}: ${(cause as Error).message}`, { cause });
-      }
-      first ??= at;
-      continue;
-    }
-    if (!st.isDirectory()) throw new EngineError('VIEW', `${at} exists and is not a directory`);
-  }
-  return first;
-}
+// makeDirs lives in ../fsPaths.ts (the service makes its socket directory with it too).
+export { makeDirs } from '../fsPaths.js';
 
 /**
  * Temp file, fsync, rename. The temp file is created exclusively and never
@@ -152,7 +127,20 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   if (opts.rebuildCommand !== undefined && !isAbsolute(opts.rebuildCommand)) {
     throw new EngineError('USAGE', `--rebuild-command must be an absolute path, got ${opts.rebuildCommand}`);
   }
+  if (opts.rebuildCommand !== undefined) {
+    // The module would find out only at a stale start-up, and serve the closed view.
+    try {
+      accessSync(opts.rebuildCommand, constants.X_OK);
+    } catch (cause) {
+      const why = existsSync(opts.rebuildCommand) ? `${opts.rebuildCommand} is not executable` : describePathError(cause, opts.rebuildCommand);
+      throw new EngineError('USAGE', `--rebuild-command: ${why}`, { cause });
+    }
+  }
   const outDir = resolve(opts.outDir);
+  // Cheap checks first: a wrong --out must not cost a browser start or a read of upstream.
+  checkWritableDir(outDir, '--out');
+  if (opts.configFile) checkWritableDir(dirname(resolve(opts.configFile)), 'the configuration\'s directory');
+  if (opts.browser !== undefined && !existsSync(opts.browser)) throw new EngineError('USAGE', `--browser ${opts.browser} does not exist`);
   const config = opts.configFile ? resolve(opts.configFile) : `${outDir}/${CONFIG_FILE}`;
   // The keys only the module uses are kept from an existing ncfence.conf
   // unless given again: a rebuild the module runs itself (`CMD refresh
@@ -198,7 +186,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     );
   } catch (cause) {
     if (cause instanceof EngineError) throw cause;
-    throw new EngineError('VIEW', `cannot write into ${outDir}: ${(cause as Error).message}`, { cause });
+    throw new EngineError('VIEW', `cannot write into ${outDir}: ${describePathError(cause, (cause as NodeJS.ErrnoException).path ?? outDir)}`, { cause });
   }
   return {
     upstream,
@@ -238,11 +226,12 @@ function readModule(upstream: string, upstreamParams: string, policyFile: string
   // a trust file makes the view stale, not wrong. It needs upstream loaded
   // (for p11-kit-trust's built-in paths), so the library must still be the
   // one that was loaded.
+  checkUpstreamFile(upstream);
   let library: string;
   try {
     library = libraryStamp(upstream);
   } catch (cause) {
-    throw new EngineError('UPSTREAM', `cannot load upstream module ${upstream}: ${(cause as Error).message}`, { cause });
+    throw new EngineError('UPSTREAM', `cannot load the upstream module: ${describePathError(cause, upstream)}`, { cause });
   }
   let stamp = '';
   let upstreamTrustPaths = '';

@@ -1,7 +1,10 @@
 // Reads every object of the upstream trust module through pkcs11js.
 
+import { statSync } from 'node:fs';
+import { basename } from 'node:path';
 import pkcs11js from 'pkcs11js';
 import { EngineError } from '../engine/errors.js';
+import { describePathError } from '../systemError.js';
 import { CANDIDATE_ATTRS, CKA, CKO } from '../pkcs11/constants.js';
 
 const CERT_POLICY_ATTRS: readonly number[] = [CKA.NSS_MOZILLA_CA_POLICY, CKA.NSS_SERVER_DISTRUST_AFTER, CKA.NSS_EMAIL_DISTRUST_AFTER, CKA.CERTIFICATE_CATEGORY];
@@ -156,6 +159,32 @@ export function builtinTrustPaths(library: string, probe: UpstreamProbe): string
 }
 
 /**
+ * A file the upstream option names must exist and be a file before it is
+ * loaded; dlopen's own words for these ("cannot read file data: Is a
+ * directory") name no fix.
+ */
+export function checkUpstreamFile(library: string): void {
+  let st;
+  try {
+    st = statSync(library);
+  } catch (cause) {
+    throw new EngineError('UPSTREAM', `cannot load the upstream module: ${describePathError(cause, library)} (--upstream names the trust module to wrap, e.g. /usr/lib/x86_64-linux-gnu/libnssckbi.so from Debian's libnss3)`, { cause });
+  }
+  if (!st.isFile()) throw new EngineError('UPSTREAM', `cannot load the upstream module: ${library} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}, not a PKCS#11 module`);
+}
+
+/** The dynamic loader's refusal (pkcs11js passes dlerror() on) in plain words, for the cases people meet. */
+export function describeLoadFailure(library: string, loaderText: string): string {
+  if (/undefined symbol: C_GetFunctionList/.test(loaderText)) return `${library} is a shared library but not a PKCS#11 module (it has no C_GetFunctionList)`;
+  if (/invalid ELF header|file too short|not an ELF|cannot read file data/.test(loaderText)) return `${library} is not a shared library`;
+  if (/wrong ELF class/.test(loaderText)) return `${library} is built for another word size (32-bit vs 64-bit) than this Node`;
+  if (/Permission denied/.test(loaderText)) return `${library} is not readable by this user`;
+  const missing = /^([^:]+): cannot open shared object file: No such file or directory/.exec(loaderText.replace(/^[^:]*: (?=[^:]+: cannot open)/, ''));
+  if (missing) return missing[1] === library || missing[1] === basename(library) ? `${library} does not exist` : `${library} needs ${missing[1]}, which is not installed`;
+  return `${library} cannot be loaded (the dynamic loader says: ${loaderText.replace(/\s+/g, ' ').trim()})`;
+}
+
+/**
  * Loads `library`, passing `params` as C_Initialize's pReserved (NSS style),
  * and returns every token object with every attribute ncfence knows about.
  * `beforeObjects` runs once upstream is initialized and before any object is
@@ -167,7 +196,7 @@ export function readUpstream(library: string, params: string, beforeObjects?: (p
   try {
     p.load(library);
   } catch (cause) {
-    throw new EngineError('UPSTREAM', `cannot load upstream module ${library}: ${(cause as Error).message}`, { cause });
+    throw new EngineError('UPSTREAM', `cannot load the upstream module: ${describeLoadFailure(library, (cause as Error).message)}`, { cause });
   }
   try {
     // WORKAROUND(pkcs11js 2.1): the library-parameters copy drops the last

@@ -235,7 +235,7 @@ export async function doctor(w: Where & { firefox?: boolean } = {}): Promise<{ l
         name: '.bit service',
         ok: why === undefined,
         detail: why === undefined ? `${service} answered a test lookup` : `${service}: ${why}; .bit sites fail until it answers`,
-        fix: 'start it (systemctl --user start ncfence.socket, or ncfence serve --socket ... with your sources; docs/namecoin.md), or rebuild without --service',
+        fix: `start it (systemctl --user start ncfence.socket, or ncfence serve --socket ${service} with your sources; docs/namecoin.md), or stop asking it: ${fix} --service ""`,
       });
     }
     if (spec.checks && w.firefox !== false) checks.push(...(await spec.checks(m)));
