@@ -170,6 +170,7 @@ export async function installBrowser(target: BrowserTarget, o: InstallOptions): 
     created: created.filter((f) => !backups.some((b) => b.path === f)),
     backups,
     rebuild,
+    policySource: o.policyFile === undefined ? 'package' : 'given',
   });
   manifest.upstreamSource = chosen.source;
   saveRecord(manifest, root);

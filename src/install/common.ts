@@ -49,6 +49,13 @@ export interface Manifest {
   scope: 'system' | 'user';
   /** What the module runs to rebuild a view that is not fresh (ncfence.conf rebuild, rebuild-node, engine). */
   rebuild?: RebuildCommand;
+  /**
+   * package: the install took this package's policy for its target, so
+   * `refresh` takes a newer one when the package brings it (a fence
+   * extended to another name form); given: named with --policy, kept as is.
+   * Absent in records of the first rounds: kept as is.
+   */
+  policySource?: 'package' | 'given';
   /** The module file ncfence put in place, with its hash (uninstall refuses to delete a file it did not put there). */
   module: { path: string; sha256: string };
   config: string;
@@ -101,7 +108,7 @@ export function newManifest(
   modulePath: string,
   result: { config: string; view: string; upstream: string; summary: { rootsFenced: number } },
   upstreamParams: string,
-  rest: Pick<Manifest, 'created' | 'backups'> & Partial<Pick<Manifest, 'diversion' | 'rebuild'>>,
+  rest: Pick<Manifest, 'created' | 'backups'> & Partial<Pick<Manifest, 'diversion' | 'rebuild' | 'policySource'>>,
 ): Manifest {
   return {
     version: MANIFEST_VERSION,

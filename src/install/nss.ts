@@ -112,6 +112,7 @@ export async function installNss(o: NssOptions): Promise<Manifest> {
     backups: [],
     diversion: { root, path: CKBI_NAME, divertTo: DIVERTED },
     rebuild,
+    policySource: o.policyFile === undefined ? 'package' : 'given',
   });
   manifest.scope = 'system'; // the system's NSS, under whatever root
   saveRecord(manifest, root);

@@ -94,6 +94,7 @@ export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
     created: [modulePath, result.config, result.view, policyFile, moduleFile, trustFile],
     backups,
     rebuild,
+    policySource: o.policyFile === undefined ? 'package' : 'given',
   });
   saveRecord(manifest, root);
   if (manifest.scope === 'system') ensureHooks(rebuild, o.root);

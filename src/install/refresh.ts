@@ -16,7 +16,8 @@ import { dirname, resolve } from 'node:path';
 import { build } from '../compile/build.js';
 import { readConfig, type ModuleConfig } from '../config.js';
 import { EngineError } from '../engine/errors.js';
-import { PACKAGE_CLI, PACKAGE_MODULE, placeModule, sha256File, type Manifest } from './common.js';
+import { PACKAGE_CLI, PACKAGE_MODULE, copyPolicy, packageRebuild, placeModule, sha256File, type Manifest, type RebuildCommand } from './common.js';
+import { specOf } from './targets.js';
 import { isRoot, requireRootsFile, requireTreeOwnedByRoot } from './owner.js';
 import { adoptLegacy } from './legacy.js';
 import { listRecords, ownScope, saveRecord, systemRoot } from './registry.js';
@@ -30,9 +31,11 @@ const browserDir = (c: ModuleConfig): string | undefined => (c.upstreamKind === 
  * policy and engine; into `out` (the user's own directory: the
  * configuration stays as it is) or in place. Root rebuilds only from what
  * root alone can write: the configuration, the upstream it loads (or the
- * browser it starts), the policy.
+ * browser it starts), the policy. In place, for an install this user made
+ * with this package, the package's module also replaces an older copy, so
+ * the next start reads views as this package writes them.
  */
-export async function refreshConfig(config: string, out?: string): Promise<{ view: string; rootsFenced: number }> {
+export async function refreshConfig(config: string, out?: string, rebuild?: RebuildCommand): Promise<{ view: string; rootsFenced: number }> {
   const file = resolve(config);
   if (isRoot()) requireRootsFile(file, 'the configuration');
   const c = readConfig(file);
@@ -49,10 +52,28 @@ export async function refreshConfig(config: string, out?: string): Promise<{ vie
     outDir: out ?? dirname(c.view),
     ...(out ? {} : { configFile: file }),
     policyFile: c.policy,
-    engine: c.engine ?? '',
+    engine: rebuild?.engine ?? c.engine ?? '',
+    ...(rebuild ? { rebuildCommand: rebuild.cli, rebuildNode: rebuild.node } : {}),
     minRootsFenced: 1,
   });
+  if (out === undefined && rebuild === undefined) placeNewerModule(file);
   return { view: r.view, rootsFenced: r.summary.rootsFenced };
+}
+
+/** This user's record of the install a configuration belongs to, if this package made it. */
+function ownInstall(config: string, root: string): Manifest | undefined {
+  const cli = existsSync(PACKAGE_CLI) ? realpathSync(PACKAGE_CLI) : undefined;
+  return listRecords(ownScope(), root).find((m) => m.config === config && (m.rebuild === undefined || m.rebuild.cli === cli));
+}
+
+/** The package's module over an older copy in a recorded install (the module rebuilds in place: addon/rebuild.c). */
+function placeNewerModule(config: string, root = systemRoot()): void {
+  const m = ownInstall(config, root);
+  if (!m || !existsSync(PACKAGE_MODULE) || !existsSync(m.module.path)) return;
+  const installed = sha256File(m.module.path);
+  if (installed !== m.module.sha256 || installed === sha256File(PACKAGE_MODULE)) return;
+  m.module.sha256 = placeModule(m.module.path);
+  saveRecord(m, root);
 }
 
 export interface RefreshResult {
@@ -63,17 +84,28 @@ export interface RefreshResult {
   error?: string;
 }
 
-/** Every recorded install of this user (root: the system's), brought up to date. */
+/**
+ * Every recorded install of this user (root: the system's) made with this
+ * package, brought up to date: the package's module over an older copy, the
+ * package's policy for the target when the install took the package's (not
+ * one named with --policy), the rebuild command this package records, and a
+ * view rebuilt whenever it is no longer fresh. An install made with another
+ * copy of ncfence is left to that copy.
+ */
 export async function refreshAll(o: { root?: string; progress?: (msg: string) => void } = {}): Promise<RefreshResult[]> {
   const root = systemRoot(o.root);
   adoptLegacy(root);
-  const packageModule = existsSync(PACKAGE_MODULE) ? sha256File(PACKAGE_MODULE) : undefined;
-  const thisCli = existsSync(PACKAGE_CLI) ? realpathSync(PACKAGE_CLI) : undefined;
+  const rebuild = packageRebuild();
+  const packageModule = sha256File(PACKAGE_MODULE);
   const out: RefreshResult[] = [];
   for (const m of listRecords(ownScope(), root)) {
     const r: RefreshResult = { target: m.target, location: m.location, actions: [] };
     out.push(r);
     try {
+      if (m.rebuild !== undefined && m.rebuild.cli !== rebuild.cli) {
+        r.error = `installed with another copy of ncfence (${m.rebuild.cli}); run its \`ncfence refresh\`, or install again with this one`;
+        continue;
+      }
       if (!existsSync(m.module.path) || !existsSync(m.config)) {
         r.error = `${m.module.path} is gone (the directory was replaced or removed); \`ncfence doctor\` says what to do`;
         continue;
@@ -83,17 +115,22 @@ export async function refreshAll(o: { root?: string; progress?: (msg: string) =>
         r.error = `${m.module.path} is not the module ncfence installed; not touching it (\`ncfence doctor\`)`;
         continue;
       }
-      // An install this package made gets this package's module: the
-      // package was updated, and its views are rebuilt by it too.
-      if (packageModule !== undefined && packageModule !== installed && m.rebuild?.cli === thisCli) {
+      if (installed !== packageModule) {
         o.progress?.(`placing this package's module at ${m.module.path}`);
         m.module.sha256 = placeModule(m.module.path);
         r.actions.push('module replaced');
       }
-      if (viewFreshness(m.config).state !== 'fresh') {
+      const cfg = readConfig(m.config);
+      if (m.policySource === 'package' && sha256File(cfg.policy) !== sha256File(specOf(m).policy)) {
+        copyPolicy(specOf(m).policy, cfg.policy);
+        r.actions.push("the package's newer policy taken");
+      }
+      const adopt = m.rebuild === undefined || cfg.rebuild !== rebuild.cli || cfg.engine !== rebuild.engine;
+      if (adopt || r.actions.length > 0 || viewFreshness(m.config).state !== 'fresh') {
         o.progress?.(`rebuilding the view of ${m.target} at ${m.location}`);
-        const b = await refreshConfig(m.config);
+        const b = await refreshConfig(m.config, undefined, rebuild);
         m.rootsFenced = b.rootsFenced;
+        m.rebuild = rebuild;
         r.actions.push(`view rebuilt (${b.rootsFenced} roots fenced)`);
       }
       if (r.actions.length > 0) saveRecord(m, root);

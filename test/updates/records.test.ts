@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copyFirefoxInstall } from '../helpers/firefox.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
-import { CLI, DIST_CLI, P11KIT_TRUST } from '../helpers/paths.js';
+import { CLI, DIST_CLI, P11KIT_TRUST, ROOT } from '../helpers/paths.js';
 import { requireTool, run } from '../helpers/run.js';
 import { treeDigest } from '../helpers/tree.js';
 
@@ -174,4 +174,35 @@ test.serial("a hook file that is not ncfence's is never replaced", async (t) => 
   t.is(r.code, 2);
   t.regex(r.stderr, /80ncfence exists and was not written by ncfence; move it away first/);
   t.is(readFileSync(join(root, 'etc/apt/apt.conf.d/80ncfence'), 'utf8'), '// someone else\n');
+});
+
+test.serial("an update of ncfence itself: the package's install step puts its module over the old copy and rebuilds the views with its engine", async (t) => {
+  const root = sysroot('package-update');
+  // A copy of the package where npm would put it, root's; its files are
+  // copies, so the "update" below changes only this copy.
+  const pkg = join(dir, 'lib-node_modules-ncfence');
+  mkdirSync(pkg);
+  for (const f of ['dist', 'build', 'rules', 'scripts', 'package.json']) await run('cp', ['-a', join(ROOT, f), join(pkg, f)]);
+  await run('cp', ['-al', join(ROOT, 'node_modules'), join(pkg, 'node_modules')]);
+  const cliOf = (args: string[]) => run(process.execPath, [join(pkg, 'dist/cli/main.js'), ...args], { timeoutMs: 180_000, env: { ...process.env, NCFENCE_CONFIG: '', NCFENCE_SYSTEM_ROOT: root } });
+  const inst = await cliOf(['install', 'p11-kit', '--root', root, ...upstream(pki.trustDir)]);
+  t.is(inst.code, 0, inst.stderr);
+  const module = join(root, 'usr/local/lib/ncfence/libncfence.so');
+  const view = readFileSync(join(root, 'usr/local/lib/ncfence/view.ncfv'));
+  t.is((await cliOf(['status'])).code, 0);
+
+  // The update: a new module and a new engine land in the package's place.
+  const newModule = Buffer.concat([readFileSync(join(pkg, 'build/Release/libncfence.so')), Buffer.from('\0next release\0')]);
+  writeFileSync(join(pkg, 'build/Release/libncfence.so'), newModule);
+  writeFileSync(join(pkg, 'dist/engine-id'), 'ncfence 9.9.9 next\n');
+  t.is((await cliOf(['status'])).code, 1, 'the views are stale: another engine');
+  // What npm runs after installing the package (package.json postinstall).
+  const post = await run(process.execPath, [join(pkg, 'scripts/postinstall.mjs')], { timeoutMs: 180_000, env: { ...process.env, NCFENCE_SYSTEM_ROOT: root } });
+  t.is(post.code, 0, post.stderr);
+  t.regex(post.stdout, /p11-kit at .*: module replaced, view rebuilt \(1 roots fenced\)/);
+  t.true(readFileSync(module).equals(newModule), "the package's new module is in place");
+  t.false(readFileSync(join(root, 'usr/local/lib/ncfence/view.ncfv')).equals(view));
+  const after = await cliOf(['status']);
+  t.is(after.code, 0, after.stdout);
+  t.is((await cliOf(['uninstall', 'p11-kit', '--root', root])).code, 0);
 });
