@@ -20,13 +20,25 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO=sudo
 fi
 
+# Native parts (the module, and pkcs11js) build against the running Node's
+# own headers when it ships them (NodeSource's nodejs does, in
+# /usr/include/node), instead of node-gyp downloading a copy.
+NODEDIR=
+headers=$(dirname "$(dirname "$(command -v node)")")
+if [ -f "$headers/include/node/node_version.h" ] && node -e '
+  const h = require("fs").readFileSync(process.argv[1], "utf8");
+  const v = ["MAJOR", "MINOR", "PATCH"].map((k) => new RegExp("define NODE_" + k + "_VERSION (\\d+)").exec(h)[1]).join(".");
+  process.exit(v === process.versions.node ? 0 : 1)' "$headers/include/node/node_version.h"; then
+  NODEDIR="--nodedir=$headers"
+fi
+
 say "installing Debian's packages the build and the module need"
 $SUDO apt-get install -y --no-install-recommends build-essential python3 pkg-config \
   libp11-kit-dev libsecp256k1-dev p11-kit p11-kit-modules libnss3 libnss3-tools openssl ca-certificates
 say 'building (npm ci: the module with node-gyp, the command with its dependencies)'
-npm ci --no-audit --no-fund
+npm ci --no-audit --no-fund $NODEDIR
 tarball=$(npm pack --silent | tail -n 1)
 say "installing $tarball for every user (npm install -g)"
-$SUDO npm install -g --no-audit --no-fund "./$tarball"
+$SUDO npm install -g --no-audit --no-fund $NODEDIR "./$tarball"
 rm -f "./$tarball"
 say "done: $(command -v ncfence) ($(ncfence --version)). Next: sudo ncfence install firefox"
