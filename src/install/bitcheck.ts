@@ -15,16 +15,17 @@
 import { execFile } from 'node:child_process';
 import { promises as dns } from 'node:dns';
 import { X509Certificate } from 'node:crypto';
-import { isIP, createConnection } from 'node:net';
+import { isIP } from 'node:net';
 import { connect as tlsConnect, type PeerCertificate, type DetailedPeerCertificate } from 'node:tls';
 import { EngineError } from '../engine/errors.js';
 import { parseCertificate } from '../engine/asn1/certificate.js';
 import { parseAiaName } from '../namecoin/chain.js';
 import { namecoinNameAndLabels } from '../namecoin/rpc.js';
-import { FRAME_HEADER_LENGTH, Status, decodeResponse, encodeRequest, readFrameHeader, type Response } from '../service/protocol.js';
+import { Status, type Response } from '../service/protocol.js';
+import { askServiceFor } from '../service/client.js';
 import { readConfig } from '../config.js';
 import { CKA } from '../pkcs11/constants.js';
-import { describeSystemError, systemErrorWords } from '../systemError.js';
+import { describeSystemError } from '../systemError.js';
 import type { Check } from './status.js';
 
 /** Where the chain is tried: an install's module and configuration, or the module with $NCFENCE_CONFIG. */
@@ -128,35 +129,6 @@ function fetchChain(address: string, host: string, port: number, timeoutMs: numb
     });
     s.once('timeout', () => done(new Error(`no TLS answer within ${timeoutMs} ms`)));
     s.once('error', (e) => done(e));
-  });
-}
-
-/** One question to the live service, with the exact issuer name the module would send. */
-export function askServiceFor(path: string, name: Uint8Array, timeoutMs = 3000): Promise<Response> {
-  return new Promise((resolveAnswer, reject) => {
-    const s = createConnection(path);
-    let got = Buffer.alloc(0);
-    let settled = false;
-    const done = (e?: Error, r?: Response): void => {
-      if (settled) return;
-      settled = true;
-      s.destroy();
-      if (e) reject(e);
-      else resolveAnswer(r!);
-    };
-    s.setTimeout(timeoutMs, () => done(new Error(`no answer within ${timeoutMs} ms`)));
-    s.once('connect', () => s.write(encodeRequest({ name })));
-    s.on('data', (d: Buffer) => {
-      got = Buffer.concat([got, d]);
-      try {
-        const len = readFrameHeader(got, 'response');
-        if (len !== undefined && got.length >= FRAME_HEADER_LENGTH + len) done(undefined, decodeResponse(got.subarray(0, FRAME_HEADER_LENGTH + len)));
-      } catch (e) {
-        done(e as Error);
-      }
-    });
-    s.once('error', (e) => done(new Error(systemErrorWords(e) ? `${path} ${systemErrorWords(e)}` : e.message)));
-    s.once('close', () => done(new Error('the service closed the connection without an answer (a service run by another user refuses us)')));
   });
 }
 

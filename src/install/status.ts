@@ -2,13 +2,12 @@
 // a user would otherwise run by hand, each with the fix when it fails.
 
 import { execFile } from 'node:child_process';
-import { createConnection } from 'node:net';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { readConfig } from '../config.js';
 import { EngineError } from '../engine/errors.js';
-import { FRAME_HEADER_LENGTH, decodeResponse, encodeRequest, readFrameHeader } from '../service/protocol.js';
+import { askServiceFor } from '../service/client.js';
 import { BROWSER_NAME, resolveBrowserDir, type BrowserTarget } from '../browser/layout.js';
 import { PACKAGE_MODULE, sha256File, type BrowserCheck, type Manifest } from './common.js';
 import { checkBrowser, reinstallCommand } from './browser.js';
@@ -90,33 +89,14 @@ export function findInstalls(w: Where = {}): Manifest[] {
  * "not found" (docs/service-protocol.md). Resolves with what went wrong, or
  * undefined when a well-formed answer came back within the timeout.
  */
-export function askService(path: string, timeoutMs = 2000): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const s = createConnection(path);
-    let got = Buffer.alloc(0);
-    let settled = false;
-    const done = (why: string | undefined): void => {
-      if (settled) return;
-      settled = true;
-      s.destroy();
-      resolve(why);
-    };
-    s.setTimeout(timeoutMs, () => done(`no answer within ${timeoutMs} ms`));
-    s.once('connect', () => s.write(encodeRequest({ name: new TextEncoder().encode('ncfence doctor test lookup') })));
-    s.on('data', (d: Buffer) => {
-      got = Buffer.concat([got, d]);
-      try {
-        const len = readFrameHeader(got, 'response');
-        if (len === undefined || got.length < FRAME_HEADER_LENGTH + len) return;
-        decodeResponse(got.subarray(0, FRAME_HEADER_LENGTH + len));
-        done(undefined);
-      } catch (e) {
-        done(`a malformed answer: ${(e as Error).message}`);
-      }
-    });
-    s.once('error', (e) => done((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? `nothing listens on ${path} (${(e as NodeJS.ErrnoException).code})` : e.message));
-    s.once('close', () => done('the service closed the connection without an answer (another user\'s service refuses us)'));
-  });
+export async function askService(path: string, timeoutMs = 2000): Promise<string | undefined> {
+  try {
+    await askServiceFor(path, new TextEncoder().encode('ncfence doctor test lookup'), timeoutMs);
+    return undefined;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ECONNREFUSED' ? `nothing listens on ${path} (${code})` : (e as Error).message;
+  }
 }
 
 /** Whether the service answers on the configured socket (the same test lookup doctor makes, so both agree). */
