@@ -14,9 +14,11 @@
         "addon/fastpath.c",
         "addon/find.c",
         "addon/forward.c",
+        "addon/host.c",
         "addon/live.c",
         "addon/lower.c",
         "addon/map.c",
+        "addon/notice.c",
         "addon/rebuild.c",
         "addon/session.c",
         "addon/snapshot.c",
@@ -83,13 +85,16 @@
       "target_name": "ncfence_node",
       "sources": [
         "addon/node/peercred.cc",
-        "addon/node/recover.cc"
+        "addon/node/recover.cc",
+        "addon/node/stamp.cc",
+        "addon/stamp.c"
       ],
       "libraries": [
         "-lsecp256k1"
       ],
       "include_dirs": [
-        "<!(node -p \"require('node-addon-api').include_dir\")"
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "/usr/include/p11-kit-1"
       ],
       "defines": [
         "NAPI_DISABLE_CPP_EXCEPTIONS"

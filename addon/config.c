@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SYSTEM_CONFIG "/etc/ncfence/ncfence.conf"
@@ -51,6 +52,8 @@ set_key (nf_config *cfg, const char *key, const char *value)
 	              : strcmp (key, "view") == 0            ? &cfg->view
 	              : strcmp (key, "policy") == 0          ? &cfg->policy
 	              : strcmp (key, "rebuild") == 0         ? &cfg->rebuild
+	              : strcmp (key, "rebuild-node") == 0    ? &cfg->rebuild_node
+	              : strcmp (key, "engine") == 0          ? &cfg->engine
 	              : strcmp (key, "service") == 0         ? &cfg->service
 	              : strcmp (key, "service-command") == 0 ? &cfg->service_command
 	              : strcmp (key, "fix") == 0             ? &cfg->fix
@@ -62,14 +65,40 @@ set_key (nf_config *cfg, const char *key, const char *value)
 	return *slot ? 0 : -1;
 }
 
+/* Why the configuration cannot be opened, and the fix for that reason: a
+ * permission problem is fixed by its owner, not by a rebuild (which would
+ * write the same file with the same owner). docs/troubleshooting.md gives
+ * the same fixes. */
+static void
+config_open_failed (const char *path, int err, char *why, size_t why_len, char *fix, size_t fix_len)
+{
+	struct stat st;
+	if ((err == EACCES || err == EPERM) && stat (path, &st) == 0) {
+		snprintf (why, why_len, "cannot read configuration %s: permission denied (owned by uid %ld, mode %04o; this process runs as uid %ld)",
+		          path, (long)st.st_uid, (unsigned)(st.st_mode & 07777), (long)getuid ());
+		snprintf (fix, fix_len, "let this user read it: as its owner (uid %ld), chmod 644 %s (it holds paths, no secret), "
+		          "or point NCFENCE_CONFIG at a configuration this user can read", (long)st.st_uid, path);
+	} else if (err == EACCES || err == EPERM) {
+		snprintf (why, why_len, "cannot read configuration %s: permission denied on a directory above it (this process runs as uid %ld)", path, (long)getuid ());
+		snprintf (fix, fix_len, "let this user reach it: chmod a+x each directory above %s (as its owner), "
+		          "or point NCFENCE_CONFIG at a configuration this user can read", path);
+	} else if (err == ENOENT) {
+		snprintf (why, why_len, "cannot read configuration %s: it does not exist", path);
+		snprintf (fix, fix_len, "point NCFENCE_CONFIG at the ncfence.conf that `ncfence build --out DIR` wrote, or run `ncfence build`");
+	} else {
+		snprintf (why, why_len, "cannot read configuration %s: %s", path, strerror (err));
+		snprintf (fix, fix_len, "check %s, or run `ncfence build` to write it again", path);
+	}
+}
+
 static int
-config_parse (const char *path, nf_config *cfg, char *why, size_t why_len)
+config_parse (const char *path, nf_config *cfg, char *why, size_t why_len, char *fix, size_t fix_len)
 {
 	FILE *f = fopen (path, "re");
 	char line[MAX_LINE];
 	int lineno = 0;
 	if (f == NULL) {
-		snprintf (why, why_len, "cannot read configuration %s: %s", path, strerror (errno));
+		config_open_failed (path, errno, why, why_len, fix, fix_len);
 		return -1;
 	}
 	while (fgets (line, sizeof line, f)) {
@@ -119,7 +148,7 @@ beside_module (char *out, size_t len)
 }
 
 int
-config_find (nf_config *cfg, char *why, size_t why_len)
+config_find (nf_config *cfg, char *why, size_t why_len, char *fix, size_t fix_len)
 {
 	char path[PATH_MAX];
 	/* secure_getenv: in a setuid or setgid program the invoker's
@@ -135,8 +164,10 @@ config_find (nf_config *cfg, char *why, size_t why_len)
 		snprintf (path, sizeof path, "%s", SYSTEM_CONFIG);
 	else
 		return 0;
+	/* The default fix, for a configuration that is there but wrong. */
+	snprintf (fix, fix_len, "run `ncfence build` to write it again (docs/configuration.md)");
 	cfg->source = strdup (path);
-	if (cfg->source == NULL || config_parse (path, cfg, why, why_len) < 0) {
+	if (cfg->source == NULL || config_parse (path, cfg, why, why_len, fix, fix_len) < 0) {
 		config_free (cfg);
 		return -1;
 	}
@@ -152,6 +183,8 @@ config_free (nf_config *cfg)
 	free (cfg->view);
 	free (cfg->policy);
 	free (cfg->rebuild);
+	free (cfg->rebuild_node);
+	free (cfg->engine);
 	free (cfg->service);
 	free (cfg->service_command);
 	free (cfg->fix);

@@ -38,36 +38,92 @@ register_atfork (void)
 	pthread_atfork (fork_prepare, fork_parent, fork_child);
 }
 
-/* Loads the view and checks its stamp; 0 when it can be served. */
+/* Loads the view at `path` (the configured one, or this user's own:
+ * rebuild.c) and checks its stamp against what upstream is now; 0 when it
+ * can be served. `brief` gets a few words for the closed notice. */
 static int
-try_view_inlock (const nf_config *cfg, char *why, size_t why_len)
+try_view_inlock (const nf_config *cfg, const char *path, char *why, size_t why_len, const char **brief)
 {
-	if (view_load (cfg->view, &nf.view, why, why_len) < 0)
+	*brief = "view unusable";
+	if (view_load (path, &nf.view, why, why_len) < 0) {
+		if (access (path, F_OK) != 0)
+			*brief = "no view";
 		return -1;
+	}
 	if (cfg->browser && nf.view.snapshot == NULL) {
-		snprintf (why, why_len, "view %s holds no record of the browser's roots (it was built from a module, not from %s)", cfg->view, cfg->upstream);
+		snprintf (why, why_len, "view %s holds no record of the browser's roots (it was built from a module, not from %s)", path, cfg->upstream);
 		view_free (&nf.view);
 		return -1;
 	}
 	char reason[512] = "";
-	char *stamp = stamp_build (cfg->upstream, cfg->params, cfg->trust_paths, cfg->policy, reason, sizeof reason);
+	char *stamp = stamp_build (cfg->upstream, cfg->params, cfg->trust_paths, cfg->policy, cfg->engine, reason, sizeof reason);
 	int fresh = stamp != NULL && strcmp (stamp, nf.view.stamp) == 0;
 	if (stamp != NULL && !fresh)
 		stamp_diff (nf.view.stamp, stamp, reason, sizeof reason);
 	free (stamp);
-	if (!fresh && cfg->browser) {
-		snprintf (why, why_len, "view %s is stale: the browser (%s) or policy %s changed since it was built, so its roots may have too (%s)",
-		          cfg->view, cfg->upstream, cfg->policy, reason);
-		view_free (&nf.view);
+	if (fresh)
+		return 0;
+	*brief = "view stale";
+	if (cfg->browser)
+		snprintf (why, why_len, "view %s is stale: the browser (%s), policy %s or ncfence changed since it was built, so its roots may have too (%s)",
+		          path, cfg->upstream, cfg->policy, reason);
+	else
+		snprintf (why, why_len, "view %s is stale: upstream %s, its trust files, policy %s or ncfence changed since it was built (%s)",
+		          path, cfg->upstream, cfg->policy, reason);
+	view_free (&nf.view);
+	return -1;
+}
+
+/* A view that is not fresh is rebuilt by the package's command, in place or
+ * in this user's own directory (rebuild.c), and then served if it is fresh.
+ * 0 when a fresh view is loaded; otherwise `why` says why not. */
+static int
+refresh_inlock (const nf_config *cfg, char *why, size_t why_len, const char **brief)
+{
+	char rwhy[1024] = "";
+	const char *b;
+	if (cfg->rebuild == NULL)
+		return -1;
+	/* A privileged process never runs the rebuild, nor reads a view from a
+	 * directory its (less trusted) environment names: the command would
+	 * run with privileges its invoker lacks (review: setuid programs). */
+	if (nf_privileged ()) {
+		nf_warn ("%s; not running %s to rebuild it: this process runs with elevated privileges", why, cfg->rebuild);
 		return -1;
 	}
-	if (!fresh) {
-		snprintf (why, why_len, "view %s is stale: upstream %s, its trust files or policy %s changed since it was built (%s)",
-		          cfg->view, cfg->upstream, cfg->policy, reason);
-		view_free (&nf.view);
+	/* A rebuild never runs inside a rebuild (the browser a browser build
+	 * starts; doctor's checks: rebuild.c sets the variable), but a view of
+	 * this user's own that is fresh is still used. */
+	if (secure_getenv ("NCFENCE_REBUILDING") != NULL) {
+		nf_rebuild_plan look;
+		if (rebuild_prepare (cfg, 0, &look, rwhy, sizeof rwhy) == 0 && look.dir[0] != '\0' &&
+		    try_view_inlock (cfg, look.view, rwhy, sizeof rwhy, &b) == 0)
+			return 0;
 		return -1;
 	}
-	return 0;
+	nf_rebuild_plan plan;
+	if (rebuild_prepare (cfg, 1, &plan, rwhy, sizeof rwhy) < 0) {
+		nf_warn ("%s; cannot rebuild it: %s", why, rwhy);
+		*brief = "rebuild refused";
+		return -1;
+	}
+	/* Built already: by another process while this one waited for the lock,
+	 * or earlier into this user's directory. */
+	if (try_view_inlock (cfg, plan.view, rwhy, sizeof rwhy, &b) == 0) {
+		nf_debug (NF_DBG_INIT, "init: %s is stale; serving the fresh view %s", cfg->view, plan.view);
+		rebuild_release (&plan);
+		return 0;
+	}
+	nf_warn ("%s; running %s to rebuild it%s", why, cfg->rebuild, plan.dir[0] ? " in this user's own directory" : "");
+	int rc = rebuild_run (cfg, &plan, rwhy, sizeof rwhy);
+	if (rc == 0)
+		rc = try_view_inlock (cfg, plan.view, rwhy, sizeof rwhy, &b);
+	rebuild_release (&plan);
+	if (rc == 0)
+		return 0;
+	snprintf (why, why_len, "%s", rwhy);
+	*brief = "rebuild failed";
+	return -1;
 }
 
 static int
@@ -89,20 +145,36 @@ host_is_java (void)
 	return found;
 }
 
+/* The closed view, said where people look: stderr, the token (notice.c)
+ * and, on a desktop, a notification. */
+static void
+closed (const char *config, const char *brief, const char *why, const char *fix)
+{
+	nf_warn ("%s; no public root is trusted (closed view). Fix: run `%s`", why, fix);
+	notice_closed (brief);
+	notice_notify (config != NULL ? config : "", why, fix);
+}
+
 /* Loads config, upstream and view; leaves nf.mode saying what is served. */
 static void
 init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 {
 	char why[1024] = "";
+	char fix[512] = "";
 	nf_config cfg;
 	nf.mode = NF_MODE_CLOSED;
-	int found = config_find (&cfg, why, sizeof why);
+	notice_clear ();
+	int found = config_find (&cfg, why, sizeof why, fix, sizeof fix);
 	if (found == 0) {
 		nf_warn ("no configuration (set NCFENCE_CONFIG or run `ncfence build`); presenting no roots at all");
+		notice_closed ("no configuration");
+		lower_use_snapshot (); /* its one slot says so */
 		return;
 	}
 	if (found < 0) {
-		nf_warn ("%s; presenting no roots at all. Fix: run `ncfence build`", why);
+		nf_warn ("%s; presenting no roots at all. Fix: %s", why, fix);
+		notice_closed ("bad configuration");
+		lower_use_snapshot ();
 		return;
 	}
 	nf_debug (NF_DBG_INIT, "init: configuration %s, upstream %s%s", cfg.source, cfg.upstream, cfg.browser ? " (browser)" : "");
@@ -110,25 +182,13 @@ init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 		lower_use_snapshot ();
 	else if (lower_load (cfg.upstream, args, cfg.params, why, sizeof why) != CKR_OK) {
 		nf_warn ("%s; presenting no roots at all. Fix: check `upstream` in %s", why, cfg.source);
+		notice_closed ("upstream missing");
+		lower_use_snapshot ();
 		config_free (&cfg);
 		return;
 	}
-	/* A rebuild never runs inside a rebuild: the browser a browser build
-	 * starts must not rebuild in turn (rebuild.c sets the variable). */
-	int nested = secure_getenv ("NCFENCE_REBUILDING") != NULL;
-	int fresh = try_view_inlock (&cfg, why, sizeof why) == 0;
-	/* A privileged process never runs the rebuild: the command would run
-	 * with privileges its invoker lacks (review: setuid programs). */
-	if (!fresh && cfg.rebuild != NULL && nf_privileged ())
-		nf_warn ("%s; not running %s to rebuild it: this process runs with elevated privileges", why, cfg.rebuild);
-	else if (!fresh && cfg.rebuild != NULL && !nested) {
-		char rwhy[512] = "";
-		nf_warn ("%s; running %s to rebuild it", why, cfg.rebuild);
-		if (rebuild_run (&cfg, rwhy, sizeof rwhy) < 0)
-			snprintf (why, sizeof why, "%s", rwhy);
-		else if (try_view_inlock (&cfg, why, sizeof why) == 0)
-			why[0] = '\0';
-	}
+	const char *brief = "";
+	int fresh = try_view_inlock (&cfg, cfg.view, why, sizeof why, &brief) == 0 || refresh_inlock (&cfg, why, sizeof why, &brief) == 0;
 	if (cfg.service != NULL && cfg.service[0] != '\0') {
 		nf.service_path = strdup (cfg.service);
 		nf.service_command = cfg.service_command && cfg.service_command[0] ? strdup (cfg.service_command) : NULL;
@@ -138,11 +198,12 @@ init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 	if (nf.java_host)
 		nf_warn ("the host is a Java VM, whose PKIX ignores the name constraints of a trust anchor; ncfence presents "
 		         "no certificate as CKA_TRUSTED to it, so Java trusts nothing through this module (docs/security-model.md)");
-	if (nf.view.data != NULL) {
+	if (fresh) {
 		nf.mode = NF_MODE_FENCED;
-		nf_debug (NF_DBG_INIT, "init: view %s, %zu objects", cfg.view, nf.view.nobjects);
+		nf_debug (NF_DBG_INIT, "init: view %s, %zu objects%s", cfg.view, nf.view.nobjects,
+		          nf.view.two_forms ? ", two forms of R' (which one a search sees: host.c)" : "");
 	} else {
-		nf_warn ("%s; no public root is trusted (closed view). Fix: run `%s`", why, cfg.fix ? cfg.fix : "ncfence build");
+		closed (cfg.source, brief, why, cfg.fix ? cfg.fix : "ncfence build");
 	}
 	config_free (&cfg);
 }
@@ -209,6 +270,7 @@ nf_C_Finalize (CK_VOID_PTR reserved)
 		map_free (&nf.verdicts);
 		fast_clear ();
 		live_free_all_inlock ();
+		notice_clear ();
 		free (nf.service_path);
 		free (nf.service_command);
 		nf.service_path = nf.service_command = NULL;

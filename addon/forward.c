@@ -24,8 +24,6 @@ lower_get (void)
 #define S CKR_SLOT_ID_INVALID
 #define H CKR_SESSION_HANDLE_INVALID
 #define N CKR_FUNCTION_NOT_SUPPORTED
-FWD (C_GetSlotInfo, S, (CK_SLOT_ID a, CK_SLOT_INFO_PTR b), (a, b))
-FWD (C_GetTokenInfo, S, (CK_SLOT_ID a, CK_TOKEN_INFO_PTR b), (a, b))
 FWD (C_GetMechanismList, S, (CK_SLOT_ID a, CK_MECHANISM_TYPE_PTR b, CK_ULONG_PTR c), (a, b, c))
 FWD (C_GetMechanismInfo, S, (CK_SLOT_ID a, CK_MECHANISM_TYPE b, CK_MECHANISM_INFO_PTR c), (a, b, c))
 FWD (C_InitToken, S, (CK_SLOT_ID a, CK_UTF8CHAR_PTR b, CK_ULONG c, CK_UTF8CHAR_PTR d), (a, b, c, d))
@@ -76,6 +74,36 @@ FWD (C_GenerateRandom, H, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c), (a, 
 FWD (C_GetFunctionStatus, H, (CK_SESSION_HANDLE a), (a))
 FWD (C_CancelFunction, H, (CK_SESSION_HANDLE a), (a))
 FWD (C_WaitForSlotEvent, N, (CK_FLAGS a, CK_SLOT_ID_PTR b, CK_VOID_PTR c), (a, b, c))
+
+/* Slot and token descriptions pass through, except while the view is
+ * closed: then they say so (notice.c). */
+static CK_RV
+nf_C_GetSlotInfo (CK_SLOT_ID slot, CK_SLOT_INFO_PTR info)
+{
+	if (!__atomic_load_n (&nf.initialized, __ATOMIC_ACQUIRE))
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	CK_FUNCTION_LIST_PTR fl = lower_get ();
+	if (fl == NULL)
+		return CKR_SLOT_ID_INVALID;
+	CK_RV rv = fl->C_GetSlotInfo ? fl->C_GetSlotInfo (slot, info) : CKR_FUNCTION_NOT_SUPPORTED;
+	if (rv == CKR_OK)
+		notice_slot_info (info);
+	return rv;
+}
+
+static CK_RV
+nf_C_GetTokenInfo (CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
+{
+	if (!__atomic_load_n (&nf.initialized, __ATOMIC_ACQUIRE))
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	CK_FUNCTION_LIST_PTR fl = lower_get ();
+	if (fl == NULL)
+		return CKR_SLOT_ID_INVALID;
+	CK_RV rv = fl->C_GetTokenInfo ? fl->C_GetTokenInfo (slot, info) : CKR_FUNCTION_NOT_SUPPORTED;
+	if (rv == CKR_OK)
+		notice_token_info (info);
+	return rv;
+}
 
 /* With no upstream there are no slots. */
 static CK_RV

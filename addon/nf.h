@@ -29,6 +29,13 @@
 #define NF_CKO_TRUST                0x0000000bUL
 #define NF_CKA_PKCS_TRUST_FIRST     0x0000062cUL /* CKA_TRUST_SERVER_AUTH */
 #define NF_CKA_PKCS_TRUST_LAST      0x00000632UL /* CKA_TRUST_OCSP_SIGNING */
+/* ncfence's own, only in the view file (src/pkcs11/constants.ts): which
+ * processes an object is for. view.c takes it off the object at load, so
+ * it is never served. */
+#define NF_CKA_NCFENCE_AUDIENCE     0xce434601UL
+#define NF_AUDIENCE_ALL             0u
+#define NF_AUDIENCE_NSS_FORM        1u /* R' for processes that may hold NSS */
+#define NF_AUDIENCE_PLAIN_FORM      2u /* R' only where NSS is known absent */
 #define NF_CKT_TRUST_UNKNOWN        0UL
 #define NF_CKT_NOT_TRUSTED          3UL
 #define NF_CKT_TRUST_MUST_VERIFY    4UL
@@ -86,6 +93,7 @@ typedef struct {
 	 * matched without walking the attribute array (view.c). */
 	CK_ULONG cls;
 	int has_cls;
+	unsigned audience; /* NF_AUDIENCE_*, from NF_CKA_NCFENCE_AUDIENCE */
 } nf_object;
 
 /* One slot of the view's index: an open-addressed table keyed by the hash
@@ -107,6 +115,8 @@ typedef struct {
 } nf_index_entry;
 #define NF_IDX_USED 1u
 #define NF_IDX_CLS 2u /* cls holds the object's class */
+#define NF_IDX_NSS_FORM 4u   /* the object's audience, so a search skips it unread */
+#define NF_IDX_PLAIN_FORM 8u
 
 typedef struct {
 	unsigned char *data; /* the whole file */
@@ -122,6 +132,7 @@ typedef struct {
 	int one_slot;          /* every object is in slot `slot` */
 	CK_SLOT_ID slot;
 	unsigned char *compact; /* short indexed values, contiguous */
+	int two_forms;          /* some objects are for one audience only (host.c) */
 	struct nf_snapshot *snapshot; /* browser targets: the browser's own token (snapshot.c); else NULL */
 } nf_view;
 
@@ -168,11 +179,21 @@ void view_probe_value (const nf_view *v, const nf_view_probe *p); /* after the l
 int view_search (const nf_view *v, const nf_view_probe *p, CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count,
                  int (*emit) (void *ctx, size_t object), void *ctx);
 
+/* ---- host.c ---- */
+/* Views with two forms of R': 1 when the plain form may be served here
+ * (NSS has never been loaded in this process and GnuTLS or OpenSSL is), 0
+ * for the NSS form (NSS loaded, or unsure). Cheap while the set of loaded
+ * objects does not change. */
+int host_serves_plain_form (void);
+
 /* ---- stamp.c ---- */
 /* Builds the upstream fingerprint (src/view/stamp.ts); malloc'd. NULL, with
  * the reason in why, on any error or past a bound: the view is then stale. */
 char *stamp_build (const char *library, const char *params, const char *builtin_paths, const char *policy,
-                   char *why, size_t why_len);
+                   const char *engine, char *why, size_t why_len);
+/* The value of the `paths` argument p11-kit-trust takes from a parameter
+ * string (malloc'd), or NULL when none sets it (or on failure: *failed). */
+char *stamp_paths_argument (const char *params, int *failed);
 /* Describes the first line where two stamps differ, for the stale warning. */
 void stamp_diff (const char *view, const char *now, char *out, size_t out_len);
 
@@ -184,7 +205,9 @@ typedef struct {
 	char *view;
 	char *policy; /* part of the staleness stamp */
 	int browser;  /* upstream-kind = browser: upstream is a browser's libxul, served from the view's snapshot */
-	char *rebuild; /* optional: command that regenerates the view */
+	char *rebuild; /* optional: the package's command that regenerates the view (rebuild.c) */
+	char *rebuild_node; /* optional: the interpreter that runs it (rebuild-node) */
+	char *engine; /* optional: the package's engine-id file; stamped */
 	char *service; /* optional: the live .bit service's socket */
 	char *service_command; /* optional: starts the service on demand */
 	char *fix;    /* optional: the command that repairs this install, for warnings */
@@ -192,8 +215,9 @@ typedef struct {
 	long rebuild_timeout_ms;
 	char *source; /* which file it came from */
 } nf_config;
-/* 1 found and parsed, 0 none found, -1 malformed (reason in why). */
-int config_find (nf_config *cfg, char *why, size_t why_len);
+/* 1 found and parsed, 0 none found, -1 unreadable or malformed (reason in
+ * why, what to do about it in fix). */
+int config_find (nf_config *cfg, char *why, size_t why_len, char *fix, size_t fix_len);
 void config_free (nf_config *cfg);
 
 /* ---- live.c ---- */
@@ -204,7 +228,41 @@ CK_RV live_read (CK_OBJECT_HANDLE h, CK_SLOT_ID slot, CK_ATTRIBUTE_PTR tmpl, CK_
 void live_free_all_inlock (void);
 
 /* ---- rebuild.c ---- */
-int rebuild_run (const nf_config *cfg, char *why, size_t why_len);
+/* Where a fresh view can come from when the configured one is not fresh. */
+typedef struct {
+	char view[4096]; /* the view file to try after the rebuild */
+	char dir[3900];  /* the per-user directory, or "" when rebuilt in place */
+	int lock_fd;     /* held while building and reading; -1 when none */
+} nf_rebuild_plan;
+/* Chooses in place (this process may write the install) or this user's own
+ * directory. With `build`, creates that directory and takes the lock
+ * (bounded wait); without, only names the view to look at. 0 ok, -1 with
+ * why. */
+int rebuild_prepare (const nf_config *cfg, int build, nf_rebuild_plan *plan, char *why, size_t why_len);
+/* Runs the package's command for the plan, with the time limit. 0 when it
+ * ran and exited 0. */
+int rebuild_run (const nf_config *cfg, const nf_rebuild_plan *plan, char *why, size_t why_len);
+void rebuild_release (nf_rebuild_plan *plan);
+/* This user's cache directory (XDG); -1 when there is none. */
+int nf_user_cache (char *out, size_t len);
+/* $XDG_CACHE_HOME/ncfence, created 0700 and checked private (rebuild.c); -1 with why. */
+int nf_user_dir (char *out, size_t len, char *why, size_t why_len);
+/* FNV-1a 64 of a string: the per-user directory name of a configuration. */
+uint64_t nf_fnv1a (const char *s);
+
+/* ---- notice.c: a closed view says so where people look ---- */
+/* From here until notice_clear: token label and slot description say no
+ * root is trusted and why (reason: a few words), and a browser target with
+ * no view gets an empty slot that says so. */
+void notice_closed (const char *reason);
+void notice_clear (void);
+/* The empty token a browser target shows while closed; NULL otherwise. */
+const nf_snapshot *notice_snapshot (void);
+/* Overwrite the slot description / token label of an upstream slot while closed. */
+void notice_slot_info (CK_SLOT_INFO_PTR info);
+void notice_token_info (CK_TOKEN_INFO_PTR info);
+/* One desktop notification (rate-limited; only with a session bus). */
+void notice_notify (const char *config, const char *why, const char *fix);
 
 /* ---- global state (entry.c) ---- */
 typedef enum {

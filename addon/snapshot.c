@@ -40,10 +40,12 @@ snapshot_unlock (void)
 	pthread_mutex_unlock (&snap_lock);
 }
 
+/* The browser's token; while the view is closed, the empty token that says
+ * so (notice.c), or nothing. */
 static const nf_snapshot *
 snap (void)
 {
-	return nf.view.snapshot;
+	return nf.view.snapshot != NULL ? nf.view.snapshot : notice_snapshot ();
 }
 
 static CK_RV
@@ -266,6 +268,9 @@ snap_C_FindObjectsInit (CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG cou
 			rv = CKR_OPERATION_ACTIVE;
 		} else if (snap () == NULL) {
 			rv = CKR_DEVICE_REMOVED;
+		} else if (snap ()->token.nobjects == 0) {
+			s->nfound = s->pos = 0; /* the closed notice: an empty token */
+			s->finding = 1;
 		} else {
 			nf_view_probe p;
 			view_probe_start (&snap ()->token, &p, tmpl, count);

@@ -382,6 +382,16 @@ done:
 	return paths;
 }
 
+char *
+stamp_paths_argument (const char *params, int *failed)
+{
+	char why[128];
+	sbuf b = { .why = why, .why_len = sizeof why };
+	char *paths = paths_argument (&b, params ? params : "");
+	*failed = b.failed;
+	return paths;
+}
+
 /* Walks every trust path upstream reads: those of the `paths` argument,
  * else the configured built-in ones. */
 static void
@@ -409,8 +419,33 @@ add_trust_paths (sbuf *b, const char *params, const char *builtin)
 	free (arg);
 }
 
+/* The engine that built the view: the content of the package's engine-id
+ * file (its version and a digest of its code, written by the package's
+ * build), so an update of ncfence itself makes the view stale too. At most
+ * a line of printable ASCII is used; anything else stamps as "?". */
+static void
+add_engine (sbuf *b, const char *engine)
+{
+	char id[129];
+	size_t n = 0;
+	FILE *f = fopen (engine, "re");
+	int readable = f != NULL;
+	if (f != NULL) {
+		n = fread (id, 1, sizeof id - 1, f);
+		fclose (f);
+	}
+	while (n > 0 && (id[n - 1] == '\n' || id[n - 1] == ' '))
+		n--;
+	id[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (id[i] < 0x20 || id[i] > 0x7e)
+			n = 0, id[0] = '\0';
+	sb_add (b, "\nengine=%s:%s", engine, !readable ? "-" : n == 0 ? "?" : id);
+}
+
 char *
-stamp_build (const char *library, const char *params, const char *builtin_paths, const char *policy, char *why, size_t why_len)
+stamp_build (const char *library, const char *params, const char *builtin_paths, const char *policy, const char *engine,
+             char *why, size_t why_len)
 {
 	char real[PATH_MAX];
 	struct stat st;
@@ -432,6 +467,8 @@ stamp_build (const char *library, const char *params, const char *builtin_paths,
 	else
 		sb_add (&b, "\npolicy=%s:%lld:", policy, (long long)pst.st_size);
 	sb_mtime (&b, policy);
+	if (engine != NULL && engine[0] != '\0')
+		add_engine (&b, engine);
 	if (b.failed) {
 		free (b.buf);
 		return NULL;

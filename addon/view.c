@@ -13,7 +13,7 @@
 #include <pthread.h>
 
 #define VIEW_MAGIC "NCFVIEW\0"
-#define VIEW_VERSION 2
+#define VIEW_VERSION 3
 #define VIEW_HEADER 24
 #define VIEW_MAX_FILE (64u << 20)
 #define VIEW_MAX_OBJECTS 65536u
@@ -136,6 +136,33 @@ read_file (const char *path, unsigned char **data, size_t *size, char *why, size
 	return 0;
 }
 
+/* Takes NF_CKA_NCFENCE_AUDIENCE off the object (it is never served) into
+ * o->audience. Any value but a CK_ULONG 1 or 2, or two of them, makes the
+ * view invalid: an object whose audience is unknown must not be served. */
+static int
+take_audience (nf_object *o, uint32_t index, char *why, size_t why_len)
+{
+	for (CK_ULONG k = 0; k < o->nattrs;) {
+		if (o->attrs[k].type != NF_CKA_NCFENCE_AUDIENCE) {
+			k++;
+			continue;
+		}
+		CK_ULONG value = 0;
+		if (o->audience != NF_AUDIENCE_ALL || o->attrs[k].len != sizeof value)
+			goto bad;
+		memcpy (&value, o->attrs[k].value, sizeof value);
+		if (value != NF_AUDIENCE_NSS_FORM && value != NF_AUDIENCE_PLAIN_FORM)
+			goto bad;
+		o->audience = (unsigned)value;
+		memmove (&o->attrs[k], &o->attrs[k + 1], (o->nattrs - k - 1) * sizeof o->attrs[k]);
+		o->nattrs--;
+	}
+	return 0;
+bad:
+	snprintf (why, why_len, "view object %u has a malformed audience", index);
+	return -1;
+}
+
 static int
 parse_objects (nf_view *v, cursor *c, uint32_t count, char *why, size_t why_len)
 {
@@ -169,6 +196,9 @@ parse_objects (nf_view *v, cursor *c, uint32_t count, char *why, size_t why_len)
 				goto truncated;
 			v->attr_pool[used + k] = (nf_attr){ type, val, len };
 		}
+		if (take_audience (&v->objects[i], i, why, why_len) < 0)
+			return -1;
+		v->two_forms |= v->objects[i].audience != NF_AUDIENCE_ALL;
 		used += nattrs;
 	}
 	v->nobjects = count;
@@ -277,7 +307,9 @@ index_build (nf_view *v)
 				.len = (uint32_t)a->len,
 				.cls = cls32 ? (uint32_t)o->cls : 0,
 				.type = (uint16_t)a->type,
-				.flags = NF_IDX_USED | (cls32 ? NF_IDX_CLS : 0),
+				.flags = NF_IDX_USED | (cls32 ? NF_IDX_CLS : 0) |
+				         (o->audience == NF_AUDIENCE_NSS_FORM ? NF_IDX_NSS_FORM : 0) |
+				         (o->audience == NF_AUDIENCE_PLAIN_FORM ? NF_IDX_PLAIN_FORM : 0),
 			};
 			if (a->len <= COMPACT_MAX)
 				compact_size += a->len;
@@ -550,6 +582,14 @@ int
 view_search (const nf_view *v, const nf_view_probe *p, CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count,
              int (*emit) (void *ctx, size_t object), void *ctx)
 {
+	/* Two forms of R' (host.c): the one this process must not see is
+	 * withheld from every search; asked once per search. */
+	unsigned withheld_flag = 0, withheld = NF_AUDIENCE_ALL;
+	if (v->two_forms) {
+		int plain = host_serves_plain_form ();
+		withheld_flag = plain ? NF_IDX_NSS_FORM : NF_IDX_PLAIN_FORM;
+		withheld = plain ? NF_AUDIENCE_NSS_FORM : NF_AUDIENCE_PLAIN_FORM;
+	}
 	if (p->active) {
 		/* Candidates: entries with the value's hash, in object order along
 		 * the probe sequence; the indexed attribute is compared first, so
@@ -558,7 +598,7 @@ view_search (const nf_view *v, const nf_view_probe *p, CK_SLOT_ID slot, const CK
 		for (size_t b = p->home; v->index[b].flags != 0; b = (b + 1) & v->index_mask) {
 			const nf_index_entry *e = &v->index[b];
 			if (e->hash != p->hash || e->type != a->type || e->len != a->ulValueLen ||
-			    (e->len > 0 && memcmp (e->value, a->pValue, e->len) != 0))
+			    (e->len > 0 && memcmp (e->value, a->pValue, e->len) != 0) || (e->flags & withheld_flag))
 				continue;
 			if (entry_matches (v, e, slot, tmpl, count, p->k) && emit (ctx, e->object) < 0)
 				return -1;
@@ -566,7 +606,8 @@ view_search (const nf_view *v, const nf_view_probe *p, CK_SLOT_ID slot, const CK
 		return 0;
 	}
 	for (size_t i = 0; i < v->nobjects; i++)
-		if (v->objects[i].slot == slot && attrs_match (&v->objects[i], tmpl, count) && emit (ctx, i) < 0)
+		if (v->objects[i].slot == slot && (withheld == NF_AUDIENCE_ALL || v->objects[i].audience != withheld) &&
+		    attrs_match (&v->objects[i], tmpl, count) && emit (ctx, i) < 0)
 			return -1;
 	return 0;
 }

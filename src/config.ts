@@ -22,8 +22,15 @@ export interface ModuleConfig {
   view: string;
   /** The policy the view was built with; part of the staleness stamp. */
   policy: string;
-  /** Executable the module runs (`CMD build ...`) to regenerate a stale or unusable view. */
+  /**
+   * The package's command the module runs (`CMD refresh --config FILE
+   * [--out DIR]`, addon/rebuild.c) to regenerate a view that is not fresh.
+   */
   rebuild?: string;
+  /** The interpreter that runs `rebuild` (absent: `rebuild` is run itself). */
+  rebuildNode?: string;
+  /** The package's engine-id file; its content is part of the stamp, so updating ncfence makes the view stale. */
+  engine?: string;
   /** Time limit for that run, 1..120000 ms (module default 15000). */
   rebuildTimeoutMs?: number;
   /** Socket of the live .bit service (`ncfence serve`); absent: no Namecoin anchors. */
@@ -50,6 +57,8 @@ export function formatConfig(c: ModuleConfig): string {
     `policy = ${c.policy}`,
   ];
   if (c.rebuild) lines.push(`rebuild = ${c.rebuild}`);
+  if (c.rebuildNode) lines.push(`rebuild-node = ${c.rebuildNode}`);
+  if (c.engine) lines.push(`engine = ${c.engine}`);
   if (c.rebuildTimeoutMs !== undefined) lines.push(`rebuild-timeout-ms = ${c.rebuildTimeoutMs}`);
   if (c.service) lines.push(`service = ${c.service}`);
   if (c.serviceTimeoutMs !== undefined) lines.push(`service-timeout-ms = ${c.serviceTimeoutMs}`);
@@ -68,6 +77,8 @@ export function readConfig(file: string): ModuleConfig {
     view: 'view',
     policy: 'policy',
     rebuild: 'rebuild',
+    'rebuild-node': 'rebuildNode',
+    engine: 'engine',
     'rebuild-timeout-ms': 'rebuildTimeoutMs',
     service: 'service',
     'service-timeout-ms': 'serviceTimeoutMs',

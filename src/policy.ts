@@ -8,7 +8,9 @@ import { createRequire } from 'node:module';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from './engine/errors.js';
-import { checkAbsoluteDnsName, checkConstraintDnsName, cidrSubtree, dnsSubtree } from './engine/nameConstraints.js';
+import { jsonSyntaxProblem } from './jsonError.js';
+import { describePathError } from './systemError.js';
+import { checkAbsoluteDnsName, checkConstraintDnsName, checkConstraintMailDomain, cidrSubtree, dnsSubtree, rfc822Subtree } from './engine/nameConstraints.js';
 import type { AnchorKeyType } from './engine/crossSign.js';
 
 /** What happens to one trusted upstream root. */
@@ -28,8 +30,17 @@ export interface Policy {
   digest: Uint8Array;
   /** The excluded dNSNames every verifier reads (absolute forms such as `bit.` are only in excludedSubtrees). */
   excludedDnsNames: string[];
+  /** The excluded rfc822Name hosts (`bit`) and domains (`.bit`). */
+  excludedMailDomains: string[];
   /** GeneralSubtree DER values, ready for the engine. */
   excludedSubtrees: Uint8Array[];
+  /**
+   * `excludedForNss` as GeneralSubtrees (empty when the policy has none):
+   * when present, each root gets a second R' excluding these as well, which
+   * the module serves wherever NSS may be in the process (docs/policy.md,
+   * 'Two forms of R'').
+   */
+  nssSubtrees: Uint8Array[];
   anchorKey: AnchorKeyType;
   /** Purposes an anchor keeps; a root trusted for none of them is dropped. */
   trustedFor: Purpose[];
@@ -58,6 +69,23 @@ export const TARGET_POLICY = {
   'p11-kit': fileURLToPath(new URL('../rules/p11-kit.json', import.meta.url)),
 } as const;
 
+/**
+ * The policy `ncfence build` uses when none is named: the one for the
+ * programs that read what it wraps (docs/policy.md, 'Which policy build
+ * uses'). `upstream` is the module's real path; `browser` a browser build.
+ * A browser's own roots are read by the browser (default.json). NSS's
+ * built-in roots module is read by NSS programs (nss.json). Any other
+ * module, p11-kit-trust included (on Fedora it is libnssckbi.so), may be
+ * read by NSS and by p11-kit consumers: p11-kit.json, whose NSS form serves
+ * NSS and any process the module cannot place (never default.json, which
+ * leaves NSS the CN-fallback and trailing-dot holes).
+ */
+export function policyForUpstream(upstream: string, browser: boolean): string {
+  if (browser) return TARGET_POLICY.browser;
+  const name = upstream.slice(upstream.lastIndexOf('/') + 1);
+  return /^libnssckbi\.so(\.|$)/.test(name) ? TARGET_POLICY.nss : TARGET_POLICY['p11-kit'];
+}
+
 const PURPOSES: readonly Purpose[] = ['serverAuth', 'clientAuth', 'emailProtection', 'codeSigning'];
 const KEY_FAMILIES: readonly KeyFamily[] = ['rsa', 'ec', 'rsa-pss', 'other'];
 const SELECTORS = ['expired', 'alreadyExcluded', 'weakSignature', 'noCommonName'] as const;
@@ -82,7 +110,7 @@ function placeOf(doc: unknown, instancePath: string): string {
   return out || '(top)';
 }
 
-const joinPlace = (place: string, field: string): string => `${place}.${field}`;
+const joinPlace = (place: string, field: string): string => (place === '(top)' ? field : `${place}.${field}`);
 
 /** One schema error as ncfence words it: the place, then what is wrong, with the schema's description where it has one. */
 function describeSchemaError(doc: unknown, e: ErrorObject): [string, string] {
@@ -178,31 +206,39 @@ function fail(file: string, where: string, problem: string): never {
   throw new EngineError('POLICY', `${file}: ${where}: ${problem}`);
 }
 
+type ExcludedDoc = { dNSName?: string[]; rfc822Name?: string[]; iPAddress?: string[] };
+
 interface PolicyDoc {
-  excluded: { dNSName: string[]; iPAddress?: string[] };
+  excluded: ExcludedDoc & { dNSName: string[] };
+  excludedForNss?: ExcludedDoc;
   anchorKey?: AnchorKeyType;
   trustedFor?: Purpose[];
   select?: Partial<Record<(typeof SELECTORS)[number], RootAction>> & { keyTypes?: Partial<Record<KeyFamily, RootAction>> };
   overrides?: Override[];
 }
 
-function readExcluded(file: string, excluded: PolicyDoc['excluded']): { names: string[]; subtrees: Uint8Array[] } {
-  const checked = excluded.dNSName.map((n, i) => {
-    try {
-      return n.endsWith('.') ? checkAbsoluteDnsName(n) : checkConstraintDnsName(n);
-    } catch (e) {
-      return fail(file, `excluded.dNSName[${i}]`, (e as Error).message);
-    }
-  });
-  if (checked.every((n) => n.endsWith('.'))) fail(file, 'excluded.dNSName', 'must name at least one DNS name without a trailing dot (the form every verifier reads)');
-  const ranges = (excluded.iPAddress ?? []).map((c, i) => {
-    try {
-      return cidrSubtree(c);
-    } catch (e) {
-      return fail(file, `excluded.iPAddress[${i}]`, (e as Error).message);
-    }
-  });
-  return { names: checked.filter((n) => !n.endsWith('.')), subtrees: [...checked.map(dnsSubtree), ...ranges] };
+/** One `excluded` block's names as GeneralSubtrees; `at` is its place in the file. */
+function readSubtrees(file: string, at: string, excluded: ExcludedDoc): { names: string[]; mail: string[]; subtrees: Uint8Array[] } {
+  const each = <T>(list: string[] | undefined, field: string, check: (v: string) => T): T[] =>
+    (list ?? []).map((v, i) => {
+      try {
+        return check(v);
+      } catch (e) {
+        return fail(file, `${at}.${field}[${i}]`, (e as Error).message);
+      }
+    });
+  const names = each(excluded.dNSName, 'dNSName', (n) => (n.endsWith('.') ? checkAbsoluteDnsName(n) : checkConstraintDnsName(n)));
+  const mail = each(excluded.rfc822Name, 'rfc822Name', checkConstraintMailDomain);
+  const ranges = each(excluded.iPAddress, 'iPAddress', cidrSubtree);
+  return { names, mail, subtrees: [...names.map(dnsSubtree), ...mail.map(rfc822Subtree), ...ranges] };
+}
+
+function readExcluded(file: string, d: PolicyDoc): { names: string[]; mail: string[]; subtrees: Uint8Array[]; nss: Uint8Array[] } {
+  const always = readSubtrees(file, 'excluded', d.excluded);
+  if (always.names.every((n) => n.endsWith('.'))) fail(file, 'excluded.dNSName', 'must name at least one DNS name without a trailing dot (the form every verifier reads)');
+  const nss = d.excludedForNss ? readSubtrees(file, 'excludedForNss', d.excludedForNss).subtrees : [];
+  if (d.excludedForNss && nss.length === 0) fail(file, 'excludedForNss', 'names nothing (leave it out instead)');
+  return { names: always.names.filter((n) => !n.endsWith('.')), mail: always.mail, subtrees: always.subtrees, nss };
 }
 
 function readSelect(s: PolicyDoc['select'] = {}): Policy['select'] {
@@ -228,22 +264,24 @@ export function loadPolicy(file: string = DEFAULT_POLICY): Policy {
   try {
     raw = readFileSync(file);
   } catch (cause) {
-    throw new EngineError('POLICY', `${file}: cannot read policy: ${(cause as Error).message}`, { cause });
+    throw new EngineError('POLICY', `cannot read the policy: ${describePathError(cause, file)}`, { cause });
   }
   let doc: unknown;
   try {
     doc = JSON.parse(raw.toString('utf8'));
   } catch (cause) {
-    throw new EngineError('POLICY', `${file}: not valid JSON: ${(cause as Error).message}`, { cause });
+    throw new EngineError('POLICY', `${file}: not valid JSON: ${jsonSyntaxProblem(raw.toString('utf8'))}`, { cause });
   }
   checkShape(file, doc);
   const d = doc as PolicyDoc;
-  const excluded = readExcluded(file, d.excluded);
+  const excluded = readExcluded(file, d);
   return {
     file,
     digest: new Uint8Array(createHash('sha256').update(raw).digest()),
     excludedDnsNames: excluded.names,
+    excludedMailDomains: excluded.mail,
     excludedSubtrees: excluded.subtrees,
+    nssSubtrees: excluded.nss,
     anchorKey: d.anchorKey ?? 'P-256',
     trustedFor: d.trustedFor ?? [...PURPOSES],
     select: readSelect(d.select),

@@ -9,14 +9,15 @@
 // Browser layout built from ESR 140.
 
 import test from 'ava';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readBrowserRoots } from '../src/browser/probe.js';
-import { compareRootPrograms, excludedNames, totalDifferences, type RootComparison } from '../src/browser/compare.js';
+import { compareRootPrograms, excludedNames, totalDifferences } from '../src/browser/compare.js';
 import { CKA, CKO } from '../src/pkcs11/constants.js';
 import type { UpstreamObject } from '../src/compile/upstream.js';
-import { FIREFOX_ESR140_DIR, FIREFOX_INSTALL_DIR, THUNDERBIRD_INSTALL_DIR, copyFirefoxInstall, hardlinkCopy, swapBrowser } from './helpers/firefox.js';
+import { FIREFOX_ESR140_DIR, FIREFOX_INSTALL_DIR, THUNDERBIRD_INSTALL_DIR, copyFirefoxInstall, swapBrowser } from './helpers/firefox.js';
+import { assertEquivalent, torBrowserStandIn } from './helpers/roots.js';
 import { CLI, DIST_CLI, SYSTEM_CKBI } from './helpers/paths.js';
 import { requireTool, run } from './helpers/run.js';
 import { treeDigest } from './helpers/tree.js';
@@ -35,14 +36,6 @@ test.after.always(() => {
 const cli = (args: string[]) => run(process.execPath, ['--import', 'tsx', CLI, ...args], { timeoutMs: 120_000, env: { ...process.env, NCFENCE_CONFIG: '' } });
 const classOf = (o: UpstreamObject): number => Number(Buffer.from(o.attrs.get(CKA.CLASS)!).readBigUInt64LE());
 const countClass = (objects: UpstreamObject[], cls: number): number => objects.filter((o) => classOf(o) === cls).length;
-
-function assertEquivalent(t: import('ava').ExecutionContext, c: RootComparison): void {
-  for (const k of ['missing', 'extra', 'differences', 'unfenced', 'originalsTrusted', 'otherObjects'] as const) {
-    t.deepEqual(c[k], [], `${k}: ${c[k].slice(0, 5).map((d) => `${d.label}: ${d.what}`).join('; ')}`);
-  }
-  t.is(c.matched, c.stockRoots);
-  t.true(c.stockRoots > 100);
-}
 
 interface Case {
   name: string;
@@ -160,8 +153,11 @@ test.serial('a browser update under an installed view: closed with the fix named
   t.is(closed.manufacturer, 'ncfence');
   t.false(closed.rootList);
   t.is(closed.objects.length, 0, 'no roots at all while the view is stale');
+  // Said where a person looks: the Security Devices list shows this token and slot.
+  t.is(closed.tokenLabel, 'ncfence: NO ROOTS TRUSTED');
+  t.is(closed.slotDescription, 'ncfence: no roots trusted (view stale); run ncfence doctor');
   const warning = stderr.split('\n').find((l) => l.includes('(ncfence:'));
-  t.regex(warning ?? '', /view .* is stale: the browser \(.*libxul\.so\) or policy .* changed since it was built.*no public root is trusted \(closed view\)\. Fix: run `ncfence install firefox --dir .*update`/, stderr);
+  t.regex(warning ?? '', /view .* is stale: the browser \(.*libxul\.so\), policy .* or ncfence changed since it was built.*no public root is trusted \(closed view\)\. Fix: run `ncfence install firefox --dir .*update`/, stderr);
 
   // The module rebuilds: the rebuild starts the browser from a shadow
   // without libnssckbi.so, so it reads the builtins and cannot recurse.
@@ -173,29 +169,6 @@ test.serial('a browser update under an installed view: closed with the fix named
   const st = JSON.parse((await cli(['status', '--json', '--dir', copy])).stdout) as { location: string; viewState: string }[];
   t.is(st.find((r) => r.location === copy)?.viewState, 'fresh');
 });
-
-/**
- * A Tor Browser 15 layout (tor-browser-build projects/browser/build) around
- * Firefox ESR 140, its base: tor-browser/Browser/ holds the browser with
- * the ELF binary as firefox.real, a `firefox` wrapper script, the
- * start-tor-browser launcher, TorBrowser/Data/Browser/profile.default and
- * TorBrowser/Tor; its prefs turn the certificate database off as Tor
- * Browser's do (security.nocertdb, private browsing).
- */
-async function torBrowserStandIn(root: string): Promise<string> {
-  const browser = join(root, 'tor-browser', 'Browser');
-  mkdirSync(browser, { recursive: true });
-  await hardlinkCopy(FIREFOX_ESR140_DIR, browser);
-  rmSync(join(browser, 'firefox-bin'), { force: true });
-  renameSync(join(browser, 'firefox-esr'), join(browser, 'firefox.real'));
-  writeFileSync(join(browser, 'firefox'), '#!/bin/sh\nexec "$(dirname "$0")/firefox.real" "$@"\n');
-  writeFileSync(join(browser, 'start-tor-browser'), '#!/bin/sh\ncd "$(dirname "$0")" && HOME="$PWD" exec ./firefox "$@"\n');
-  for (const f of ['firefox', 'start-tor-browser']) chmodSync(join(browser, f), 0o755);
-  mkdirSync(join(browser, 'TorBrowser', 'Data', 'Browser', 'profile.default'), { recursive: true });
-  mkdirSync(join(browser, 'TorBrowser', 'Tor'), { recursive: true });
-  writeFileSync(join(browser, 'defaults', 'pref', '001-tor-browser-standin.js'), 'pref("security.nocertdb", true);\npref("browser.privatebrowsing.autostart", true);\n');
-  return join(root, 'tor-browser');
-}
 
 test.serial('Tor Browser layout (stand-in from ESR 140): install tor-browser finds Browser/ and fences its own roots', async (t) => {
   const top = await torBrowserStandIn(join(dir, 'tor'));

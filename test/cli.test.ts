@@ -4,7 +4,8 @@
 // systems, honest --root messages.
 
 import test from 'ava';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, P11KIT_TRUST, ROOT } from './helpers/paths.js';
@@ -46,7 +47,7 @@ const refusals: { name: string; args: string[]; message: RegExp }[] = [
   { name: 'an option of another install target', args: ['install', 'nss', '--dir', '/tmp'], message: /^ncfence: install nss does not take --dir \(it is for firefox, thunderbird, tor-browser\)$/ },
   { name: 'auto-rebuild for p11-kit', args: ['install', 'p11-kit', '--auto-rebuild'], message: /install p11-kit does not take --auto-rebuild/ },
   { name: 'a serve option given to status', args: ['status', '--rules', 'x.json'], message: /^ncfence: status does not take --rules/ },
-  { name: 'an unknown option', args: ['build', '--frobnicate'], message: /Unknown option '--frobnicate'.*\(try: ncfence build --help\)/ },
+  { name: 'an unknown option', args: ['build', '--frobnicate'], message: /^ncfence: --frobnicate is not an option of ncfence \(try: ncfence build --help\)$/ },
   { name: 'an unknown command', args: ['frobnicate'], message: /unknown command "frobnicate"/ },
   { name: 'a --root that does not exist', args: ['install', 'nss', '--root', '/nonexistent-ncfence-root'], message: /--root \/nonexistent-ncfence-root is not a directory/ },
 ];
@@ -78,4 +79,45 @@ test('build --out under /proc fails at once instead of spinning', async (t) => {
   t.is(r.code, 1, r.stderr);
   t.regex(r.stderr, /cannot create directory \/proc\/ncfence-x/);
   t.log(`returned in ${Date.now() - started} ms`);
+});
+
+test('build --service "" removes the service line a plain rebuild keeps (what doctor\'s fix and docs/namecoin.md say)', async (t) => {
+  const out = join(dir, 'service-line');
+  const args = ['build', '--upstream', P11KIT_TRUST, '--upstream-params', `paths=${join(dir, 'no-such-trust-dir')}`, '--allow-empty', '--out', out];
+  const conf = (): string => readFileSync(join(out, 'ncfence.conf'), 'utf8');
+  t.is((await cli([...args, '--service', join(dir, 'svc.sock')])).code, 0);
+  t.regex(conf(), /^service = .*svc\.sock$/m);
+  t.is((await cli(args)).code, 0);
+  t.regex(conf(), /^service = .*svc\.sock$/m, 'a rebuild without --service keeps the line');
+  const r = await cli([...args, '--service', '']);
+  t.is(r.code, 0, r.stderr);
+  t.notRegex(conf(), /^service\b/m);
+});
+
+test('serve listens where its --help says: $XDG_RUNTIME_DIR/ncfence/service.sock, else ~/.cache/ncfence/service.sock', async (t) => {
+  const help = (await cli(['serve', '--help'])).stdout.replace(/\s+/g, ' ');
+  t.regex(help, /\(default \$XDG_RUNTIME_DIR\/ncfence\/service\.sock, or ~\/\.cache\/ncfence\/service\.sock when XDG_RUNTIME_DIR is not set\)/);
+  const rules = join(dir, 'pins.json');
+  writeFileSync(rules, JSON.stringify({ schema: 1, domains: {} }));
+  for (const runtime of [join(dir, 'runtime'), undefined]) {
+    const home = join(dir, `home-${runtime ? 'xdg' : 'plain'}`);
+    mkdirSync(home, { recursive: true });
+    if (runtime) mkdirSync(runtime, { recursive: true, mode: 0o700 });
+    const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, NCFENCE_CONFIG: '' };
+    delete env.XDG_RUNTIME_DIR;
+    if (runtime) env.XDG_RUNTIME_DIR = runtime;
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--rules', rules], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!/serving \.bit anchors on/.test(err) && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      const expected = runtime ? join(runtime, 'ncfence', 'service.sock') : join(home, '.cache', 'ncfence', 'service.sock');
+      t.regex(err, new RegExp(`serving \\.bit anchors on ${expected.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+      t.true(existsSync(expected));
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+    }
+  }
 });

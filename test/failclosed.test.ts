@@ -8,6 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
 import { DEFAULT_POLICY } from '../src/policy.js';
+import { decodeView, encodeView } from '../src/view/format.js';
+import { ulongBytes } from '../src/compile/upstream.js';
+import { AUDIENCE, CKA, CKO } from '../src/pkcs11/constants.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { makeNssDb, vfychain } from './helpers/nss.js';
 import { MODULE, P11KIT_TRUST } from './helpers/paths.js';
@@ -53,6 +56,11 @@ const faults: { name: string; fault: Fault; warning: RegExp }[] = [
   { name: 'view truncated', fault: (d) => withView(d, (v) => v.subarray(0, v.length - 100)), warning: /truncated/ },
   { name: 'view bit-flipped', fault: (d) => withView(d, (v) => flip(v, v.length - 300)), warning: /checksum mismatch/ },
   { name: 'view of a newer format', fault: (d) => withView(d, (v) => setVersion(v, 99)), warning: /format 99/ },
+  { name: 'view of the previous format', fault: (d) => withView(d, (v) => setVersion(v, 2)), warning: /format 2\// },
+  // Two forms of R' (rules/p11-kit.json): an object whose audience the
+  // module cannot read could be the form this process must not see.
+  { name: 'view object with an unknown audience', fault: (d) => withView(d, (v) => withAudience(v, 3)), warning: /malformed audience/ },
+  { name: 'view object with two audiences', fault: (d) => withView(d, (v) => withAudience(v, AUDIENCE.NSS_FORM, AUDIENCE.PLAIN_FORM)), warning: /malformed audience/ },
   { name: 'not a view at all', fault: (d) => withView(d, () => Buffer.alloc(4096, 0x41)), warning: /bad magic/ },
   { name: 'upstream missing', fault: (d) => withConfig(d, 'upstream', '/nonexistent/libnssckbi.so'), warning: /cannot load upstream/ },
   { name: 'stale view: policy edited after the build', fault: () => editPolicy(), warning: /is stale: .*policy/ },
@@ -68,6 +76,13 @@ function setVersion(v: Buffer, n: number): Buffer {
   const c = Buffer.from(v);
   c.writeUInt32LE(n, 8);
   return c;
+}
+/** The view with CKA.NCFENCE_AUDIENCE (these values) added to its last certificate, re-encoded with a good checksum. */
+function withAudience(v: Buffer, ...values: number[]): Buffer {
+  const view = decodeView(v);
+  const cert = [...view.objects].reverse().find((o) => o.attrs.some(([t, x]) => t === CKA.CLASS && Buffer.from(x).readBigUInt64LE() === BigInt(CKO.CERTIFICATE)))!;
+  cert.attrs.push(...values.map((x): [number, Uint8Array] => [CKA.NCFENCE_AUDIENCE, ulongBytes(x)]));
+  return Buffer.from(encodeView(view));
 }
 function missingView(d: string): string {
   const conf = withView(d, (v) => v);

@@ -8,6 +8,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
+import { TARGET_POLICY } from '../src/policy.js';
 import { copyFirefoxInstall, probeUrls, type ProbeResult } from './helpers/firefox.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { MODULE, P11KIT_TRUST, UPSTREAM_SHIM } from './helpers/paths.js';
@@ -28,7 +29,8 @@ test.before(async () => {
   await requireTool('firefox-esr');
   pki = await makeTestPki(HOSTS);
   dir = mkdtempSync(join(tmpdir(), 'ncfence-ff-test-'));
-  config = (await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'out') })).config;
+  // Firefox reads this view: the browser targets' policy (build's own default for this upstream is p11-kit.json, which mozilla::pkix cannot read).
+  config = (await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'out'), policyFile: TARGET_POLICY.browser })).config;
   servers = new Map();
   for (const host of HOSTS) {
     const leaf = pki.leaves.get(host)!;
@@ -96,7 +98,8 @@ test.serial('control: an upstream with only CKO_TRUST records is honoured by thi
 
 test.serial('ncfence over an upstream with only CKO_TRUST records: .com loads, .bit fails', async (t) => {
   const shimEnv = await pkcsTrustUpstream();
-  const result = await withEnv(shimEnv, () => build({ upstream: UPSTREAM_SHIM, upstreamParams: '', outDir: join(dir, 'pkcs', 'out') }));
+  // Firefox reads this view: the browser targets' policy (build's own default for this upstream is p11-kit.json, which mozilla::pkix cannot read).
+  const result = await withEnv(shimEnv, () => build({ upstream: UPSTREAM_SHIM, upstreamParams: '', outDir: join(dir, 'pkcs', 'out'), policyFile: TARGET_POLICY.browser }));
   t.is(result.summary.rootsFenced, 1);
   const pkcsConfig = result.config;
   const bit = servers.get('www.example.bit')!;

@@ -73,7 +73,7 @@ for (const [name, src] of [['Firefox ESR 153', FIREFOX_INSTALL_DIR], ['Firefox E
   const stale = await cli(['doctor', '--no-firefox', '--firefox-dir', ff]);
   rmSync(join(pki.trustDir, 'anchors', 'touch.pem'));
   t.is(stale.code, 1);
-  t.regex(stale.stdout, /FAIL view fresh: .*stale\n\s+fix: ncfence install firefox --dir /);
+  t.regex(stale.stdout, /FAIL view fresh: .*stale.*\n\s+fix: sudo ncfence refresh \(rebuilds the view; or sudo ncfence install firefox --dir /);
 
   const un = await cli(['uninstall', 'firefox', '--firefox-dir', ff]);
   t.is(un.code, 0, un.stderr);

@@ -5,12 +5,13 @@
 // point elsewhere. Root must refuse, change nothing and load nothing.
 
 import test from 'ava';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../src/compile/build.js';
+import { recordFile, systemRegistry, systemRoot } from '../src/install/registry.js';
 import { copyFirefoxInstall } from './helpers/firefox.js';
-import { CLI, P11KIT_TRUST } from './helpers/paths.js';
+import { CLI, DIST_CLI, P11KIT_TRUST, ROOT } from './helpers/paths.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { requireTool, run } from './helpers/run.js';
 import { treeDigest } from './helpers/tree.js';
@@ -52,7 +53,7 @@ test.serial('root refuses a browser directory another user owns, and never loads
   for (const args of [['install', 'firefox', '--dir', ff], ['install', 'firefox', '--dir', ff, ...upstream()], ['uninstall', 'firefox', '--dir', ff]]) {
     const r = await cli(args);
     t.is(r.code, 2, r.stdout + r.stderr);
-    t.regex(r.stderr, /belongs to uid 65534; ncfence run as root will not act on a directory another user controls\. Run it as that directory's owner/);
+    t.regex(r.stderr, /belongs to uid 65534; ncfence run as root will not act on what another user controls\. Run it as that directory's owner/);
   }
   t.false(existsSync(marker), 'root loaded the module the directory owner planted');
   t.deepEqual(treeDigest(ff), before);
@@ -89,14 +90,94 @@ test.serial('uninstall refuses an install record that names files outside what i
   t.is(inst.code, 0, inst.stderr);
   const victim = join(dir, 'elsewhere.conf');
   writeFileSync(victim, 'not ncfence');
-  const record = join(ff, 'ncfence-install.json');
+  const record = recordFile(systemRegistry(systemRoot()), 'firefox', ff);
   const m = JSON.parse(readFileSync(record, 'utf8')) as { config: string; backups: { path: string; savedAs: string; sha256: string }[] };
   m.config = victim;
   writeFileSync(record, JSON.stringify(m));
   const before = treeDigest(ff);
   const r = await cli(['uninstall', 'firefox', '--dir', ff]);
   t.is(r.code, 2, r.stderr);
-  t.regex(r.stderr, /names files that a firefox install in .* does not place \(.*elsewhere\.conf\); not touching anything/);
+  t.regex(r.stderr, /the install record of .* names files that a firefox install there does not place \(.*elsewhere\.conf\); not touching anything/);
   t.is(readFileSync(victim, 'utf8'), 'not ncfence');
   t.deepEqual(treeDigest(ff), before);
+});
+
+// Second review (issue: "No way around the fence, second round", items 4-6
+// and 8): root must not read a record from, load code from or start a
+// program from anything another user can write.
+
+test.serial('doctor and status run as root refuse a directory another user owns, and load nothing from it', async (t) => {
+  const ff = join(dir, 'doctor-user-firefox');
+  await copyFirefoxInstall(ff);
+  const marker = join(dir, 'doctor-planted-ran');
+  rmSync(join(ff, 'libnssckbi.so'), { force: true });
+  await plantedModule(join(ff, 'libnssckbi.so'), marker);
+  chownSync(ff, 65534, 65534);
+  // An old-style record the owner wrote, naming the planted module.
+  writeFileSync(join(ff, 'ncfence-install.json'), JSON.stringify({ version: 1, target: 'firefox', installedAt: '', module: { path: join(ff, 'libnssckbi.so'), sha256: '' }, config: join(ff, 'ncfence.conf'), view: join(ff, 'view.ncfv'), upstream: '', upstreamParams: '', created: [], backups: [], rootsFenced: 1 }));
+  for (const args of [['doctor', '--dir', ff], ['status', '--dir', ff]]) {
+    const r = await cli(args);
+    t.is(r.code, 2, r.stdout + r.stderr);
+    t.regex(r.stderr, /^ncfence: the directory .*doctor-user-firefox: .* belongs to uid 65534; ncfence run as root will not act on what another user controls/);
+    t.is(r.stderr.trim().split('\n').length, 1);
+  }
+  t.false(existsSync(marker), 'root loaded the module the directory owner planted');
+  t.true(existsSync(join(ff, 'ncfence-install.json')), "root neither read nor moved the user's record");
+});
+
+test.serial('root refuses a root-owned directory holding a file another user owns (a tarball unpacked with its owners kept)', async (t) => {
+  const ff = join(dir, 'tarball-firefox');
+  await copyFirefoxInstall(ff);
+  const lib = join(ff, 'dependentlibs.list');
+  const text = readFileSync(lib);
+  rmSync(lib); // a new inode: the copy's files are hard links to the system's
+  writeFileSync(lib, text);
+  chownSync(lib, 65534, 65534);
+  const before = treeDigest(ff);
+  for (const args of [['install', 'firefox', '--dir', ff], ['install', 'firefox', '--dir', ff, ...upstream()]]) {
+    const r = await cli(args);
+    t.is(r.code, 2, r.stdout + r.stderr);
+    t.regex(r.stderr, /dependentlibs\.list belongs to uid 65534; ncfence run as root will not act on what another user controls/);
+  }
+  t.deepEqual(treeDigest(ff), before);
+});
+
+test.serial("root ignores $TMPDIR: the browser it starts runs from root's own temporary directory", async (t) => {
+  const ff = join(dir, 'tmpdir-firefox');
+  await copyFirefoxInstall(ff);
+  const userTmp = join(dir, 'user-tmp');
+  mkdirSync(userTmp);
+  chownSync(userTmp, 65534, 65534);
+  // The compiled command: tsx itself keeps a cache in $TMPDIR.
+  const r = await run(process.execPath, [DIST_CLI, 'build', '--browser', ff, '--out', join(dir, 'tmpdir-out')], {
+    timeoutMs: 120_000,
+    env: { ...process.env, NCFENCE_CONFIG: '', TMPDIR: userTmp },
+  });
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(readdirSync(userTmp), [], "root wrote into the user's temporary directory");
+});
+
+test.serial('root records no rebuild command another user could change: an interpreter or package someone else owns is refused', async (t) => {
+  // A copy of the package whose top directory a user owns (its files stay root's hard links).
+  const pkg = join(dir, 'user-package');
+  mkdirSync(pkg);
+  for (const f of ['dist', 'build', 'node_modules', 'rules', 'package.json']) await run('cp', ['-al', join(ROOT, f), join(pkg, f)]);
+  chownSync(pkg, 65534, 65534);
+  const r1 = await run(process.execPath, [join(pkg, 'dist/cli/main.js'), 'install', 'firefox', '--dir', join(dir, 'no-such'), ...upstream()], { timeoutMs: 60_000 });
+  t.is(r1.code, 2, r1.stderr);
+  // The browser directory check comes first; name a real one.
+  const ff = join(dir, 'pkg-firefox');
+  await copyFirefoxInstall(ff);
+  const r2 = await run(process.execPath, [join(pkg, 'dist/cli/main.js'), 'install', 'firefox', '--dir', ff, ...upstream()], { timeoutMs: 60_000, env: { ...process.env, NCFENCE_CONFIG: '' } });
+  t.is(r2.code, 2, r2.stderr);
+  t.regex(r2.stderr, /the ncfence package .*user-package: .*user-package belongs to uid 65534; ncfence run as root will not act on what another user controls/);
+  // An interpreter a user owns.
+  const node = join(dir, 'user-node');
+  mkdirSync(node);
+  copyFileSync(process.execPath, join(node, 'node'));
+  chownSync(join(node, 'node'), 65534, 65534);
+  const r3 = await run(join(node, 'node'), [DIST_CLI, 'install', 'firefox', '--dir', ff, ...upstream()], { timeoutMs: 60_000, env: { ...process.env, NCFENCE_CONFIG: '' } });
+  t.is(r3.code, 2, r3.stderr);
+  t.regex(r3.stderr, /the Node\.js interpreter .*user-node\/node: .* belongs to uid 65534/);
+  t.false(existsSync(join(ff, 'libnssckbi.so.ncfence-orig')));
 });

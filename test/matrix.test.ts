@@ -12,6 +12,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
+import { DEFAULT_POLICY } from '../src/policy.js';
 import { decodeView } from '../src/view/format.js';
 import { ulongValue } from '../src/compile/upstream.js';
 import { CKA, CKO } from '../src/pkcs11/constants.js';
@@ -266,7 +267,8 @@ test.before(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ncfence-matrix-'));
   ctx = { pki, dir, env: {}, fencedDb: '', controlDb: '', chains: new Map() };
   const params = `paths=${pki.trustDir}`;
-  const result = await build({ upstream: P11KIT_TRUST, upstreamParams: params, outDir: join(dir, 'out') });
+  // One form of R' per root (build's own default for p11-kit-trust has two): this matrix is about key types.
+  const result = await build({ upstream: P11KIT_TRUST, upstreamParams: params, outDir: join(dir, 'out'), policyFile: DEFAULT_POLICY });
   ctx.env = { ...process.env, NCFENCE_CONFIG: result.config };
   ctx.fencedDb = await makeNssDb(join(dir, 'fenced'), 'ncfence', MODULE, '', ctx.env);
   ctx.controlDb = await makeNssDb(join(dir, 'control'), 'upstream', P11KIT_TRUST, params);

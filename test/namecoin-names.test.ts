@@ -18,6 +18,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
+import { TARGET_POLICY } from '../src/policy.js';
 import { serve } from '../src/namecoin/serve.js';
 import { parseCertificate } from '../src/engine/asn1/certificate.js';
 import { CKA } from '../src/pkcs11/constants.js';
@@ -92,7 +93,8 @@ test.before(async () => {
   const runDir = join(dir, 'run');
   mkdirSync(runDir, { mode: 0o700 });
   const socket = join(runDir, 'service.sock');
-  config = (await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'out'), service: socket })).config;
+  // Firefox reads this view: the browser targets' policy (build's own default for this upstream is p11-kit.json, which mozilla::pkix cannot read).
+  config = (await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'out'), service: socket, policyFile: TARGET_POLICY.browser })).config;
   const rules = join(dir, 'rules.json');
   writeFileSync(rules, JSON.stringify({ schema: 1, domains: { 'other.bit': [[2, 1, 0, attacker.ownerSpkiB64]] } }));
   svc = await serve({ socket, rules });

@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from '../src/compile/build.js';
+import { TARGET_POLICY } from '../src/policy.js';
 import { serve, type ServeOptions } from '../src/namecoin/serve.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { makeNssDb, startOpensslServer, tstclnt, vfychain } from './helpers/nss.js';
@@ -69,7 +70,8 @@ test.before(async () => {
   pki = await makeTestPki([]);
   mkdirSync(join(dir, 'run'), { mode: 0o700 });
   socket = join(dir, 'run', 'service.sock');
-  config = (await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'out'), service: socket })).config;
+  // Firefox reads this view: the browser targets' policy (build's own default for this upstream is p11-kit.json, which mozilla::pkix cannot read).
+  config = (await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'out'), service: socket, policyFile: TARGET_POLICY.browser })).config;
   db = await makeNssDb(join(dir, 'db'), 'ncfence', MODULE, '', env());
   node = await startNamecoind({ auth: 'cookie' });
 });

@@ -15,6 +15,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
+import { TARGET_POLICY } from '../src/policy.js';
 import { serve, type ServeOptions } from '../src/namecoin/serve.js';
 import { makeNamecoinSite, type NamecoinSite } from './helpers/namecoinPki.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
@@ -41,7 +42,8 @@ test.before(async () => {
   const runDir = join(dir, 'run');
   mkdirSync(runDir, { mode: 0o700 });
   socket = join(runDir, 'service.sock');
-  config = (await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'out'), service: socket })).config;
+  // Firefox reads this view: the browser targets' policy (build's own default for this upstream is p11-kit.json, which mozilla::pkix cannot read).
+  config = (await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'out'), service: socket, policyFile: TARGET_POLICY.browser })).config;
   db = await makeNssDb(join(dir, 'db'), 'ncfence', MODULE, '', { ...process.env, NCFENCE_CONFIG: config });
   node = await startNamecoind({ auth: 'cookie' });
 });

@@ -8,6 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
+import { TARGET_POLICY } from '../src/policy.js';
 import { serve } from '../src/namecoin/serve.js';
 import { makeNamecoinSite, type NamecoinSite } from './helpers/namecoinPki.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
@@ -31,7 +32,8 @@ test.before(async () => {
   mkdirSync(run, { mode: 0o700 });
   socket = join(run, 'service.sock');
   rulesFile = join(dir, 'rules.json');
-  config = (await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'out'), service: socket })).config;
+  // Firefox reads this view: the browser targets' policy (build's own default for this upstream is p11-kit.json, which mozilla::pkix cannot read).
+  config = (await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'out'), service: socket, policyFile: TARGET_POLICY.browser })).config;
   chmodSync(dir, 0o700);
 });
 test.after.always(() => {

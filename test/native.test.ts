@@ -24,6 +24,7 @@ let p11Config: string;
 let ckbiConfig: string;
 let neededConfig: string;
 let browserConfig: string;
+let twoFormsConfig: string;
 const NEEDED_ENV = { NCFENCE_TEST_UPSTREAM: '/usr/lib/x86_64-linux-gnu/libnssckbi.so', NCFENCE_TEST_REPORT_NEEDED: '1' };
 const bins: Record<string, Promise<string>> = {};
 
@@ -33,6 +34,8 @@ test.before(async () => {
   pki = await makeTestPki(['www.example.com']);
   p11Config = (await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'p11') })).config;
   ckbiConfig = (await build({ upstream: '/usr/lib/x86_64-linux-gnu/libnssckbi.so', upstreamParams: '', outDir: join(dir, 'ckbi') })).config;
+  // Two forms of R' (rules/p11-kit.json): which one a search sees is addon/host.c's to say.
+  twoFormsConfig = (await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'two-forms'), policyFile: join(ROOT, 'rules/p11-kit.json') })).config;
   neededConfig = (await withEnv(NEEDED_ENV, () => build({ upstream: UPSTREAM_SHIM, upstreamParams: '', outDir: join(dir, 'needed') }))).config;
   // A browser target: Firefox's own roots, served from the view's snapshot with no upstream library.
   browserConfig = (await build({ browser: FIREFOX_INSTALL_DIR, upstream: '', upstreamParams: '', outDir: join(dir, 'browser') })).config;
@@ -65,7 +68,11 @@ const upstreams: { name: string; config: () => string; env?: Record<string, stri
 // The CKBI behind a shim that reports the needed length when a buffer is
 // too small, as pre-3.0 modules do: the module must not read or write past
 // the caller's buffers on the strength of such a length (review).
-const conformanceUpstreams = [...upstreams, { name: 'system CKBI reporting needed lengths', config: () => neededConfig, env: NEEDED_ENV }];
+const conformanceUpstreams = [
+  ...upstreams,
+  { name: 'system CKBI reporting needed lengths', config: () => neededConfig, env: NEEDED_ENV },
+  { name: "p11-kit-trust with two forms of R' (rules/p11-kit.json)", config: () => twoFormsConfig },
+];
 
 for (const u of conformanceUpstreams) {
   test(`conformance through ncfence over ${u.name}`, async (t) => {

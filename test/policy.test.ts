@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { defaultEngineDeps } from '../src/engine/crossSign.js';
 import { EngineError } from '../src/engine/errors.js';
 import { planView } from '../src/compile/plan.js';
-import { DEFAULT_POLICY, POLICY_SCHEMA_FILE, loadPolicy, policyValidator, type Policy } from '../src/policy.js';
+import { DEFAULT_POLICY, POLICY_SCHEMA_FILE, TARGET_POLICY, loadPolicy, policyValidator, type Policy } from '../src/policy.js';
 import { CKA, CKM_SHA256, CKO, CKT } from '../src/pkcs11/constants.js';
 import { boolBytes, ulongBytes, type UpstreamObject } from '../src/compile/upstream.js';
 import { excludingExtension, makeRoot, upstreamRoot } from './helpers/certs.js';
@@ -35,7 +35,7 @@ function writePolicy(doc: unknown): string {
 const malformed: { name: string; doc: () => unknown; message: RegExp }[] = [
   { name: 'not JSON', doc: () => '{ "schema": 1,', message: /not valid JSON/ },
   { name: 'unknown schema', doc: () => ({ ...base(), schema: 2 }), message: /schema: unsupported schema 2/ },
-  { name: 'unknown top-level field', doc: () => ({ ...base(), exclude: {} }), message: /\(top\)\.exclude: unknown field/ },
+  { name: 'unknown top-level field', doc: () => ({ ...base(), exclude: {} }), message: /json: exclude: unknown field/ },
   { name: 'no excluded names', doc: () => ({ ...base(), excluded: { dNSName: [] } }), message: /excluded\.dNSName: must name at least one/ },
   { name: 'leading-dot name', doc: () => ({ ...base(), excluded: { dNSName: ['.bit'] } }), message: /excluded\.dNSName\[0\]:.*"\.bit"/ },
   { name: 'unsupported name type', doc: () => ({ ...base(), excluded: { dNSName: ['bit'], uniformResourceIdentifier: ['bit'] } }), message: /excluded\.uniformResourceIdentifier: unknown field/ },
@@ -46,6 +46,10 @@ const malformed: { name: string; doc: () => unknown; message: RegExp }[] = [
   { name: 'blank override reason', doc: () => ({ ...base(), overrides: [{ id: 'x', sha256: 'a'.repeat(64), action: 'drop', reason: '   ' }] }), message: /overrides\[0\] \(id x\)\.reason: expected a non-empty reason/ },
   { name: 'only absolute names', doc: () => ({ ...base(), excluded: { dNSName: ['bit.'] } }), message: /excluded\.dNSName: must name at least one DNS name without a trailing dot/ },
   { name: 'two trailing dots', doc: () => ({ ...base(), excluded: { dNSName: ['bit', 'bit..'] } }), message: /excluded\.dNSName\[1\]: expected a DNS name: .*at most one trailing dot.*got "bit\.\."/ },
+  { name: 'mail domain with two leading dots', doc: () => ({ ...base(), excluded: { dNSName: ['bit'], rfc822Name: ['..bit'] } }), message: /excluded\.rfc822Name\[0\]: expected a mail host .*got "\.\.bit"/ },
+  { name: 'mailbox as a mail domain', doc: () => ({ ...base(), excluded: { dNSName: ['bit'], rfc822Name: ['alice@example.bit'] } }), message: /excluded\.rfc822Name\[0\]: expected a mail host/ },
+  { name: 'empty excludedForNss', doc: () => ({ ...base(), excludedForNss: {} }), message: /excludedForNss/ },
+  { name: 'bad range in excludedForNss', doc: () => ({ ...base(), excludedForNss: { iPAddress: ['10.0.0.1/8'] } }), message: /excludedForNss\.iPAddress\[0\]: .*host bits set beyond \/8/ },
   { name: 'bad anchor key', doc: () => ({ ...base(), anchorKey: 'RSA-1024' }), message: /anchorKey: expected one of "P-256", "P-384"/ },
   { name: 'bad purpose', doc: () => ({ ...base(), trustedFor: ['serverAuth', 'ipsec'] }), message: /trustedFor\[1\]: expected one of/ },
   { name: 'pass for expired roots', doc: () => ({ ...base(), select: { expired: 'pass' } }), message: /select\.expired: "pass" would leave roots unfenced/ },
@@ -90,11 +94,11 @@ test('the policy validator generated at build time is the schema compiled, error
 
 test('a schema changed after the build is compiled, and the generator follows the schema', async (t) => {
   const schema = JSON.parse(readFileSync(POLICY_SCHEMA_FILE, 'utf8')) as { properties: { excluded: { properties: Record<string, unknown> } } };
-  schema.properties.excluded.properties.rfc822Name = { type: 'array', items: { type: 'string' } };
+  schema.properties.excluded.properties.uniformResourceIdentifier = { type: 'array', items: { type: 'string' } };
   const file = join(dir, 'changed.schema.json');
   writeFileSync(file, JSON.stringify(schema, null, 2));
   const changed = readFileSync(file);
-  const doc = { ...base(), excluded: { dNSName: ['bit'], rfc822Name: ['.bit'] } };
+  const doc = { ...base(), excluded: { dNSName: ['bit'], uniformResourceIdentifier: ['bit'] } };
   // The build's validator was made from other bytes: not used for these.
   const fallback = policyValidator(changed);
   t.is(fallback.source, 'compiled');
@@ -108,12 +112,14 @@ test('a schema changed after the build is compiled, and the generator follows th
   const regenerated = policyValidator(changed, out);
   t.is(regenerated.source, 'generated');
   t.true(regenerated.validate(doc));
-  t.deepEqual(firstError(regenerated, { ...doc, excluded: { dNSName: ['bit'], rfc822Name: [7] } }), firstError(fallback, { ...doc, excluded: { dNSName: ['bit'], rfc822Name: [7] } }));
+  t.deepEqual(firstError(regenerated, { ...doc, excluded: { dNSName: ['bit'], uniformResourceIdentifier: [7] } }), firstError(fallback, { ...doc, excluded: { dNSName: ['bit'], uniformResourceIdentifier: [7] } }));
 });
 
-test('the default policy loads and excludes bit', (t) => {
+test('the default policy loads and excludes bit as a host and as a mail host and domain', (t) => {
   const p = loadPolicy();
   t.deepEqual(p.excludedDnsNames, ['bit']);
+  t.deepEqual(p.excludedMailDomains, ['bit', '.bit']);
+  t.deepEqual(p.nssSubtrees, []);
   t.is(p.anchorKey, 'P-256');
 });
 
@@ -156,9 +162,39 @@ const decisions: DecisionCase[] = [
     rule: 'default',
   },
   {
-    name: 'a root already excluding bit may pass',
-    root: () => makeRoot({ extensions: [excludingExtension(['BIT', 'onion'])] }),
+    name: 'a root already excluding bit as a host and a mail domain may pass',
+    root: () => makeRoot({ extensions: [excludingExtension(['BIT', 'onion'], ['.Bit', 'bit'])] }),
     policy: () => ({ ...base(), select: { alreadyExcluded: 'pass' } }),
+    action: 'pass',
+    rule: 'select.alreadyExcluded',
+  },
+  {
+    // A root that excludes only DNS bit still vouches for alice@example.bit (S/MIME).
+    name: 'excluding the DNS name bit is not excluding the mail domain',
+    root: () => makeRoot({ extensions: [excludingExtension(['bit'])] }),
+    policy: () => ({ ...base(), select: { alreadyExcluded: 'pass' } }),
+    action: 'fence',
+    rule: 'default',
+  },
+  {
+    name: 'a root must exclude the absolute forms too to pass the nss policy',
+    root: () => makeRoot({ extensions: [excludingExtension(['bit'], ['bit', '.bit'])] }),
+    policy: () => ({ ...JSON.parse(readFileSync(TARGET_POLICY.nss, 'utf8')) as Record<string, unknown>, select: { alreadyExcluded: 'pass' } }),
+    action: 'fence',
+    rule: 'default',
+  },
+  {
+    // p11-kit.json's NSS form excludes every IP address: a root that does not passes nowhere.
+    name: 'a root must exclude what the NSS form adds to pass the p11-kit policy',
+    root: () => makeRoot({ extensions: [excludingExtension(['bit', 'bit.'], ['bit', '.bit', 'bit.', '.bit.'])] }),
+    policy: () => ({ ...JSON.parse(readFileSync(TARGET_POLICY['p11-kit'], 'utf8')) as Record<string, unknown>, select: { alreadyExcluded: 'pass' } }),
+    action: 'fence',
+    rule: 'default',
+  },
+  {
+    name: 'a policy excluding only DNS names passes a root excluding them',
+    root: () => makeRoot({ extensions: [excludingExtension(['BIT', 'onion'])] }),
+    policy: () => ({ ...base(), excluded: { dNSName: ['bit'] }, select: { alreadyExcluded: 'pass' } }),
     action: 'pass',
     rule: 'select.alreadyExcluded',
   },
@@ -195,7 +231,8 @@ for (const c of decisions) {
     else t.regex(d.rule, c.rule);
     // What the view carries follows from the action: three objects per fenced root,
     // upstream's own trust record copied for a pass, nothing that trusts for a drop.
-    const expectObjects = { fence: 3, pass: 1, drop: 0 }[c.action];
+    // (one more per fenced root with two forms of R').
+    const expectObjects = { fence: policy.nssSubtrees.length ? 4 : 3, pass: 1, drop: 0 }[c.action];
     t.is(plan.objects.length, expectObjects);
   });
 }
@@ -308,4 +345,40 @@ test('a CKO_TRUST record the engine cannot check does not fall back to CKA_TRUST
   t.is(ok.summary.rootsFenced, 1);
   t.is(nssPurpose(ok, CKA.TRUST_EMAIL_PROTECTION), CKT.NSS_TRUSTED_DELEGATOR);
   t.is(nssPurpose(ok, CKA.TRUST_SERVER_AUTH), CKT.NSS_MUST_VERIFY_TRUST);
+});
+
+// src/browser/compare.ts (install firefox|thunderbird and doctor run it)
+// must see an R' that fences bit only as a DNS name: Thunderbird's S/MIME
+// would still take a public CA's alice@example.bit.
+test('the browser comparison flags a cross-certificate that does not exclude the mail domains', async (t) => {
+  const { compareRootPrograms } = await import('../src/browser/compare.js');
+  const { grantsTrust } = await import('../src/compile/plan.js');
+  const stock = upstreamRoot(makeRoot(), 'root', { server: CKT.NSS_TRUSTED_DELEGATOR, email: CKT.NSS_TRUSTED_DELEGATOR });
+  const installed = async (doc: Record<string, unknown>) => {
+    const plan = planView({ library: 'test', params: '', slots: [], objects: stock }, loadPolicy(writePolicy(doc)), await defaultEngineDeps(), { mirrorTrustKinds: true });
+    return [...stock.filter((o) => !grantsTrust(o)), ...plan.objects.map((o) => ({ slot: o.slot, attrs: new Map(o.attrs) }))];
+  };
+  const fenced = compareRootPrograms(stock, await installed(base()));
+  t.deepEqual(fenced.unfenced, []);
+  t.is(fenced.matched, 1);
+  const dnsOnly = compareRootPrograms(stock, await installed({ ...base(), excluded: { dNSName: ['bit'] } }));
+  t.deepEqual(dnsOnly.unfenced.map((u) => u.what), ['its cross-certificate does not exclude e-mail bit, e-mail .bit']);
+});
+
+test('a policy with excludedForNss gives each fenced root two forms of R\', one per audience, under one anchor', async (t) => {
+  const { AUDIENCE } = await import('../src/pkcs11/constants.js');
+  const der = makeRoot();
+  const plan = planView({ library: 'test', params: '', slots: [], objects: upstreamRoot(der, 'r') }, loadPolicy(TARGET_POLICY['p11-kit']), await defaultEngineDeps());
+  const certs = plan.objects.filter((o) => o.attrs.some(([k, v]) => k === CKA.CLASS && Buffer.from(v).readBigUInt64LE() === BigInt(CKO.CERTIFICATE)));
+  const audience = (o: (typeof certs)[number]) => {
+    const a = o.attrs.find(([k]) => k === CKA.NCFENCE_AUDIENCE)?.[1];
+    return a === undefined ? undefined : Number(Buffer.from(a).readBigUInt64LE());
+  };
+  t.deepEqual(certs.map(audience), [undefined, AUDIENCE.PLAIN_FORM, AUDIENCE.NSS_FORM], 'L(R), then R\' in its two forms');
+  const issuer = (o: (typeof certs)[number]) => Buffer.from(o.attrs.find(([k]) => k === CKA.ISSUER)![1]).toString('hex');
+  const serial = (o: (typeof certs)[number]) => Buffer.from(o.attrs.find(([k]) => k === CKA.SERIAL_NUMBER)![1]).toString('hex');
+  t.is(issuer(certs[1]!), issuer(certs[2]!));
+  t.not(serial(certs[1]!), serial(certs[2]!));
+  const single = planView({ library: 'test', params: '', slots: [], objects: upstreamRoot(der, 'r') }, loadPolicy(TARGET_POLICY.nss), await defaultEngineDeps());
+  t.true(single.objects.every((o) => !o.attrs.some(([k]) => k === CKA.NCFENCE_AUDIENCE)), 'one form, and no audience, without excludedForNss');
 });

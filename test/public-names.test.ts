@@ -3,7 +3,8 @@
 // for .bit names in every form a verifier reads. Three views of the same
 // root, one per policy in rules/: default.json (browsers), p11-kit.json
 // (the p11-kit target: also excludes the absolute name `bit.`, which OpenSSL
-// needs) and nss.json (the nss target: also `bit.` and every IP address,
+// needs; its NSS form is judged through p11-kit-proxy in
+// test/p11kit-proxy.test.ts) and nss.json (the nss target: also `bit.` and every IP address,
 // because NSS's own verifiers skip the CN in the constraint check whenever
 // the SAN holds an IP address, fall back to the CN for the host when the SAN
 // holds no dNSName, and compare a trailing-dot name literally).
@@ -19,59 +20,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
 import { decodeView } from '../src/view/format.js';
-import { CKA, CKO } from '../src/pkcs11/constants.js';
+import { AUDIENCE, CKA, CKO } from '../src/pkcs11/constants.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { makeNssDb, startOpensslServer, tstclnt, vfychain } from './helpers/nss.js';
 import { toPem } from './helpers/pem.js';
 import { run } from './helpers/run.js';
 import { MODULE, P11KIT_TRUST, ROOT } from './helpers/paths.js';
+import { cases, type NameCase } from './helpers/hostileNames.js';
 
 type PolicyName = 'default' | 'p11-kit' | 'nss';
-
-interface NameCase {
-  name: string;
-  subject: string;
-  ext: string;
-  host: string;
-  /** The verdict every verifier must give under both policies, unless an override below says otherwise. */
-  ok: boolean;
-  /** NSS's verdict (tstclnt, vfychain) under the default policy, where it knowingly differs: the holes rules/nss.json closes. */
-  nssDefault?: boolean;
-  /** NSS's verdict under rules/nss.json, where it differs from ok: the cost of excluding every IP address. */
-  nssPolicy?: boolean;
-  /** OpenSSL's verdict under the default policy, where it knowingly differs: the hole rules/p11-kit.json closes. */
-  opensslDefault?: boolean;
-  /** Whether the chain alone verifies (vfychain), where that differs from the host verdict. */
-  chain?: boolean;
-  /** Firefox's verdict, where it differs from ok. */
-  firefox?: boolean;
-  /** Skip Firefox (a host it cannot be pointed at, e.g. a trailing dot it strips). */
-  noFirefox?: boolean;
-}
-
-const cases: NameCase[] = [
-  // Controls: what a public CA may vouch for keeps working.
-  { name: 'a .com host', subject: '/CN=www.example.com', ext: 'subjectAltName=DNS:www.example.com', host: 'www.example.com', ok: true },
-  { name: 'a .com host in upper case', subject: '/CN=WWW.EXAMPLE.COM', ext: 'subjectAltName=DNS:WWW.EXAMPLE.COM', host: 'www.example.com', ok: true },
-  { name: 'a .com wildcard', subject: '/CN=*.example.com', ext: 'subjectAltName=DNS:*.example.com', host: 'www.example.com', ok: true },
-  { name: 'a name ending in bit that is not the label', subject: '/CN=www.orbit', ext: 'subjectAltName=DNS:www.orbit', host: 'www.orbit', ok: true },
-  { name: 'an IP-address certificate (the cost of rules/nss.json)', subject: '/CN=127.0.0.1', ext: 'subjectAltName=IP:127.0.0.1', host: '127.0.0.1', ok: true, nssPolicy: false },
-  // The fence itself.
-  { name: 'a .bit host', subject: '/CN=www.example.bit', ext: 'subjectAltName=DNS:www.example.bit', host: 'www.example.bit', ok: false },
-  { name: 'the bare TLD', subject: '/CN=bit', ext: 'subjectAltName=DNS:bit', host: 'bit', ok: false, noFirefox: true },
-  { name: 'a .bit host in upper case', subject: '/CN=WWW.EXAMPLE.BIT', ext: 'subjectAltName=DNS:WWW.EXAMPLE.BIT', host: 'www.example.bit', ok: false },
-  { name: 'a .bit wildcard', subject: '/CN=*.example.bit', ext: 'subjectAltName=DNS:*.example.bit', host: 'www.example.bit', ok: false },
-  { name: 'a wildcard over the TLD', subject: '/CN=*.bit', ext: 'subjectAltName=DNS:*.bit', host: 'example.bit', ok: false },
-  { name: 'punycode under .bit', subject: '/CN=xn--bcher-kva.bit', ext: 'subjectAltName=DNS:xn--bcher-kva.bit', host: 'xn--bcher-kva.bit', ok: false },
-  { name: 'a .bit beside a .com', subject: '/CN=www.example.com', ext: 'subjectAltName=DNS:www.example.com,DNS:www.example.bit', host: 'www.example.bit', ok: false },
-  { name: 'CN only, a .bit', subject: '/CN=www.example.bit', ext: '', host: 'www.example.bit', ok: false },
-  { name: 'two CNs, no SAN: a .com and a .bit', subject: '/CN=www.example.com/CN=www.example.bit', ext: '', host: 'www.example.bit', ok: false },
-  // The holes in NSS's own verifiers (review): closed by rules/nss.json.
-  { name: 'IPv4-only SAN, CN of a .bit', subject: '/CN=www.example.bit', ext: 'subjectAltName=IP:127.0.0.1', host: 'www.example.bit', ok: false, nssDefault: true, chain: true },
-  { name: 'IPv6-only SAN, CN of a .bit', subject: '/CN=www.example.bit', ext: 'subjectAltName=IP:::1', host: 'www.example.bit', ok: false, nssDefault: true, chain: true },
-  { name: 'IPv4 and e-mail SAN, CN of a .bit', subject: '/CN=www.example.bit', ext: 'subjectAltName=IP:127.0.0.1,email:a@example.com', host: 'www.example.bit', ok: false, nssDefault: true, chain: true },
-  { name: 'a .bit SAN with a trailing dot', subject: '/CN=www.example.bit.', ext: 'subjectAltName=DNS:www.example.bit.', host: 'www.example.bit.', ok: false, nssDefault: true, opensslDefault: true, noFirefox: true },
-];
 
 let dir: string;
 let pki: TestPki;
@@ -90,7 +47,9 @@ test.before(async () => {
     const value = (o: (typeof certs)[number]) => o.attrs.find(([t]) => t === CKA.VALUE)![1];
     const label = (o: (typeof certs)[number]) => Buffer.from(o.attrs.find(([t]) => t === CKA.LABEL)![1]).toString();
     const anchor = certs.find((o) => label(o).startsWith('ncfence anchor for'))!;
-    const cross = certs.find((o) => o !== anchor && o.attrs.some(([t, v]) => t === CKA.TRUSTED && v[0] === 1))!;
+    // The R' a GnuTLS or OpenSSL process gets: with two forms (p11-kit.json), the plain one.
+    const isNssForm = (o: (typeof certs)[number]) => o.attrs.some(([t, v]) => t === CKA.NCFENCE_AUDIENCE && Buffer.from(v).readBigUInt64LE() === BigInt(AUDIENCE.NSS_FORM));
+    const cross = certs.find((o) => o !== anchor && !isNssForm(o) && o.attrs.some(([t, v]) => t === CKA.TRUSTED && v[0] === 1))!;
     const anchorFile = join(out, 'anchor.pem');
     const crossFile = join(out, 'cross.pem');
     writeFileSync(anchorFile, toPem(value(anchor)));

@@ -5,6 +5,7 @@
 // and `status` agrees with it.
 
 import test from 'ava';
+import { createHash } from 'node:crypto';
 import { createServer as createTcpServer, type Server } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,12 +46,12 @@ test.after.always(() => {
 const cli = (args: string[], timeoutMs = 30_000) => run(process.execPath, ['--import', 'tsx', CLI, ...args], { timeoutMs, env: { ...process.env, NCFENCE_CONFIG: '' } });
 
 const startFailures: { name: string; args: () => string[]; message: RegExp }[] = [
-  { name: 'an ncdns that is not running', args: () => ['--dns', `127.0.0.1:${closedPort}`], message: /source dns 127\.0\.0\.1:\d+ cannot answer: DNS server 127\.0\.0\.1:\d+ is not reachable: connect ECONNREFUSED/ },
+  { name: 'an ncdns that is not running', args: () => ['--dns', `127.0.0.1:${closedPort}`], message: /source dns 127\.0\.0\.1:\d+ cannot answer: DNS server 127\.0\.0\.1:\d+ refused the connection: nothing listens there\. Start it first/ },
   { name: 'an ncdns on another host', args: () => ['--dns', '192.0.2.53:53'], message: /DNS server 192\.0\.2\.53 is not a loopback address/ },
-  { name: 'a missing cookie file', args: () => ['--rpc', `http://127.0.0.1:${closedPort}/`, '--rpc-cookie', join(dir, 'no-such-cookie')], message: /RPC cookie file .*no-such-cookie: ENOENT/ },
+  { name: 'a missing cookie file', args: () => ['--rpc', `http://127.0.0.1:${closedPort}/`, '--rpc-cookie', join(dir, 'no-such-cookie')], message: /RPC cookie file: .*no-such-cookie does not exist \(Namecoin Core writes it when it starts/ },
   { name: 'an RPC URL without a scheme', args: () => ['--rpc', `127.0.0.1:${closedPort}`, '--rpc-cookie', '/dev/null'], message: /RPC url "127\.0\.0\.1:\d+"/ },
   { name: 'an RPC URL to another host', args: () => ['--rpc', 'http://192.0.2.1:8336/', '--rpc-cookie', '/dev/null'], message: /only http:\/\/ to 127\.0\.0\.1, localhost or \[::1\] is allowed/ },
-  { name: 'a Namecoin Core that is not running', args: () => { writeFileSync(join(dir, 'cookie'), '__cookie__:abc\n'); return ['--rpc', `http://127.0.0.1:${closedPort}/`, '--rpc-cookie', join(dir, 'cookie')]; }, message: /Namecoin Core at http:\/\/127\.0\.0\.1:\d+\/ is not reachable: connect ECONNREFUSED/ },
+  { name: 'a Namecoin Core that is not running', args: () => { writeFileSync(join(dir, 'cookie'), '__cookie__:abc\n'); return ['--rpc', `http://127.0.0.1:${closedPort}/`, '--rpc-cookie', join(dir, 'cookie')]; }, message: /Namecoin Core at http:\/\/127\.0\.0\.1:\d+\/ refused the connection: nothing listens there/ },
 ];
 for (const c of startFailures) {
   test(`serve refuses to start, in one line, with ${c.name}`, async (t) => {
@@ -64,8 +65,10 @@ for (const c of startFailures) {
 
 test('serve logs one line per lookup: vouched, not found with each source\'s reason, refused for a record that vouches for no CA', async (t) => {
   const rules = join(dir, 'rules.json');
-  // example.bit is pinned to its owner's key; other.bit has only a DANE-EE record, which vouches for no CA.
-  writeFileSync(rules, JSON.stringify({ schema: 1, domains: { 'example.bit': [[2, 1, 0, site.ownerSpkiB64]], 'other.bit': [[3, 1, 0, other.ownerSpkiB64]] } }));
+  // example.bit is pinned to its owner's key; other.bit only to a SHA-256, which vouches for no CA when the chain staples no key.
+  // (A DANE-EE record served here before; the rules file now refuses records ncfence does not use when the service starts.)
+  const digest = createHash('sha256').update(Buffer.from(other.ownerSpkiB64, 'base64')).digest('base64');
+  writeFileSync(rules, JSON.stringify({ schema: 1, domains: { 'example.bit': [[2, 1, 0, site.ownerSpkiB64]], 'other.bit': [[2, 1, 1, digest]] } }));
   const lines: string[] = [];
   const svc = await serve({ socket: join(dir, 'log.sock'), rules, dns: `127.0.0.1:${closedPort}`, timeoutMs: 500, log: (l) => lines.push(l) });
   try {

@@ -12,7 +12,10 @@ import { join } from 'node:path';
 import { build, type BuildOptions, type BuildResult } from '../src/compile/build.js';
 import { readConfig } from '../src/config.js';
 import { decodeView } from '../src/view/format.js';
-import { p11kitPathsArgument, STAMP_LIMITS, upstreamStamp } from '../src/view/stamp.js';
+import { p11kitPathsArgument, upstreamStamp } from '../src/view/stamp.js';
+
+/** addon/stamp.c STAMP_MAX_DEPTH and STAMP_MAX_ENTRIES. */
+const STAMP_LIMITS = { depth: 8, entries: 4096 } as const;
 import { withEnv } from './helpers/env.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { makeNssDb, vfychain } from './helpers/nss.js';

@@ -3,7 +3,7 @@
 // differ only by the fence: for every root R the browser trusts, an anchor
 // L(R) with exactly R's trust per purpose, R's kinds of trust record and R's
 // policy attributes, whose only child is R' (R's subject and key, signed by
-// L(R), excluding dNSName `bit`); R itself no longer trusted; every other
+// L(R), excluding dNSName `bit` and rfc822Name `bit` and `.bit`); R itself no longer trusted; every other
 // object of the token unchanged; nothing else trusted.
 //
 // This is a checker, written apart from the engine that builds views: it
@@ -132,12 +132,28 @@ function certificates(objects: UpstreamObject[]): Cert[] {
   return out;
 }
 
-/** dNSNames in the excludedSubtrees of a certificate's NameConstraints (pkijs). */
-export function excludedNames(der: Uint8Array): string[] {
+/** Names of one GeneralName type (2 dNSName, 1 rfc822Name) in the excludedSubtrees of a certificate's NameConstraints (pkijs). */
+function excludedOfType(der: Uint8Array, type: number): string[] {
   const cert = pkijs.Certificate.fromBER(Buffer.from(der));
   const ext = cert.extensions?.find((e) => e.extnID === '2.5.29.30');
   const nc = ext?.parsedValue as pkijs.NameConstraints | undefined;
-  return (nc?.excludedSubtrees ?? []).filter((s) => s.base.type === 2).map((s) => String(s.base.value).toLowerCase());
+  return (nc?.excludedSubtrees ?? []).filter((s) => s.base.type === type).map((s) => String(s.base.value).toLowerCase());
+}
+
+/** dNSNames in the excludedSubtrees of a certificate's NameConstraints. */
+export const excludedNames = (der: Uint8Array): string[] => excludedOfType(der, 2);
+/** rfc822Names (mail hosts and domains) in the excludedSubtrees of a certificate's NameConstraints. */
+export const excludedMailDomains = (der: Uint8Array): string[] => excludedOfType(der, 1);
+
+/**
+ * What the fence of `fenced` lacks in a cross-certificate: the DNS name, and
+ * the mail host and domain (RFC 5280 4.2.1.10: `bit` is only the host,
+ * `.bit` every host under it), which Thunderbird's S/MIME needs.
+ */
+function missingExclusions(der: Uint8Array, fenced: string): string[] {
+  const dns = excludedNames(der);
+  const mail = excludedMailDomains(der);
+  return [...(dns.includes(fenced) ? [] : [`DNS ${fenced}`]), ...[fenced, `.${fenced}`].filter((m) => !mail.includes(m)).map((m) => `e-mail ${m}`)];
 }
 
 const keyOf = (c: X509Certificate): string => `${c.subject}\n${c.publicKey.export({ type: 'spki', format: 'der' }).toString('hex')}`;
@@ -165,7 +181,7 @@ export interface RootComparison {
   extra: RootDifference[];
   /** L(R) whose purposes, kinds of record or policy attributes differ from R's. */
   differences: RootDifference[];
-  /** R' that does not exclude `bit`. */
+  /** R' that does not exclude `bit` as a DNS name and as a mail host and domain. */
   unfenced: RootDifference[];
   /** Stock roots the installed token still trusts as themselves. */
   originalsTrusted: RootDifference[];
@@ -228,7 +244,8 @@ export function compareRootPrograms(stock: UpstreamObject[], installed: Upstream
     crosses.add(cross);
     anchorObjects.add(a.obj);
     for (const r of a.trust.records) anchorObjects.add(r);
-    if (!excludedNames(cross.der).includes(fenced)) out.unfenced.push({ label: root.label, what: `its cross-certificate does not exclude ${fenced}` });
+    const lacks = missingExclusions(cross.der, fenced);
+    if (lacks.length > 0) out.unfenced.push({ label: root.label, what: `its cross-certificate does not exclude ${lacks.join(', ')}` });
     const diffs: string[] = [];
     if (describeMap(a.trust.purposes) !== describeMap(root.trust.purposes)) diffs.push(`purposes ${describeMap(a.trust.purposes)} (browser: ${describeMap(root.trust.purposes)})`);
     if ([...a.trust.kinds].sort().join() !== [...root.trust.kinds].sort().join()) diffs.push(`trust records ${[...a.trust.kinds].sort()} (browser: ${[...root.trust.kinds].sort()})`);

@@ -12,14 +12,14 @@
 // browser really uses as installed (doctor, tests).
 
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from '../engine/errors.js';
 import type { UpstreamObject } from '../compile/upstream.js';
 import { STRUCT_SIZES, type TokenSnapshot } from '../view/format.js';
 import { browserBinary } from './layout.js';
+import { safeTempBase } from '../install/owner.js';
 
 export const PROBE_LIBRARY = fileURLToPath(new URL('../../build/Release/libncfence-probe.so', import.meta.url));
 const PROBE_VERSION = 'ncfence-probe-v1';
@@ -62,6 +62,8 @@ export interface BrowserRoots {
   rootList: boolean;
   manufacturer: string;
   description: string;
+  /** Its slot's description (a closed ncfence view says why there: addon/notice.c). */
+  slotDescription: string;
   tokenLabel: string;
   objects: UpstreamObject[];
   /** The token as recorded for the view (browser targets serve it). */
@@ -119,6 +121,7 @@ export function parseProbeOutput(text: string, dir: string, millis: number): Bro
     rootList: fields.get('root-list') === 'yes',
     manufacturer: trimmed('manufacturer'),
     description: trimmed('description'),
+    slotDescription: trimmed('slot-description'),
     tokenLabel: trimmed('token-label'),
     objects,
     ...(snapshot ? { snapshot } : {}),
@@ -169,6 +172,8 @@ export interface ReadOptions {
   env?: NodeJS.ProcessEnv;
   /** Receives the browser's stderr (tests: the module's warnings). */
   stderr?: (text: string) => void;
+  /** Run the browser as this user (tests, as root: a user's own browser). */
+  uid?: number;
 }
 
 function browserEnv(tmp: string, o: ReadOptions): NodeJS.ProcessEnv {
@@ -200,7 +205,9 @@ export async function readBrowserRoots(dir: string, o: ReadOptions): Promise<Bro
   const timeoutMs = o.timeoutMs ?? 30_000;
   if (!existsSync(PROBE_LIBRARY)) throw new EngineError('USAGE', `the roots probe ${PROBE_LIBRARY} is missing: run npm ci (or npm run build) in the ncfence package`);
   const realBinary = browserBinary(dir);
-  const tmp = mkdtempSync(join(tmpdir(), 'ncfence-browser-'));
+  // Root ignores $TMPDIR: under sudo -E it is the user's, who could swap
+  // the directory the browser loads the probe from (owner.ts).
+  const tmp = mkdtempSync(join(safeTempBase(), 'ncfence-browser-'));
   if (/[\s"'\\]/.test(tmp)) throw new EngineError('USAGE', `temporary directory ${tmp} has a space or quote, which pkcs11.txt cannot hold; set TMPDIR`);
   const out = join(tmp, 'roots.txt');
   let stderr = '';
@@ -212,10 +219,12 @@ export async function readBrowserRoots(dir: string, o: ReadOptions): Promise<Bro
     mkdirSync(profile);
     writeFileSync(join(profile, 'pkcs11.txt'), `library=${probe}\nname=ncfence roots probe\nparameters=${out}\n\n`);
     writeFileSync(join(profile, 'user.js'), QUIET_PREFS.map(([k, v]) => `user_pref("${k}", ${v});`).join('\n') + '\n');
+    if (o.uid !== undefined) for (const p of [tmp, profile, probe, join(profile, 'pkcs11.txt'), join(profile, 'user.js')]) chownSync(p, o.uid, o.uid);
     const child = spawn(binary, ['--headless', '-no-remote', '-profile', profile, 'about:blank'], {
       env: browserEnv(tmp, o),
       detached: true,
       stdio: ['ignore', 'ignore', 'pipe'],
+      ...(o.uid !== undefined ? { uid: o.uid, gid: o.uid } : {}),
     });
     child.stderr?.on('data', (d: Buffer) => {
       if (stderr.length < 1 << 20) stderr += d.toString();

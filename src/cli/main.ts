@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 // The `ncfence` command: parses arguments, calls the compile step, formats output.
 
-import { accessSync, constants, readFileSync, realpathSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { checkCommandLine } from './args.js';
+import { describePathError, describeSystemError } from '../systemError.js';
 import { EngineError, type EngineErrorCode } from '../engine/errors.js';
 import { DEFAULT_UPSTREAM, type BuildResult } from '../compile/build.js';
 import type { Manifest } from '../install/common.js';
-import { BROWSER_TARGETS, type BrowserTarget } from '../browser/layout.js';
 import type { InstallStatus } from '../install/status.js';
+import { TARGETS, TARGET_NAMES, targetSpec } from '../install/targets.js';
 // Each command loads only what it uses (dynamic imports below): `build` runs
 // at every stale start-up of a browser with --auto-rebuild, and loading the
 // install, comparison (pkijs) and service code cost it a third of its time
@@ -29,27 +31,27 @@ Commands:
   build                 Read the upstream trust module (or, with --browser,
                         a browser's own roots), fence every root it trusts,
                         write the compiled view and ncfence.conf.
-  install firefox       Put the module at <Firefox dir>/libnssckbi.so, keeping
-                        any file it replaces, with a view of Firefox's own
-                        roots (read from inside Firefox), fenced; then start
-                        Firefox to check it uses exactly those, or undo.
-  install thunderbird   The same for Thunderbird.
-  install tor-browser   The same for Tor Browser (--dir: tor-browser/ or its
-                        Browser/ directory).
-  install nss           Replace the system NSS roots module the Debian way
-                        (dpkg-divert), wrapping the diverted original.
-  install p11-kit       Register the module for p11-kit consumers (GnuTLS...)
-                        with trust-policy: yes, and switch p11-kit-trust off
-                        for them; --user for this user only.
-  uninstall TARGET      Undo an install, restoring every replaced file.
-  status                What is installed where, and whether its view is fresh.
+${TARGETS.map((t) => `  install ${t.name.padEnd(14)}${t.help}`).join('\n')}
+  uninstall TARGET      Undo an install, restoring every replaced file, and
+                        forget it.
+  status                Every install this user can see, and whether what
+                        its programs load is fresh; exit 1 when one is
+                        stale, closed, tampered with or gone.
   doctor                Check each install as a user would, with fixes.
+                        With --bit-name NAME: what a browser gets for that
+                        .bit site, step by step (docs/browsing-bit.md).
+  refresh               Rebuild every view of this user's installs (root:
+                        the system's) that an update made stale; what the
+                        Debian hooks run after package changes. With
+                        --config: rebuild that configuration's view (what
+                        the module runs).
   serve                 Run the live .bit service the module asks for Namecoin
                         anchors (docs/namecoin.md); runs until stopped.
   bench                 Measure rewriting on this machine and upstream: per
                         root by key type, the whole build against the crypto
                         floor, and the module's lookup costs (a table; --json,
-                        --svg FILE).
+                        --svg FILE); says which budgets are met and explains
+                        each one missed (--check: exit 1 then).
 
 Options:
   --upstream PATH          upstream PKCS#11 trust module (build default:
@@ -60,34 +62,52 @@ Options:
                            DIR from inside it, instead of --upstream
   --upstream-params STR    passed to upstream's C_Initialize as pReserved,
                            e.g. "paths=DIR" for p11-kit-trust
-  --policy FILE            policy file (build: rules/default.json; install:
-                           the target's, docs/policy.md)
+  --policy FILE            policy file (build: the one for what reads the
+                           upstream: rules/nss.json for NSS's libnssckbi.so,
+                           rules/p11-kit.json for any other module,
+                           rules/default.json with --browser; install: the
+                           target's; docs/policy.md)
   --allow-empty            build, install: accept a view that fences no root
                            (otherwise an error: a wrong paths= looks like it)
   --out DIR                build: where to write view.ncfv and ncfence.conf
                            (default ./ncfence-out); the rebuild and service
                            settings of an ncfence.conf there are kept unless
-                           given again
-  --rebuild-command PATH   build: let the module run \`PATH build ...\` to
-                           regenerate the view when it is stale or unusable
-  --auto-rebuild           build, install of a browser: the same, with this
-                           ncfence command as PATH (a browser update then
-                           costs one slower start instead of a closed view,
-                           when the user running it may write its directory)
+                           given again. refresh --config: write the view
+                           there instead of in place
+  --rebuild-command PATH   build: let the module run \`PATH refresh --config
+                           FILE\` to regenerate the view when it is not fresh
+  --auto-rebuild           build: the same, with this package's command, and
+                           an update of ncfence itself makes the view stale
+                           (installs always do this; kept for old scripts)
   --rebuild-timeout-ms N   build: time limit for that run (default 15000)
   --dir DIR                install/uninstall/status/doctor: the browser's
                            install directory (default: the first found);
                            --firefox-dir is the same
   --user                   install/uninstall p11-kit: for this user only
-  --root DIR               install/uninstall/status/doctor nss: filesystem
-                           root (default /)
+  --root DIR               install/uninstall nss and p11-kit, status, doctor,
+                           refresh: the filesystem root system-wide installs
+                           and their records are under (default /, or
+                           $NCFENCE_SYSTEM_ROOT)
+  --config FILE            refresh: the ncfence.conf whose view to rebuild
+  --hook NAME              refresh: run by a Debian hook (apt,
+                           ca-certificates): one line per install changed
+  --quiet                  status: print only installs that are not ok
   --no-firefox             doctor: skip starting the browsers
+  --bit-name NAME[:PORT]   doctor: resolve this .bit site, ask the installs'
+                           live service for its anchors, and try its chain
+                           through each install's module as NSS does
+  --resolver ADDRESS[:PORT]
+                           doctor --bit-name: ask this DNS server instead of
+                           the system resolver
   --service PATH           build/install: the live .bit service's socket the
-                           module asks (absent: no Namecoin anchors)
+                           module asks (absent: the one configured before,
+                           if any; --service "": none, no Namecoin anchors)
   --service-command CMD    build: let the module start the service with CMD
                            (split on spaces) when nothing answers on --service
   --socket PATH            serve: socket to listen on (default
-                           $XDG_RUNTIME_DIR/ncfence/service.sock)
+                           $XDG_RUNTIME_DIR/ncfence/service.sock, or
+                           ~/.cache/ncfence/service.sock when
+                           XDG_RUNTIME_DIR is not set)
   --rules FILE             serve: local anchors, domains pinned to keys
   --dns ADDRESS:PORT       serve: ncdns-compatible DNS server (TLSA over TCP)
   --rpc URL                serve: Namecoin Core JSON-RPC, e.g. http://127.0.0.1:8336/
@@ -101,6 +121,8 @@ Options:
   --sources LIST           serve: order of sources, e.g. rules,dns,rpc
   --rounds N               bench: repetitions (default 20)
   --svg FILE               bench: also write the results as an SVG plot
+  --check                  bench: exit 1 when a budget is missed (each
+                           missed budget is explained in the output)
   --json                   print results as JSON on stdout
   -h, --help               show this help (ncfence COMMAND --help: that
                            command's options only)
@@ -109,38 +131,34 @@ Options:
 Point a module built with \`build\` at its configuration with
 NCFENCE_CONFIG=DIR/ncfence.conf (docs/configuration.md).
 
-Exit codes: 0 ok, 1 failure (doctor: a check failed), 2 usage error or a
-refused install, 3 policy refused.
+Exit codes: 0 ok, 1 failure (doctor: a check failed; bench --check: a
+budget missed), 2 usage error or a refused install, 3 policy refused.
 Set NCFENCE_DEBUG=1 to see stack traces.
 `;
 
 /** Options each command takes; any other is refused (exit 2). */
 const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   build: ['upstream', 'upstream-params', 'browser', 'out', 'policy', 'rebuild-command', 'auto-rebuild', 'rebuild-timeout-ms', 'service', 'service-command', 'allow-empty', 'json'],
-  install: ['upstream', 'upstream-params', 'policy', 'service', 'dir', 'firefox-dir', 'user', 'root', 'auto-rebuild', 'allow-empty', 'json'],
-  uninstall: ['dir', 'firefox-dir', 'user', 'root', 'json'],
-  status: ['dir', 'firefox-dir', 'root', 'json'],
-  doctor: ['dir', 'firefox-dir', 'root', 'no-firefox', 'json'],
+  install: ['upstream', 'upstream-params', 'policy', 'service', 'allow-empty', 'json', ...new Set(TARGETS.flatMap((t) => t.options))],
+  uninstall: ['json', ...new Set(TARGETS.flatMap((t) => t.options.filter((o) => o !== 'auto-rebuild')))],
+  status: ['dir', 'firefox-dir', 'root', 'quiet', 'json'],
+  doctor: ['dir', 'firefox-dir', 'root', 'no-firefox', 'bit-name', 'resolver', 'json'],
+  refresh: ['config', 'out', 'hook', 'root', 'json'],
   serve: ['socket', 'rules', 'dns', 'rpc', 'rpc-cookie', 'rpc-user', 'rpc-password', 'rpc-password-file', 'sources'],
-  bench: ['upstream', 'upstream-params', 'rounds', 'svg', 'json'],
+  bench: ['upstream', 'upstream-params', 'rounds', 'svg', 'check', 'json'],
 };
-/** Options that only some install targets take. */
-const TARGET_OPTIONS: Record<string, readonly string[]> = {
-  dir: ['firefox', 'thunderbird', 'tor-browser'],
-  'firefox-dir': ['firefox', 'thunderbird', 'tor-browser'],
-  'auto-rebuild': ['firefox', 'thunderbird', 'tor-browser'],
-  user: ['p11-kit'],
-  root: ['nss'],
-};
+/** The install targets that take an option only some of them take. */
+const targetsTaking = (option: string): string[] => TARGETS.filter((t) => t.options.includes(option)).map((t) => t.name);
 
 const USAGE: Record<string, string> = {
   build: 'ncfence build [--upstream PATH | --browser DIR] [options]',
-  install: 'ncfence install firefox|thunderbird|tor-browser|nss|p11-kit [options]',
-  uninstall: 'ncfence uninstall firefox|thunderbird|tor-browser|nss|p11-kit [options]',
+  install: `ncfence install ${TARGET_NAMES.join('|')} [options]`,
+  uninstall: `ncfence uninstall ${TARGET_NAMES.join('|')} [options]`,
   status: 'ncfence status [options]',
+  refresh: 'ncfence refresh [--config FILE [--out DIR]] [options]',
   doctor: 'ncfence doctor [options]',
   serve: 'ncfence serve [options]',
-  bench: 'ncfence bench [--upstream PATH] [--rounds N] [--json] [--svg FILE]',
+  bench: 'ncfence bench [--upstream PATH] [--rounds N] [--json] [--svg FILE] [--check]',
 };
 
 /** One command's help: its line from the command list and the descriptions of the options it takes, cut from HELP. */
@@ -172,7 +190,7 @@ function packageVersion(): string {
 const OPTIONS = {
   upstream: { type: 'string' },
   'upstream-params': { type: 'string' },
-  out: { type: 'string', default: 'ncfence-out' },
+  out: { type: 'string' },
   policy: { type: 'string' },
   'rebuild-command': { type: 'string' },
   'auto-rebuild': { type: 'boolean', default: false },
@@ -183,6 +201,11 @@ const OPTIONS = {
   user: { type: 'boolean', default: false },
   root: { type: 'string' },
   'no-firefox': { type: 'boolean', default: false },
+  config: { type: 'string' },
+  hook: { type: 'string' },
+  quiet: { type: 'boolean', default: false },
+  'bit-name': { type: 'string' },
+  resolver: { type: 'string' },
   service: { type: 'string' },
   'service-command': { type: 'string' },
   socket: { type: 'string' },
@@ -198,6 +221,7 @@ const OPTIONS = {
   'allow-empty': { type: 'boolean', default: false },
   rounds: { type: 'string' },
   svg: { type: 'string' },
+  check: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
   version: { type: 'boolean', default: false },
 } as const;
@@ -208,26 +232,37 @@ function rpcPassword(file: string | undefined): string | undefined {
   try {
     return readFileSync(file, 'utf8').split('\n')[0]!.replace(/\r$/, '');
   } catch (cause) {
-    throw new EngineError('USAGE', `cannot read --rpc-password-file ${file}: ${(cause as Error).message}`, { cause });
+    throw new EngineError('USAGE', `cannot read --rpc-password-file: ${describePathError(cause, file)}`, { cause });
   }
+}
+
+/** `build --auto-rebuild`: the module rebuilds with this package's command. */
+async function autoRebuild(): Promise<{ rebuildCommand: string; rebuildNode: string; engine: string }> {
+  const { packageRebuild } = await import('../install/common.js');
+  const r = packageRebuild();
+  return { rebuildCommand: r.cli, rebuildNode: r.node, engine: r.engine };
+}
+
+/** Where doctor --bit-name tries a chain: each install's module and configuration, and the package's module with $NCFENCE_CONFIG. */
+async function bitCheckTargets(dir: string | undefined, root: string | undefined): Promise<import('../install/bitcheck.js').BitCheckTarget[]> {
+  const { findInstalls } = await import('../install/status.js');
+  const { PACKAGE_MODULE } = await import('../install/common.js');
+  const out = findInstalls({ dir, root }).map((m) => ({ label: `${m.target} at ${m.location}`, module: m.module.path, config: m.config }));
+  if (process.env.NCFENCE_CONFIG) out.push({ label: `NCFENCE_CONFIG=${process.env.NCFENCE_CONFIG}`, module: PACKAGE_MODULE, config: process.env.NCFENCE_CONFIG });
+  return out;
+}
+
+/** A whole-number option's value, or a usage error that shows what was typed. */
+function wholeNumber(option: string, text: string, min: number, max: number, unit = ''): number {
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new EngineError('USAGE', `${option} must be a whole number${unit ? ` of ${unit}` : ''} from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  return n;
 }
 
 /** Progress lines on a terminal, silence in pipes. */
 const progress = (msg: string): void => {
   if (process.stderr.isTTY) process.stderr.write(`ncfence: ${msg}...\n`);
 };
-
-/** This command as an executable path the module can run (the installed, compiled CLI). */
-function selfCommand(): string {
-  const self = realpathSync(process.argv[1] ?? '');
-  try {
-    accessSync(self, constants.X_OK);
-  } catch {
-    throw new EngineError('USAGE', `--auto-rebuild needs the installed ncfence command (${self} is not executable); use --rebuild-command PATH`);
-  }
-  if (!self.endsWith('.js')) throw new EngineError('USAGE', `--auto-rebuild needs the compiled CLI, not ${self}; use --rebuild-command PATH`);
-  return self;
-}
 
 function printSummary(r: BuildResult): void {
   const s = r.summary;
@@ -258,22 +293,23 @@ function printManifest(verb: string, m: Manifest): void {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-function printStatus(rows: InstallStatus[]): void {
+function printStatus(rows: InstallStatus[], quiet = false): void {
   if (rows.length === 0) {
-    process.stdout.write('ncfence is not installed anywhere it looks (see ncfence --help: install).\n');
+    if (!quiet) process.stdout.write('ncfence is not installed anywhere (see ncfence --help: install).\n');
     return;
   }
-  const head = ['target', 'location', 'view', 'roots fenced', 'anchors', 'service', 'upstream'];
+  const head = ['target', 'location', 'state', 'roots fenced', 'anchors', 'service', 'upstream'];
   const rootsNote = (r: InstallStatus): string => {
     if (!r.roots) return '';
     if (r.roots.source === 'browser') return ' (its own roots)';
     const c = r.roots.check;
     return c && c.differences >= 0 ? ` (${c.differences} differences from its own roots)` : ' (not its own roots)';
   };
-  const body = rows.map((r) => [r.target, r.location, r.viewState, String(r.rootsFenced), String(r.anchors), r.service, `${r.upstream}${rootsNote(r)}`]);
+  const body = rows.map((r) => [r.target, r.location, r.state, String(r.rootsFenced), String(r.anchors), r.service, `${r.upstream}${rootsNote(r)}`]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   process.stdout.write(`${[line(head), ...body.map(line)].join('\n')}\n`);
+  for (const r of rows.filter((x) => x.state !== 'ok')) process.stdout.write(`${r.target} at ${r.location}: ${r.detail} (ncfence doctor says what to do)\n`);
   for (const r of rows.filter((x) => x.upgrade.length > 0)) {
     process.stdout.write(`${r.target} at ${r.location}: this ncfence has ${r.upgrade.join(' and ')}; the install keeps its own until you run it again (ncfence install ${r.target} ...)\n`);
   }
@@ -289,39 +325,36 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`ncfence ${packageVersion()}\n`);
     return 0;
   }
-  if (!(command in COMMAND_OPTIONS)) throw new EngineError('USAGE', `unknown command "${command}" (try: ncfence --help)`);
-  let values;
-  let positionals: string[];
-  let tokens;
-  try {
-    ({ values, positionals, tokens } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: true, tokens: true }));
-  } catch (e) {
-    throw new EngineError('USAGE', `${(e as Error).message} (try: ncfence ${command} --help)`);
+  if (!(command in COMMAND_OPTIONS)) {
+    throw new EngineError('USAGE', command.startsWith('-') ? `${command} is not an option of ncfence, or it came before the command: ncfence COMMAND [options] (try: ncfence --help)` : `unknown command "${command}" (try: ncfence --help)`);
   }
-  if (values.help) {
+  const { help } = checkCommandLine(command, rest, {
+    options: OPTIONS,
+    commandOptions: COMMAND_OPTIONS,
+    targetOptions: Object.fromEntries([...new Set(TARGETS.flatMap((t) => t.options))].map((o) => [o, targetsTaking(o)])),
+    targets: { install: TARGET_NAMES, uninstall: TARGET_NAMES },
+    valueName: (option) => new RegExp(`^ {2}--${option} (\\S+)`, 'm').exec(HELP)?.[1] ?? 'VALUE',
+  });
+  if (help) {
     process.stdout.write(commandHelp(command));
     return 0;
   }
-  // Only the options this command (and target) takes: one silently ignored
-  // is a setting the user believes in and does not have.
-  for (const tok of tokens) {
-    if (tok.kind !== 'option' || tok.name === 'help' || tok.name === 'version') continue;
-    const where = command === 'install' || command === 'uninstall' ? `${command} ${positionals[0] ?? ''}`.trim() : command;
-    if (!COMMAND_OPTIONS[command]!.includes(tok.name)) throw new EngineError('USAGE', `${where} does not take --${tok.name} (try: ncfence ${command} --help)`);
-    const targets = TARGET_OPTIONS[tok.name];
-    if ((command === 'install' || command === 'uninstall') && targets && positionals[0] && !targets.includes(positionals[0])) {
-      throw new EngineError('USAGE', `${where} does not take --${tok.name} (it is for ${targets.join(', ')})`);
-    }
+  let values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: true }));
+  } catch {
+    // checkCommandLine refuses everything parseArgs does, in words of its own; this is a backstop.
+    throw new EngineError('USAGE', `cannot read the command line (try: ncfence ${command} --help)`);
   }
-  const targets = [...BROWSER_TARGETS, 'nss', 'p11-kit'] as const;
-  const wantTarget = (): (typeof targets)[number] => {
-    const t = positionals[0];
-    if (positionals.length !== 1 || !(targets as readonly string[]).includes(t ?? '')) {
-      throw new EngineError('USAGE', `${command} needs one target: ${targets.join(', ')} (try: ncfence --help)`);
+  const wantTarget = () => {
+    const t = positionals.length === 1 ? targetSpec(positionals[0]!) : undefined;
+    if (!t) {
+      const got = positionals.length === 0 ? 'no target' : positionals.length > 1 ? `${positionals.length} targets` : `"${positionals[0]}", which is not one`;
+      throw new EngineError('USAGE', `${command} needs one target: ${TARGET_NAMES.join(', ')}; got ${got} (try: ncfence --help)`);
     }
-    return t as (typeof targets)[number];
+    return t;
   };
-  const isBrowserTarget = (t: string): t is BrowserTarget => (BROWSER_TARGETS as readonly string[]).includes(t);
   if (values.dir !== undefined && values['firefox-dir'] !== undefined && values.dir !== values['firefox-dir']) {
     throw new EngineError('USAGE', '--dir and --firefox-dir name the same thing; give one');
   }
@@ -331,16 +364,17 @@ async function main(argv: string[]): Promise<number> {
     case 'build': {
       if (positionals.length) throw new EngineError('USAGE', `build takes no arguments, got ${positionals.join(' ')}`);
       if (values.browser !== undefined && values.upstream !== undefined) throw new EngineError('USAGE', 'build reads either --browser DIR or --upstream PATH, not both');
+      if (values.browser !== undefined && values['upstream-params'] !== undefined) throw new EngineError('USAGE', '--upstream-params goes with --upstream; --browser reads the browser\'s own roots and takes no parameters');
       progress(values.browser !== undefined ? `reading the roots of the browser in ${values.browser}` : `building the fenced view of ${values.upstream ?? DEFAULT_UPSTREAM}`);
       const { build } = await import('../compile/build.js');
       const result = await build({
         ...(values.browser !== undefined ? { browser: values.browser } : {}),
         upstream: values.upstream ?? DEFAULT_UPSTREAM,
         upstreamParams: values['upstream-params'] ?? '',
-        outDir: values.out,
+        outDir: values.out ?? 'ncfence-out',
         policyFile: values.policy,
-        rebuildCommand: values['auto-rebuild'] ? selfCommand() : values['rebuild-command'],
-        rebuildTimeoutMs: values['rebuild-timeout-ms'] === undefined ? undefined : Number(values['rebuild-timeout-ms']),
+        ...(values['auto-rebuild'] ? await autoRebuild() : { rebuildCommand: values['rebuild-command'] }),
+        rebuildTimeoutMs: values['rebuild-timeout-ms'] === undefined ? undefined : wholeNumber('--rebuild-timeout-ms', values['rebuild-timeout-ms'], 1, 120_000, 'milliseconds'),
         service: values.service,
         serviceCommand: values['service-command'],
         minRootsFenced: values['allow-empty'] ? undefined : 1,
@@ -351,12 +385,21 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'bench': {
       if (positionals.length) throw new EngineError('USAGE', `bench takes no arguments, got ${positionals.join(' ')}`);
-      const rounds = values.rounds === undefined ? 20 : Number(values.rounds);
-      if (!Number.isInteger(rounds) || rounds < 1 || rounds > 10_000) throw new EngineError('USAGE', `--rounds must be a whole number from 1 to 10000, got ${values.rounds}`);
-      const { formatBench, runBench, writeSvg } = await import('../bench/run.js');
-      const r = await runBench({ upstream: values.upstream ?? DEFAULT_UPSTREAM, upstreamParams: values['upstream-params'] ?? '', rounds }, progress);
+      const rounds = values.rounds === undefined ? 20 : wholeNumber('--rounds', values.rounds, 1, 10_000);
+      const upstream = values.upstream ?? DEFAULT_UPSTREAM;
+      // Before measuring (a minute or more): a plot that cannot be written, an upstream that is not there.
+      if (values.svg !== undefined) (await import('../fsPaths.js')).checkWritableFile(values.svg, '--svg');
+      (await import('../compile/upstream.js')).checkUpstreamFile(upstream);
+      const { benchBudgets, formatBench, runBench, writeSvg } = await import('../bench/run.js');
+      const r = await runBench({ upstream, upstreamParams: values['upstream-params'] ?? '', rounds }, progress);
       if (values.svg) writeSvg(values.svg, r);
-      process.stdout.write(values.json ? `${JSON.stringify(r, null, 2)}\n` : formatBench(r));
+      const budgets = benchBudgets(r);
+      process.stdout.write(values.json ? `${JSON.stringify({ ...r, budgets }, null, 2)}\n` : formatBench(r));
+      const missed = budgets.filter((b) => !b.met);
+      if (values.check && missed.length > 0) {
+        process.stderr.write(`ncfence: bench --check: ${missed.length} budget${missed.length === 1 ? '' : 's'} missed: ${missed.map((b) => `${b.name} ${b.measured.replace(/ \(.*$/, '')}`).join('; ')} (${values.json ? 'budgets in the JSON' : 'explained above'})\n`);
+        return 1;
+      }
       return 0;
     }
     case 'serve': {
@@ -386,46 +429,33 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'install': {
       const target = wantTarget();
-      const { installBrowser } = await import('../install/browser.js');
-      const { installNss } = await import('../install/nss.js');
-      const { installP11Kit } = await import('../install/p11kit.js');
-      const m = isBrowserTarget(target)
-        ? await installBrowser(target, { dir: dirOption, ...upstreamOpts, ...(values['auto-rebuild'] ? { rebuildCommand: selfCommand() } : {}) })
-        : target === 'nss'
-          ? await installNss({ root: values.root, ...upstreamOpts })
-          : await installP11Kit({ user: values.user, ...upstreamOpts });
+      const m = await target.install({ dir: dirOption, root: values.root, user: values.user, ...upstreamOpts });
       if (values.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
       else printManifest('installed', m);
       return 0;
     }
     case 'uninstall': {
       const target = wantTarget();
-      const { uninstallBrowser } = await import('../install/browser.js');
-      const { uninstallNss } = await import('../install/nss.js');
-      const { uninstallP11Kit } = await import('../install/p11kit.js');
-      const m: Manifest = isBrowserTarget(target)
-        ? uninstallBrowser(target, dirOption)
-        : target === 'nss'
-          ? uninstallNss(values.root).manifest
-          : uninstallP11Kit(values.user);
+      const m = await target.uninstall({ dir: dirOption, root: values.root, user: values.user });
       if (values.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
       else process.stdout.write(`uninstalled ${m.target}: ${m.module.path} removed${m.backups.map((b) => `, ${b.path} restored`).join('')}\n`);
       return 0;
     }
     case 'status': {
       const { status } = await import('../install/status.js');
-      const rows = await status(dirOption ? [dirOption] : [], values.root);
+      const rows = await status({ dir: dirOption, root: values.root });
       if (values.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
-      else printStatus(rows);
-      return 0;
+      else printStatus(values.quiet ? rows.filter((r) => r.state !== 'ok') : rows, values.quiet);
+      return rows.some((r) => r.state !== 'ok') ? 1 : 0;
     }
     case 'doctor': {
+      if (values['bit-name'] !== undefined) return (await import('../install/bitcheck.js')).runBitCheck({ name: values['bit-name'], resolver: values.resolver, targets: await bitCheckTargets(dirOption, values.root), json: values.json });
       progress('checking each install (browsers are started headless, offline, with a throwaway profile)');
       const { doctor } = await import('../install/status.js');
-      const reports = await doctor(dirOption ? [dirOption] : [], { firefox: !values['no-firefox'], root: values.root });
+      const reports = await doctor({ dir: dirOption, root: values.root, firefox: !values['no-firefox'] });
       const failed = reports.some((r) => r.checks.some((c) => !c.ok));
       if (values.json) process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
-      else if (reports.length === 0) process.stdout.write('nothing to check: ncfence is not installed anywhere it looks\n');
+      else if (reports.length === 0) process.stdout.write('nothing to check: ncfence is not installed anywhere (ncfence --help: install)\n');
       else {
         for (const r of reports) {
           process.stdout.write(`${r.target} at ${r.location}\n`);
@@ -433,6 +463,26 @@ async function main(argv: string[]): Promise<number> {
         }
       }
       return failed || reports.length === 0 ? 1 : 0;
+    }
+    case 'refresh': {
+      if (positionals.length) throw new EngineError('USAGE', `refresh takes no arguments, got ${positionals.join(' ')}`);
+      const { refreshAll, refreshConfig } = await import('../install/refresh.js');
+      if (values.config !== undefined) {
+        const r = await refreshConfig(values.config, values.out);
+        if (values.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        else process.stdout.write(`rebuilt ${r.view} (${r.rootsFenced} roots fenced)\n`);
+        return 0;
+      }
+      if (values.out !== undefined) throw new EngineError('USAGE', 'refresh takes --out only with --config FILE');
+      const results = await refreshAll({ root: values.root, progress });
+      if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+      else {
+        for (const r of results) {
+          if (r.error) process.stderr.write(`ncfence: ${r.target} at ${r.location}: ${r.error}\n`);
+          else if (r.actions.length > 0 || !values.hook) process.stdout.write(`${r.target} at ${r.location}: ${r.actions.length > 0 ? r.actions.join(', ') : 'fresh'}\n`);
+        }
+      }
+      return results.some((r) => r.error) ? 1 : 0;
     }
     default:
       throw new EngineError('USAGE', `unknown command "${command}" (try: ncfence --help)`);
@@ -444,14 +494,21 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    if (e instanceof EngineError) {
-      process.stderr.write(`ncfence: ${e.message}\n`);
-      if (process.env.NCFENCE_DEBUG) process.stderr.write(`${e.stack}\n`);
-      process.exitCode = EXIT[e.code];
-    } else {
-      process.stderr.write(`ncfence: internal error: ${(e as Error).message ?? String(e)}\n`);
-      if (process.env.NCFENCE_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
-      process.exitCode = 1;
-    }
+    process.stderr.write(`ncfence: ${failureMessage(e)}\n`);
+    if (process.env.NCFENCE_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    process.exitCode = e instanceof EngineError ? EXIT[e.code] : 1;
   },
 );
+
+/**
+ * One line for a failure: an EngineError says it in its own words; a system
+ * error that escaped names its path in plain words (src/systemError.ts); only
+ * anything else is a bug of ours, and says so.
+ */
+function failureMessage(e: unknown): string {
+  const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ');
+  if (e instanceof EngineError) return oneLine(e.message);
+  const sys = describeSystemError(e);
+  if (sys) return oneLine(sys);
+  return oneLine(`internal error (a bug in ncfence; NCFENCE_DEBUG=1 shows where): ${(e as Error)?.message ?? String(e)}`);
+}

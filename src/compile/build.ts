@@ -1,16 +1,18 @@
 // `ncfence build`: upstream -> engine -> compiled view + ncfence.conf, both
 // written atomically (temp file, fsync, rename).
 
-import { closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, writeSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fsyncSync, openSync, realpathSync, renameSync, writeSync, unlinkSync } from 'node:fs';
+import { checkWritableDir, makeDirs } from '../fsPaths.js';
+import { describePathError } from '../systemError.js';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { defaultEngineDeps, type EngineDeps } from '../engine/crossSign.js';
 import { EngineError } from '../engine/errors.js';
 import { formatConfig, readConfig, type ModuleConfig } from '../config.js';
-import { loadPolicy } from '../policy.js';
+import { loadPolicy, policyForUpstream } from '../policy.js';
 import { encodeView } from '../view/format.js';
 import { libraryStamp, p11kitPathsArgument, upstreamStamp } from '../view/stamp.js';
 import { planView, type PlanSummary } from './plan.js';
-import { builtinTrustPaths, readUpstream, type UpstreamSnapshot } from './upstream.js';
+import { builtinTrustPaths, checkUpstreamFile, readUpstream, type UpstreamSnapshot } from './upstream.js';
 import type { BrowserRoots } from '../browser/probe.js';
 import { resolveBrowserDir } from '../browser/layout.js';
 
@@ -38,9 +40,14 @@ export interface BuildOptions {
   outDir: string;
   /** Where to write ncfence.conf (default: in outDir). */
   configFile?: string;
+  /** Default: the policy for what reads the upstream (policy.ts policyForUpstream). */
   policyFile?: string;
   /** Command the module may run to regenerate a stale view (written to ncfence.conf). */
   rebuildCommand?: string;
+  /** The interpreter that runs it (ncfence.conf `rebuild-node`). */
+  rebuildNode?: string;
+  /** The package's engine-id file, stamped (ncfence.conf `engine`): an update of ncfence then makes the view stale. */
+  engine?: string;
   rebuildTimeoutMs?: number;
   /** Socket of the live .bit service, written to ncfence.conf. */
   service?: string;
@@ -61,46 +68,29 @@ export interface BuildResult {
   millis: number;
 }
 
+/** The upstream's real path (Fedora's libnssckbi.so is a link to p11-kit-trust.so); as given when it cannot be resolved (the read then says why). */
+/** The upstream's real path (what policyForUpstream judges), or the path as given when it has none. */
+export function realUpstream(upstream: string): string {
+  try {
+    return realpathSync(resolve(upstream));
+  } catch {
+    return upstream;
+  }
+}
+
 /** rebuild, service and their settings from an existing configuration file (none if it is absent or unreadable). */
-function moduleOnlyKeys(file: string): Pick<ModuleConfig, 'rebuild' | 'rebuildTimeoutMs' | 'service' | 'serviceTimeoutMs' | 'serviceCommand' | 'fix'> {
+function moduleOnlyKeys(file: string): Pick<ModuleConfig, 'rebuild' | 'rebuildNode' | 'engine' | 'rebuildTimeoutMs' | 'service' | 'serviceTimeoutMs' | 'serviceCommand' | 'fix'> {
   if (!existsSync(file)) return {};
   try {
     const c = readConfig(file);
-    return { rebuild: c.rebuild, rebuildTimeoutMs: c.rebuildTimeoutMs, service: c.service, serviceTimeoutMs: c.serviceTimeoutMs, serviceCommand: c.serviceCommand, fix: c.fix };
+    return { rebuild: c.rebuild, rebuildNode: c.rebuildNode, engine: c.engine, rebuildTimeoutMs: c.rebuildTimeoutMs, service: c.service, serviceTimeoutMs: c.serviceTimeoutMs, serviceCommand: c.serviceCommand, fix: c.fix };
   } catch {
     return {}; // a file we cannot read is replaced, as before
   }
 }
 
-/**
- * mkdir -p, one component at a time. Node's recursive mkdirSync never
- * returns on some special file systems (under /proc it spun at 100% CPU:
- * `build --out /proc/x`); this makes at most one attempt per component and
- * names the component that failed. Returns the first directory it created,
- * if any (for an undo).
- */
-export function makeDirs(path: string, mode = 0o755): string | undefined {
-  const parts = resolve(path).split('/').filter(Boolean);
-  let at = '';
-  let first: string | undefined;
-  for (const part of parts) {
-    at = `${at}/${part}`;
-    let st;
-    try {
-      st = statSync(at);
-    } catch {
-      try {
-        mkdirSync(at, { mode });
-      } catch (cause) {
-        throw new EngineError('VIEW', `cannot create directory ${at}: ${(cause as Error).message}`, { cause });
-      }
-      first ??= at;
-      continue;
-    }
-    if (!st.isDirectory()) throw new EngineError('VIEW', `${at} exists and is not a directory`);
-  }
-  return first;
-}
+// makeDirs lives in ../fsPaths.ts (the service makes its socket directory with it too).
+export { makeDirs } from '../fsPaths.js';
 
 /**
  * Temp file, fsync, rename. The temp file is created exclusively and never
@@ -139,10 +129,29 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   if (opts.rebuildCommand !== undefined && !isAbsolute(opts.rebuildCommand)) {
     throw new EngineError('USAGE', `--rebuild-command must be an absolute path, got ${opts.rebuildCommand}`);
   }
+  if (opts.rebuildCommand !== undefined) {
+    // The module would find out only at a stale start-up, and serve the closed view.
+    try {
+      accessSync(opts.rebuildCommand, constants.X_OK);
+    } catch (cause) {
+      const why = existsSync(opts.rebuildCommand) ? `${opts.rebuildCommand} is not executable` : describePathError(cause, opts.rebuildCommand);
+      throw new EngineError('USAGE', `--rebuild-command: ${why}`, { cause });
+    }
+  }
   const outDir = resolve(opts.outDir);
-  const policy = loadPolicy(opts.policyFile ? resolve(opts.policyFile) : undefined);
+  // Cheap checks first: a wrong --out must not cost a browser start or a read of upstream.
+  checkWritableDir(outDir, '--out');
+  if (opts.configFile) checkWritableDir(dirname(resolve(opts.configFile)), 'the configuration\'s directory');
+  if (opts.browser !== undefined && !existsSync(opts.browser)) throw new EngineError('USAGE', `--browser ${opts.browser} does not exist`);
+  const config = opts.configFile ? resolve(opts.configFile) : `${outDir}/${CONFIG_FILE}`;
+  // The keys only the module uses are kept from an existing ncfence.conf
+  // unless given again: a rebuild the module runs itself (`CMD refresh
+  // --config FILE`, addon/rebuild.c) passes none of them.
+  const kept = moduleOnlyKeys(config);
+  const engine = opts.engine ?? kept.engine ?? '';
+  const policy = loadPolicy(opts.policyFile ? resolve(opts.policyFile) : policyForUpstream(realUpstream(opts.upstream), opts.browser !== undefined));
   const deps = opts.deps ?? (await defaultEngineDeps(policy.anchorKey));
-  const read = opts.browser !== undefined ? await readBrowser(resolve(opts.browser), policy.file) : readModule(resolve(opts.upstream), opts.upstreamParams, policy.file);
+  const read = opts.browser !== undefined ? await readBrowser(resolve(opts.browser), policy.file, engine) : readModule(resolve(opts.upstream), opts.upstreamParams, policy.file, engine);
   const upstream = read.upstream;
   const upstreamParams = read.browser ? '' : opts.upstreamParams;
   const { stamp, upstreamTrustPaths, snapshot } = read;
@@ -154,13 +163,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     );
   }
   const view = `${outDir}/${VIEW_FILE}`;
-  const config = opts.configFile ? resolve(opts.configFile) : `${outDir}/${CONFIG_FILE}`;
   makeDirs(outDir);
   makeDirs(dirname(config));
-  // The keys only the module uses are kept from an existing ncfence.conf
-  // unless given again: a rebuild the module runs itself (`CMD build --out
-  // DIR ...`, addon/rebuild.c) passes none of them, and used to drop them.
-  const kept = moduleOnlyKeys(config);
   try {
     writeFileAtomic(view, encodeView({ stamp, policyDigest: policy.digest, objects: plan.objects, ...(read.browser?.snapshot ? { snapshot: read.browser.snapshot } : {}) }));
     writeFileAtomic(
@@ -173,6 +177,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         view,
         policy: policy.file,
         rebuild: opts.rebuildCommand ?? kept.rebuild,
+        rebuildNode: opts.rebuildCommand !== undefined ? opts.rebuildNode : (opts.rebuildNode ?? kept.rebuildNode),
+        engine: engine || undefined,
         rebuildTimeoutMs: opts.rebuildTimeoutMs ?? kept.rebuildTimeoutMs,
         service: opts.service ?? kept.service,
         serviceTimeoutMs: kept.serviceTimeoutMs,
@@ -182,7 +188,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     );
   } catch (cause) {
     if (cause instanceof EngineError) throw cause;
-    throw new EngineError('VIEW', `cannot write into ${outDir}: ${(cause as Error).message}`, { cause });
+    throw new EngineError('VIEW', `cannot write into ${outDir}: ${describePathError(cause, (cause as NodeJS.ErrnoException).path ?? outDir)}`, { cause });
   }
   return {
     upstream,
@@ -205,12 +211,12 @@ interface ReadResult {
 }
 
 /** A browser's own roots, read from inside it; stamped by its libxul.so (the browser's build). */
-async function readBrowser(dir: string, policyFile: string): Promise<ReadResult> {
+async function readBrowser(dir: string, policyFile: string, engine: string): Promise<ReadResult> {
   const gre = resolveBrowserDir(dir);
   if (!gre) throw new EngineError('USAGE', `${dir} is not a browser install directory (it has no libxul.so)`);
   const libxul = join(gre, 'libxul.so');
   const before = libraryStamp(libxul);
-  const stamp = upstreamStamp(libxul, '', policyFile);
+  const stamp = upstreamStamp(libxul, '', policyFile, '', engine);
   // Loaded here, not at the top: only browser builds start a browser (child_process).
   const { readBrowserRoots } = await import('../browser/probe.js');
   const browser = await readBrowserRoots(gre, { stock: true });
@@ -219,22 +225,23 @@ async function readBrowser(dir: string, policyFile: string): Promise<ReadResult>
   return { upstream: libxul, stamp, upstreamTrustPaths: '', snapshot: browser, browser };
 }
 
-function readModule(upstream: string, upstreamParams: string, policyFile: string): ReadResult {
+function readModule(upstream: string, upstreamParams: string, policyFile: string, engine: string): ReadResult {
   // The stamp is taken before any object is read, so a concurrent change to
   // a trust file makes the view stale, not wrong. It needs upstream loaded
   // (for p11-kit-trust's built-in paths), so the library must still be the
   // one that was loaded.
+  checkUpstreamFile(upstream);
   let library: string;
   try {
     library = libraryStamp(upstream);
   } catch (cause) {
-    throw new EngineError('UPSTREAM', `cannot load upstream module ${upstream}: ${(cause as Error).message}`, { cause });
+    throw new EngineError('UPSTREAM', `cannot load the upstream module: ${describePathError(cause, upstream)}`, { cause });
   }
   let stamp = '';
   let upstreamTrustPaths = '';
   const snapshot = readUpstream(upstream, upstreamParams, (probe) => {
     if (p11kitPathsArgument(upstreamParams) === undefined) upstreamTrustPaths = builtinTrustPaths(upstream, probe);
-    stamp = upstreamStamp(upstream, upstreamParams, policyFile, upstreamTrustPaths);
+    stamp = upstreamStamp(upstream, upstreamParams, policyFile, upstreamTrustPaths, engine);
     if (libraryStamp(upstream) !== library) throw new EngineError('UPSTREAM', `${upstream} changed while it was being read; run the build again`);
   });
   return { upstream, stamp, upstreamTrustPaths, snapshot };

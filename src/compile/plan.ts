@@ -5,12 +5,14 @@
 // So anchors come only from here, and everything here is fenced.
 
 import { hash } from 'node:crypto';
+import { Tag, readChildren, readExact } from '../engine/asn1/der.js';
+import { GeneralNameTag } from '../engine/nameConstraints.js';
 import { fenceRoot, type EngineDeps, type IssuedCert } from '../engine/crossSign.js';
 import { EngineError } from '../engine/errors.js';
 import {
   Oid,
   algorithmOid,
-  excludedDnsNames,
+  excludedBases,
   keyAlgorithmOid,
   nameAttribute,
   parseCertificate,
@@ -20,6 +22,7 @@ import {
 import { parseTime } from '../engine/asn1/time.js';
 import type { KeyFamily, Policy, Purpose, RootAction } from '../policy.js';
 import {
+  AUDIENCE,
   CKA,
   CKC_X_509,
   CKM_SHA256,
@@ -387,7 +390,7 @@ function withoutTrusted(attrs: [number, Uint8Array][]): [number, Uint8Array][] {
 }
 
 function fenceObjects(root: Root, parsed: ParsedCertificate, sha256: string, label: string, trust: UpstreamObject | undefined, policy: Policy, deps: EngineDeps, opts: PlanOptions): ViewObject[] {
-  const { anchor, cross } = fenceRoot(parsed, policy.excludedSubtrees, deps, sha256);
+  const { anchor, cross, crossNss } = fenceRoot(parsed, policy.excludedSubtrees, deps, sha256, policy.nssSubtrees);
   const slot = root.cert.slot;
   const anchorKeyId = anchor.keyId!;
   const rootKeyId = cross.keyId ?? root.cert.attrs.get(CKA.ID) ?? new Uint8Array(0);
@@ -400,7 +403,15 @@ function fenceObjects(root: Root, parsed: ParsedCertificate, sha256: string, lab
     { slot, attrs: cert(append(certObject(anchor, anchorLabel, anchorKeyId), copyAttrs(root.cert, POLICY_ATTRS))) },
   ];
   if (!mirror || !pkcsRecord) objects.push({ slot, attrs: anchorTrust(anchor, anchorLabel, trust, policy.trustedFor) });
-  objects.push({ slot, attrs: cert(append(certObject(cross, root.cert.attrs.get(CKA.LABEL) ?? text(label), rootKeyId), copyAttrs(root.cert, CATEGORY_ATTR))) });
+  const crossObject = (c: IssuedCert, audience?: number): ViewObject => {
+    const attrs = append(certObject(c, root.cert.attrs.get(CKA.LABEL) ?? text(label), rootKeyId), copyAttrs(root.cert, CATEGORY_ATTR));
+    if (audience !== undefined) attrs.push([CKA.NCFENCE_AUDIENCE, ulongBytes(audience)]);
+    return { slot, attrs: cert(attrs) };
+  };
+  // Two forms of R' (docs/policy.md): the module serves exactly one of them
+  // in any process, the NSS form unless it knows NSS is absent.
+  if (crossNss) objects.push(crossObject(cross, AUDIENCE.PLAIN_FORM), crossObject(crossNss, AUDIENCE.NSS_FORM));
+  else objects.push(crossObject(cross));
   if (pkcsRecord) objects.push({ slot, attrs: anchorPkcsTrust(anchor, anchorLabel, trust) });
   return objects;
 }
@@ -434,10 +445,26 @@ function keyFamily(cert: ParsedCertificate): KeyFamily {
   }
 }
 
-/** Whether the root's own NameConstraints already exclude every name the policy excludes. */
-export function alreadyExcludes(cert: ParsedCertificate, names: readonly string[]): boolean {
-  const have = new Set(excludedDnsNames(cert));
-  return names.every((n) => have.has(n));
+/**
+ * A GeneralSubtree base as a comparable key: its tag and content, names
+ * (rfc822Name, dNSName: IA5String) lower-cased, as verifiers compare them.
+ */
+function baseKey(tag: number, value: Uint8Array): string {
+  const ia5 = tag === GeneralNameTag.rfc822Name || tag === GeneralNameTag.dNSName;
+  return `${tag}:${ia5 ? new TextDecoder().decode(value).toLowerCase() : Buffer.from(value).toString('hex')}`;
+}
+
+/**
+ * Whether the root's own NameConstraints already exclude every subtree the
+ * policy puts in any R' (DNS names, their absolute forms, mail domains and
+ * IP ranges, the NSS form's included): only then may R pass unfenced.
+ */
+export function alreadyExcludes(cert: ParsedCertificate, policy: Pick<Policy, 'excludedSubtrees' | 'nssSubtrees'>): boolean {
+  const have = new Set(excludedBases(cert).map((b) => baseKey(b.tag, b.value)));
+  return [...policy.excludedSubtrees, ...policy.nssSubtrees].every((s) => {
+    const [base] = readChildren(readExact(s, Tag.SEQUENCE, 'GeneralSubtree').body);
+    return base !== undefined && have.has(baseKey(base.tag, base.body));
+  });
 }
 
 type Verdict = Pick<RootDecision, 'action' | 'rule' | 'reason'>;
@@ -460,7 +487,7 @@ function decide(cert: ParsedCertificate, sha256: string, policy: Policy, now: Da
   if (fencesEverything(s)) return FENCE;
   const checks: [string, RootAction, () => boolean, string][] = [
     ['expired', s.expired, () => parseTime(validityTimes(cert.validity).notAfter) < now.getTime(), 'root has expired'],
-    ['alreadyExcluded', s.alreadyExcluded, () => alreadyExcludes(cert, policy.excludedDnsNames), 'root already excludes every policy name'],
+    ['alreadyExcluded', s.alreadyExcluded, () => alreadyExcludes(cert, policy), 'root already excludes every policy name'],
     ['weakSignature', s.weakSignature, () => WEAK_SIGNATURES.has(algorithmOid(cert.signatureAlgorithm)), 'self-signature uses MD2, MD5 or SHA-1'],
     ['noCommonName', s.noCommonName, () => nameAttribute(cert.subject, Oid.commonName) === undefined, 'subject has no CN'],
   ];
@@ -490,8 +517,8 @@ function planRoot(root: Root, policy: Policy, deps: EngineDeps, opts: PlanOption
   }
   if (verdict.action === 'drop') return drop(verdict.rule, verdict.reason);
   if (verdict.action === 'pass') {
-    if (!alreadyExcludes(cert, policy.excludedDnsNames)) {
-      throw new EngineError('POLICY', `${policy.file}: ${verdict.rule}: "pass" would leave root ${base.label} (${base.sha256}) unfenced: it does not exclude ${policy.excludedDnsNames.join(', ')}`);
+    if (!alreadyExcludes(cert, policy)) {
+      throw new EngineError('POLICY', `${policy.file}: ${verdict.rule}: "pass" would leave root ${base.label} (${base.sha256}) unfenced: its own NameConstraints do not exclude every name in the policy's "excluded"${policy.nssSubtrees.length ? ' and "excludedForNss"' : ''}`);
     }
     return { decision: { ...base, ...verdict }, objects: passObjects(root) };
   }

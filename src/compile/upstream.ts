@@ -1,10 +1,12 @@
 // Reads every object of the upstream trust module, through the Node binding
 // addon/node/upstream.cc (binding.gyp target ncfence_upstream).
 
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from '../engine/errors.js';
+import { describePathError } from '../systemError.js';
 import { CANDIDATE_ATTRS, CKA, rvName } from '../pkcs11/constants.js';
 
 export interface UpstreamObject {
@@ -132,6 +134,32 @@ export function builtinTrustPaths(library: string, probe: UpstreamProbe): string
 }
 
 /**
+ * A file the upstream option names must exist and be a file before it is
+ * loaded; dlopen's own words for these ("cannot read file data: Is a
+ * directory") name no fix.
+ */
+export function checkUpstreamFile(library: string): void {
+  let st;
+  try {
+    st = statSync(library);
+  } catch (cause) {
+    throw new EngineError('UPSTREAM', `cannot load the upstream module: ${describePathError(cause, library)} (--upstream names the trust module to wrap, e.g. /usr/lib/x86_64-linux-gnu/libnssckbi.so from Debian's libnss3)`, { cause });
+  }
+  if (!st.isFile()) throw new EngineError('UPSTREAM', `cannot load the upstream module: ${library} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}, not a PKCS#11 module`);
+}
+
+/** The dynamic loader's refusal (dlerror(), as addon/node/upstream.cc passes it on) in plain words, for the cases people meet. */
+export function describeLoadFailure(library: string, loaderText: string): string {
+  if (/undefined symbol: C_GetFunctionList/.test(loaderText)) return `${library} is a shared library but not a PKCS#11 module (it has no C_GetFunctionList)`;
+  if (/invalid ELF header|file too short|not an ELF|cannot read file data/.test(loaderText)) return `${library} is not a shared library`;
+  if (/wrong ELF class/.test(loaderText)) return `${library} is built for another word size (32-bit vs 64-bit) than this Node`;
+  if (/Permission denied/.test(loaderText)) return `${library} is not readable by this user`;
+  const missing = /^([^:]+): cannot open shared object file: No such file or directory/.exec(loaderText.replace(/^[^:]*: (?=[^:]+: cannot open)/, ''));
+  if (missing) return missing[1] === library || missing[1] === basename(library) ? `${library} does not exist` : `${library} needs ${missing[1]}, which is not installed`;
+  return `${library} cannot be loaded (the dynamic loader says: ${loaderText.replace(/\s+/g, ' ').trim()})`;
+}
+
+/**
  * Loads `library`, passing `params` as C_Initialize's pReserved (NSS style),
  * and returns every token object with every attribute ncfence knows about.
  * `beforeObjects` runs once upstream is initialized and before any object is
@@ -141,7 +169,7 @@ export function builtinTrustPaths(library: string, probe: UpstreamProbe): string
 export function readUpstream(library: string, params: string, beforeObjects?: (probe: UpstreamProbe) => void): UpstreamSnapshot {
   const b = loadBinding();
   const opened = b.open(library);
-  if (!opened.handle) throw new EngineError('UPSTREAM', `cannot load upstream module ${library}: ${opened.dlerror ?? rvName(opened.rv ?? -1)}`);
+  if (!opened.handle) throw new EngineError('UPSTREAM', `cannot load the upstream module: ${describeLoadFailure(library, opened.dlerror ?? rvName(opened.rv ?? -1))}`);
   const handle = opened.handle;
   const rv = b.initialize(handle, params ? params : null);
   if (rv !== 0) {

@@ -62,6 +62,8 @@ export interface FencedRoot {
   anchor: IssuedCert;
   /** R', issued by L(R). */
   cross: IssuedCert;
+  /** The second form of R' (also excluding `nssExcluded`), when asked for. */
+  crossNss?: IssuedCert;
 }
 
 // AlgorithmIdentifier ::= SEQUENCE { algorithm OID, parameters ANY OPTIONAL }
@@ -187,10 +189,12 @@ export function crossValidity(validity: Uint8Array, now: Date): Uint8Array {
 /**
  * Fences one root, given as DER or already parsed (with its SHA-256 in hex
  * when the caller has it). `excluded` holds GeneralSubtree DER values (see
- * nameConstraints.ts). The anchor's private key is used for two signatures
- * and then goes out of scope with `key`.
+ * nameConstraints.ts). With `nssExcluded`, a second R' excludes those too,
+ * under the same L(R) with its own serial (docs/policy.md, 'Two forms of
+ * R''). The anchor's private key is used for these signatures and then goes
+ * out of scope with `key`.
  */
-export function fenceRoot(rootIn: Uint8Array | ParsedCertificate, excluded: readonly Uint8Array[], deps: EngineDeps, sha256Hex?: string): FencedRoot {
+export function fenceRoot(rootIn: Uint8Array | ParsedCertificate, excluded: readonly Uint8Array[], deps: EngineDeps, sha256Hex?: string, nssExcluded: readonly Uint8Array[] = []): FencedRoot {
   const root = rootIn instanceof Uint8Array ? parseCertificate(rootIn) : rootIn;
   if (isCa(root) === false) {
     const fp = sha256Hex ?? hash('sha256', root.der, 'hex');
@@ -199,6 +203,13 @@ export function fenceRoot(rootIn: Uint8Array | ParsedCertificate, excluded: read
   const key = deps.generateAnchorKey();
   const anchorKeyId = keyIdentifier(key.spki);
   const anchor = buildAnchor(root, key, anchorKeyId, deps.serial(), sha256Hex);
+  const cross = crossCertificate(root, anchor, key, anchorKeyId, excluded, deps);
+  if (nssExcluded.length === 0) return { anchor, cross };
+  return { anchor, cross, crossNss: crossCertificate(root, anchor, key, anchorKeyId, [...excluded, ...nssExcluded], deps) };
+}
+
+/** R' for one set of exclusions: R's subject, key, validity and extensions, issued by L(R). */
+function crossCertificate(root: ParsedCertificate, anchor: IssuedCert, key: AnchorKey, anchorKeyId: Uint8Array, excluded: readonly Uint8Array[], deps: EngineDeps): IssuedCert {
   const serial = uintFromBytes(deps.serial());
   const tbs = seq(
     V3,
@@ -212,7 +223,7 @@ export function fenceRoot(rootIn: Uint8Array | ParsedCertificate, excluded: read
     concat(root.subjectUid ? [root.subjectUid] : []),
     tlv(contextTag(3, true), seq(...crossExtensions(root, anchorKeyId, excluded))),
   );
-  const cross: IssuedCert = {
+  return {
     der: signCertificate(tbs, key),
     tbs,
     subject: root.subject,
@@ -221,7 +232,6 @@ export function fenceRoot(rootIn: Uint8Array | ParsedCertificate, excluded: read
     spki: root.spki,
     keyId: subjectKeyId(root),
   };
-  return { anchor, cross };
 }
 
 const CURVE: Record<AnchorKeyType, { name: string; bytes: number; spkiPrefix: Uint8Array }> = {

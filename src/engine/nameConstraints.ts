@@ -9,8 +9,8 @@
 //      base                    GeneralName,
 //      minimum         [0]     BaseDistance DEFAULT 0,
 //      maximum         [1]     BaseDistance OPTIONAL }
-// GeneralName ::= CHOICE { ... dNSName [2] IA5String, ...
-//      iPAddress [7] OCTET STRING, ... }
+// GeneralName ::= CHOICE { ... rfc822Name [1] IA5String,
+//      dNSName [2] IA5String, ... iPAddress [7] OCTET STRING, ... }
 // An iPAddress in a constraint is the address followed by its mask: 8 octets
 // for IPv4, 32 for IPv6 (RFC 5280, section 4.2.1.10)
 
@@ -19,6 +19,7 @@ import { EngineError } from './errors.js';
 import { Tag, bytesEqual, concat, contextTag, readChildren, readExact, seq, tlv } from './asn1/der.js';
 
 export const GeneralNameTag = {
+  rfc822Name: contextTag(1, false),
   dNSName: contextTag(2, false),
   iPAddress: contextTag(7, false),
 } as const;
@@ -51,6 +52,37 @@ export function checkAbsoluteDnsName(name: string): string {
 export function dnsSubtree(name: string): Uint8Array {
   const checked = name.endsWith('.') ? checkAbsoluteDnsName(name) : checkConstraintDnsName(name);
   return seq(tlv(GeneralNameTag.dNSName, new TextEncoder().encode(checked)));
+}
+
+/**
+ * An rfc822Name constraint for a host or a domain, as RFC 5280 4.2.1.10
+ * words them: `bit` is every mailbox at the host `bit` (postmaster@bit),
+ * `.bit` every mailbox at a host under it (alice@example.bit,
+ * a@x.y.bit), but not at `bit` itself; a fence needs both. Unlike a
+ * dNSName constraint, the dotless form does not reach subdomains
+ * (mozilla::pkix pkixnames.cpp, AllowDotlessSubdomainMatches::No for
+ * rfc822Name). RFC 5280 applies these constraints to the subject's
+ * emailAddress too when the certificate has no subjectAltName. One
+ * trailing dot (`bit.`, `.bit.`) is the absolute form, which NSS and
+ * OpenSSL compare literally with a presented `alice@example.bit.`, as for
+ * dNSName (checkAbsoluteDnsName); mozilla::pkix rejects it as malformed.
+ * Mailbox constraints (local@host) are not offered: a fence excludes
+ * domains.
+ */
+export function checkConstraintMailDomain(name: string): string {
+  const relative = name.endsWith('.') && !name.endsWith('..') ? name.slice(0, -1) : name;
+  const domain = relative.startsWith('.') ? relative.slice(1) : relative;
+  try {
+    checkConstraintDnsName(domain);
+  } catch {
+    throw new EngineError('POLICY', `excluded rfc822Name ${JSON.stringify(name)} is not a host (bit) or a domain with one leading dot (.bit), with at most one trailing dot`);
+  }
+  return name.toLowerCase();
+}
+
+/** GeneralSubtree for one rfc822Name host or domain (see checkConstraintMailDomain). */
+export function rfc822Subtree(name: string): Uint8Array {
+  return seq(tlv(GeneralNameTag.rfc822Name, new TextEncoder().encode(checkConstraintMailDomain(name))));
 }
 
 /** An iPAddress range in CIDR form (`10.0.0.0/8`, `::/0`) as a GeneralSubtree. */

@@ -1,6 +1,9 @@
 // Firefox, Thunderbird and Tor Browser: the module as `<install dir>/libnssckbi.so`,
 // which these browsers load as their roots module in place of the roots
-// compiled into libxul (NOTES.md), with ncfence.conf and the view beside it.
+// compiled into libxul (Firefox security/manager/ssl/nsNSSComponent.cpp,
+// LoadLoadableRoots: the GRE directory's file first), with ncfence.conf and
+// the view beside it. The install is recorded outside the directory
+// (registry.ts).
 //
 // By default the view is built from the browser's own roots, read from
 // inside the browser (src/browser/probe.ts), and the module then loads no
@@ -9,7 +12,7 @@
 // own (src/browser/compare.ts); any difference undoes the install.
 
 import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { build, CONFIG_FILE, VIEW_FILE, type BuildResult } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
 import { BROWSER_NAME, findBrowserDir, resolveBrowserDir, browserCandidates, type BrowserTarget } from '../browser/layout.js';
@@ -21,24 +24,27 @@ import {
   copyPolicy,
   looksLikePkcs11Module,
   newManifest,
+  packageRebuild,
   placeModule,
-  readManifest,
   removeIfPresent,
   removeModule,
-  requireOwnedByRoot,
   requireWritable,
   restore,
-  writeManifest,
   type Backup,
   type BrowserCheck,
   type Manifest,
 } from './common.js';
+import { isRoot, requireOwnedByRoot, requireTreeOwnedByRoot } from './owner.js';
+import { adoptLegacy } from './legacy.js';
+import { findRecord, forgetRecord, listRecords, ownScope, saveRecord, systemRoot } from './registry.js';
+import { checkHooks, ensureHooks, removeUnusedHooks } from './hooks.js';
 
-export const MANIFEST_FILE = 'ncfence-install.json';
+/** Where the first rounds kept the install record, inside the directory (legacy.ts moves it out). */
+export const LEGACY_MANIFEST_FILE = 'ncfence-install.json';
 /** The install's own copy of its policy (common.ts copyPolicy). */
 export const POLICY_FILE = 'ncfence-policy.json';
 /** Every file a browser install places in the browser directory, the module first (besides the backup of a module that was there). */
-export const INSTALLED_NAMES: readonly string[] = ['libnssckbi.so', CONFIG_FILE, VIEW_FILE, POLICY_FILE, MANIFEST_FILE];
+export const INSTALLED_NAMES: readonly string[] = ['libnssckbi.so', CONFIG_FILE, VIEW_FILE, POLICY_FILE];
 export const ORIGINAL_SUFFIX = '.ncfence-orig';
 
 /** Every directory a browser install may be in, for status and doctor. */
@@ -56,13 +62,13 @@ export function browserDir(target: BrowserTarget, dir: string | undefined): stri
 
 export interface InstallOptions {
   dir?: string;
+  /** Filesystem root of the system registry and hooks (registry.ts systemRoot). */
+  root?: string;
   upstream?: string;
   upstreamParams?: string;
   policyFile?: string;
   /** Socket of the live .bit service, for Namecoin anchors. */
   service?: string;
-  /** Let the module rebuild a stale view itself by running this ncfence command (after a browser update). */
-  rebuildCommand?: string;
   /** Accept a view that fences no root (otherwise the install refuses). */
   allowEmpty?: boolean;
   progress?: (msg: string) => void;
@@ -108,11 +114,16 @@ function chooseUpstream(o: InstallOptions, previous: Manifest | undefined, backu
 export async function installBrowser(target: BrowserTarget, o: InstallOptions): Promise<Manifest> {
   const dir = browserDir(target, o.dir);
   const name = BROWSER_NAME[target];
-  requireOwnedByRoot(dir, `the ${name} directory`);
+  const root = systemRoot(o.root);
+  // Root starts this browser (to read its roots and to check the install)
+  // and writes into its directory: every file there must be root's.
+  requireTreeOwnedByRoot(dir, `the ${name} directory`);
   requireWritable(dir, `the ${name} directory`);
+  const rebuild = packageRebuild();
+  if (isRoot()) checkHooks(o.root);
   const moduleFile = join(dir, 'libnssckbi.so');
-  const manifestPath = join(dir, MANIFEST_FILE);
-  const previous = readManifest(manifestPath);
+  adoptLegacy(root);
+  const previous = findRecord(ownScope(), root, target, dir);
   let backups: Backup[] = previous?.backups ?? [];
   const madeNow: Backup[] = [];
   const created = INSTALLED_NAMES.map((n) => join(dir, n));
@@ -139,7 +150,9 @@ export async function installBrowser(target: BrowserTarget, o: InstallOptions): 
       outDir: dir,
       policyFile: policyCopy,
       service: o.service,
-      rebuildCommand: o.rebuildCommand,
+      rebuildCommand: rebuild.cli,
+      rebuildNode: rebuild.node,
+      engine: rebuild.engine,
       fix,
       minRootsFenced: o.allowEmpty ? undefined : 1,
     });
@@ -153,37 +166,46 @@ export async function installBrowser(target: BrowserTarget, o: InstallOptions): 
   }
   o.progress?.(`installing the module as ${moduleFile}`);
   placeModule(moduleFile);
-  const manifest = newManifest(target, moduleFile, result, chosen.upstreamParams, {
+  const manifest = newManifest(target, dir, moduleFile, result, chosen.upstreamParams, {
     created: created.filter((f) => !backups.some((b) => b.path === f)),
     backups,
+    rebuild,
+    policySource: o.policyFile === undefined ? 'package' : 'given',
   });
   manifest.upstreamSource = chosen.source;
-  writeManifest(manifestPath, manifest);
+  saveRecord(manifest, root);
+  if (manifest.scope === 'system') ensureHooks(rebuild, o.root);
   o.progress?.(`starting ${name} to compare the roots it now uses with its own`);
   const check = await checkBrowser(target, dir, result.browser);
   manifest.browserCheck = { roots: check.roots, differences: check.differences, summary: check.summary };
   if (chosen.source === 'browser' && check.differences !== 0) {
-    uninstallBrowser(target, dir);
+    uninstallBrowser(target, dir, o.root);
     throw new EngineError('UPSTREAM', `installed into ${dir}, but ${name} then did not use exactly its own roots, fenced (${check.summary}); the install was undone`);
   }
-  writeManifest(manifestPath, manifest);
+  saveRecord(manifest, root);
   return manifest;
 }
 
-export function uninstallBrowser(target: BrowserTarget, dirOption: string | undefined): Manifest {
-  const dir = dirOption === undefined ? findInstalledDir(target) : (resolveBrowserDir(dirOption) ?? dirOption);
-  const manifestPath = join(dir, MANIFEST_FILE);
-  requireOwnedByRoot(dir, `the ${BROWSER_NAME[target]} directory`);
-  const m = readManifest(manifestPath);
-  if (!m) throw new EngineError('USAGE', `ncfence is not installed in ${dir} (no ${MANIFEST_FILE})`);
-  requireWritable(dir, `the ${BROWSER_NAME[target]} directory`);
-  checkRecordStaysInDir(m, dir, manifestPath);
-  removeModule(m);
-  for (const b of m.backups) restore(b);
-  for (const f of [m.config, m.view, join(dir, POLICY_FILE)]) removeIfPresent(f);
-  // Leftovers of an interrupted build (temp files) go too.
-  for (const f of readdirSync(dir)) if (/\.(tmp-\d+|ncfence-tmp-\d+)$/.test(f)) removeIfPresent(join(dir, f));
-  removeIfPresent(manifestPath);
+export function uninstallBrowser(target: BrowserTarget, dirOption: string | undefined, rootOption?: string): Manifest {
+  const root = systemRoot(rootOption);
+  adoptLegacy(root);
+  const dir = dirOption === undefined ? findInstalledDir(target, root) : (resolveBrowserDir(dirOption) ?? resolve(dirOption));
+  if (existsSync(dir)) requireOwnedByRoot(dir, `the ${BROWSER_NAME[target]} directory`);
+  const m = findRecord(ownScope(), root, target, dir);
+  if (!m) throw new EngineError('USAGE', `ncfence has no record of a ${target} install in ${dir}${ownScope() === 'system' ? '' : ' made by this user'}; \`ncfence status\` lists the installs it knows`);
+  checkRecordStaysInDir(m, dir);
+  // A directory that is gone (replaced, removed) leaves only the record to
+  // forget; one that is there is changed only as its owner.
+  if (existsSync(dir)) {
+    requireWritable(dir, `the ${BROWSER_NAME[target]} directory`);
+    removeModule(m);
+    for (const b of m.backups) restore(b);
+    for (const f of [m.config, m.view, join(dir, POLICY_FILE)]) removeIfPresent(f);
+    // Leftovers of an interrupted build (temp files) go too.
+    for (const f of readdirSync(dir)) if (/\.(tmp-\d+|ncfence-tmp-\d+)$/.test(f)) removeIfPresent(join(dir, f));
+  }
+  forgetRecord(m, root);
+  if (m.scope === 'system') removeUnusedHooks(rootOption);
   return m;
 }
 
@@ -193,7 +215,7 @@ export function uninstallBrowser(target: BrowserTarget, dirOption: string | unde
  * the one backup it makes. A record naming anything else was not written by
  * ncfence (or was edited), and nothing is touched.
  */
-function checkRecordStaysInDir(m: Manifest, dir: string, manifestPath: string): void {
+function checkRecordStaysInDir(m: Manifest, dir: string): void {
   const moduleFile = join(dir, 'libnssckbi.so');
   const expected = new Set(INSTALLED_NAMES.map((n) => join(dir, n)));
   const backupOk = (b: Backup): boolean => b.path === moduleFile && b.savedAs === `${moduleFile}${ORIGINAL_SUFFIX}`;
@@ -202,12 +224,14 @@ function checkRecordStaysInDir(m: Manifest, dir: string, manifestPath: string): 
     ...m.backups.filter((b) => !backupOk(b)).map((b) => `${b.savedAs} -> ${b.path}`),
   ];
   if (m.module.path !== moduleFile || m.backups.length > 1 || odd.length > 0) {
-    throw new EngineError('USAGE', `install record ${manifestPath} names files that a ${m.target} install in ${dir} does not place (${odd.join(', ') || m.module.path}); not touching anything`);
+    throw new EngineError('USAGE', `the install record of ${dir} names files that a ${m.target} install there does not place (${odd.join(', ') || m.module.path}); not touching anything`);
   }
 }
 
-/** The first candidate directory of the target that has an ncfence install. */
-function findInstalledDir(target: BrowserTarget): string {
-  const found = browserCandidates(target).find((d) => existsSync(join(d, MANIFEST_FILE)));
-  return found ?? findBrowserDir(target);
+/** The recorded install of the target (this user's, or root's), when there is exactly one; else the first candidate directory. */
+function findInstalledDir(target: BrowserTarget, root: string): string {
+  const mine = listRecords(ownScope(), root).filter((m) => m.target === target);
+  if (mine.length === 1) return mine[0]!.location;
+  if (mine.length > 1) throw new EngineError('USAGE', `there are ${mine.length} ${target} installs (${mine.map((m) => m.location).join(', ')}); name one with --dir DIR`);
+  return findBrowserDir(target);
 }

@@ -2,17 +2,23 @@
 // the install manifest that makes uninstall exact, and careful file moves.
 
 import { createHash } from 'node:crypto';
-import { accessSync, constants, copyFileSync, existsSync, lstatSync, readFileSync, realpathSync, renameSync, rmSync, statSync, chmodSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { accessSync, constants, copyFileSync, existsSync, readFileSync, realpathSync, renameSync, rmSync, statSync, chmodSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from '../engine/errors.js';
 import { writeFileAtomic } from '../compile/build.js';
 import { loadPolicy } from '../policy.js';
+import { requireRootsFile, requireTreeOwnedByRoot } from './owner.js';
 
 export const PACKAGE_MODULE = fileURLToPath(new URL('../../build/Release/libncfence.so', import.meta.url));
 export const SYSTEM_CKBI = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
 export const P11KIT_TRUST = '/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-trust.so';
-export const MANIFEST_VERSION = 1;
+/** The compiled CLI the module runs to rebuild a view (addon/rebuild.c), and the package's engine-id (scripts/engine-id.mjs). */
+export const PACKAGE_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const PACKAGE_CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+export const ENGINE_ID = fileURLToPath(new URL('../../dist/engine-id', import.meta.url));
+/** Version 2: records live in a registry outside the install (registry.ts); version 1 lived beside it. */
+export const MANIFEST_VERSION = 2;
 
 export type Target = 'firefox' | 'thunderbird' | 'tor-browser' | 'nss' | 'p11-kit';
 
@@ -37,6 +43,19 @@ export interface Manifest {
   version: number;
   target: Target;
   installedAt: string;
+  /** Where the install is: the browser directory, the filesystem root (nss), the module directory (p11-kit). */
+  location: string;
+  /** system: made by root, recorded in the system registry; user: in the user's own. */
+  scope: 'system' | 'user';
+  /** What the module runs to rebuild a view that is not fresh (ncfence.conf rebuild, rebuild-node, engine). */
+  rebuild?: RebuildCommand;
+  /**
+   * package: the install took this package's policy for its target, so
+   * `refresh` takes a newer one when the package brings it (a fence
+   * extended to another name form); given: named with --policy, kept as is.
+   * Absent in records of the first rounds: kept as is.
+   */
+  policySource?: 'package' | 'given';
   /** The module file ncfence put in place, with its hash (uninstall refuses to delete a file it did not put there). */
   module: { path: string; sha256: string };
   config: string;
@@ -59,18 +78,44 @@ export interface Manifest {
   browserCheck?: BrowserCheck;
 }
 
+export interface RebuildCommand {
+  cli: string;
+  node: string;
+  engine: string;
+}
+
+/**
+ * This package's compiled CLI, as the command the module (and, for root,
+ * the update hooks) run to rebuild a view. Root records it only when the
+ * interpreter and the whole package are root's alone: every user's
+ * consumer, and root's hooks, would run it.
+ */
+export function packageRebuild(): RebuildCommand {
+  if (!existsSync(PACKAGE_CLI) || !existsSync(ENGINE_ID)) {
+    throw new EngineError('USAGE', `the compiled command ${PACKAGE_CLI} or ${ENGINE_ID} is missing: run npm ci (or npm run build) in the ncfence package`);
+  }
+  const node = realpathSync(process.execPath);
+  const cli = realpathSync(PACKAGE_CLI);
+  requireRootsFile(node, 'the Node.js interpreter');
+  requireTreeOwnedByRoot(PACKAGE_ROOT, 'the ncfence package');
+  return { cli, node, engine: realpathSync(ENGINE_ID) };
+}
+
 /** The manifest of an install that placed `modulePath` and built `result`'s view. */
 export function newManifest(
   target: Target,
+  location: string,
   modulePath: string,
   result: { config: string; view: string; upstream: string; summary: { rootsFenced: number } },
   upstreamParams: string,
-  rest: Pick<Manifest, 'created' | 'backups'> & Partial<Pick<Manifest, 'diversion'>>,
+  rest: Pick<Manifest, 'created' | 'backups'> & Partial<Pick<Manifest, 'diversion' | 'rebuild' | 'policySource'>>,
 ): Manifest {
   return {
     version: MANIFEST_VERSION,
     target,
     installedAt: new Date().toISOString(),
+    location,
+    scope: process.geteuid?.() === 0 ? 'system' : 'user',
     module: { path: modulePath, sha256: sha256File(modulePath) },
     config: result.config,
     view: result.view,
@@ -85,20 +130,18 @@ export function sha256File(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
-export function readManifest(path: string): Manifest | undefined {
+/**
+ * An install record of the first rounds (version 1), kept beside what it
+ * changed; read only to move it into the registry (legacy.ts).
+ */
+export function readLegacyManifest(path: string): Omit<Manifest, 'location' | 'scope'> | undefined {
   if (!existsSync(path)) return undefined;
-  let m: Manifest;
   try {
-    m = JSON.parse(readFileSync(path, 'utf8')) as Manifest;
-  } catch (cause) {
-    throw new EngineError('USAGE', `install record ${path} is not valid JSON; remove it only after checking what it describes`, { cause });
+    const m = JSON.parse(readFileSync(path, 'utf8')) as Manifest;
+    return m.version === 1 ? m : undefined;
+  } catch {
+    return undefined;
   }
-  if (m.version !== MANIFEST_VERSION) throw new EngineError('USAGE', `install record ${path} has version ${m.version}; this ncfence reads ${MANIFEST_VERSION}`);
-  return m;
-}
-
-export function writeManifest(path: string, m: Manifest): void {
-  writeFileAtomic(path, `${JSON.stringify(m, null, 2)}\n`);
 }
 
 export function requireWritable(dir: string, what: string): void {
@@ -106,51 +149,6 @@ export function requireWritable(dir: string, what: string): void {
     accessSync(dir, constants.W_OK);
   } catch {
     throw new EngineError('USAGE', `${what} ${dir} is not writable by this user: run ncfence as its owner (e.g. with sudo) or choose another directory`);
-  }
-}
-
-/**
- * Root acts only on directories root controls. Run as root, ncfence refuses
- * a directory (or any directory above it) that another user owns or that
- * others may write: its owner could plant a module there that root would
- * load (install wraps an existing libnssckbi.so, and starts the browser
- * found there), links where root writes, or an install record that makes
- * root delete or rename files elsewhere. Such an install is done by the
- * owner, as the owner. Other users act on what they may write anyway.
- */
-export function requireOwnedByRoot(dir: string, what: string): void {
-  if (process.geteuid?.() !== 0) return;
-  // The real path: its components are what the kernel walks (a link such
-  // as /lib -> usr/lib is root's, in a directory root owns, so following
-  // it is safe exactly when its target passes).
-  let real: string;
-  try {
-    real = realpathSync(dir);
-  } catch (cause) {
-    throw new EngineError('USAGE', `cannot resolve ${dir}: ${(cause as Error).message}`, { cause });
-  }
-  let d = real;
-  for (;;) {
-    let st;
-    try {
-      st = lstatSync(d);
-    } catch (cause) {
-      throw new EngineError('USAGE', `cannot inspect ${d}: ${(cause as Error).message}`, { cause });
-    }
-    const sticky = (st.mode & 0o1000) !== 0;
-    const bad = st.isSymbolicLink()
-      ? `${d} is a symbolic link`
-      : st.uid !== 0
-        ? `${d} belongs to uid ${st.uid}`
-        : (st.mode & 0o022) !== 0 && !(sticky && d !== real)
-          ? `${d} is writable by group or others`
-          : undefined;
-    if (bad) {
-      throw new EngineError('USAGE', `${what} ${dir}: ${bad}; ncfence run as root will not act on a directory another user controls. Run it as that directory's owner instead (e.g. sudo -u OWNER ncfence ...)`);
-    }
-    const up = dirname(d);
-    if (up === d) return;
-    d = up;
   }
 }
 

@@ -9,7 +9,11 @@ import { existsSync, rmdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { build, makeDirs } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
-import { copyPolicy, isDirectory, newManifest, placeModule, readManifest, removeIfPresent, removeModule, requireOwnedByRoot, requireWritable, sha256File, writeManifest, type Manifest } from './common.js';
+import { copyPolicy, isDirectory, newManifest, packageRebuild, placeModule, removeIfPresent, removeModule, requireWritable, sha256File, type Manifest } from './common.js';
+import { isRoot, requireOwnedByRoot } from './owner.js';
+import { adoptLegacy } from './legacy.js';
+import { findRecord, forgetRecord, saveRecord, systemRoot, under } from './registry.js';
+import { checkHooks, ensureHooks, removeUnusedHooks } from './hooks.js';
 import { VIEW_FILE } from '../compile/build.js';
 import { TARGET_POLICY } from '../policy.js';
 
@@ -19,7 +23,6 @@ export const DIVERTED = `${LIBDIR}/libnssckbi.so.ncfence-orig`;
 export const STATE_DIR = '/var/lib/ncfence/nss';
 export const SYSTEM_CONFIG = '/etc/ncfence/ncfence.conf';
 
-const under = (root: string, p: string): string => (root === '/' ? p : join(root, p));
 
 function dpkgDivert(root: string, action: '--add' | '--remove'): void {
   try {
@@ -61,13 +64,15 @@ function emptyDirsAfterUninstall(root: string): string[] {
 }
 
 export async function installNss(o: NssOptions): Promise<Manifest> {
-  const root = o.root ?? '/';
+  const root = systemRoot(o.root);
   requireRoot(root);
   const lib = under(root, CKBI_NAME);
-  const manifestPath = under(root, join(STATE_DIR, 'install.json'));
   requireOwnedByRoot(under(root, LIBDIR), 'the library directory');
   requireWritable(under(root, LIBDIR), 'the library directory');
-  const previous = readManifest(manifestPath);
+  const rebuild = packageRebuild();
+  if (isRoot()) checkHooks(root);
+  adoptLegacy(root);
+  const previous = findRecord('system', root, 'nss', root);
   const current = divertedTo(root);
   if (current && current !== DIVERTED) throw new EngineError('USAGE', `${CKBI_NAME} is already diverted to ${current} by someone else; ncfence will not stack on that`);
   if (!current) {
@@ -82,7 +87,19 @@ export async function installNss(o: NssOptions): Promise<Manifest> {
   o.progress?.(`building the fenced view of ${upstream}`);
   let result;
   try {
-    result = await build({ upstream, upstreamParams, outDir: under(root, STATE_DIR), configFile: under(root, SYSTEM_CONFIG), policyFile, service: o.service, minRootsFenced: o.allowEmpty ? undefined : 1, fix: `sudo ncfence install nss${root === '/' ? '' : ` --root ${root}`}` });
+    result = await build({
+      upstream,
+      upstreamParams,
+      outDir: under(root, STATE_DIR),
+      configFile: under(root, SYSTEM_CONFIG),
+      policyFile,
+      service: o.service,
+      rebuildCommand: rebuild.cli,
+      rebuildNode: rebuild.node,
+      engine: rebuild.engine,
+      minRootsFenced: o.allowEmpty ? undefined : 1,
+      fix: `sudo ncfence install nss${root === '/' ? '' : ` --root ${root}`}`,
+    });
   } catch (e) {
     if (!current) dpkgDivert(root, '--remove'); // undo: nothing half-installed
     if (!previous) removeIfPresent(policyFile);
@@ -90,30 +107,36 @@ export async function installNss(o: NssOptions): Promise<Manifest> {
   }
   o.progress?.(`installing the module as ${CKBI_NAME}`);
   placeModule(lib);
-  const manifest = newManifest('nss', lib, result, upstreamParams, {
-    created: [lib, result.config, result.view, policyFile, manifestPath],
+  const manifest = newManifest('nss', root, lib, result, upstreamParams, {
+    created: [lib, result.config, result.view, policyFile],
     backups: [],
     diversion: { root, path: CKBI_NAME, divertTo: DIVERTED },
+    rebuild,
+    policySource: o.policyFile === undefined ? 'package' : 'given',
   });
-  writeManifest(manifestPath, manifest);
+  manifest.scope = 'system'; // the system's NSS, under whatever root
+  saveRecord(manifest, root);
+  ensureHooks(rebuild, root);
   return manifest;
 }
 
 export function uninstallNss(rootIn?: string): { manifest: Manifest; restoredSha256: string } {
-  const root = rootIn ?? '/';
+  const root = systemRoot(rootIn);
   requireRoot(root);
-  const manifestPath = under(root, join(STATE_DIR, 'install.json'));
-  const m = readManifest(manifestPath);
-  if (!m) throw new EngineError('USAGE', `ncfence is not installed for system NSS under ${root} (no ${manifestPath})`);
+  adoptLegacy(root);
+  const m = findRecord('system', root, 'nss', root);
+  if (!m) throw new EngineError('USAGE', `ncfence has no record of an nss install under ${root}; \`ncfence status\` lists the installs it knows`);
   requireOwnedByRoot(under(root, LIBDIR), 'the library directory');
   // Only what an nss install places, where it places it.
   const expected = [under(root, CKBI_NAME), under(root, SYSTEM_CONFIG), join(under(root, STATE_DIR), VIEW_FILE)];
   if (m.module.path !== expected[0] || m.config !== expected[1] || m.view !== expected[2] || m.backups.length > 0) {
-    throw new EngineError('USAGE', `install record ${manifestPath} names files an nss install does not place (${m.module.path}, ${m.config}, ${m.view}); not touching anything`);
+    throw new EngineError('USAGE', `the nss install record under ${root} names files an nss install does not place (${m.module.path}, ${m.config}, ${m.view}); not touching anything`);
   }
   removeModule(m);
   dpkgDivert(root, '--remove'); // moves the original back to its name
-  for (const f of [m.config, m.view, join(under(root, STATE_DIR), 'policy.json'), manifestPath]) removeIfPresent(f);
+  for (const f of [m.config, m.view, join(under(root, STATE_DIR), 'policy.json'), join(under(root, STATE_DIR), 'install.json')]) removeIfPresent(f);
+  forgetRecord(m, root);
+  removeUnusedHooks(root);
   for (const d of emptyDirsAfterUninstall(root)) {
     try {
       rmdirSync(d); // only when empty: anything else living there stays

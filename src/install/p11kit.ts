@@ -10,17 +10,21 @@ import { dirname, join } from 'node:path';
 import { build, writeFileAtomic, makeDirs } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
 import { TARGET_POLICY } from '../policy.js';
-import { P11KIT_TRUST, backUp, copyPolicy, newManifest, placeModule, readManifest, removeIfPresent, removeModule, requireOwnedByRoot, restore, writeManifest, type Backup, type Manifest } from './common.js';
+import { P11KIT_TRUST, backUp, copyPolicy, newManifest, packageRebuild, placeModule, removeIfPresent, removeModule, restore, type Backup, type Manifest } from './common.js';
+import { isRoot, requireOwnedByRoot } from './owner.js';
+import { adoptLegacy } from './legacy.js';
+import { findRecord, forgetRecord, ownScope, saveRecord, systemRoot, under } from './registry.js';
+import { checkHooks, ensureHooks, removeUnusedHooks } from './hooks.js';
 
 export interface P11KitPaths {
   moduleDir: string; // where p11-kit reads module files
   libDir: string; // where the module, its configuration and view go
 }
 
-export function p11kitPaths(user: boolean): P11KitPaths {
+export function p11kitPaths(user: boolean, root = '/'): P11KitPaths {
   return user
     ? { moduleDir: join(homedir(), '.config/pkcs11/modules'), libDir: join(homedir(), '.local/lib/ncfence') }
-    : { moduleDir: '/etc/pkcs11/modules', libDir: '/usr/local/lib/ncfence' };
+    : { moduleDir: under(root, '/etc/pkcs11/modules'), libDir: under(root, '/usr/local/lib/ncfence') };
 }
 
 // p11-kit-trust is loaded nowhere but in p11-kit's own `trust` tool (and a
@@ -34,6 +38,8 @@ const MODULE_FILE = (modulePath: string): string => `# written by ncfence\nmodul
 
 export interface P11KitOptions {
   user: boolean;
+  /** Filesystem root of a system-wide install (registry.ts systemRoot). */
+  root?: string;
   upstream?: string;
   upstreamParams?: string;
   policyFile?: string;
@@ -45,15 +51,18 @@ export interface P11KitOptions {
 }
 
 export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
-  const { moduleDir, libDir } = p11kitPaths(o.user);
+  const root = systemRoot(o.root);
+  const { moduleDir, libDir } = p11kitPaths(o.user, root);
   if (!o.user && process.getuid?.() !== 0) throw new EngineError('USAGE', 'a system-wide p11-kit install needs root; use --user for this user only');
   if (o.user && process.getuid?.() === 0) throw new EngineError('USAGE', 'p11-kit ignores per-user module files when the program runs as root; install without --user, or as the user');
+  const rebuild = packageRebuild();
+  if (isRoot()) checkHooks(o.root);
   makeDirs(moduleDir);
   makeDirs(libDir);
   requireOwnedByRoot(moduleDir, 'the p11-kit module directory');
   requireOwnedByRoot(libDir, 'the library directory');
-  const manifestPath = join(libDir, 'install.json');
-  const previous = readManifest(manifestPath);
+  adoptLegacy(root);
+  const previous = findRecord(ownScope(), root, 'p11-kit', libDir);
   const moduleFile = join(moduleDir, 'ncfence.module');
   const trustFile = join(moduleDir, 'p11-kit-trust.module');
   let backups: Backup[] = previous?.backups ?? [];
@@ -64,25 +73,40 @@ export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
   const upstreamParams = o.upstreamParams ?? previous?.upstreamParams ?? '';
   o.progress?.(`building the fenced view of ${upstream}`);
   const policyFile = copyPolicy(o.policyFile ?? TARGET_POLICY['p11-kit'], join(libDir, 'policy.json'));
-  const result = await build({ upstream, upstreamParams, outDir: libDir, policyFile, service: o.service, minRootsFenced: o.allowEmpty ? undefined : 1, fix: o.user ? 'ncfence install p11-kit --user' : 'sudo ncfence install p11-kit' });
+  const result = await build({
+    upstream,
+    upstreamParams,
+    outDir: libDir,
+    policyFile,
+    service: o.service,
+    rebuildCommand: rebuild.cli,
+    rebuildNode: rebuild.node,
+    engine: rebuild.engine,
+    minRootsFenced: o.allowEmpty ? undefined : 1,
+    fix: o.user ? 'ncfence install p11-kit --user' : 'sudo ncfence install p11-kit',
+  });
   const modulePath = join(libDir, 'libncfence.so');
   placeModule(modulePath);
   o.progress?.(`registering ${moduleFile}`);
   writeFileAtomic(moduleFile, MODULE_FILE(modulePath));
   writeFileAtomic(trustFile, DISABLE_TRUST);
-  const manifest = newManifest('p11-kit', modulePath, result, upstreamParams, {
-    created: [modulePath, result.config, result.view, policyFile, moduleFile, trustFile, manifestPath],
+  const manifest = newManifest('p11-kit', libDir, modulePath, result, upstreamParams, {
+    created: [modulePath, result.config, result.view, policyFile, moduleFile, trustFile],
     backups,
+    rebuild,
+    policySource: o.policyFile === undefined ? 'package' : 'given',
   });
-  writeManifest(manifestPath, manifest);
+  saveRecord(manifest, root);
+  if (manifest.scope === 'system') ensureHooks(rebuild, o.root);
   return manifest;
 }
 
-export function uninstallP11Kit(user: boolean): Manifest {
-  const { moduleDir, libDir } = p11kitPaths(user);
-  const manifestPath = join(libDir, 'install.json');
-  const m = readManifest(manifestPath);
-  if (!m) throw new EngineError('USAGE', `ncfence is not installed for p11-kit ${user ? 'for this user' : 'system-wide'} (no ${manifestPath})`);
+export function uninstallP11Kit(user: boolean, rootOption?: string): Manifest {
+  const root = systemRoot(rootOption);
+  const { moduleDir, libDir } = p11kitPaths(user, root);
+  adoptLegacy(root);
+  const m = findRecord(ownScope(), root, 'p11-kit', libDir);
+  if (!m) throw new EngineError('USAGE', `ncfence has no record of a p11-kit install ${user ? 'for this user' : 'system-wide'} (in ${libDir}); \`ncfence status\` lists the installs it knows`);
   requireOwnedByRoot(moduleDir, 'the p11-kit module directory');
   requireOwnedByRoot(libDir, 'the library directory');
   // Only what a p11-kit install places, where it places it.
@@ -91,11 +115,12 @@ export function uninstallP11Kit(user: boolean): Manifest {
     ...[m.module.path, m.config, m.view].filter((f) => dirname(f) !== libDir),
     ...m.backups.filter((b) => !files.includes(b.path) || b.savedAs !== `${b.path}.ncfence-orig`).map((b) => b.savedAs),
   ];
-  if (strays.length > 0) throw new EngineError('USAGE', `install record ${manifestPath} names files a p11-kit install does not place (${strays.join(', ')}); not touching anything`);
+  if (strays.length > 0) throw new EngineError('USAGE', `the p11-kit install record of ${libDir} names files a p11-kit install does not place (${strays.join(', ')}); not touching anything`);
   removeModule(m);
   for (const f of [join(moduleDir, 'ncfence.module'), join(moduleDir, 'p11-kit-trust.module'), m.config, m.view, join(libDir, 'policy.json')]) removeIfPresent(f);
   for (const b of m.backups) restore(b);
-  removeIfPresent(manifestPath);
+  forgetRecord(m, root);
+  if (m.scope === 'system') removeUnusedHooks(rootOption);
   try {
     rmdirSync(libDir); // only when empty
   } catch {

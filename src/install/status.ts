@@ -2,30 +2,35 @@
 // a user would otherwise run by hand, each with the fix when it fails.
 
 import { execFile } from 'node:child_process';
-import { createConnection } from 'node:net';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import { readConfig } from '../config.js';
-import { FRAME_HEADER_LENGTH, decodeResponse, encodeRequest, readFrameHeader } from '../service/protocol.js';
-import { decodeView } from '../view/format.js';
-import { upstreamStamp } from '../view/stamp.js';
-import { CKA } from '../pkcs11/constants.js';
-import { CKO } from '../pkcs11/constants.js';
-import { BROWSER_NAME, BROWSER_TARGETS, resolveBrowserDir, type BrowserTarget } from '../browser/layout.js';
-import { PACKAGE_MODULE, readManifest, sha256File, type BrowserCheck, type Manifest } from './common.js';
-import { TARGET_POLICY } from '../policy.js';
-import { MANIFEST_FILE, allBrowserCandidates, checkBrowser, reinstallCommand } from './browser.js';
-import { STATE_DIR } from './nss.js';
-import { p11kitPaths } from './p11kit.js';
+import { EngineError } from '../engine/errors.js';
+import { askServiceFor } from '../service/client.js';
+import { BROWSER_NAME, resolveBrowserDir, type BrowserTarget } from '../browser/layout.js';
+import { PACKAGE_MODULE, sha256File, type BrowserCheck, type Manifest } from './common.js';
+import { checkBrowser, reinstallCommand } from './browser.js';
+import { adoptLegacy } from './legacy.js';
+import { isRoot, requireTreeOwnedByRoot } from './owner.js';
+import { listRecords, systemRoot } from './registry.js';
+import { specOf } from './targets.js';
+import { installState, type InstallState, type ViewState } from './state.js';
 
 export interface InstallStatus {
   target: Manifest['target'];
   location: string;
+  /** system: root's install; user: this user's. */
+  scope: Manifest['scope'];
   module: string;
   upstream: string;
   view: string;
-  viewState: 'fresh' | 'stale' | 'missing' | 'corrupt';
+  /** ok, stale, closed, tampered or gone (state.ts); anything but ok makes `status` exit 1. */
+  state: InstallState['state'];
+  viewState: ViewState;
+  /** This user's own view, when the module built one because the installed view was stale. */
+  ownView?: ViewState;
+  detail: string;
   rootsFenced: number;
   anchors: number;
   /** The live .bit service named in the configuration: whether something answers on its socket. */
@@ -34,11 +39,6 @@ export interface InstallStatus {
   roots?: { source: NonNullable<Manifest['upstreamSource']>; check?: BrowserCheck };
   /** What this package would install differently (a newer module or policy); empty when the install is current. */
   upgrade: string[];
-}
-
-/** The policy this package gives a target, for the upgrade check. */
-function packagePolicyFor(target: Manifest['target']): string {
-  return isBrowser(target) ? TARGET_POLICY.browser : target === 'nss' ? TARGET_POLICY.nss : TARGET_POLICY['p11-kit'];
 }
 
 /**
@@ -51,52 +51,36 @@ function upgradeOffers(m: Manifest, packageModuleSha: string | undefined): strin
   try {
     if (packageModuleSha !== undefined && packageModuleSha !== m.module.sha256) out.push('a newer module');
     const cfg = readConfig(m.config);
-    const own = packagePolicyFor(m.target);
+    const own = specOf(m).policy;
     if (m.upstreamSource !== 'option' && existsSync(cfg.policy) && existsSync(own) && sha256File(cfg.policy) !== sha256File(own)) out.push('a newer policy');
   } catch {
-    // an unreadable install is reported by the view state
+    // an unreadable install is reported by its state
   }
   return out;
 }
 
-const isBrowser = (t: Manifest['target']): t is BrowserTarget => (BROWSER_TARGETS as readonly string[]).includes(t);
-
-/** Every install ncfence can find: Firefox directories (candidates and `extraDirs`), system NSS, p11-kit. */
-export function findInstalls(extraDirs: string[] = [], root = '/'): { location: string; manifest: Manifest }[] {
-  const out: { location: string; manifest: Manifest }[] = [];
-  const seen = new Set<string>();
-  const add = (location: string, file: string): void => {
-    if (seen.has(file)) return;
-    seen.add(file);
-    const m = readManifest(file);
-    if (m) out.push({ location, manifest: m });
-  };
-  for (const d of [...extraDirs.map((x) => resolveBrowserDir(x) ?? x), ...allBrowserCandidates()]) add(d, join(d, MANIFEST_FILE));
-  add(root, join(root, STATE_DIR, 'install.json'));
-  for (const user of [false, true]) add(p11kitPaths(user).libDir, join(p11kitPaths(user).libDir, 'install.json'));
-  return out;
+export interface Where {
+  /** Only the install at this location (a browser directory, or Tor Browser's top directory). */
+  dir?: string;
+  /** Filesystem root of the system registry (registry.ts systemRoot). */
+  root?: string;
 }
 
-export function viewState(m: Manifest): { state: InstallStatus['viewState']; anchors: number } {
-  if (!existsSync(m.view)) return { state: 'missing', anchors: 0 };
-  try {
-    const view = decodeView(readFileSync(m.view));
-    const anchors = view.objects.filter((o) => {
-      const label = o.attrs.find(([t]) => t === CKA.LABEL)?.[1];
-      const cls = o.attrs.find(([t]) => t === CKA.CLASS)?.[1];
-      return cls && Buffer.from(cls).readBigUInt64LE() === BigInt(CKO.CERTIFICATE) && label && new TextDecoder().decode(label).startsWith('ncfence anchor for ');
-    }).length;
-    const cfg = readConfig(m.config);
-    let fresh = false;
-    try {
-      fresh = view.stamp === upstreamStamp(cfg.upstream, cfg.upstreamParams, cfg.policy, cfg.upstreamTrustPaths);
-    } catch {
-      // no stamp (upstream gone, trust files past the stamp's bounds): never fresh, as in the module
-    }
-    return { state: fresh ? 'fresh' : 'stale', anchors };
-  } catch {
-    return { state: 'corrupt', anchors: 0 };
-  }
+/**
+ * Every install this user can see: root's (the system registry) and, for a
+ * user other than root, the user's own. Root reads nothing another user
+ * can write: not their records, and no directory of theirs named by --dir.
+ */
+export function findInstalls(w: Where = {}): Manifest[] {
+  const root = systemRoot(w.root);
+  const dir = w.dir === undefined ? undefined : (resolveBrowserDir(resolve(w.dir)) ?? resolve(w.dir));
+  if (dir !== undefined && isRoot() && existsSync(dir)) requireTreeOwnedByRoot(dir, 'the directory');
+  adoptLegacy(root, dir ? [dir] : []);
+  const all = [...listRecords('system', root), ...(isRoot() ? [] : listRecords('user', root))];
+  if (dir === undefined) return all;
+  const at = all.filter((m) => m.location === dir);
+  if (at.length === 0) throw new EngineError('USAGE', `ncfence has no record of an install in ${dir}; \`ncfence status\` without --dir lists the installs it knows`);
+  return at;
 }
 
 /**
@@ -105,33 +89,14 @@ export function viewState(m: Manifest): { state: InstallStatus['viewState']; anc
  * "not found" (docs/service-protocol.md). Resolves with what went wrong, or
  * undefined when a well-formed answer came back within the timeout.
  */
-export function askService(path: string, timeoutMs = 2000): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const s = createConnection(path);
-    let got = Buffer.alloc(0);
-    let settled = false;
-    const done = (why: string | undefined): void => {
-      if (settled) return;
-      settled = true;
-      s.destroy();
-      resolve(why);
-    };
-    s.setTimeout(timeoutMs, () => done(`no answer within ${timeoutMs} ms`));
-    s.once('connect', () => s.write(encodeRequest({ name: new TextEncoder().encode('ncfence doctor test lookup') })));
-    s.on('data', (d: Buffer) => {
-      got = Buffer.concat([got, d]);
-      try {
-        const len = readFrameHeader(got, 'response');
-        if (len === undefined || got.length < FRAME_HEADER_LENGTH + len) return;
-        decodeResponse(got.subarray(0, FRAME_HEADER_LENGTH + len));
-        done(undefined);
-      } catch (e) {
-        done(`a malformed answer: ${(e as Error).message}`);
-      }
-    });
-    s.once('error', (e) => done((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? `nothing listens on ${path} (${(e as NodeJS.ErrnoException).code})` : e.message));
-    s.once('close', () => done('the service closed the connection without an answer (another user\'s service refuses us)'));
-  });
+export async function askService(path: string, timeoutMs = 2000): Promise<string | undefined> {
+  try {
+    await askServiceFor(path, new TextEncoder().encode('ncfence doctor test lookup'), timeoutMs);
+    return undefined;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ECONNREFUSED' ? `nothing listens on ${path} (${code})` : (e as Error).message;
+  }
 }
 
 /** Whether the service answers on the configured socket (the same test lookup doctor makes, so both agree). */
@@ -156,22 +121,26 @@ async function serviceState(m: Manifest): Promise<InstallStatus['service']> {
   }
 }
 
-export async function status(extraDirs: string[] = [], root = '/'): Promise<InstallStatus[]> {
+export async function status(w: Where = {}): Promise<InstallStatus[]> {
   const rows: InstallStatus[] = [];
   const packageModuleSha = existsSync(PACKAGE_MODULE) ? sha256File(PACKAGE_MODULE) : undefined; // once, not per install
-  for (const { location, manifest: m } of findInstalls(extraDirs, root)) {
-    const v = viewState(m);
+  for (const m of findInstalls(w)) {
+    const st = installState(m);
     rows.push({
       target: m.target,
-      location,
+      location: m.location,
+      scope: m.scope,
       module: m.module.path,
       upstream: m.upstream,
       view: m.view,
-      viewState: v.state,
+      state: st.state,
+      viewState: st.view,
+      ...(st.own ? { ownView: st.own } : {}),
+      detail: st.detail,
       rootsFenced: m.rootsFenced,
-      anchors: v.anchors,
-      service: await serviceState(m),
-      ...(isBrowser(m.target) ? { roots: { source: m.upstreamSource ?? 'option', ...(m.browserCheck ? { check: m.browserCheck } : {}) } } : {}),
+      anchors: st.anchors,
+      service: st.state === 'gone' ? 'not configured' : await serviceState(m),
+      ...(specOf(m).browser ? { roots: { source: m.upstreamSource ?? 'option', ...(m.browserCheck ? { check: m.browserCheck } : {}) } } : {}),
       upgrade: upgradeOffers(m, packageModuleSha),
     });
   }
@@ -198,6 +167,8 @@ function loadModule(m: Manifest): Promise<{ ok: boolean; detail: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, NCFENCE_DOCTOR_PKCS11JS: pkcs11js, NCFENCE_DOCTOR_MODULE: m.module.path };
   // Hosts find the configuration beside the module (Firefox, p11-kit) or at the system path (nss).
   delete env.NCFENCE_CONFIG;
+  // A check looks, it does not repair: the module must not rebuild a stale view here.
+  env.NCFENCE_REBUILDING = '1';
   if (m.target === 'nss') env.NCFENCE_CONFIG = m.config;
   return new Promise((resolve) => {
     execFile(process.execPath, ['-e', script], { env, timeout: 20_000 }, (err, stdout, stderr) => {
@@ -210,16 +181,31 @@ function loadModule(m: Manifest): Promise<{ ok: boolean; detail: string }> {
   });
 }
 
-export async function doctor(extraDirs: string[] = [], opts: { firefox?: boolean; root?: string } = {}): Promise<{ location: string; target: string; checks: Check[] }[]> {
-  const installs = findInstalls(extraDirs, opts.root);
+export async function doctor(w: Where & { firefox?: boolean } = {}): Promise<{ location: string; target: string; checks: Check[] }[]> {
   const reports = [];
-  for (const { location, manifest: m } of installs) {
+  for (const m of findInstalls(w)) {
     const checks: Check[] = [];
-    const reinstall = isBrowser(m.target) ? reinstallCommand(m.target, location) : `ncfence install ${m.target}`;
-    const moduleOk = existsSync(m.module.path) && sha256File(m.module.path) === m.module.sha256;
-    checks.push({ name: 'module file', ok: moduleOk, detail: moduleOk ? m.module.path : `${m.module.path} is missing or not the file ncfence installed`, fix: reinstall });
-    const v = viewState(m);
-    checks.push({ name: 'view fresh', ok: v.state === 'fresh', detail: `${m.view}: ${v.state}`, fix: `${reinstall} (rebuilds the view)` });
+    const st = installState(m);
+    const spec = specOf(m);
+    const fix = spec.repair(m);
+    if (st.state === 'gone') {
+      checks.push({
+        name: 'module file',
+        ok: false,
+        detail: st.detail,
+        fix: `\`${fix}\` to fence it again, or \`${spec.forget(m)}\` if ncfence should forget it`,
+      });
+      reports.push({ location: m.location, target: m.target, checks });
+      continue;
+    }
+    checks.push({ name: 'module file', ok: st.state !== 'tampered', detail: st.state === 'tampered' ? st.detail : m.module.path, fix });
+    const refresh = m.scope === 'system' ? 'sudo ncfence refresh' : 'ncfence refresh';
+    checks.push({
+      name: 'view fresh',
+      ok: st.view === 'fresh',
+      detail: `${m.view}: ${st.view === 'fresh' ? 'fresh' : st.detail}`,
+      fix: st.view === 'corrupt' || st.view === 'missing' ? `${fix} (rebuilds the view)` : `${refresh} (rebuilds the view; or ${fix})`,
+    });
     const load = await loadModule(m);
     checks.push({ name: 'module loads', ok: load.ok, detail: load.detail, fix: 'see docs/troubleshooting.md for the warning above' });
     const service = serviceOf(m);
@@ -229,11 +215,11 @@ export async function doctor(extraDirs: string[] = [], opts: { firefox?: boolean
         name: '.bit service',
         ok: why === undefined,
         detail: why === undefined ? `${service} answered a test lookup` : `${service}: ${why}; .bit sites fail until it answers`,
-        fix: 'start it (systemctl --user start ncfence.socket, or ncfence serve --socket ... with your sources; docs/namecoin.md), or rebuild without --service',
+        fix: `start it (systemctl --user start ncfence.socket, or ncfence serve --socket ${service} with your sources; docs/namecoin.md), or stop asking it: ${fix} --service ""`,
       });
     }
-    if (isBrowser(m.target) && opts.firefox !== false) checks.push(...(await browserChecks(m.target, location, m)));
-    reports.push({ location, target: m.target, checks });
+    if (spec.checks && w.firefox !== false) checks.push(...(await spec.checks(m)));
+    reports.push({ location: m.location, target: m.target, checks });
   }
   return reports;
 }
@@ -243,7 +229,7 @@ export async function doctor(extraDirs: string[] = [], opts: { firefox?: boolean
  * ncfence, and the roots it then uses must be its own, fenced. With roots
  * named by --upstream the difference is reported, not failed: it was chosen.
  */
-async function browserChecks(target: BrowserTarget, location: string, m: Manifest): Promise<Check[]> {
+export async function browserChecks(target: BrowserTarget, location: string, m: Manifest): Promise<Check[]> {
   const name = BROWSER_NAME[target];
   const check = await checkBrowser(target, location);
   const loaded = check.loaded;

@@ -116,7 +116,8 @@ const LOOPBACK = (() => {
   return b;
 })();
 
-function checkServerOptions(opts: DnsServerOptions): void {
+/** The server's address, port and timeout, checked before any connection (`serve` refuses a wrong --dns at once). */
+export function checkServerOptions(opts: DnsServerOptions): void {
   if (typeof opts?.server !== 'string' || isIP(opts.server) === 0) {
     throw new EngineError('USAGE', `DNS server ${JSON.stringify(opts?.server)} is not an IP address`);
   }

@@ -3,6 +3,7 @@
 
 import { connect } from 'node:net';
 import { EngineError } from '../engine/errors.js';
+import { systemErrorWords } from '../systemError.js';
 
 /** Resolves once `host:port` accepts a connection; rejects, naming `what`, on refusal or after `timeoutMs`. */
 export function checkReachable(host: string, port: number, timeoutMs: number, what: string): Promise<void> {
@@ -19,7 +20,7 @@ export function checkReachable(host: string, port: number, timeoutMs: number, wh
     });
     socket.once('error', (e) => {
       clearTimeout(timer);
-      reject(new EngineError('UPSTREAM', `${what} is not reachable: ${e.message}`));
+      reject(new EngineError('UPSTREAM', `${what} ${systemErrorWords(e) ?? `is not reachable: ${e.message}`}`));
     });
   });
 }

@@ -33,6 +33,7 @@
 // change which keys a .bit name trusts.
 
 import { EngineError } from '../engine/errors.js';
+import { jsonSyntaxProblem } from '../jsonError.js';
 
 export interface TlsRecord {
   usage: number;
@@ -105,7 +106,7 @@ function parseValueJson(value: string): JsonObject {
   try {
     doc = JSON.parse(value);
   } catch (cause) {
-    throw new EngineError('UPSTREAM', `name value: not valid JSON (${(cause as Error).message})`, { cause });
+    throw new EngineError('UPSTREAM', `name value: not valid JSON (${jsonSyntaxProblem(value)})`, { cause });
   }
   if (!isObject(doc)) throw refuse('(top)', `expected a JSON object, got ${show(doc)}`);
   return doc;

@@ -27,6 +27,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { EngineError } from '../engine/errors.js';
+import { describePathError, errnoCode } from '../systemError.js';
 import { checkReachable } from './reach.js';
 import { parseTlsValue, type TlsRecord } from './records.js';
 
@@ -134,6 +135,12 @@ async function nameShow(name: string, opts: NameShowOptions): Promise<Shown> {
 }
 
 /** Whether Namecoin Core can be asked: a loopback http URL, readable credentials, and a TCP connection within the timeout. */
+/** The URL and timeout, checked before any connection (`serve` refuses a wrong --rpc at once). */
+export function checkRpcOptions(opts: { url: string; timeoutMs: number }): void {
+  loopbackTarget(opts.url);
+  checkTimeout(opts.timeoutMs);
+}
+
 export async function checkRpc(opts: Omit<NameShowOptions, 'timeoutMs'> & { timeoutMs: number }): Promise<void> {
   const target = loopbackTarget(opts.url);
   checkTimeout(opts.timeoutMs);
@@ -202,7 +209,8 @@ function readCookie(file: string): string {
     if (statSync(file).size > MAX_COOKIE_BYTES) throw new Error(`larger than ${MAX_COOKIE_BYTES} bytes`);
     text = readFileSync(file, 'utf8');
   } catch (cause) {
-    throw new EngineError('UPSTREAM', `RPC cookie file ${file}: ${(cause as Error).message}`, { cause });
+    const why = errnoCode(cause) === 'ENOENT' ? `${file} does not exist (Namecoin Core writes it when it starts, in its data directory)` : errnoCode(cause) ? describePathError(cause, file) : `${file}: ${(cause as Error).message}`;
+    throw new EngineError('UPSTREAM', `RPC cookie file: ${why}`, { cause });
   }
   const pair = text.replace(/\r?\n$/, '');
   if (!/^[\x21-\x39\x3b-\x7e]+:[\x21-\x7e]+$/.test(pair)) {

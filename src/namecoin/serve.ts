@@ -42,15 +42,25 @@ async function buildSources(o: ServeOptions): Promise<TlsSource[]> {
     // An address, not a host name: resolving the DNS server's own name would go through the resolver being bypassed.
     const m = /^\[?([0-9a-fA-F:.]+)\]?:(\d+)$/.exec(o.dns.replace(/^localhost:/, '127.0.0.1:'));
     if (!m) throw new EngineError('USAGE', `--dns expects ADDRESS:PORT (e.g. 127.0.0.1:5391), got ${o.dns}`);
-    const { checkDnsServer, lookupTlsa } = await import('./dns.js');
+    const { checkDnsServer, checkServerOptions, lookupTlsa } = await import('./dns.js');
     const server = { server: m[1]!, port: Number(m[2]), timeoutMs };
+    try {
+      checkServerOptions(server);
+    } catch (e) {
+      throw new EngineError('USAGE', `--dns ${o.dns}: ${(e as Error).message}`, { cause: e });
+    }
     available.dns = async () => ({ name: `dns ${o.dns}`, lookup: (d) => lookupTlsa(d, server), check: () => checkDnsServer(server) });
   }
   if (o.rpc) {
-    const { checkRpc, nameOwner, nameShowTls } = await import('./rpc.js');
+    const { checkRpc, checkRpcOptions, nameOwner, nameShowTls } = await import('./rpc.js');
     const auth = o.rpcCookie ? { cookieFile: o.rpcCookie } : o.rpcUser && o.rpcPassword ? { user: o.rpcUser, password: o.rpcPassword } : undefined;
     if (!auth) throw new EngineError('USAGE', '--rpc needs --rpc-cookie FILE, or --rpc-user with --rpc-password-file FILE or NCFENCE_RPC_PASSWORD');
     const rpc = { url: o.rpc, auth, timeoutMs };
+    try {
+      checkRpcOptions(rpc);
+    } catch (e) {
+      throw new EngineError('USAGE', `--rpc: ${(e as Error).message}`, { cause: e });
+    }
     available.rpc = async () => ({ name: `rpc ${o.rpc}`, lookup: (d) => nameShowTls(d, rpc), owner: (d) => nameOwner(d, rpc), check: () => checkRpc(rpc) });
   }
   const order = o.order ?? ['rules', 'dns', 'rpc'].filter((k) => k in available);
@@ -68,19 +78,22 @@ export async function serve(o: ServeOptions): Promise<{ close(): Promise<void>; 
   const deps = await defaultEngineDeps();
   if (o.now) deps.now = o.now;
   const sources = await buildSources(o);
+  // systemd socket activation: LISTEN_FDS=1 for this pid hands over fd 3 (sd_listen_fds(3)).
+  const activated = process.env.LISTEN_FDS === '1' && process.env.LISTEN_PID === String(process.pid);
   if (o.checkSources) {
+    // The socket first: checking it costs nothing, checking a source up to its timeout.
+    if (!activated) (await import('../service/server.js')).checkSocketPath(o.socket);
     for (const source of sources) {
       try {
         await source.check?.();
       } catch (e) {
+        if (e instanceof EngineError && e.code === 'USAGE') throw e;
         throw new EngineError('USAGE', `source ${source.name} cannot answer: ${(e as Error).message}. Start it first, or leave it out of --sources`, { cause: e });
       }
     }
   }
   const lookup = new NamecoinLookup(createAuthority(deps), sources, deps, o.log);
   const { startService } = await import('../service/server.js');
-  // systemd socket activation: LISTEN_FDS=1 for this pid hands over fd 3 (sd_listen_fds(3)).
-  const activated = process.env.LISTEN_FDS === '1' && process.env.LISTEN_PID === String(process.pid);
   const server = await startService({ socketPath: o.socket, handler: (name) => lookup.answer(name), listenFd: activated ? 3 : undefined });
   return { close: () => server.close(), socketPath: server.socketPath, lookup };
 }

@@ -60,7 +60,20 @@ export const CKA = {
   X_PURPOSE: 0xd8444703,
   X_PEER: 0xd8444704,
   X_DISTRUSTED: 0xd8444764,
+  /**
+   * ncfence's own (CKA_VENDOR_DEFINED | "NCF\0" + 1), only in the view file,
+   * never served: which processes a view object is for, a CK_ULONG of
+   * AUDIENCE (addon/view.c, docs/view-format.md).
+   */
+  NCFENCE_AUDIENCE: 0xce434601,
 } as const;
+
+/**
+ * Values of CKA.NCFENCE_AUDIENCE, for policies with two forms of R'
+ * (docs/policy.md, 'Two forms of R''): the NSS form is served unless the
+ * module knows NSS is not in the process; the plain form only then.
+ */
+export const AUDIENCE = { NSS_FORM: 1, PLAIN_FORM: 2 } as const;
 
 export const CKT = {
   NSS_TRUSTED: 0xce534351,

@@ -1,6 +1,7 @@
 // The Node binding built next to the module (binding.gyp target ncfence_node):
 // SO_PEERCRED for the service's transport (addon/node/peercred.cc) and
-// libsecp256k1 key recovery for certified mode (addon/node/recover.cc).
+// libsecp256k1 key recovery for certified mode (addon/node/recover.cc), and
+// the module's upstream stamp (addon/node/stamp.cc over addon/stamp.c).
 
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -13,6 +14,10 @@ export interface NodeBinding {
   peerUid(fd: number): number;
   /** libsecp256k1 key recovery: the serialized key, or null when none recovers. */
   recoverCompact(rs: Uint8Array, recid: number, hash: Uint8Array, compressed: boolean): Uint8Array | null;
+  /** addon/stamp.c stamp_build: the stamp, or throws with the module's reason. */
+  stamp(library: string, params: string, builtinPaths: string, policy: string, engine: string): string;
+  /** addon/stamp.c stamp_paths_argument. */
+  pathsArgument(params: string): string | undefined;
 }
 
 let binding: NodeBinding | undefined;

@@ -4,10 +4,12 @@
 // or too many connections is cut off without an answer; a failing or slow
 // handler becomes status 3. Nothing a client sends can crash the process.
 
-import { chmodSync, lstatSync, mkdirSync, unlinkSync, type Stats } from 'node:fs';
+import { chmodSync, lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { EngineError } from '../engine/errors.js';
+import { makeDirs } from '../fsPaths.js';
+import { describePathError, errnoCode } from '../systemError.js';
 import { loadBinding } from './binding.js';
 import { FRAME_HEADER_LENGTH, Status, decodeRequest, encodeResponse, readFrameHeader, type Response } from './protocol.js';
 
@@ -74,9 +76,6 @@ function positiveInteger(value: number | undefined, fallback: number, what: stri
   return v;
 }
 
-function errnoCode(e: unknown): string | undefined {
-  return (e as NodeJS.ErrnoException | undefined)?.code;
-}
 
 // ---- the socket's directory and path ----
 
@@ -86,8 +85,13 @@ export function prepareSocketDirectory(dir: string, uid: number): void {
   try {
     st = lstatSync(dir);
   } catch (e) {
-    if (errnoCode(e) !== 'ENOENT') throw new EngineError('USAGE', `cannot inspect socket directory ${dir}: ${(e as Error).message}`, { cause: e });
-    if (mkdirSync(dir, { recursive: true, mode: 0o700 }) !== undefined) chmodSync(dir, 0o700);
+    if (errnoCode(e) !== 'ENOENT') throw new EngineError('USAGE', `socket directory ${describePathError(e, dir)}`, { cause: e });
+    // One component at a time: a recursive mkdirSync never returns under /proc (fsPaths.ts).
+    try {
+      if (makeDirs(dir, 0o700) !== undefined) chmodSync(dir, 0o700);
+    } catch (e) {
+      throw new EngineError('USAGE', `socket directory: ${(e as Error).message}`, { cause: e });
+    }
     st = lstatSync(dir);
   }
   if (!st.isDirectory()) throw new EngineError('USAGE', `socket directory ${dir} is not a directory (a symlink is refused too)`);
@@ -112,7 +116,7 @@ function probeSocket(path: string): Promise<'live' | 'stale'> {
     c.once('connect', () => finish('live'));
     c.once('error', (e) => {
       if (errnoCode(e) === 'ECONNREFUSED') finish('stale');
-      else finish(new EngineError('USAGE', `cannot tell whether ${path} is still in use: ${e.message}`, { cause: e }));
+      else finish(new EngineError('USAGE', `cannot tell whether ${path} is still in use: ${describePathError(e, path)}`, { cause: e }));
     });
   });
 }
@@ -124,7 +128,7 @@ async function removeStaleSocket(path: string): Promise<void> {
     st = lstatSync(path);
   } catch (e) {
     if (errnoCode(e) === 'ENOENT') return;
-    throw new EngineError('USAGE', `cannot inspect ${path}: ${(e as Error).message}`, { cause: e });
+    throw new EngineError('USAGE', `cannot use socket ${describePathError(e, path)}`, { cause: e });
   }
   if (!st.isSocket()) throw new EngineError('USAGE', `${path} exists and is not a socket; refusing to replace it`);
   if ((await probeSocket(path)) === 'live') throw new EngineError('USAGE', `another service is already answering on ${path}`);
@@ -291,10 +295,32 @@ function admit(socket: Socket, gate: { active: Set<Socket>; maxConnections: numb
 
 // ---- the service ----
 
+/**
+ * What can be checked of a socket path without listening: its length, its
+ * directory (made 0700 when missing; refused when another user could write
+ * it), and that nothing but a socket is in the way. `serve` runs it before
+ * it spends time on its sources.
+ */
+export function checkSocketPath(path: string): string {
+  const socketPath = resolve(path);
+  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
+    throw new EngineError('USAGE', `socket path ${socketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes, the limit for a Unix socket; choose a shorter --socket`);
+  }
+  prepareSocketDirectory(dirname(socketPath), ownUid());
+  let st: Stats | undefined;
+  try {
+    st = lstatSync(socketPath);
+  } catch (e) {
+    if (errnoCode(e) !== 'ENOENT') throw new EngineError('USAGE', `cannot use socket ${describePathError(e, socketPath)}`, { cause: e });
+  }
+  if (st && !st.isSocket()) throw new EngineError('USAGE', `${socketPath} exists and is not a socket; refusing to replace it`);
+  return socketPath;
+}
+
 export async function startService(opts: ServiceOptions): Promise<Service> {
   const socketPath = resolve(opts.socketPath);
   if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
-    throw new EngineError('USAGE', `socket path ${socketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes, the limit for a Unix socket`);
+    throw new EngineError('USAGE', `socket path ${socketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes, the limit for a Unix socket; choose a shorter --socket`);
   }
   const ctx: Context = {
     handler: opts.handler,
@@ -322,7 +348,11 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       });
     });
   } else {
-    await listen(server, socketPath);
+    try {
+      await listen(server, socketPath);
+    } catch (e) {
+      throw new EngineError('USAGE', `cannot listen on ${describePathError(e, socketPath)}`, { cause: e });
+    }
   }
   // e.g. EMFILE on accept: count it and keep serving.
   server.on('error', () => void ctx.stats.acceptErrors++);
@@ -331,7 +361,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       chmodSync(socketPath, 0o600);
     } catch (e) {
       server.close();
-      throw new EngineError('USAGE', `cannot make ${socketPath} private (mode 0600): ${(e as Error).message}`, { cause: e });
+      throw new EngineError('USAGE', `cannot make ${socketPath} private (mode 0600): ${describePathError(e, socketPath)}`, { cause: e });
     }
   }
 

@@ -26,7 +26,12 @@ import { EngineError } from '../engine/errors.js';
 import type { ViewObject } from '../compile/plan.js';
 
 export const VIEW_MAGIC = 'NCFVIEW\0';
-export const VIEW_VERSION = 2;
+/**
+ * 3: objects may carry CKA.NCFENCE_AUDIENCE (two forms of R'), which the
+ * module withholds by host (addon/host.c) and a format-2 reader would serve
+ * to everyone: such a reader must refuse the view (closed), not misread it.
+ */
+export const VIEW_VERSION = 3;
 export const VIEW_LIMITS = { objects: 65536, attrsPerObject: 64, attrBytes: 1 << 20, stampBytes: 1 << 20 } as const;
 
 /** A token recorded as its module answered (CK_INFO, CK_SLOT_INFO and CK_TOKEN_INFO as raw LP64 structures). */

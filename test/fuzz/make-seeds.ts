@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { encodeView } from '../../src/view/format.js';
 import { boolBytes, ulongBytes } from '../../src/compile/upstream.js';
-import { CKA, CKO, CKT } from '../../src/pkcs11/constants.js';
+import { AUDIENCE, CKA, CKO, CKT } from '../../src/pkcs11/constants.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const der = Uint8Array.of(0x30, 0x03, 0x02, 0x01, 0x07);
@@ -19,6 +19,15 @@ const views = {
     objects: [
       { slot: 1, attrs: [[CKA.CLASS, ulongBytes(CKO.CERTIFICATE)], [CKA.TOKEN, boolBytes(true)], [CKA.LABEL, text('anchor')], [CKA.VALUE, der], [CKA.ID, new Uint8Array(0)]] },
       { slot: 1, attrs: [[CKA.CLASS, ulongBytes(CKO.NSS_TRUST)], [CKA.ISSUER, der], [CKA.TRUST_SERVER_AUTH, ulongBytes(CKT.NSS_TRUSTED_DELEGATOR)]] },
+    ],
+  }),
+  // Two forms of R' (rules/p11-kit.json): one for processes that may hold NSS, one for the others.
+  'two-forms': encodeView({
+    stamp: 'ncfence-stamp-v2\nlib=/x\nsize=1\nmtime=0.000000000\nparams=',
+    policyDigest: new Uint8Array(32).fill(5),
+    objects: [
+      { slot: 1, attrs: [[CKA.CLASS, ulongBytes(CKO.CERTIFICATE)], [CKA.SUBJECT, der], [CKA.VALUE, der], [CKA.NCFENCE_AUDIENCE, ulongBytes(AUDIENCE.PLAIN_FORM)]] },
+      { slot: 1, attrs: [[CKA.CLASS, ulongBytes(CKO.CERTIFICATE)], [CKA.SUBJECT, der], [CKA.NCFENCE_AUDIENCE, ulongBytes(AUDIENCE.NSS_FORM)], [CKA.VALUE, der]] },
     ],
   }),
   // A browser view: the browser's own token recorded beside the view's objects.

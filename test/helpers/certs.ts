@@ -54,9 +54,10 @@ export function makeRoot(shape: RootShape = {}): Uint8Array {
   return seq(tbs, alg, bitString(new Uint8Array(sign(hash, tbs, pair.privateKey))));
 }
 
-/** NameConstraints extension excluding the given dNSNames. */
-export function excludingExtension(names: string[]): Uint8Array {
-  const subtrees = names.map((n) => seq(tlv(contextTag(2, false), new TextEncoder().encode(n))));
+/** NameConstraints extension excluding the given dNSNames and rfc822Names. */
+export function excludingExtension(names: string[], mailDomains: string[] = []): Uint8Array {
+  const subtree = (tag: number) => (n: string) => seq(tlv(contextTag(tag, false), new TextEncoder().encode(n)));
+  const subtrees = [...names.map(subtree(2)), ...mailDomains.map(subtree(1))];
   return seq(oid('2.5.29.30'), boolTrue(), octetString(seq(tlv(contextTag(1, true), ...subtrees))));
 }
 

@@ -188,7 +188,7 @@ export interface ProbeOptions {
 }
 
 /** user.js prefs that keep Firefox off the network and make startup quick. */
-const BASE_PREFS: Record<string, string | number | boolean> = {
+export const BASE_PREFS: Record<string, string | number | boolean> = {
   // Updates
   'app.update.disabledForTesting': true,
   'app.update.auto': false,
@@ -321,7 +321,7 @@ const BASE_PREFS: Record<string, string | number | boolean> = {
   'devtools.console.stdout.content': true,
 };
 
-function prefLine(name: string, value: string | number | boolean): string {
+export function prefLine(name: string, value: string | number | boolean): string {
   return `user_pref(${JSON.stringify(name)}, ${JSON.stringify(value)});`;
 }
 
@@ -348,7 +348,7 @@ urls.forEach((u, i) => {
 }
 
 /** Waits for `p` at most `ms` milliseconds; resolves undefined on timeout or rejection. */
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   return new Promise((resolvePromise) => {
     const timer = setTimeout(() => resolvePromise(undefined), ms);
     p.then(
@@ -364,7 +364,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   });
 }
 
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+export function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   if (child.pid === undefined) return;
   try {
     process.kill(-child.pid, signal);
@@ -383,7 +383,7 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
  * dir). Firefox's crashhelper puts itself in its own process group and is
  * re-parented to init, so the group kill does not reach it.
  */
-async function killByCmdline(marker: string): Promise<void> {
+export async function killByCmdline(marker: string): Promise<void> {
   let pids: string[];
   try {
     pids = (await readdir('/proc')).filter((n) => /^\d+$/.test(n));

@@ -24,13 +24,16 @@ function freePort(): Promise<number> {
   });
 }
 
-/** `records` maps a domain (example.bit) to TLSA rdata strings like "2 1 0 <hex>". */
-export async function startKnot(records: Readonly<Record<string, readonly string[]>>, probeDomain: string): Promise<Knot> {
+/**
+ * `records` maps a domain (example.bit) to TLSA rdata strings like "2 1 0 <hex>";
+ * `extra` adds zone lines relative to bit. (e.g. "www.example 600 IN A 127.0.0.1").
+ */
+export async function startKnot(records: Readonly<Record<string, readonly string[]>>, probeDomain: string, extra: readonly string[] = []): Promise<Knot> {
   const dir = mkdtempSync(join(tmpdir(), 'ncfence-knot-'));
   mkdirSync(join(dir, 'run'));
   mkdirSync(join(dir, 'db'));
   const rr = Object.entries(records).flatMap(([domain, rdatas]) => rdatas.map((r) => `*.${domain.replace(/\.bit$/, '')} 600 IN TLSA ${r}`));
-  writeFileSync(join(dir, 'bit.zone'), ['$ORIGIN bit.', '$TTL 600', '@ IN SOA ns.bit. hostmaster.bit. 1 3600 600 86400 300', '@ IN NS ns.bit.', 'ns IN A 127.0.0.1', ...rr, ''].join('\n'));
+  writeFileSync(join(dir, 'bit.zone'), ['$ORIGIN bit.', '$TTL 600', '@ IN SOA ns.bit. hostmaster.bit. 1 3600 600 86400 300', '@ IN NS ns.bit.', 'ns IN A 127.0.0.1', ...rr, ...extra, ''].join('\n'));
   const port = await freePort();
   writeFileSync(
     join(dir, 'knot.conf'),

@@ -42,3 +42,10 @@ export async function buildFuzzer(dir: string, target: 'view' | 'template' | 'li
   );
   return out;
 }
+
+/** test/native/forms.c: which R' the module serves as the process loads and unloads libraries. */
+export async function buildForms(dir: string): Promise<string> {
+  const out = join(dir, 'forms');
+  await runOk('gcc', [...COMMON, '-o', out, join(ROOT, 'test/native/forms.c'), '-ldl'], { timeoutMs: 120_000 });
+  return out;
+}

@@ -26,8 +26,12 @@ export interface TestPki {
   /** A p11-kit-trust `paths=` directory with the root as an anchor. */
   trustDir: string;
   leaves: Map<string, Leaf>;
-  /** A leaf under the intermediate with any subject and extension lines (openssl syntax), as a public CA could issue. */
-  issueLeaf(base: string, subject: string, extLines: string): Promise<{ certFile: string; keyFile: string }>;
+  /**
+   * A leaf under the intermediate with any subject and extension lines
+   * (openssl syntax), as a public CA could issue; `eku` is its
+   * extendedKeyUsage (openssl names: serverAuth, emailProtection).
+   */
+  issueLeaf(base: string, subject: string, extLines: string, eku?: string): Promise<{ certFile: string; keyFile: string }>;
   cleanup(): void;
 }
 
@@ -90,9 +94,9 @@ export async function makeTestPki(names: readonly string[], rootSubject = '/O=nc
     interPem,
     trustDir,
     leaves,
-    issueLeaf: async (base, subject, extLines) => {
+    issueLeaf: async (base, subject, extLines, eku = 'serverAuth') => {
       const name = `custom-${base.replace(/[^a-z0-9.-]/gi, '_')}`;
-      const ext = `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nauthorityKeyIdentifier=keyid\n${extLines ? `${extLines}\n` : ''}`;
+      const ext = `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=${eku}\nauthorityKeyIdentifier=keyid\n${extLines ? `${extLines}\n` : ''}`;
       await issue(dir, name, subject, ext, interFile, join(dir, 'inter.key'), 300);
       return { certFile: join(dir, `${name}.pem`), keyFile: join(dir, `${name}.key`) };
     },

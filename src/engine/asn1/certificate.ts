@@ -222,17 +222,27 @@ export function validityTimes(validity: Uint8Array): { notBefore: Tlv; notAfter:
   return { notBefore, notAfter };
 }
 
-/** Lower-cased dNSNames in the excludedSubtrees of the certificate's NameConstraints. */
-export function excludedDnsNames(cert: ParsedCertificate): string[] {
+/**
+ * The base of each GeneralSubtree in the excludedSubtrees of the
+ * certificate's NameConstraints: its GeneralName tag and content bytes.
+ */
+export function excludedBases(cert: ParsedCertificate): { tag: number; value: Uint8Array }[] {
   const ext = cert.extensions.find((e) => e.oid === Oid.nameConstraints);
   if (!ext) return [];
-  const out: string[] = [];
+  const out: { tag: number; value: Uint8Array }[] = [];
   for (const part of readChildren(readExact(ext.value, Tag.SEQUENCE, 'NameConstraints').body)) {
     if (part.tag !== contextTag(1, true)) continue;
     for (const subtree of readChildren(part.body)) {
       const [base] = readChildren(expectTag(subtree, Tag.SEQUENCE, 'GeneralSubtree').body);
-      if (base?.tag === contextTag(2, false)) out.push(decoder.decode(base.body).toLowerCase());
+      if (base) out.push({ tag: base.tag, value: base.body });
     }
   }
   return out;
+}
+
+/** Lower-cased dNSNames in the excludedSubtrees of the certificate's NameConstraints. */
+export function excludedDnsNames(cert: ParsedCertificate): string[] {
+  return excludedBases(cert)
+    .filter((b) => b.tag === contextTag(2, false))
+    .map((b) => new TextDecoder().decode(b.value).toLowerCase());
 }

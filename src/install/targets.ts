@@ -1,0 +1,120 @@
+// The install targets, each in one place: its name, what it is for, the
+// options only it takes, and how it installs and uninstalls. The CLI,
+// `status` and `doctor` go through this table; adding a target is adding
+// an entry here and its module.
+
+import type { BrowserTarget } from '../browser/layout.js';
+import { TARGET_POLICY } from '../policy.js';
+import type { Manifest, Target } from './common.js';
+import type { Check } from './status.js';
+
+/** What every install takes; a target reads the options that apply to it. */
+export interface InstallRequest {
+  dir?: string;
+  root?: string;
+  user: boolean;
+  upstream?: string;
+  upstreamParams?: string;
+  policyFile?: string;
+  service?: string;
+  allowEmpty: boolean;
+  progress?: (msg: string) => void;
+}
+
+export interface UninstallRequest {
+  dir?: string;
+  root?: string;
+  user: boolean;
+}
+
+export interface TargetSpec {
+  name: Target;
+  /** The command list's lines for `install NAME` (--help). */
+  help: string;
+  /** Options only this target takes (besides the ones every install takes). */
+  options: readonly string[];
+  /** The policy this package gives it (docs/policy.md, "Per-target policies"). */
+  policy: string;
+  /** Whether it fences a browser's own roots (status shows where they came from). */
+  browser: boolean;
+  install(r: InstallRequest): Promise<Manifest>;
+  uninstall(r: UninstallRequest): Promise<Manifest>;
+  /** The command that installs it again where the record says (run by the user who made it). */
+  repair(m: Manifest): string;
+  /** The command that forgets it. */
+  forget(m: Manifest): string;
+  /** doctor's checks of its own, beyond the module, view and service (a browser: start it). */
+  checks?(m: Manifest): Promise<Check[]>;
+}
+
+const sudo = (m: Manifest): string => (m.scope === 'system' ? 'sudo ' : '');
+const rootOption = (m: Manifest): string => (m.location === '/' ? '' : ` --root ${m.location}`);
+
+const browser = (name: BrowserTarget, help: string): TargetSpec => ({
+  name,
+  help,
+  options: ['dir', 'firefox-dir', 'auto-rebuild'],
+  policy: TARGET_POLICY.browser,
+  browser: true,
+  // Loaded on first use: each command loads only what it runs (a rebuild
+  // at a consumer's start-up is a CLI run too).
+  install: async (r) => (await import('./browser.js')).installBrowser(name, r),
+  uninstall: async (r) => (await import('./browser.js')).uninstallBrowser(name, r.dir, r.root),
+  repair: (m) => `${sudo(m)}ncfence install ${name} --dir ${m.location}`,
+  forget: (m) => `${sudo(m)}ncfence uninstall ${name} --dir ${m.location}`,
+  checks: async (m) => (await import('./status.js')).browserChecks(name, m.location, m),
+});
+
+export const TARGETS: readonly TargetSpec[] = [
+  browser(
+    'firefox',
+    `Put the module at <Firefox dir>/libnssckbi.so, keeping
+                        any file it replaces, with a view of Firefox's own
+                        roots (read from inside Firefox), fenced; then start
+                        Firefox to check it uses exactly those, or undo.`,
+  ),
+  browser('thunderbird', 'The same for Thunderbird.'),
+  browser(
+    'tor-browser',
+    `The same for Tor Browser (--dir: tor-browser/ or its
+                        Browser/ directory).`,
+  ),
+  {
+    name: 'nss',
+    help: `Replace the system NSS roots module the Debian way
+                        (dpkg-divert), wrapping the diverted original.`,
+    options: ['root'],
+    policy: TARGET_POLICY.nss,
+    browser: false,
+    install: async (r) => (await import('./nss.js')).installNss(r),
+    uninstall: async (r) => (await import('./nss.js')).uninstallNss(r.root).manifest,
+    repair: (m) => `${sudo(m)}ncfence install nss${rootOption(m)}`,
+    forget: (m) => `${sudo(m)}ncfence uninstall nss${rootOption(m)}`,
+  },
+  {
+    name: 'p11-kit',
+    help: `Register the module for p11-kit consumers (GnuTLS...)
+                        with trust-policy: yes, and switch p11-kit-trust off
+                        for them; --user for this user only.`,
+    options: ['user', 'root'],
+    policy: TARGET_POLICY['p11-kit'],
+    browser: false,
+    install: async (r) => (await import('./p11kit.js')).installP11Kit(r),
+    uninstall: async (r) => (await import('./p11kit.js')).uninstallP11Kit(r.user, r.root),
+    repair: (m) => (m.scope === 'system' ? 'sudo ncfence install p11-kit' : 'ncfence install p11-kit --user'),
+    forget: (m) => (m.scope === 'system' ? 'sudo ncfence uninstall p11-kit' : 'ncfence uninstall p11-kit --user'),
+  },
+];
+
+export const TARGET_NAMES: readonly Target[] = TARGETS.map((t) => t.name);
+
+export function targetSpec(name: string): TargetSpec | undefined {
+  return TARGETS.find((t) => t.name === name);
+}
+
+/** The entry of a recorded install's target (records are written by this table's installs). */
+export function specOf(m: Manifest): TargetSpec {
+  const t = targetSpec(m.target);
+  if (!t) throw new Error(`install record for an unknown target ${m.target}`);
+  return t;
+}
