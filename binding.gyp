@@ -105,6 +105,26 @@
       ]
     },
     {
+      "target_name": "ncfence_upstream",
+      "sources": [
+        "addon/node/upstream.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "/usr/include/p11-kit-1"
+      ],
+      "defines": [
+        "NAPI_DISABLE_CPP_EXCEPTIONS"
+      ],
+      "cflags_cc": [
+        "-Wall",
+        "-Wextra"
+      ],
+      "libraries": [
+        "-ldl"
+      ]
+    },
+    {
       "target_name": "nftest_upstream_shim",
       "type": "shared_library",
       "product_prefix": "lib",

@@ -4,7 +4,8 @@
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import { createRequire } from 'node:module';
+import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from './engine/errors.js';
 import { jsonSyntaxProblem } from './jsonError.js';
@@ -142,8 +143,50 @@ function describeSchemaError(doc: unknown, e: ErrorObject): [string, string] {
   }
 }
 
-const SCHEMA_FILE = fileURLToPath(new URL('../rules/policy.schema.json', import.meta.url));
-let shapeCheck: ValidateFunction | undefined;
+export const POLICY_SCHEMA_FILE = fileURLToPath(new URL('../rules/policy.schema.json', import.meta.url));
+/**
+ * The validator `npm run build` generates from the schema
+ * (scripts/policy-validator.mjs). src/ and dist/ sit side by side, so this
+ * names dist/policy-validator.cjs from either.
+ */
+export const POLICY_VALIDATOR_FILE = fileURLToPath(new URL('../dist/policy-validator.cjs', import.meta.url));
+/** How the schema is compiled, ahead of time and in the fallback alike. */
+export const POLICY_AJV_OPTIONS = { allErrors: false, strict: false, verbose: true } as const;
+
+/** Where a validator came from: generated at build time, or the schema compiled in this process. */
+export type ValidatorSource = 'generated' | 'compiled';
+type ShapeValidator = { validate: ValidateFunction; source: ValidatorSource };
+const validators = new Map<string, ShapeValidator>();
+
+/**
+ * The validator for the schema whose bytes are `schema`: the generated one
+ * when it was made from exactly these bytes, else the schema compiled here
+ * (a schema edited after the build, or sources run without one). Either
+ * way the schema is the only source of the rules.
+ */
+export function policyValidator(schema: Buffer, generatedFile = POLICY_VALIDATOR_FILE): ShapeValidator {
+  const digest = createHash('sha256').update(schema).digest('hex');
+  const key = `${generatedFile}\0${digest}`;
+  let found = validators.get(key);
+  if (found) return found;
+  const load = createRequire(import.meta.url);
+  let generated: (ValidateFunction & { schemaSha256?: unknown }) | undefined;
+  try {
+    generated = load(generatedFile) as ValidateFunction & { schemaSha256?: unknown };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
+  }
+  if (generated?.schemaSha256 === digest) {
+    found = { validate: generated, source: 'generated' };
+  } else {
+    // ajv is CommonJS: its class is the module itself or its default export.
+    const ajv = load('ajv/dist/2020.js') as { default?: unknown };
+    const AjvClass = (ajv.default ?? ajv) as new (o: object) => { compile(s: object): ValidateFunction };
+    found = { validate: new AjvClass(POLICY_AJV_OPTIONS).compile(JSON.parse(schema.toString('utf8')) as object), source: 'compiled' };
+  }
+  validators.set(key, found);
+  return found;
+}
 
 /**
  * The policy's shape, checked against rules/policy.schema.json itself: one
@@ -152,14 +195,9 @@ let shapeCheck: ValidateFunction | undefined;
  * unique override ids) is checked in code after it.
  */
 function checkShape(file: string, doc: unknown): void {
-  if (!shapeCheck) {
-    const schema = JSON.parse(readFileSync(SCHEMA_FILE, 'utf8')) as object;
-    // ajv is CommonJS: its class is the module itself or its default export.
-    const AjvClass = ((Ajv2020 as unknown as { default?: typeof Ajv2020 }).default ?? Ajv2020) as unknown as new (o: object) => { compile(s: object): ValidateFunction };
-    shapeCheck = new AjvClass({ allErrors: false, strict: false, verbose: true }).compile(schema);
-  }
-  if (!shapeCheck(doc)) {
-    const [place, problem] = describeSchemaError(doc, shapeCheck.errors![0]!);
+  const { validate } = policyValidator(readFileSync(POLICY_SCHEMA_FILE));
+  if (!validate(doc)) {
+    const [place, problem] = describeSchemaError(doc, validate.errors![0]!);
     throw new EngineError('POLICY', `${file}: ${place}: ${problem}`);
   }
 }

@@ -13,12 +13,12 @@ function result(over: { upstream?: string; ratio?: number; p99?: number; floorP5
   const keyTypes = over.keyTypes ?? ['EC P-256', 'EC P-384', 'RSA-2048', 'RSA-4096'];
   const ratio = over.ratio ?? 2.05;
   return {
-    machine: { node: 'v20.20.2', openssl: '3.0.19', cpus: 2 },
+    machine: { cpuModel: 'AMD EPYC', cores: 2, cpus: 2, node: 'v20.20.2', openssl: '3.0.19', nss: '2:3.87.1-1+deb12u4' },
     upstream: over.upstream ?? '/usr/lib/x86_64-linux-gnu/libnssckbi.so',
     roots: 159,
     perRoot: keyTypes.map((k, i) => ({ keyType: k, roots: 40 + i, rewriteUs: { n: 800, p50: 167.7 + i, p99: over.p99 ?? 461.9 }, floorUs: { n: 800, p50: over.floorP50 ?? 105.8, p99: 212.1 } })),
-    plan: { ms: 42.2, floorMs: 15.3, ratio: 2.76 },
-    process: { buildMs: Math.round(107 * ratio), floorMs: 107, ratio, budget: 2.5 },
+    plan: { ms: 42.2, floorMs: 15.3, ratio: 2.76, runs: 15, p95Ms: 50.1, floorP95Ms: 17.2 },
+    process: { buildMs: Math.round(107 * ratio), floorMs: 107, ratio, budget: 2.5, runs: 15, buildP95Ms: Math.round(120 * ratio), floorP95Ms: 120, pairedRatio: ratio, build: 'node dist/cli/main.js build', floor: 'node floor.cjs 159 609 prime256v1 sha256 2' },
     module: { initUs: { upstream: 20, ncfence: over.initUs ?? 700 }, findUs: { upstream: 8.6, ncfence: 9.2 }, valueUs: { upstream: 3.6, ncfence: 3.5 } },
   };
 }

@@ -5,7 +5,7 @@
 import test from 'ava';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,8 @@ import { defaultEngineDeps, fenceRoot, crossValidity } from '../src/engine/cross
 import { EngineError } from '../src/engine/errors.js';
 import { cidrSubtree, buildExcludedSubtrees, dnsSubtree, mergeExcludedSubtrees } from '../src/engine/nameConstraints.js';
 import { parseCertificate } from '../src/engine/asn1/certificate.js';
+import { readTlv, Tag, tlv } from '../src/engine/asn1/der.js';
+import { parseTime, parseTimeText } from '../src/engine/asn1/time.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { run } from './helpers/run.js';
 import { fromPem, toPem } from './helpers/pem.js';
@@ -116,6 +118,49 @@ test('crossValidity: later notBefore, same notAfter, expired roots stay expired'
   // A current root: R' starts one hour before the build.
   const current = Buffer.from('301e170d3130303130313030303030305a170d3430303130313030303030305a', 'hex');
   t.is(hex(crossValidity(current, new Date(Date.UTC(2026, 0, 1, 12)))), '301e170d3236303130313131303030305a170d3430303130313030303030305a');
+});
+
+test('the anchor keys of defaultEngineDeps carry their own public key as SubjectPublicKeyInfo, on both curves', async (t) => {
+  // The SPKI is framed from the JWK's coordinates (crossSign.ts); node:crypto's own DER export is the reference.
+  for (const type of ['P-256', 'P-384'] as const) {
+    const deps = await defaultEngineDeps(type);
+    for (let i = 0; i < 50; i++) {
+      const key = deps.generateAnchorKey();
+      t.deepEqual(Buffer.from(key.spki), createPublicKey(key.privateKey).export({ format: 'der', type: 'spki' }), type);
+    }
+  }
+});
+
+test('parseTime reads every time as its text path does, errors included', (t) => {
+  // parseTime reads common times straight from the bytes (issue 21); its
+  // text path is the reference. Boundaries by hand, then seeded random ones.
+  const outcome = (f: (x: ReturnType<typeof readTlv>) => number, tag: number, body: string): string => {
+    try {
+      return String(f(readTlv(tlv(tag, Buffer.from(body, 'latin1')))));
+    } catch (e) {
+      return `${(e as Error).name}: ${(e as Error).message}`;
+    }
+  };
+  const cases: [number, string][] = [
+    [Tag.UTC_TIME, '491231235959Z'], [Tag.UTC_TIME, '500101000000Z'], [Tag.UTC_TIME, '000229120000Z'], [Tag.UTC_TIME, '991301000000Z'],
+    [Tag.UTC_TIME, '990230000000Z'], [Tag.UTC_TIME, '99023000000Z'], [Tag.UTC_TIME, '9902300000000Z'], [Tag.UTC_TIME, '990230000000z'],
+    [Tag.UTC_TIME, '99023000000\u00e9Z'], [Tag.UTC_TIME, '9902300000+0Z'], [Tag.GENERALIZED_TIME, '20491231235959Z'], [Tag.GENERALIZED_TIME, '00000101000000Z'],
+    [Tag.GENERALIZED_TIME, '99991231235959Z'], [Tag.GENERALIZED_TIME, '2049123123595Z'], [Tag.GENERALIZED_TIME, '491231235959Z'], [Tag.OCTET_STRING, '491231235959Z'],
+  ];
+  let seed = 21;
+  const rand = (k: number): number => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed % k;
+  };
+  const alphabet = '0123456789Z9z.+-\u00e9 ';
+  for (let i = 0; i < 3000; i++) {
+    const tag = rand(2) ? Tag.UTC_TIME : Tag.GENERALIZED_TIME;
+    const chars = Array.from({ length: (tag === Tag.UTC_TIME ? 13 : 15) + rand(3) - 1 }, () => String(rand(10)));
+    chars[chars.length - 1] = 'Z';
+    if (rand(4) === 0) chars[rand(chars.length)] = alphabet[rand(alphabet.length)]!;
+    cases.push([tag, chars.join('')]);
+  }
+  for (const [tag, body] of cases) t.is(outcome(parseTime, tag, body), outcome(parseTimeText, tag, body), `${tag} ${body}`);
 });
 
 test('hostile DER is refused with EngineError, never another exception', async (t) => {

@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { defaultEngineDeps } from '../src/engine/crossSign.js';
 import { EngineError } from '../src/engine/errors.js';
 import { planView } from '../src/compile/plan.js';
-import { DEFAULT_POLICY, TARGET_POLICY, loadPolicy, type Policy } from '../src/policy.js';
+import { DEFAULT_POLICY, POLICY_SCHEMA_FILE, TARGET_POLICY, loadPolicy, policyValidator, type Policy } from '../src/policy.js';
 import { CKA, CKM_SHA256, CKO, CKT } from '../src/pkcs11/constants.js';
 import { boolBytes, ulongBytes, type UpstreamObject } from '../src/compile/upstream.js';
 import { excludingExtension, makeRoot, upstreamRoot } from './helpers/certs.js';
-import { CLI } from './helpers/paths.js';
+import { CLI, ROOT } from './helpers/paths.js';
 import { run } from './helpers/run.js';
 
 let dir: string;
@@ -72,6 +72,48 @@ for (const c of malformed) {
     t.regex(e!.message, c.message);
   });
 }
+
+// The schema is compiled ahead of time (scripts/policy-validator.mjs, run by
+// npm run build); these check that what was generated is the schema's own
+// check, and that a changed schema is never judged by an old validator.
+const firstError = (v: ReturnType<typeof policyValidator>, doc: unknown): unknown => {
+  if (v.validate(doc)) return null;
+  const { keyword, instancePath, schemaPath, params, message, data, parentSchema } = v.validate.errors![0]!;
+  return { keyword, instancePath, schemaPath, params, message, data, parentSchema };
+};
+
+test('the policy validator generated at build time is the schema compiled, error for error', (t) => {
+  const schema = readFileSync(POLICY_SCHEMA_FILE);
+  const generated = policyValidator(schema);
+  t.is(generated.source, 'generated', 'dist/policy-validator.cjs is missing or stale: run npm run build');
+  const compiled = policyValidator(schema, join(dir, 'no-such-validator.cjs'));
+  t.is(compiled.source, 'compiled');
+  const docs = [base(), ...malformed.map((c) => c.doc()).filter((d) => typeof d !== 'string')];
+  for (const doc of docs) t.deepEqual(firstError(generated, doc), firstError(compiled, doc), JSON.stringify(doc));
+});
+
+test('a schema changed after the build is compiled, and the generator follows the schema', async (t) => {
+  const schema = JSON.parse(readFileSync(POLICY_SCHEMA_FILE, 'utf8')) as { properties: { excluded: { properties: Record<string, unknown> } } };
+  schema.properties.excluded.properties.uniformResourceIdentifier = { type: 'array', items: { type: 'string' } };
+  const file = join(dir, 'changed.schema.json');
+  writeFileSync(file, JSON.stringify(schema, null, 2));
+  const changed = readFileSync(file);
+  const doc = { ...base(), excluded: { dNSName: ['bit'], uniformResourceIdentifier: ['bit'] } };
+  // The build's validator was made from other bytes: not used for these.
+  const fallback = policyValidator(changed);
+  t.is(fallback.source, 'compiled');
+  t.true(fallback.validate(doc));
+  t.false(policyValidator(readFileSync(POLICY_SCHEMA_FILE)).validate(doc));
+  // The generator run on the changed schema makes a validator for it: a
+  // file that stands alone (it is loaded here from a temporary directory).
+  const out = join(dir, 'changed-validator.cjs');
+  const gen = await run(process.execPath, [join(ROOT, 'scripts/policy-validator.mjs'), file, out], { timeoutMs: 60_000 });
+  t.is(gen.code, 0, gen.stderr);
+  const regenerated = policyValidator(changed, out);
+  t.is(regenerated.source, 'generated');
+  t.true(regenerated.validate(doc));
+  t.deepEqual(firstError(regenerated, { ...doc, excluded: { dNSName: ['bit'], uniformResourceIdentifier: [7] } }), firstError(fallback, { ...doc, excluded: { dNSName: ['bit'], uniformResourceIdentifier: [7] } }));
+});
 
 test('the default policy loads and excludes bit as a host and as a mail host and domain', (t) => {
   const p = loadPolicy();

@@ -13,7 +13,7 @@ import { encodeView } from '../view/format.js';
 import { libraryStamp, p11kitPathsArgument, upstreamStamp } from '../view/stamp.js';
 import { planView, type PlanSummary } from './plan.js';
 import { builtinTrustPaths, checkUpstreamFile, readUpstream, type UpstreamSnapshot } from './upstream.js';
-import { readBrowserRoots, type BrowserRoots } from '../browser/probe.js';
+import type { BrowserRoots } from '../browser/probe.js';
 import { resolveBrowserDir } from '../browser/layout.js';
 
 export const DEFAULT_UPSTREAM = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
@@ -69,7 +69,8 @@ export interface BuildResult {
 }
 
 /** The upstream's real path (Fedora's libnssckbi.so is a link to p11-kit-trust.so); as given when it cannot be resolved (the read then says why). */
-function realUpstream(upstream: string): string {
+/** The upstream's real path (what policyForUpstream judges), or the path as given when it has none. */
+export function realUpstream(upstream: string): string {
   try {
     return realpathSync(resolve(upstream));
   } catch {
@@ -120,7 +121,8 @@ export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 
 }
 
 export async function build(opts: BuildOptions): Promise<BuildResult> {
-  const started = performance.now();
+  // process.hrtime, not performance.now(): the performance global loads perf_hooks, nine modules.
+  const started = process.hrtime.bigint();
   if (opts.rebuildTimeoutMs !== undefined && !(Number.isInteger(opts.rebuildTimeoutMs) && opts.rebuildTimeoutMs > 0 && opts.rebuildTimeoutMs <= 120_000)) {
     throw new EngineError('USAGE', `--rebuild-timeout-ms must be a whole number of milliseconds from 1 to 120000, got ${opts.rebuildTimeoutMs}`);
   }
@@ -196,7 +198,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     config,
     policy: policy.file,
     summary: plan.summary,
-    millis: Math.round(performance.now() - started),
+    millis: Math.round(Number(process.hrtime.bigint() - started) / 1e6),
   };
 }
 
@@ -215,6 +217,8 @@ async function readBrowser(dir: string, policyFile: string, engine: string): Pro
   const libxul = join(gre, 'libxul.so');
   const before = libraryStamp(libxul);
   const stamp = upstreamStamp(libxul, '', policyFile, '', engine);
+  // Loaded here, not at the top: only browser builds start a browser (child_process).
+  const { readBrowserRoots } = await import('../browser/probe.js');
   const browser = await readBrowserRoots(gre, { stock: true });
   if (libraryStamp(libxul) !== before) throw new EngineError('UPSTREAM', `${libxul} changed while its roots were being read (a browser update?); run the build again`);
   if (!browser.snapshot) throw new EngineError('UPSTREAM', `the roots read from ${gre} lack the token's description; cannot record them`);

@@ -86,7 +86,9 @@ const certKey = (o: UpstreamObject): string => {
 const sha1 = (b: Uint8Array): Uint8Array => hash('sha1', b, 'buffer');
 const sha256 = (b: Uint8Array): Uint8Array => hash('sha256', b, 'buffer');
 const md5 = (b: Uint8Array): Uint8Array => hash('md5', b, 'buffer');
-const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const text = (s: string): Uint8Array => encoder.encode(s);
 
 /** Whether an upstream object makes something a trust anchor; the module applies the same rule. */
 export function grantsTrust(o: UpstreamObject): boolean {
@@ -97,19 +99,13 @@ export function grantsTrust(o: UpstreamObject): boolean {
       return v !== undefined && !(v.length === 1 && v[0] === 0);
     }
     case CKO.NSS_TRUST:
-      return TRUST_PURPOSE_ATTRS.some((t) => {
-        const v = o.attrs.get(t);
-        return v !== undefined && trustGrants(ulongValue(v) ?? -1);
-      });
+      return anyPurpose(o, TRUST_PURPOSE_ATTRS, trustGrants);
     case CKO.X_TRUST_ASSERTION: {
       const v = ulongValue(o.attrs.get(CKA.X_ASSERTION_TYPE));
       return v !== CKT.X_DISTRUSTED_CERTIFICATE;
     }
     case CKO.TRUST:
-      return PKCS_TRUST_PURPOSE_ATTRS.some((t) => {
-        const v = o.attrs.get(t);
-        return v !== undefined && pkcsTrustGrants(ulongValue(v) ?? -1);
-      });
+      return anyPurpose(o, PKCS_TRUST_PURPOSE_ATTRS, pkcsTrustGrants);
     default:
       // A class this engine does not know: any trust attribute makes it one
       // to hide (a future or vendor trust object); NSS's root-list marker
@@ -118,12 +114,28 @@ export function grantsTrust(o: UpstreamObject): boolean {
   }
 }
 
+/**
+ * Whether any of `purposes` on `o` has a value `matches` accepts (a value
+ * that is not a CK_ULONG counts as -1). A loop, not .some() with a closure:
+ * it runs for every upstream object, mostly in V8's interpreter.
+ */
+function anyPurpose(o: UpstreamObject, purposes: readonly number[], matches: (value: number) => boolean): boolean {
+  for (let i = 0; i < purposes.length; i++) {
+    const v = o.attrs.get(purposes[i]!);
+    if (v !== undefined && matches(ulongValue(v) ?? -1)) return true;
+  }
+  return false;
+}
+
+const isNssNotTrusted = (v: number): boolean => v === CKT.NSS_NOT_TRUSTED;
+const isNotTrusted = (v: number): boolean => v === CKT.NOT_TRUSTED;
+
 function distrusts(o: UpstreamObject): boolean {
   switch (cls(o)) {
     case CKO.NSS_TRUST:
-      return TRUST_PURPOSE_ATTRS.some((t) => ulongValue(o.attrs.get(t)) === CKT.NSS_NOT_TRUSTED);
+      return anyPurpose(o, TRUST_PURPOSE_ATTRS, isNssNotTrusted);
     case CKO.TRUST:
-      return PKCS_TRUST_PURPOSE_ATTRS.some((t) => ulongValue(o.attrs.get(t)) === CKT.NOT_TRUSTED);
+      return anyPurpose(o, PKCS_TRUST_PURPOSE_ATTRS, isNotTrusted);
     default:
       return false;
   }
@@ -151,16 +163,21 @@ interface Root {
 
 /** Certificates to fence: those with a granting NSS trust record, or CKA_TRUSTED. */
 function findRoots(objects: UpstreamObject[], dropped: DroppedRoot[]): Root[] {
+  // Loops here and below index rather than use for...of or spreads: a build
+  // runs them once per process, mostly in V8's interpreter (see asn1/der.ts).
   const certs = new Map<string, UpstreamObject>();
-  for (const o of objects) {
+  for (let i = 0; i < objects.length; i++) {
+    const o = objects[i]!;
     if (cls(o) === CKO.CERTIFICATE) certs.set(certKey(o), o);
   }
   const roots = new Map<UpstreamObject, Root>();
   // Certificates whose granting record did not check out: never roots by way
   // of CKA_TRUSTED either (that would trust them for every purpose).
   const refused = new Set<UpstreamObject>();
-  for (const t of objects) {
-    if ((cls(t) !== CKO.NSS_TRUST && cls(t) !== CKO.TRUST) || !grantsTrust(t)) continue;
+  for (let i = 0; i < objects.length; i++) {
+    const t = objects[i]!;
+    const c = cls(t);
+    if ((c !== CKO.NSS_TRUST && c !== CKO.TRUST) || !grantsTrust(t)) continue;
     const cert = certs.get(certKey(t));
     const value = cert?.attrs.get(CKA.VALUE);
     if (!cert || !value) {
@@ -184,20 +201,28 @@ function findRoots(objects: UpstreamObject[], dropped: DroppedRoot[]): Root[] {
   }
   // Certificates upstream marks CKA_TRUSTED (p11-kit) without a trust record;
   // a malformed CKA_TRUSTED is not a root (the module hides the object).
-  for (const o of objects) {
+  for (let i = 0; i < objects.length; i++) {
+    const o = objects[i]!;
     if (cls(o) === CKO.CERTIFICATE && boolValue(o.attrs.get(CKA.TRUSTED)) === true && !roots.has(o) && !refused.has(o)) roots.set(o, { cert: o });
   }
-  return [...roots.values()];
+  return Array.from(roots.values());
 }
 
 function labelOf(o: UpstreamObject): string {
   const l = o.attrs.get(CKA.LABEL);
-  return l ? new TextDecoder().decode(l).replace(/\0+$/, '') : '(no label)';
+  return l ? decoder.decode(l).replace(/\0+$/, '') : '(no label)';
 }
 
-function copyAttrs(o: UpstreamObject | undefined, types: number[]): [number, Uint8Array][] {
+/** Appends `more` to `to` and returns `to`. */
+function append<T>(to: T[], more: readonly T[]): T[] {
+  for (let i = 0; i < more.length; i++) to.push(more[i]!);
+  return to;
+}
+
+function copyAttrs(o: UpstreamObject | undefined, types: readonly number[]): [number, Uint8Array][] {
   const out: [number, Uint8Array][] = [];
-  for (const t of types) {
+  for (let i = 0; i < types.length; i++) {
+    const t = types[i]!;
     const v = o?.attrs.get(t);
     if (v !== undefined) out.push([t, v]);
   }
@@ -215,20 +240,29 @@ const DELEGATOR = ulongBytes(CKT.NSS_TRUSTED_DELEGATOR);
 const MUST_VERIFY = ulongBytes(CKT.NSS_MUST_VERIFY_TRUST);
 const PKCS_MUST_VERIFY = ulongBytes(CKT.TRUST_MUST_VERIFY_TRUST);
 
+// Attributes whose type and value every view object of a kind shares: one
+// pair each for the whole view (view objects are never mutated).
+const IS_CERTIFICATE: [number, Uint8Array] = [CKA.CLASS, CLASS_CERTIFICATE];
+const IS_TOKEN: [number, Uint8Array] = [CKA.TOKEN, TRUE];
+const NOT_PRIVATE: [number, Uint8Array] = [CKA.PRIVATE, FALSE];
+const NOT_MODIFIABLE: [number, Uint8Array] = [CKA.MODIFIABLE, FALSE];
+const IS_X_509: [number, Uint8Array] = [CKA.CERTIFICATE_TYPE, X_509];
+const IS_TRUSTED: [number, Uint8Array] = [CKA.TRUSTED, TRUE];
+
 function certObject(cert: IssuedCert, label: Uint8Array, id: Uint8Array): [number, Uint8Array][] {
   return [
-    [CKA.CLASS, CLASS_CERTIFICATE],
-    [CKA.TOKEN, TRUE],
-    [CKA.PRIVATE, FALSE],
-    [CKA.MODIFIABLE, FALSE],
+    IS_CERTIFICATE,
+    IS_TOKEN,
+    NOT_PRIVATE,
+    NOT_MODIFIABLE,
     [CKA.LABEL, label],
-    [CKA.CERTIFICATE_TYPE, X_509],
+    IS_X_509,
     [CKA.SUBJECT, cert.subject],
     [CKA.ID, id],
     [CKA.ISSUER, cert.issuer],
     [CKA.SERIAL_NUMBER, cert.serial],
     [CKA.VALUE, cert.der],
-    [CKA.TRUSTED, TRUE],
+    IS_TRUSTED,
   ];
 }
 
@@ -247,9 +281,11 @@ const PKCS_TO_NSS_VALUE = new Map<number, number>([
   [CKT.TRUST_UNKNOWN, CKT.NSS_TRUST_UNKNOWN],
 ]);
 
+const NSS_PURPOSES_AND_STEP_UP: readonly number[] = [...TRUST_PURPOSE_ATTRS, CKA.TRUST_STEP_UP_APPROVED];
+
 /** R's purposes as NSS trust attributes, whichever kind of record R has. */
 function nssPurposes(rootTrust: UpstreamObject): [number, Uint8Array][] {
-  if (cls(rootTrust) !== CKO.TRUST) return copyAttrs(rootTrust, [...TRUST_PURPOSE_ATTRS, CKA.TRUST_STEP_UP_APPROVED]);
+  if (cls(rootTrust) !== CKO.TRUST) return copyAttrs(rootTrust, NSS_PURPOSES_AND_STEP_UP);
   const out: [number, Uint8Array][] = [];
   for (const [pkcs, nss] of PKCS_TO_NSS_ATTR) {
     const v = ulongValue(rootTrust.attrs.get(pkcs));
@@ -263,9 +299,9 @@ function nssPurposes(rootTrust: UpstreamObject): [number, Uint8Array][] {
 function trustRecordHead(cls: Uint8Array, anchor: IssuedCert, label: Uint8Array): [number, Uint8Array][] {
   return [
     [CKA.CLASS, cls],
-    [CKA.TOKEN, TRUE],
-    [CKA.PRIVATE, FALSE],
-    [CKA.MODIFIABLE, FALSE],
+    IS_TOKEN,
+    NOT_PRIVATE,
+    NOT_MODIFIABLE,
     [CKA.LABEL, label],
     [CKA.ISSUER, anchor.subject],
     [CKA.SERIAL_NUMBER, anchor.serial],
@@ -277,12 +313,9 @@ function trustRecordHead(cls: Uint8Array, anchor: IssuedCert, label: Uint8Array)
  * record is of that kind: consumers that read only CKO_TRUST find L(R) too.
  */
 function anchorPkcsTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamObject): [number, Uint8Array][] {
-  return [
-    ...trustRecordHead(CLASS_PKCS_TRUST, anchor, label),
-    [CKA.HASH_OF_CERTIFICATE, sha256(anchor.der)],
-    [CKA.NAME_HASH_ALGORITHM, ulongBytes(CKM_SHA256)],
-    ...copyAttrs(rootTrust, PKCS_TRUST_PURPOSE_ATTRS as number[]),
-  ];
+  const out = trustRecordHead(CLASS_PKCS_TRUST, anchor, label);
+  out.push([CKA.HASH_OF_CERTIFICATE, sha256(anchor.der)], [CKA.NAME_HASH_ALGORITHM, ulongBytes(CKM_SHA256)]);
+  return append(out, copyAttrs(rootTrust, PKCS_TRUST_PURPOSE_ATTRS));
 }
 
 /** NSS trust record for the anchor: R's purposes, the anchor's identity and hashes. */
@@ -292,15 +325,13 @@ function anchorTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamO
   const purposes: [number, Uint8Array][] = rootTrust
     ? nssPurposes(rootTrust)
     : (Object.keys(PURPOSE_ATTR) as Purpose[]).map((p) => [PURPOSE_ATTR[p], trustedFor.includes(p) ? DELEGATOR : MUST_VERIFY]);
-  return [
-    ...trustRecordHead(CLASS_TRUST, anchor, label),
-    [CKA.CERT_SHA1_HASH, sha1(anchor.der)],
-    [CKA.CERT_MD5_HASH, md5(anchor.der)],
-    ...purposes,
-  ];
+  const out = trustRecordHead(CLASS_TRUST, anchor, label);
+  out.push([CKA.CERT_SHA1_HASH, sha1(anchor.der)], [CKA.CERT_MD5_HASH, md5(anchor.der)]);
+  return append(out, purposes);
 }
 
-const POLICY_ATTRS = [CKA.NSS_MOZILLA_CA_POLICY, CKA.NSS_SERVER_DISTRUST_AFTER, CKA.NSS_EMAIL_DISTRUST_AFTER, CKA.CERTIFICATE_CATEGORY];
+const POLICY_ATTRS: readonly number[] = [CKA.NSS_MOZILLA_CA_POLICY, CKA.NSS_SERVER_DISTRUST_AFTER, CKA.NSS_EMAIL_DISTRUST_AFTER, CKA.CERTIFICATE_CATEGORY];
+const CATEGORY_ATTR: readonly number[] = [CKA.CERTIFICATE_CATEGORY];
 
 const PURPOSE_ATTR: Record<Purpose, number> = {
   serverAuth: CKA.TRUST_SERVER_AUTH,
@@ -323,7 +354,9 @@ function keptTrust(root: Root, trustedFor: readonly Purpose[]): UpstreamObject |
   const grants = pkcs ? pkcsTrustGrants : trustGrants;
   let attrs = root.trust.attrs; // copied only when a purpose has to change
   let any = false;
-  for (const t of pkcs ? PKCS_TRUST_PURPOSE_ATTRS : TRUST_PURPOSE_ATTRS) {
+  const purposes = pkcs ? PKCS_TRUST_PURPOSE_ATTRS : TRUST_PURPOSE_ATTRS;
+  for (let i = 0; i < purposes.length; i++) {
+    const t = purposes[i]!;
     const v = attrs.get(t);
     if (v === undefined) continue;
     if (v.length !== 8) throw new EngineError('UNSUPPORTED_ROOT', `trust record has a ${v.length}-byte value for 0x${t.toString(16)}, expected a CK_ULONG`);
@@ -356,9 +389,8 @@ function withoutTrusted(attrs: [number, Uint8Array][]): [number, Uint8Array][] {
   return attrs.filter(([t]) => t !== CKA.TRUSTED);
 }
 
-function fenceObjects(root: Root, parsed: ParsedCertificate, sha256: string, trust: UpstreamObject | undefined, policy: Policy, deps: EngineDeps, opts: PlanOptions): ViewObject[] {
+function fenceObjects(root: Root, parsed: ParsedCertificate, sha256: string, label: string, trust: UpstreamObject | undefined, policy: Policy, deps: EngineDeps, opts: PlanOptions): ViewObject[] {
   const { anchor, cross, crossNss } = fenceRoot(parsed, policy.excludedSubtrees, deps, sha256, policy.nssSubtrees);
-  const label = labelOf(root.cert);
   const slot = root.cert.slot;
   const anchorKeyId = anchor.keyId!;
   const rootKeyId = cross.keyId ?? root.cert.attrs.get(CKA.ID) ?? new Uint8Array(0);
@@ -368,17 +400,14 @@ function fenceObjects(root: Root, parsed: ParsedCertificate, sha256: string, tru
   const cert = (attrs: [number, Uint8Array][]): [number, Uint8Array][] => (markTrusted ? attrs : withoutTrusted(attrs));
   const pkcsRecord = trust !== undefined && cls(trust) === CKO.TRUST;
   const objects: ViewObject[] = [
-    { slot, attrs: cert([...certObject(anchor, anchorLabel, anchorKeyId), ...copyAttrs(root.cert, POLICY_ATTRS)]) },
+    { slot, attrs: cert(append(certObject(anchor, anchorLabel, anchorKeyId), copyAttrs(root.cert, POLICY_ATTRS))) },
   ];
   if (!mirror || !pkcsRecord) objects.push({ slot, attrs: anchorTrust(anchor, anchorLabel, trust, policy.trustedFor) });
-  const crossObject = (c: IssuedCert, audience?: number): ViewObject => ({
-    slot,
-    attrs: cert([
-      ...certObject(c, root.cert.attrs.get(CKA.LABEL) ?? text(label), rootKeyId),
-      ...copyAttrs(root.cert, [CKA.CERTIFICATE_CATEGORY]),
-      ...(audience === undefined ? [] : ([[CKA.NCFENCE_AUDIENCE, ulongBytes(audience)]] as [number, Uint8Array][])),
-    ]),
-  });
+  const crossObject = (c: IssuedCert, audience?: number): ViewObject => {
+    const attrs = append(certObject(c, root.cert.attrs.get(CKA.LABEL) ?? text(label), rootKeyId), copyAttrs(root.cert, CATEGORY_ATTR));
+    if (audience !== undefined) attrs.push([CKA.NCFENCE_AUDIENCE, ulongBytes(audience)]);
+    return { slot, attrs: cert(attrs) };
+  };
   // Two forms of R' (docs/policy.md): the module serves exactly one of them
   // in any process, the NSS form unless it knows NSS is absent.
   if (crossNss) objects.push(crossObject(cross, AUDIENCE.PLAIN_FORM), crossObject(crossNss, AUDIENCE.NSS_FORM));
@@ -440,13 +469,22 @@ export function alreadyExcludes(cert: ParsedCertificate, policy: Pick<Policy, 'e
 
 type Verdict = Pick<RootDecision, 'action' | 'rule' | 'reason'>;
 
+const FENCE: Verdict = { action: 'fence', rule: 'default', reason: 'trusted root' };
+
+/** Whether every select rule, whatever rules there are, says "fence". */
+function fencesEverything(s: Policy['select']): boolean {
+  return Object.values(s).every((v: RootAction | Record<string, RootAction>) => (typeof v === 'string' ? v === 'fence' : Object.values(v).every((a) => a === 'fence')));
+}
+
 /** The policy's verdict for one root: overrides first, then the select rules in a fixed order. */
 function decide(cert: ParsedCertificate, sha256: string, policy: Policy, now: Date): Verdict {
   const o = policy.overrides.find((x) => x.sha256 === sha256);
   if (o) return { action: o.action, rule: o.id, reason: o.reason };
   const s = policy.select;
   // Each property is computed only when its rule could change the outcome
-  // (the default policy fences everything, so it computes none of them).
+  // (the default policy fences everything, so it computes none of them,
+  // and skips making the list too).
+  if (fencesEverything(s)) return FENCE;
   const checks: [string, RootAction, () => boolean, string][] = [
     ['expired', s.expired, () => parseTime(validityTimes(cert.validity).notAfter) < now.getTime(), 'root has expired'],
     ['alreadyExcluded', s.alreadyExcluded, () => alreadyExcludes(cert, policy), 'root already excludes every policy name'],
@@ -457,8 +495,9 @@ function decide(cert: ParsedCertificate, sha256: string, policy: Policy, now: Da
     const family = keyFamily(cert);
     checks.unshift([`keyTypes.${family}`, s.keyTypes[family], () => true, `${family} key`]);
   }
-  for (const [rule, action, matches, reason] of checks) {
-    if (action !== 'fence' && matches()) return { action, rule: `select.${rule}`, reason };
+  for (let i = 0; i < checks.length; i++) {
+    const c = checks[i]!;
+    if (c[1] !== 'fence' && c[2]()) return { action: c[1], rule: `select.${c[0]}`, reason: c[3] };
   }
   return { action: 'fence', rule: 'default', reason: 'trusted root' };
 }
@@ -486,7 +525,7 @@ function planRoot(root: Root, policy: Policy, deps: EngineDeps, opts: PlanOption
   try {
     const trust = keptTrust(root, policy.trustedFor);
     if (trust === 'none' || (!root.trust && policy.trustedFor.length === 0)) return drop('trustedFor', 'trusted only for purposes outside the policy\'s trustedFor');
-    return { decision: { ...base, ...verdict }, objects: [...fenceObjects(root, cert, base.sha256, trust, policy, deps, opts), ...untrustedCopy(root)] };
+    return { decision: { ...base, ...verdict }, objects: append(fenceObjects(root, cert, base.sha256, base.label, trust, policy, deps, opts), untrustedCopy(root)) };
   } catch (e) {
     if (!(e instanceof EngineError)) throw e;
     return drop('engine', e.message);
@@ -498,10 +537,11 @@ export function planView(snapshot: Pick<UpstreamSnapshot, 'objects'> & Partial<U
   const orphans: RootDecision[] = [];
   const objects: ViewObject[] = [];
   const decisions: RootDecision[] = [];
-  for (const root of findRoots(snapshot.objects, orphans)) {
-    const r = planRoot(root, policy, deps, opts);
+  const roots = findRoots(snapshot.objects, orphans);
+  for (let i = 0; i < roots.length; i++) {
+    const r = planRoot(roots[i]!, policy, deps, opts);
     decisions.push(r.decision);
-    objects.push(...r.objects);
+    append(objects, r.objects);
   }
   decisions.push(...orphans);
   const hidden = snapshot.objects.filter(grantsTrust).length;

@@ -1,13 +1,13 @@
-// Reads every object of the upstream trust module through pkcs11js.
+// Reads every object of the upstream trust module, through the Node binding
+// addon/node/upstream.cc (binding.gyp target ncfence_upstream).
 
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { basename } from 'node:path';
-import pkcs11js from 'pkcs11js';
+import { fileURLToPath } from 'node:url';
 import { EngineError } from '../engine/errors.js';
 import { describePathError } from '../systemError.js';
-import { CANDIDATE_ATTRS, CKA, CKO } from '../pkcs11/constants.js';
-
-const CERT_POLICY_ATTRS: readonly number[] = [CKA.NSS_MOZILLA_CA_POLICY, CKA.NSS_SERVER_DISTRUST_AFTER, CKA.NSS_EMAIL_DISTRUST_AFTER, CKA.CERTIFICATE_CATEGORY];
+import { CANDIDATE_ATTRS, CKA, rvName } from '../pkcs11/constants.js';
 
 export interface UpstreamObject {
   slot: number;
@@ -26,6 +26,8 @@ export interface UpstreamSnapshot {
 // header) is little-endian LP64.
 export function ulongValue(b: Uint8Array | undefined): number | undefined {
   if (!b || b.length !== 8) return undefined;
+  // Most values fit in 32 bits: fewer steps (this runs a few thousand times per build).
+  if (b[4] === 0 && b[5] === 0 && b[6] === 0 && b[7] === 0) return (b[0]! | (b[1]! << 8) | (b[2]! << 16)) + b[3]! * 2 ** 24;
   // Exact for values below 2^53, which every PKCS#11 constant is.
   return b[0]! + b[1]! * 2 ** 8 + b[2]! * 2 ** 16 + b[3]! * 2 ** 24 + b[4]! * 2 ** 32 + b[5]! * 2 ** 40 + b[6]! * 2 ** 48 + b[7]! * 2 ** 56;
 }
@@ -43,80 +45,53 @@ export function ulongBytes(n: number): Uint8Array {
 
 export const boolBytes = (v: boolean): Uint8Array => Uint8Array.of(v ? 1 : 0);
 
-function slotId(handle: Buffer): number {
-  return Number(handle.readBigUInt64LE(0));
+/** What addon/node/upstream.cc exports. PKCS#11 results are return values (rv), never exceptions. */
+interface UpstreamBinding {
+  open(path: string): { handle?: object; dlerror?: string; rv?: number };
+  close(handle: object): void;
+  initialize(handle: object, params: string | null): number;
+  finalize(handle: object): number;
+  info(handle: object): { rv: number; manufacturerID?: string; libraryDescription?: string };
+  slots(handle: object): { rv: number; slots?: bigint[] };
+  slotDescription(handle: object, slot: bigint): { rv: number; value?: string };
+  tokenLabel(handle: object, slot: bigint): { rv: number; value?: string };
+  /** Every object of the slot; `index` holds per object its attribute count, then (candidate index, offset, length) per attribute into `values`. */
+  readObjects(handle: object, slot: bigint, types: readonly number[]): { rv: number; call?: string; objects?: number; values?: ArrayBuffer; index?: Uint32Array };
 }
 
-function readAttr(p: pkcs11js.PKCS11, session: Buffer, obj: Buffer, type: number): Uint8Array | undefined {
-  try {
-    const [a] = p.C_GetAttributeValue(session, obj, [{ type }]);
-    const v = a?.value;
-    return v ? new Uint8Array(v) : undefined;
-  } catch (e) {
-    // CKR_ATTRIBUTE_TYPE_INVALID / SENSITIVE: the object has no such attribute for us.
-    if (e instanceof pkcs11js.Pkcs11Error) return undefined;
-    throw e;
+export const UPSTREAM_BINDING = fileURLToPath(new URL('../../build/Release/ncfence_upstream.node', import.meta.url));
+let binding: UpstreamBinding | undefined;
+
+function loadBinding(): UpstreamBinding {
+  if (binding === undefined) {
+    if (!existsSync(UPSTREAM_BINDING)) throw new EngineError('UPSTREAM', `the Node binding ${UPSTREAM_BINDING} is missing: run npm ci (or npm run build) in the ncfence package`);
+    binding = createRequire(import.meta.url)(UPSTREAM_BINDING) as UpstreamBinding;
   }
+  return binding;
 }
 
-function readEach(p: pkcs11js.PKCS11, session: Buffer, obj: Buffer): Map<number, Uint8Array> {
-  const attrs = new Map<number, Uint8Array>();
-  for (const type of CANDIDATE_ATTRS) {
-    const v = readAttr(p, session, obj, type);
-    if (v !== undefined) attrs.set(type, v);
-  }
-  return attrs;
-}
+/** A failed PKCS#11 call, as the read reports it (caught and worded by readUpstream). */
+class CallFailed extends Error {}
+const check = (rv: number, call: string): void => {
+  if (rv !== 0) throw new CallFailed(`${call}: ${rvName(rv)}`);
+};
 
-function readBatch(p: pkcs11js.PKCS11, session: Buffer, obj: Buffer, types: number[]): Map<number, Uint8Array> | undefined {
-  try {
-    const got = p.C_GetAttributeValue(session, obj, types.map((type) => ({ type })));
-    return new Map(got.map((a) => [a.type, new Uint8Array(a.value ?? Buffer.alloc(0))]));
-  } catch (e) {
-    if (e instanceof pkcs11js.Pkcs11Error) return undefined;
-    throw e;
+/** The objects of one slot as the binding returns them: views into one buffer, attributes in CANDIDATE_ATTRS order. */
+function readSlot(b: UpstreamBinding, handle: object, slot: bigint): UpstreamObject[] {
+  const r = b.readObjects(handle, slot, CANDIDATE_ATTRS);
+  check(r.rv, r.call ?? 'readObjects');
+  const values = r.values!;
+  const index = r.index!;
+  const id = Number(slot);
+  const objects: UpstreamObject[] = new Array(r.objects!);
+  let at = 0;
+  for (let i = 0; i < objects.length; i++) {
+    const n = index[at++]!;
+    const attrs = new Map<number, Uint8Array>();
+    for (let k = 0; k < n; k++, at += 3) attrs.set(CANDIDATE_ATTRS[index[at]!]!, new Uint8Array(values, index[at + 1]!, index[at + 2]!));
+    objects[i] = { slot: id, attrs };
   }
-}
-
-function readSlot(p: pkcs11js.PKCS11, slot: Buffer): UpstreamObject[] {
-  const session = p.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
-  try {
-    p.C_FindObjectsInit(session, []);
-    const handles: Buffer[] = [];
-    for (;;) {
-      const page = p.C_FindObjects(session, 64);
-      if (page.length === 0) break;
-      handles.push(...page);
-    }
-    p.C_FindObjectsFinal(session);
-    // Objects of one class in one module share their attribute set, so after
-    // the first object of a class one batched read usually answers; any
-    // failure falls back to probing each candidate attribute on its own.
-    const known = new Map<number, number[]>();
-    return handles.map((h) => {
-      const cls = readAttr(p, session, h, CKA.CLASS);
-      const key = cls ? Number(Buffer.from(cls).readBigUInt64LE(0)) : -1;
-      const batch = known.get(key);
-      const batched = batch && readBatch(p, session, h, batch);
-      const attrs = batched ?? readEach(p, session, h);
-      if (!batch) known.set(key, [...attrs.keys()]);
-      // A batch holds the first object's attributes. A later certificate may
-      // carry the NSS policy attributes the first lacked (DigiNotar's record
-      // has none, p11-kit's certificates have none); they decide the
-      // anchor's distrust-after dates, so they are asked one by one when the
-      // batch does not have them (review). Costs nothing when it does.
-      if (batched && key === CKO.CERTIFICATE) {
-        for (const type of CERT_POLICY_ATTRS) {
-          if (batch.includes(type)) continue;
-          const v = readAttr(p, session, h, type);
-          if (v !== undefined) attrs.set(type, v);
-        }
-      }
-      return { slot: slotId(slot), attrs };
-    });
-  } finally {
-    p.C_CloseSession(session);
-  }
+  return objects;
 }
 
 /** What upstream says about itself, learnt before any object is read. */
@@ -173,7 +148,7 @@ export function checkUpstreamFile(library: string): void {
   if (!st.isFile()) throw new EngineError('UPSTREAM', `cannot load the upstream module: ${library} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}, not a PKCS#11 module`);
 }
 
-/** The dynamic loader's refusal (pkcs11js passes dlerror() on) in plain words, for the cases people meet. */
+/** The dynamic loader's refusal (dlerror(), as addon/node/upstream.cc passes it on) in plain words, for the cases people meet. */
 export function describeLoadFailure(library: string, loaderText: string): string {
   if (/undefined symbol: C_GetFunctionList/.test(loaderText)) return `${library} is a shared library but not a PKCS#11 module (it has no C_GetFunctionList)`;
   if (/invalid ELF header|file too short|not an ELF|cannot read file data/.test(loaderText)) return `${library} is not a shared library`;
@@ -192,46 +167,52 @@ export function describeLoadFailure(library: string, loaderText: string): string
  * there predates what the snapshot holds.
  */
 export function readUpstream(library: string, params: string, beforeObjects?: (probe: UpstreamProbe) => void): UpstreamSnapshot {
-  const p = new pkcs11js.PKCS11();
-  try {
-    p.load(library);
-  } catch (cause) {
-    throw new EngineError('UPSTREAM', `cannot load the upstream module: ${describeLoadFailure(library, (cause as Error).message)}`, { cause });
+  const b = loadBinding();
+  const opened = b.open(library);
+  if (!opened.handle) throw new EngineError('UPSTREAM', `cannot load the upstream module: ${describeLoadFailure(library, opened.dlerror ?? rvName(opened.rv ?? -1))}`);
+  const handle = opened.handle;
+  const rv = b.initialize(handle, params ? params : null);
+  if (rv !== 0) {
+    b.close(handle);
+    throw new EngineError('UPSTREAM', `upstream module ${library} failed C_Initialize: ${rvName(rv)}`);
   }
+  let finalized = false;
   try {
-    // WORKAROUND(pkcs11js 2.1): the library-parameters copy drops the last
-    // byte, so add a NUL for it to drop.
-    const opts = params ? { flags: pkcs11js.CKF_OS_LOCKING_OK, libraryParameters: `${params}\0` } : { flags: pkcs11js.CKF_OS_LOCKING_OK };
-    p.C_Initialize(opts);
-  } catch (cause) {
-    p.close();
-    throw new EngineError('UPSTREAM', `upstream module ${library} failed C_Initialize: ${(cause as Error).message}`, { cause });
-  }
-  try {
-    const slots = p.C_GetSlotList(true);
+    const list = b.slots(handle);
+    check(list.rv, 'C_GetSlotList');
+    const slots = list.slots!;
     if (beforeObjects) {
-      const info = p.C_GetInfo();
+      const info = b.info(handle);
+      check(info.rv, 'C_GetInfo');
       beforeObjects({
-        manufacturer: info.manufacturerID.trim(),
-        description: info.libraryDescription.trim(),
-        slotDescriptions: slots.map((s) => p.C_GetSlotInfo(s).slotDescription),
+        manufacturer: info.manufacturerID!.trim(),
+        description: info.libraryDescription!.trim(),
+        slotDescriptions: slots.map((s) => {
+          const d = b.slotDescription(handle, s);
+          check(d.rv, 'C_GetSlotInfo');
+          return d.value!;
+        }),
       });
     }
     const objects: UpstreamObject[] = [];
     const slotInfo: UpstreamSnapshot['slots'] = [];
     for (const s of slots) {
-      slotInfo.push({ id: slotId(s), label: p.C_GetTokenInfo(s).label.trim() });
-      objects.push(...readSlot(p, s));
+      const label = b.tokenLabel(handle, s);
+      check(label.rv, 'C_GetTokenInfo');
+      slotInfo.push({ id: Number(s), label: label.value!.trim() });
+      for (const o of readSlot(b, handle, s)) objects.push(o);
     }
     for (const o of objects) {
       if (!o.attrs.has(CKA.CLASS)) throw new EngineError('UPSTREAM', `an object in slot ${o.slot} has no CKA_CLASS`);
     }
+    finalized = true;
+    check(b.finalize(handle), 'C_Finalize');
     return { library, params, slots: slotInfo, objects };
   } catch (cause) {
     if (cause instanceof EngineError) throw cause;
     throw new EngineError('UPSTREAM', `reading upstream module ${library} failed: ${(cause as Error).message}`, { cause });
   } finally {
-    p.C_Finalize();
-    p.close();
+    if (!finalized) b.finalize(handle);
+    b.close(handle);
   }
 }

@@ -2,7 +2,7 @@
 // cross-certificate R' (R's subject, key, validity and extensions, issued by
 // L(R), with the policy's names excluded).
 
-import { hash, sign, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, hash, randomFillSync, sign, type KeyObject } from 'node:crypto';
 // crypto.hash (Node >= 20.12): one call, half the cost of createHash().update().digest() (bench/).
 import { EngineError } from './errors.js';
 import {
@@ -93,8 +93,7 @@ export function akiValue(keyId: Uint8Array): Uint8Array {
 
 export function signCertificate(tbs: Uint8Array, key: AnchorKey): Uint8Array {
   const { alg, hash } = SIGNATURE[key.type];
-  const signature = new Uint8Array(sign(hash, tbs, key.privateKey));
-  return seq(tbs, alg, bitString(signature));
+  return seq(tbs, alg, bitString(sign(hash, tbs, key.privateKey)));
 }
 
 /** A readable, per-root unique anchor name: CN from R, O ncfence, serialNumber = R's SHA-256 prefix. */
@@ -110,7 +109,7 @@ export function anchorName(root: ParsedCertificate, sha256Hex?: string): Uint8Ar
   return seq(
     atv(Oid.organizationName, utf8('ncfence local anchor')),
     atv(Oid.commonName, utf8(cn)),
-    atv(Oid.serialNumber, tlv(Tag.PRINTABLE_STRING, new TextEncoder().encode(fp))),
+    atv(Oid.serialNumber, tlv(Tag.PRINTABLE_STRING, Buffer.from(fp, 'latin1'))),
   );
 }
 
@@ -129,16 +128,29 @@ function buildAnchor(root: ParsedCertificate, key: AnchorKey, keyId: Uint8Array,
   return { der: signCertificate(tbs, key), tbs, subject: name, issuer: name, serial: serialTlv, spki: key.spki, keyId };
 }
 
+// The NameConstraints extension a root without one gets: the same bytes for
+// every root of a build, so made once per list of excluded subtrees (lists
+// are never mutated: Policy.excludedSubtrees is built once per policy).
+const excludingExtensions = new WeakMap<readonly Uint8Array[], Uint8Array>();
+function excludingExtension(excluded: readonly Uint8Array[]): Uint8Array {
+  let ext = excludingExtensions.get(excluded);
+  if (ext === undefined) {
+    ext = extension(Oid.nameConstraints, true, buildExcludedSubtrees(excluded));
+    excludingExtensions.set(excluded, ext);
+  }
+  return ext;
+}
+
 /** R's extensions with AKI pointing at the anchor and the exclusions merged into NameConstraints. */
 function crossExtensions(root: ParsedCertificate, anchorKeyId: Uint8Array, excluded: readonly Uint8Array[]): Uint8Array[] {
   const out: Uint8Array[] = [];
   let sawNc = false;
   let sawAki = false;
-  for (const ext of root.extensions) out.push(rewriteExtension(ext));
+  for (let i = 0; i < root.extensions.length; i++) out.push(rewriteExtension(root.extensions[i]!)); // indexed: see asn1/der.ts
   // A version 1 root is a CA by being trusted; R' is an intermediate and must say so.
   if (isCa(root) === undefined) out.push(CROSS_BASIC);
   if (!sawAki) out.push(extension(Oid.authorityKeyIdentifier, false, akiValue(anchorKeyId)));
-  if (!sawNc) out.push(extension(Oid.nameConstraints, true, buildExcludedSubtrees(excluded)));
+  if (!sawNc) out.push(excludingExtension(excluded));
   return out;
 
   function rewriteExtension(ext: Extension): Uint8Array {
@@ -222,11 +234,11 @@ function crossCertificate(root: ParsedCertificate, anchor: IssuedCert, key: Anch
   };
 }
 
-const CURVE: Record<AnchorKeyType, { name: string; spkiPrefix: Uint8Array }> = {
+const CURVE: Record<AnchorKeyType, { name: string; bytes: number; spkiPrefix: Uint8Array }> = {
   // SubjectPublicKeyInfo up to the BIT STRING's content, then 04 || x || y
   // (id-ecPublicKey with the named curve; RFC 5480, section 2).
-  'P-256': { name: 'prime256v1', spkiPrefix: Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex') },
-  'P-384': { name: 'secp384r1', spkiPrefix: Buffer.from('3076301006072a8648ce3d020106052b81040022036200', 'hex') },
+  'P-256': { name: 'prime256v1', bytes: 32, spkiPrefix: Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex') },
+  'P-384': { name: 'secp384r1', bytes: 48, spkiPrefix: Buffer.from('3076301006072a8648ce3d020106052b81040022036200', 'hex') },
 };
 
 /**
@@ -235,7 +247,6 @@ const CURVE: Record<AnchorKeyType, { name: string; spkiPrefix: Uint8Array }> = {
  * KeyObject.export to DER cost 2.5x the key generation itself (bench/).
  */
 export async function defaultEngineDeps(anchorKey: AnchorKeyType = 'P-256'): Promise<EngineDeps> {
-  const { generateKeyPairSync, randomFillSync } = await import('node:crypto');
   const curve = CURVE[anchorKey];
   const pool = Buffer.alloc(4096);
   let used = pool.length;
@@ -245,9 +256,15 @@ export async function defaultEngineDeps(anchorKey: AnchorKeyType = 'P-256'): Pro
       // @types/node 20 lacks the JWK overload of generateKeyPairSync that Node 20 has.
       const generate = generateKeyPairSync as unknown as (type: 'ec', o: object) => { privateKey: KeyObject; publicKey: { x: string; y: string } };
       const { privateKey, publicKey } = generate('ec', { namedCurve: curve.name, publicKeyEncoding: { format: 'jwk' } });
-      const x = Buffer.from(publicKey.x, 'base64url');
-      const y = Buffer.from(publicKey.y, 'base64url');
-      return { type: anchorKey, privateKey, spki: concat([curve.spkiPrefix, Uint8Array.of(0x04), x, y]) };
+      // x and y decoded straight into the SPKI (no buffer per coordinate, no concat).
+      const spki = Buffer.allocUnsafe(curve.spkiPrefix.length + 1 + 2 * curve.bytes);
+      spki.set(curve.spkiPrefix, 0);
+      const at = curve.spkiPrefix.length + 1;
+      spki[at - 1] = 0x04;
+      if (spki.write(publicKey.x, at, 'base64url') !== curve.bytes || spki.write(publicKey.y, at + curve.bytes, 'base64url') !== curve.bytes) {
+        throw new EngineError('UNSUPPORTED_ROOT', `node:crypto gave an anchor public key whose coordinates are not ${curve.bytes} bytes each`);
+      }
+      return { type: anchorKey, privateKey, spki: new Uint8Array(spki.buffer, spki.byteOffset, spki.length) };
     },
     serial() {
       if (used + 16 > pool.length) {

@@ -25,7 +25,7 @@
 // (RFC 5280, section 4.1)
 
 import { EngineError } from '../errors.js';
-import { Tag, Tlv, contextTag, expectTag, oidToString, readChildren, readExact, readTlv } from './der.js';
+import { Tag, Tlv, contextTag, expectTag, readChildren, readExact, readTlv, tlvOid } from './der.js';
 
 export interface Extension {
   oid: string;
@@ -87,7 +87,7 @@ function parseExtension(t: Tlv): Extension {
   }
   const value = expectTag(parts[i], Tag.OCTET_STRING, 'Extension.extnValue');
   if (parts.length !== i + 1) throw new EngineError('BAD_DER', 'Extension: unexpected trailing fields');
-  return { oid: oidToString(id.body), critical, value: value.body, der: t.der };
+  return { oid: tlvOid(id), critical, value: value.body, der: t.der };
 }
 
 export function parseCertificate(der: Uint8Array): ParsedCertificate {
@@ -179,14 +179,19 @@ export function nameAttribute(name: Uint8Array, attrOid: string): string | undef
 }
 
 function readNameAttribute(name: Uint8Array, attrOid: string): string | undefined {
-  for (const rdn of readChildren(readExact(name, Tag.SEQUENCE, 'Name').body)) {
-    for (const atv of readChildren(rdn.body)) {
-      const [type, value] = readChildren(atv.body);
-      if (type?.tag === Tag.OID && value && oidToString(type.body) === attrOid) {
+  // Indexed, not for...of or destructuring: see der.ts.
+  const rdns = readChildren(readExact(name, Tag.SEQUENCE, 'Name').body);
+  for (let i = 0; i < rdns.length; i++) {
+    const atvs = readChildren(rdns[i]!.body);
+    for (let k = 0; k < atvs.length; k++) {
+      const parts = readChildren(atvs[k]!.body);
+      const type = parts[0];
+      const value = parts[1];
+      if (type?.tag === Tag.OID && value && tlvOid(type) === attrOid) {
         if (value.tag === 0x1e) {
           // BMPString: UTF-16BE
           let s = '';
-          for (let k = 0; k + 1 < value.body.length; k += 2) s += String.fromCharCode((value.body[k]! << 8) | value.body[k + 1]!);
+          for (let j = 0; j + 1 < value.body.length; j += 2) s += String.fromCharCode((value.body[j]! << 8) | value.body[j + 1]!);
           return s;
         }
         return decoder.decode(value.body);
@@ -198,19 +203,21 @@ function readNameAttribute(name: Uint8Array, attrOid: string): string | undefine
 
 /** OID of an AlgorithmIdentifier TLV (SubjectPublicKeyInfo.algorithm or a signature algorithm). */
 export function algorithmOid(algorithmIdentifier: Uint8Array): string {
-  const [id] = readChildren(readExact(algorithmIdentifier, Tag.SEQUENCE, 'AlgorithmIdentifier').body);
-  return oidToString(expectTag(id, Tag.OID, 'AlgorithmIdentifier.algorithm').body);
+  const id = readChildren(readExact(algorithmIdentifier, Tag.SEQUENCE, 'AlgorithmIdentifier').body)[0];
+  return tlvOid(expectTag(id, Tag.OID, 'AlgorithmIdentifier.algorithm'));
 }
 
 /** OID of the subject public key's algorithm. */
 export function keyAlgorithmOid(spki: Uint8Array): string {
-  const [alg] = readChildren(readExact(spki, Tag.SEQUENCE, 'SubjectPublicKeyInfo').body);
+  const alg = readChildren(readExact(spki, Tag.SEQUENCE, 'SubjectPublicKeyInfo').body)[0];
   return algorithmOid(expectTag(alg, Tag.SEQUENCE, 'SubjectPublicKeyInfo.algorithm').der);
 }
 
 /** The notAfter time of a Validity TLV, in ms since the epoch. */
 export function validityTimes(validity: Uint8Array): { notBefore: Tlv; notAfter: Tlv } {
-  const [notBefore, notAfter] = readChildren(readExact(validity, Tag.SEQUENCE, 'Validity').body);
+  const times = readChildren(readExact(validity, Tag.SEQUENCE, 'Validity').body);
+  const notBefore = times[0];
+  const notAfter = times[1];
   if (!notBefore || !notAfter) throw new EngineError('BAD_DER', 'Validity: missing a time');
   return { notBefore, notAfter };
 }

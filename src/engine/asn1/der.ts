@@ -34,8 +34,44 @@ export interface Tlv {
 
 const MAX_DEPTH_BYTES = 1 << 24; // no certificate field is anywhere near 16 MiB
 
+/**
+ * A Tlv whose `der` and `body` views are made when first asked for: most
+ * parses use one of the two, and views were a sixth of what a build
+ * allocates (issue 21, a sampling heap profile of one build).
+ */
+class TlvAt implements Tlv {
+  private derView: Uint8Array | undefined;
+  private bodyView: Uint8Array | undefined;
+
+  constructor(
+    readonly tag: number,
+    private readonly buf: Uint8Array,
+    private readonly start: number,
+    private readonly bodyStart: number,
+    /** Offset in `buf` just past this TLV. */
+    readonly end: number,
+  ) {}
+
+  get der(): Uint8Array {
+    return (this.derView ??= this.buf.subarray(this.start, this.end));
+  }
+
+  get body(): Uint8Array {
+    return (this.bodyView ??= this.buf.subarray(this.bodyStart, this.end));
+  }
+
+  /** The content as an OID's dotted form (see tlvOid). */
+  oid(): string {
+    return oidAt(this.buf, this.bodyStart, this.end);
+  }
+}
+
 /** Reads the TLV that starts at `offset`; rejects indefinite and non-minimal lengths. */
 export function readTlv(buf: Uint8Array, offset = 0): Tlv {
+  return readTlvAt(buf, offset);
+}
+
+function readTlvAt(buf: Uint8Array, offset: number): TlvAt {
   if (offset + 2 > buf.length) throw new EngineError('BAD_DER', `truncated TLV header at offset ${offset}`);
   const tag = buf[offset]!;
   if ((tag & 0x1f) === 0x1f) throw new EngineError('BAD_DER', `multi-byte tag 0x${tag.toString(16)} at offset ${offset}`);
@@ -56,11 +92,7 @@ export function readTlv(buf: Uint8Array, offset = 0): Tlv {
   if (len > MAX_DEPTH_BYTES || offset + hdr + len > buf.length) {
     throw new EngineError('BAD_DER', `length ${len} at offset ${offset} overruns ${buf.length} bytes`);
   }
-  return {
-    tag,
-    der: buf.subarray(offset, offset + hdr + len),
-    body: buf.subarray(offset + hdr, offset + hdr + len),
-  };
+  return new TlvAt(tag, buf, offset, offset + hdr, offset + hdr + len);
 }
 
 /** Splits a constructed value's content into its child TLVs. */
@@ -68,17 +100,17 @@ export function readChildren(body: Uint8Array): Tlv[] {
   const out: Tlv[] = [];
   let off = 0;
   while (off < body.length) {
-    const t = readTlv(body, off);
+    const t = readTlvAt(body, off);
     out.push(t);
-    off += t.der.length;
+    off = t.end;
   }
   return out;
 }
 
 /** Reads a single TLV that must fill `buf` exactly and carry `tag`. */
 export function readExact(buf: Uint8Array, tag: number, what: string): Tlv {
-  const t = readTlv(buf, 0);
-  if (t.der.length !== buf.length) throw new EngineError('BAD_DER', `${what}: ${buf.length - t.der.length} trailing bytes`);
+  const t = readTlvAt(buf, 0);
+  if (t.end !== buf.length) throw new EngineError('BAD_DER', `${what}: ${buf.length - t.end} trailing bytes`);
   if (t.tag !== tag) throw new EngineError('BAD_DER', `${what}: tag 0x${t.tag.toString(16)}, expected 0x${tag.toString(16)}`);
   return t;
 }
@@ -104,14 +136,18 @@ function writeLength(out: Uint8Array, at: number, len: number): number {
   return at + n;
 }
 
+// The writers below index their arrays instead of using for...of: a build
+// runs them a few thousand times in a fresh process, mostly in V8's
+// interpreter, where for...of walks an iterator object (issue 21).
+
 export function concat(parts: readonly Uint8Array[]): Uint8Array {
   let n = 0;
-  for (const p of parts) n += p.length;
+  for (let i = 0; i < parts.length; i++) n += parts[i]!.length;
   const out = new Uint8Array(n);
   let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
+  for (let i = 0; i < parts.length; i++) {
+    out.set(parts[i]!, off);
+    off += parts[i]!.length;
   }
   return out;
 }
@@ -119,13 +155,13 @@ export function concat(parts: readonly Uint8Array[]): Uint8Array {
 /** Wraps content bytes in a TLV with the given tag (one allocation). */
 export function tlv(tag: number, ...content: Uint8Array[]): Uint8Array {
   let body = 0;
-  for (const c of content) body += c.length;
+  for (let i = 0; i < content.length; i++) body += content[i]!.length;
   const out = new Uint8Array(1 + lengthBytes(body) + body);
   out[0] = tag;
   let off = writeLength(out, 1, body);
-  for (const c of content) {
-    out.set(c, off);
-    off += c.length;
+  for (let i = 0; i < content.length; i++) {
+    out.set(content[i]!, off);
+    off += content[i]!.length;
   }
   return out;
 }
@@ -156,8 +192,38 @@ export function oid(dotted: string): Uint8Array {
   return out;
 }
 
-/** Dotted form of an OID TLV's content. */
+const dottedCache = new Map<number, string>();
+
+/**
+ * Dotted form of an OID TLV's content. Three-byte ones (most extension and
+ * name attribute types: 2.5.29.x, 2.5.4.x) are memoised by their bytes, a
+ * pure cache: a build parses a few thousand of them. Bounded, as DER from a
+ * TLS peer comes through here too.
+ */
 export function oidToString(body: Uint8Array): string {
+  return oidAt(body, 0, body.length);
+}
+
+/** oidToString of a TLV's content, read in place (no view made for it): what name and extension parsing compare. */
+export function tlvOid(t: Tlv): string {
+  return t instanceof TlvAt ? t.oid() : oidToString(t.body);
+}
+
+function oidAt(buf: Uint8Array, start: number, end: number): string {
+  const n = end - start;
+  if (n > 3) return dotted(buf.subarray(start, end));
+  // A small integer key (no heap number): length, then up to three bytes.
+  let key = n;
+  for (let i = start; i < end; i++) key = (key << 8) | buf[i]!;
+  let s = dottedCache.get(key);
+  if (s === undefined) {
+    s = dotted(buf.subarray(start, end));
+    if (dottedCache.size < 1024) dottedCache.set(key, s);
+  }
+  return s;
+}
+
+function dotted(body: Uint8Array): string {
   const arcs: number[] = [];
   let v = 0;
   for (let i = 0; i < body.length; i++) {
@@ -187,7 +253,8 @@ export function smallInt(n: number): Uint8Array {
 export const boolTrue = (): Uint8Array => tlv(Tag.BOOLEAN, Uint8Array.of(0xff));
 export const octetString = (b: Uint8Array): Uint8Array => tlv(Tag.OCTET_STRING, b);
 export const bitString = (b: Uint8Array, unused = 0): Uint8Array => tlv(Tag.BIT_STRING, Uint8Array.of(unused), b);
-export const utf8 = (s: string): Uint8Array => tlv(Tag.UTF8_STRING, new TextEncoder().encode(s));
+const encoder = new TextEncoder();
+export const utf8 = (s: string): Uint8Array => tlv(Tag.UTF8_STRING, encoder.encode(s));
 
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;

@@ -5,8 +5,46 @@
 import { EngineError } from '../errors.js';
 import { Tag, tlv, type Tlv } from './der.js';
 
+// One encoder and decoder for every call (they keep no state between calls).
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** Two ASCII digits at b[i], or -1. */
+function digits2(b: Uint8Array, i: number): number {
+  const h = b[i]! - 0x30;
+  const l = b[i + 1]! - 0x30;
+  return h >= 0 && h <= 9 && l >= 0 && l <= 9 ? h * 10 + l : -1;
+}
+
+/**
+ * The common case read from the bytes, no text or regular expression (a
+ * build reads two times per root): YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ, all
+ * digits. Anything else takes parseTime's general path, which also words
+ * the errors.
+ */
+function parseTimeFast(t: Tlv): number | undefined {
+  const b = t.body;
+  const y = t.tag === Tag.UTC_TIME ? 2 : t.tag === Tag.GENERALIZED_TIME ? 4 : 0;
+  if (y === 0 || b.length !== y + 11 || b[y + 10] !== 0x5a) return undefined;
+  const f: number[] = [];
+  for (let i = 0; i < y + 10; i += 2) {
+    const d = digits2(b, i);
+    if (d < 0) return undefined;
+    f.push(d);
+  }
+  const year = y === 2 ? f[0]! + (f[0]! < 50 ? 2000 : 1900) : f[0]! * 100 + f[1]!;
+  const o = y === 2 ? 1 : 2;
+  const ms = Date.UTC(year, f[o]! - 1, f[o + 1]!, f[o + 2]!, f[o + 3]!, f[o + 4]!);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
 export function parseTime(t: Tlv): number {
-  const s = new TextDecoder().decode(t.body);
+  return parseTimeFast(t) ?? parseTimeText(t);
+}
+
+/** parseTime's general path: as text, every form and every error. */
+export function parseTimeText(t: Tlv): number {
+  const s = decoder.decode(t.body);
   const m =
     t.tag === Tag.UTC_TIME
       ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s)
@@ -27,6 +65,6 @@ export function encodeTime(ms: number): Uint8Array {
   const rest = `${two(d.getUTCMonth() + 1)}${two(d.getUTCDate())}${two(d.getUTCHours())}${two(d.getUTCMinutes())}${two(d.getUTCSeconds())}Z`;
   const y = d.getUTCFullYear();
   return y < 2050
-    ? tlv(Tag.UTC_TIME, new TextEncoder().encode(`${two(y % 100)}${rest}`))
-    : tlv(Tag.GENERALIZED_TIME, new TextEncoder().encode(`${y}${rest}`));
+    ? tlv(Tag.UTC_TIME, encoder.encode(`${two(y % 100)}${rest}`))
+    : tlv(Tag.GENERALIZED_TIME, encoder.encode(`${y}${rest}`));
 }
