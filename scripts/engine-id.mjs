@@ -1,5 +1,6 @@
 // Writes dist/engine-id: this package's version and a digest of the code
-// that builds views (dist/) and of the module's sources (addon/). The module
+// that builds views (dist/: the compiled code, the CLI bundle and what it
+// loads beside it) and of the module's sources (addon/). The module
 // stamps the file's content (ncfence.conf `engine`), so installing another
 // ncfence makes every view it built stale, and the next consumer to start
 // gets a view built by the new one (docs/install.md, "Updates").
@@ -17,7 +18,7 @@ const walk = (dir, keep) => {
     else if (keep.test(e.name)) files.push(p);
   }
 };
-walk(join(root, 'dist'), /\.js$/);
+walk(join(root, 'dist'), /\.c?js$/);
 walk(join(root, 'addon'), /\.(c|h|cc|map)$/);
 files.sort();
 const h = createHash('sha256');
