@@ -16,14 +16,19 @@
  *   without blocking, and files the answers that have arrived; a question
  *   not answered within service-timeout-ms is dropped. A full table takes
  *   no new question (that search gets nothing);
- * - a search whose answer is not there waits for it, but only out of a
- *   per-process budget: WAIT_CAP_US at most, refilled at one part in
- *   WAIT_REFILL of elapsed time, and not at all below WAIT_MIN_US. The time
- *   a search actually waited is charged (a fast answer costs what it took).
- *   So over any period D, searches here wait at most WAIT_CAP_US + D /
- *   WAIT_REFILL in all, and an ordinary lookup queued behind any number of
- *   them waits at most about WAIT_CAP_US * WAIT_REFILL / (WAIT_REFILL - 1)
- *   (210 ms) for their sake, whatever the names and the source do;
+ * - a search whose answer is not there waits for it, at most WAIT_MAX_US,
+ *   and only while the service has been answering quickly: not at all for
+ *   SLOW_HOLD_MS after a wait ran out, nor while another question has gone
+ *   unanswered for FAST_MS (so a hung or slow source costs one short wait
+ *   every SLOW_HOLD_MS, not one per name);
+ * - and only out of a per-process budget: WAIT_CAP_US at most, refilled at
+ *   one part in WAIT_REFILL of elapsed time, and not at all below
+ *   WAIT_MIN_US. The time a search actually waited is charged (a fast
+ *   answer costs what it took). So over any period D, searches here wait
+ *   at most WAIT_CAP_US + D / WAIT_REFILL in all, and an ordinary lookup
+ *   queued behind any number of them waits at most about WAIT_CAP_US *
+ *   WAIT_REFILL / (WAIT_REFILL - 1) (210 ms) for their sake, whatever the
+ *   names and the source do;
  * - an answer that arrives after its search gave up is filed when the next
  *   search comes by, so the next search for that name (a reload) finds it.
  *
@@ -81,6 +86,11 @@ extern char **environ;
 /* Questions in flight per process (the service serves 64 connections). */
 #define MAX_PENDING 16
 /* The waiting budget (see the top of this file). */
+#define WAIT_MAX_US 100000LL
+#define FAST_MS 100
+#define SLOW_HOLD_MS 5000
+/* Nothing listening and nothing to start it: ask again only after this. */
+#define REFUSED_HOLD_MS 100
 #define WAIT_CAP_US 200000LL
 #define WAIT_REFILL 20
 #define WAIT_MIN_US 10000LL
@@ -120,6 +130,7 @@ typedef struct live_pending {
 	unsigned char *name;
 	size_t name_len;
 	int fd;               /* -1 until connected */
+	long long asked_ms;   /* when a search asked it */
 	long long next_try_ms; /* nothing listening: when to connect again */
 	long long sent_ms;    /* when it was sent: the answer's TTL counts from here */
 	long long deadline_ms;
@@ -134,6 +145,9 @@ typedef struct live_pending {
 static live_pending *pending[MAX_PENDING];
 static size_t npending;
 static long long budget_us = WAIT_CAP_US, budget_at_us = -1;
+static long long slow_until_ms; /* no waits before then: a wait ran out */
+static long long refused_until_ms; /* no questions before then: nothing listens */
+static long long harvested_ms = -1; /* the last harvest_inlock */
 
 static long long
 now_us (void)
@@ -201,6 +215,8 @@ live_free_all_inlock (void)
 	live_forget_pending_inlock ();
 	budget_us = WAIT_CAP_US;
 	budget_at_us = -1;
+	slow_until_ms = refused_until_ms = 0;
+	harvested_ms = -1;
 }
 
 static CK_OBJECT_HANDLE
@@ -371,8 +387,10 @@ connect_inlock (live_pending *p, long long now, char **spawn)
 		int err = errno;
 		close (fd);
 		if (err == ENOENT || err == ECONNREFUSED) {
-			if (nf.service_command == NULL)
+			if (nf.service_command == NULL) {
+				refused_until_ms = now + REFUSED_HOLD_MS;
 				return -1;
+			}
 			if (*spawn == NULL)
 				*spawn = start_decide_inlock (now);
 		} else if (err != EAGAIN) {
@@ -472,6 +490,7 @@ pending_start_inlock (CK_SLOT_ID slot, const unsigned char *name, size_t name_le
 		return -1;
 	p->fd = -1;
 	p->slot = slot;
+	p->asked_ms = now;
 	p->deadline_ms = now + nf.service_timeout_ms;
 	p->name = malloc (name_len);
 	p->req_len = 8 + 8 + name_len;
@@ -647,31 +666,62 @@ advance_inlock (size_t i, long long now, char **spawn, int *ended)
 	return -1;
 }
 
-/* Moves every question on and files the answers that have arrived. */
+/* Moves every question on and files the answers that have arrived: one
+ * poll says which sockets have something, and only those (and questions
+ * not connected yet or past their deadline) are stepped; at most once a
+ * millisecond. A hostile page makes many searches, each one under NSS's
+ * lock, so a search that asks nothing new costs a syscall, not one per
+ * question. */
 static void
 harvest_inlock (long long now, char **spawn)
 {
-	for (size_t i = 0; i < npending;) {
+	if (npending == 0 || now == harvested_ms)
+		return;
+	harvested_ms = now;
+	struct pollfd pf[MAX_PENDING];
+	live_pending *due[MAX_PENDING];
+	size_t ndue = 0;
+	for (size_t i = 0; i < npending; i++) {
+		live_pending *p = pending[i];
+		pf[i] = (struct pollfd){ p->fd, p->fd < 0 ? 0 : p->req_off < p->req_len ? POLLIN | POLLOUT : POLLIN, 0 };
+	}
+	if (poll (pf, npending, 0) < 0)
+		for (size_t i = 0; i < npending; i++)
+			pf[i].revents = POLLIN; /* step them all */
+	for (size_t i = 0; i < npending; i++)
+		if (pf[i].revents != 0 || pending[i]->fd < 0 || now >= pending[i]->deadline_ms)
+			due[ndue++] = pending[i];
+	for (size_t k = 0; k < ndue; k++) {
+		long i = -1;
+		for (size_t j = 0; j < npending && i < 0; j++)
+			if (pending[j] == due[k])
+				i = (long)j;
 		int ended;
-		advance_inlock (i, now, spawn, &ended);
-		if (!ended)
-			i++; /* else question i was removed, and the last one moved into i */
+		advance_inlock ((size_t)i, now, spawn, &ended); /* may remove question i */
 	}
 }
 
-/* Takes what the budget allows for one wait, in microseconds (0: no wait). */
+/* Takes what one wait for question `own` may last, in microseconds (0: no
+ * wait): nothing within SLOW_HOLD_MS of a wait that ran out or while another
+ * question has gone unanswered for FAST_MS, else WAIT_MAX_US or what is
+ * left of the budget, whichever is less. */
 static long long
-grant_inlock (long long now)
+grant_inlock (const live_pending *own, long long now_us)
 {
 	if (budget_at_us < 0)
-		budget_at_us = now;
-	long long earned = (now - budget_at_us) / WAIT_REFILL;
+		budget_at_us = now_us;
+	long long earned = (now_us - budget_at_us) / WAIT_REFILL;
 	budget_at_us += earned * WAIT_REFILL;
 	budget_us = budget_us + earned > WAIT_CAP_US ? WAIT_CAP_US : budget_us + earned;
+	if (now_us / 1000 < slow_until_ms)
+		return 0;
+	for (size_t i = 0; i < npending; i++)
+		if (pending[i] != own && now_us / 1000 - pending[i]->asked_ms >= FAST_MS)
+			return 0;
 	if (budget_us < WAIT_MIN_US)
 		return 0;
-	long long grant = budget_us;
-	budget_us = 0;
+	long long grant = budget_us < WAIT_MAX_US ? budget_us : WAIT_MAX_US;
+	budget_us -= grant;
 	return grant;
 }
 
@@ -772,6 +822,8 @@ wait_answer (CK_SLOT_ID slot, const CK_ATTRIBUTE *name, const CK_ATTRIBUTE *tmpl
 			}
 			if (ended)
 				refund_inlock (end - now_us ());
+			else if (now_us () >= end)
+				slow_until_ms = now + SLOW_HOLD_MS; /* the service is slow now: no waits for a while */
 		nf_unlock ();
 		start_spawn (spawn);
 	}
@@ -806,7 +858,7 @@ live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*p
 			long idx = find_entry_inlock (slot, nm, len, now);
 			if (idx >= 0) {
 				take_inlock (idx, tmpl, count, &found);
-			} else if ((i = pending_start_inlock (slot, nm, len, now)) >= 0) {
+			} else if (now >= refused_until_ms && (i = pending_start_inlock (slot, nm, len, now)) >= 0) {
 				/* Sent now; fails at once when nothing listens and nothing
 				 * can start it, or the service is another user's. */
 				take_inlock (advance_inlock ((size_t)i, now, &spawn, &ended), tmpl, count, &found);
@@ -816,7 +868,7 @@ live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*p
 		/* No answer yet: wait for it, as far as the budget allows. */
 		if (asking && (i = pending_find_inlock (slot, nm, len)) >= 0) {
 			start = now_us ();
-			grant = grant_inlock (start);
+			grant = grant_inlock (pending[i], start);
 			fd = pending[i]->fd;
 			events = poll_events_inlock (pending[i]);
 		}

@@ -17,12 +17,11 @@
 
 import test from 'ava';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
 import { serve } from '../src/namecoin/serve.js';
-import { startNamecoind } from './fixtures/namecoind.js';
+import { startHungNamecoind, startNamecoind } from './fixtures/namecoind.js';
 import { startBrokenService } from './helpers/fakeService.js';
 import { buildNssLookup, type NssLookupResult } from './helpers/native.js';
 import { MODULE, SYSTEM_CKBI } from './helpers/paths.js';
@@ -47,32 +46,6 @@ test.after.always(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A Namecoin Core that takes connections and never says a word. */
-async function hungNamecoinCore(): Promise<{ url: string; cookieFile: string; connections: () => number; close(): Promise<void> }> {
-  const open = new Set<Socket>();
-  let connections = 0;
-  const server = createServer((c) => {
-    connections++;
-    open.add(c);
-    c.on('error', () => undefined);
-    c.on('close', () => open.delete(c));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const cookieFile = join(dir, `cookie${seq++}`);
-  writeFileSync(cookieFile, `__cookie__:${'ab'.repeat(32)}`, { mode: 0o600 });
-  const { port } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}/`,
-    cookieFile,
-    connections: () => connections,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const c of open) c.destroy();
-        server.close(() => r());
-      }),
-  };
-}
-
 interface Trouble {
   name: string;
   /** Starts it behind `socket`; returns how to stop it and, where known, whether questions reached the source. */
@@ -84,7 +57,7 @@ const troubles: Trouble[] = [
   {
     name: 'the service over a Namecoin Core that never answers',
     start: async (socket) => {
-      const core = await hungNamecoinCore();
+      const core = await startHungNamecoind();
       const svc = await serve({ socket, rpc: core.url, rpcCookie: core.cookieFile });
       return { reached: () => core.connections() > 0, close: async () => (await svc.close(), await core.close()) };
     },
