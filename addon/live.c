@@ -30,7 +30,10 @@
  *   WAIT_REFILL / (WAIT_REFILL - 1) (210 ms) for their sake, whatever the
  *   names and the source do;
  * - an answer that arrives after its search gave up is filed when the next
- *   search comes by, so the next search for that name (a reload) finds it.
+ *   search comes by, so the next search for that name (a reload) finds it;
+ *   and its objects also serve searches naming them (the service sends the
+ *   TLD CA and the root with an AIA parent), so that reload finds the whole
+ *   chain.
  *
  * The cache is a fixed table of MAX_ENTRIES entries, at most one per
  * (PKCS#11 slot, name). An entry's objects are immutable while published
@@ -753,6 +756,26 @@ take_inlock (long idx, const CK_ATTRIBUTE *tmpl, CK_ULONG count, found_set *foun
 			found->v[found->n++] = handle_of ((size_t)idx, e, i);
 }
 
+/* Objects that came with another name's answer and match the template,
+ * from the first unexpired answer that has any: the service sends the chain
+ * above an AIA parent (the TLD CA, the root and its trust record) with it,
+ * so once a site's answer is in, the searches for the rest of its chain ask
+ * nothing (a site whose source is slow costs one round trip, not one per
+ * level). */
+static int
+take_related_inlock (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, long long now, found_set *found)
+{
+	for (size_t i = 0; i < nhigh && found->n == 0; i++) {
+		live_entry *e = entries[i];
+		if (e->slot != slot || e->expires_ms <= now)
+			continue;
+		for (size_t k = 0; k < e->nobjects; k++)
+			if (attrs_match (&e->objects[k], tmpl, count))
+				found->v[found->n++] = handle_of (i, e, k);
+	}
+	return found->n > 0;
+}
+
 /* Searches that name no subject or issuer (by CKA_VALUE, by class only, the
  * empty template of a startup enumeration) are answered from what the
  * service already said: the unexpired answer per name. Searches by a
@@ -853,12 +876,14 @@ live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*p
 		if (i >= 0)
 			take_inlock (advance_inlock ((size_t)i, now, &spawn, &ended), tmpl, count, &found);
 		harvest_inlock (now, &spawn);
-		int asking = i >= 0 && !ended;
-		if (!asking && found.n == 0) {
+		int asking = i >= 0 && !ended; /* its question is still in flight */
+		if (found.n == 0) {
 			long idx = find_entry_inlock (slot, nm, len, now);
-			if (idx >= 0) {
+			if (idx >= 0)
 				take_inlock (idx, tmpl, count, &found);
-			} else if (now >= refused_until_ms && (i = pending_start_inlock (slot, nm, len, now)) >= 0) {
+			else if (take_related_inlock (slot, tmpl, count, now, &found))
+				asking = 0; /* the chain that came with another answer */
+			else if (!asking && now >= refused_until_ms && (i = pending_start_inlock (slot, nm, len, now)) >= 0) {
 				/* Sent now; fails at once when nothing listens and nothing
 				 * can start it, or the service is another user's. */
 				take_inlock (advance_inlock ((size_t)i, now, &spawn, &ended), tmpl, count, &found);
@@ -866,7 +891,7 @@ live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*p
 			}
 		}
 		/* No answer yet: wait for it, as far as the budget allows. */
-		if (asking && (i = pending_find_inlock (slot, nm, len)) >= 0) {
+		if (asking && found.n == 0 && (i = pending_find_inlock (slot, nm, len)) >= 0) {
 			start = now_us ();
 			grant = grant_inlock (pending[i], start);
 			fd = pending[i]->fd;

@@ -7,7 +7,9 @@
 //   CKR_OBJECT_HANDLE_INVALID, never another answer's object;
 // - an unexpired answer is served from the cache, once per name;
 // - an answer's TTL counts from when the module asked, also when the answer
-//   came after the search that asked had stopped waiting.
+//   came after the search that asked had stopped waiting;
+// - objects that came with another name's answer (the chain above an AIA
+//   parent) serve searches naming them, without asking.
 // The module waits for the service only within a budget (a search may come
 // back empty while its answer is on the way), so `settled` searches again
 // until the answer is in, as a reload does.
@@ -173,6 +175,23 @@ test.serial(`an answer that comes after its search stopped waiting still expires
     t.deepEqual(r.second, ['X#1'], 'the answer that came after the first search gave up is found by the next search');
     t.is(svc.asked.get(fakeName('late', 'X')), 2, `the answer expired ${LATE_TTL} s after the question: asked again`);
     t.notDeepEqual(r.third, ['X#1'], 'the expired answer is not served');
+  } finally {
+    await svc.close();
+  }
+});
+
+test.serial('an object that came with another name\'s answer serves a search naming it, and that name is never asked', async (t) => {
+  const { config, svc } = await setup();
+  try {
+    const r = await runModule(
+      config,
+      `
+      out.own = settled(name('chain', 'X')).map(label);
+      out.above = find(name('ok', 'above-X')).map(label);`,
+    );
+    t.deepEqual(r.own, ['X#1']);
+    t.deepEqual(r.above, ['above-X#with-1'], 'the object that came with X\'s answer');
+    t.is(svc.asked.get(fakeName('ok', 'above-X')), undefined, 'its own name was not asked');
   } finally {
     await svc.close();
   }

@@ -11,6 +11,7 @@ import { boolBytes, ulongBytes } from '../compile/upstream.js';
 import { parseAiaName, synthesizeAiaParents, vouchedKeys, type AiaRequest, type NamecoinAuthority, type TlsRecord } from './chain.js';
 import type { NameOwner } from './rpc.js';
 import { certify, certifyingName } from './stapled.js';
+import { MAX_OBJECTS } from '../service/protocol.js';
 
 export type ServiceObject = [type: number, value: Uint8Array][];
 
@@ -210,21 +211,33 @@ export class NamecoinLookup {
     return { kind: kind ?? 'cannot check owner', reasons };
   }
 
+  /** The root with its trust record, and the TLD CA: constant for the service's life. */
+  private rootObjects(): ServiceObject[] {
+    return [certObject(this.auth.root.cert, 'Namecoin Root CA', true), rootTrust(this.auth.root.cert)];
+  }
+
+  private tldObjects(): ServiceObject[] {
+    return [certObject(this.auth.tld.cert, '.bit TLD CA', false)];
+  }
+
   async answer(name: Uint8Array): Promise<LookupAnswer> {
     const { root, tld } = this.auth;
-    if (bytesEqual(name, root.cert.subject)) {
-      return { status: 0, ttl: MAX_TTL, objects: [certObject(root.cert, 'Namecoin Root CA', true), rootTrust(root.cert)] };
-    }
-    if (bytesEqual(name, tld.cert.subject)) return { status: 0, ttl: MAX_TTL, objects: [certObject(tld.cert, '.bit TLD CA', false)] };
+    if (bytesEqual(name, root.cert.subject)) return { status: 0, ttl: MAX_TTL, objects: this.rootObjects() };
+    if (bytesEqual(name, tld.cert.subject)) return { status: 0, ttl: MAX_TTL, objects: this.tldObjects() };
     const req = parseAiaName(name);
     if (!req) return { status: 1, ttl: 60, objects: [] };
     const refuse = (kind: Outcome, why: string, ttl = 60): LookupAnswer => {
       this.log?.(`${req.domain}: refused (${kind}): ${why}`);
       return { status: 1, ttl, objects: [] };
     };
+    // The chain above an AIA parent comes with it: a verifier asks for the TLD CA and the root next, and
+    // the module keeps these for searches naming them (addon/live.c), so a site whose source is slow
+    // costs one round trip to verify, not one per level.
     const answerWith = (keys: Uint8Array[], ttl: number): LookupAnswer => {
-      const certs = synthesizeAiaParents(this.auth, name, req, keys, this.deps);
-      return { status: certs.length ? 0 : 1, ttl, objects: certs.map((c) => certObject(c, `${req.domain} Domain AIA Parent CA`, false)) };
+      const above = [...this.tldObjects(), ...this.rootObjects()];
+      const certs = synthesizeAiaParents(this.auth, name, req, keys.slice(0, MAX_OBJECTS - above.length), this.deps);
+      const objects = certs.map((c) => certObject(c, `${req.domain} Domain AIA Parent CA`, false));
+      return { status: certs.length ? 0 : 1, ttl, objects: certs.length ? [...objects, ...above] : [] };
     };
     if (req.malformed) return refuse('malformed', `stapled data in the issuer name: ${req.malformed}`);
     const notAfter = req.stapled?.notAfter?.seconds;

@@ -10,6 +10,8 @@
 //   ok    status 0, TTL 300: one certificate object
 //   late  status 0, TTL 2: one certificate object, a second after the question
 //   hang  no answer at all (the handler never returns)
+//   chain status 0, TTL 300: its object, and one for the name "<marker>|ok|above-<id>"
+//         (as the service sends the chain above an AIA parent with it)
 // The object has CKA_CLASS certificate, CKA_SUBJECT the name asked for (so
 // {CLASS, SUBJECT} finds it) and CKA_LABEL "<id>#<n>", n counting how often
 // the service was asked for that exact name: a label says which answer a
@@ -22,7 +24,7 @@ import { startService, type Service } from '../../src/service/server.js';
 export const MARKER = 'Namecoin TLS Certificate';
 
 /** The name the fake service answers in `mode` for `id`. */
-export const fakeName = (mode: 'down' | 'ok0' | 'ok' | 'late' | 'hang', id: string): string => `${MARKER}|${mode}|${id}`;
+export const fakeName = (mode: 'down' | 'ok0' | 'ok' | 'late' | 'hang' | 'chain', id: string): string => `${MARKER}|${mode}|${id}`;
 /** How long a `late` answer takes, and its TTL in seconds. */
 export const LATE_MS = 1000;
 export const LATE_TTL = 2;
@@ -53,12 +55,14 @@ export async function startFakeService(socketPath: string): Promise<FakeService>
     if (mode === 'down') return { status: Status.UNAVAILABLE, ttl: 0, objects: [] };
     if (mode === 'hang') return new Promise<Response>((r) => hung.push(() => r({ status: Status.UNAVAILABLE, ttl: 0, objects: [] })));
     if (mode === 'late') await new Promise((r) => setTimeout(r, LATE_MS));
-    const object: [number, Uint8Array][] = [
+    const object = (subject: Uint8Array, label: string): [number, Uint8Array][] => [
       [CKA.CLASS, u64(CKO.CERTIFICATE)],
-      [CKA.SUBJECT, Uint8Array.from(bytes)],
-      [CKA.LABEL, Buffer.from(`${id}#${n}`)],
+      [CKA.SUBJECT, subject],
+      [CKA.LABEL, Buffer.from(label)],
     ];
-    return { status: Status.OK, ttl: mode === 'ok' ? 300 : mode === 'late' ? LATE_TTL : 0, objects: [object] };
+    const own = object(Uint8Array.from(bytes), `${id}#${n}`);
+    if (mode === 'chain') return { status: Status.OK, ttl: 300, objects: [own, object(Buffer.from(fakeName('ok', `above-${id}`), 'latin1'), `above-${id}#with-${n}`)] };
+    return { status: Status.OK, ttl: mode === 'ok' ? 300 : mode === 'late' ? LATE_TTL : 0, objects: [own] };
   };
   // A hung name stays hung for as long as any test waits (the module gives up first).
   const service = await startService({ socketPath, handler, handlerTimeoutMs: 600_000 });

@@ -196,6 +196,8 @@ export interface ProbeOptions {
   retryAfterMs?: number;
   /** Load the URLs in the page one after the other (each once the one before has loaded or failed), not all at once. */
   sequential?: boolean;
+  /** Start loading this many ms after the page has loaded (a browser that has settled after its start-up). */
+  startAfterMs?: number;
 }
 
 /** user.js prefs that keep Firefox off the network and make startup quick. */
@@ -336,7 +338,7 @@ function prefLine(name: string, value: string | number | boolean): string {
   return `user_pref(${JSON.stringify(name)}, ${JSON.stringify(value)});`;
 }
 
-function probePage(urls: string[], retryAfterMs: number | undefined, sequential: boolean): string {
+function probePage(urls: string[], retryAfterMs: number | undefined, sequential: boolean, startAfterMs: number): string {
   // The report uses an <img> ping so that nothing (CORS, fetch) can interfere.
   const script = `
 const urls = ${JSON.stringify(urls).replace(/</g, '\\u003c')};
@@ -359,12 +361,14 @@ const load = (i, attempt, first, next) => {
   s.src = attempt === 0 ? u : u + (u.includes('?') ? '&' : '?') + 'retry=' + attempt;
   document.head.appendChild(s);
 };
-if (${JSON.stringify(sequential)}) {
-  const step = (i) => { if (i < urls.length) load(i, 0, '', () => step(i + 1)); };
-  step(0);
-} else {
-  urls.forEach((u, i) => load(i, 0, '', () => undefined));
-}
+setTimeout(() => {
+  if (${JSON.stringify(sequential)}) {
+    const step = (i) => { if (i < urls.length) load(i, 0, '', () => step(i + 1)); };
+    step(0);
+  } else {
+    urls.forEach((u, i) => load(i, 0, '', () => undefined));
+  }
+}, ${JSON.stringify(startAfterMs)});
 `;
   return `<!doctype html><html><head><meta charset="utf-8"><title>ncfence probe</title></head><body><script>${script}</script></body></html>`;
 }
@@ -489,7 +493,7 @@ export async function probeUrls(opts: ProbeOptions): Promise<ProbeResult> {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     if (url.pathname === '/') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-      res.end(probePage(opts.urls, opts.retryAfterMs, opts.sequential ?? false));
+      res.end(probePage(opts.urls, opts.retryAfterMs, opts.sequential ?? false, opts.startAfterMs ?? 0));
       return;
     }
     if (url.pathname === '/ready') {
