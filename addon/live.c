@@ -91,7 +91,7 @@ extern char **environ;
 /* The waiting budget (see the top of this file). */
 #define WAIT_MAX_US 100000LL
 #define FAST_MS 100
-#define SLOW_HOLD_MS 5000
+#define SLOW_HOLD_MS 2000
 /* Nothing listening and nothing to start it: ask again only after this. */
 #define REFUSED_HOLD_MS 100
 #define WAIT_CAP_US 200000LL
