@@ -88,15 +88,18 @@ extern char **environ;
 
 /* Questions in flight per process (the service serves 64 connections). */
 #define MAX_PENDING 16
-/* The waiting budget (see the top of this file). */
+/* How a search waits (see the top of this file): at most WAIT_MAX_US, not
+ * while another question has gone unanswered for FAST_MS nor for
+ * SLOW_HOLD_MS after a wait ran out, and out of the budget (WAIT_CAP_US,
+ * refilled at 1/WAIT_REFILL of elapsed time, no wait below WAIT_MIN_US). */
 #define WAIT_MAX_US 100000LL
 #define FAST_MS 100
 #define SLOW_HOLD_MS 2000
-/* Nothing listening and nothing to start it: ask again only after this. */
-#define REFUSED_HOLD_MS 100
 #define WAIT_CAP_US 200000LL
 #define WAIT_REFILL 20
 #define WAIT_MIN_US 10000LL
+/* Nothing listening and nothing to start it: ask again only after this. */
+#define REFUSED_HOLD_MS 100
 /* While nothing listens and service-command is starting the service. */
 #define RETRY_CONNECT_MS 20
 
@@ -700,7 +703,8 @@ harvest_inlock (long long now, char **spawn)
 			if (pending[j] == due[k])
 				i = (long)j;
 		int ended;
-		advance_inlock ((size_t)i, now, spawn, &ended); /* may remove question i */
+		if (i >= 0)
+			advance_inlock ((size_t)i, now, spawn, &ended); /* may remove question i */
 	}
 }
 
@@ -845,10 +849,13 @@ wait_answer (CK_SLOT_ID slot, const CK_ATTRIBUTE *name, const CK_ATTRIBUTE *tmpl
 			}
 			if (ended)
 				refund_inlock (end - now_us ());
-			else if (now_us () >= end)
-				slow_until_ms = now + SLOW_HOLD_MS; /* the service is slow now: no waits for a while */
 		nf_unlock ();
 		start_spawn (spawn);
+	}
+	if (!ended) {
+		nf_lock ();
+			slow_until_ms = now_ms () + SLOW_HOLD_MS; /* the service is slow now: no waits for a while */
+		nf_unlock ();
 	}
 }
 
