@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from '../src/compile/build.js';
 import { serve, type ServeOptions } from '../src/namecoin/serve.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
-import { makeNssDb, startOpensslServer, tstclnt, vfychain } from './helpers/nss.js';
+import { bitVerdict, makeNssDb, startOpensslServer, tstclnt, vfychain } from './helpers/nss.js';
 import { startKnot } from './helpers/knot.js';
 import { startNamecoind, type Namecoind } from './fixtures/namecoind.js';
 import { MODULE, P11KIT_TRUST } from './helpers/paths.js';
@@ -131,12 +131,12 @@ async function verdicts(source: Source | (() => Promise<Source>), judge: Judge, 
       if (judge === 'tstclnt') {
         const server = await startOpensslServer(file(c, 'cert.pem'), file(c, 'key.pem'), file(c, 'caCert.pem'));
         try {
-          ok.push((await tstclnt(server.port, c.host, { module: MODULE }, env())).ok);
+          ok.push((await bitVerdict(() => tstclnt(server.port, c.host, { module: MODULE }, env()))).ok);
         } finally {
           server.stop();
         }
       } else {
-        ok.push((await vfychain(db, file(c, 'cert.pem'), file(c, 'caCert.pem'), judge === 'libpkix', env(), AT)).ok);
+        ok.push((await bitVerdict(() => vfychain(db, file(c, 'cert.pem'), file(c, 'caCert.pem'), judge === 'libpkix', env(), AT))).ok);
       }
     }
     return { ok, log };

@@ -18,7 +18,7 @@ import { build } from '../src/compile/build.js';
 import { serve, type ServeOptions } from '../src/namecoin/serve.js';
 import { makeNamecoinSite, type NamecoinSite } from './helpers/namecoinPki.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
-import { makeNssDb, startOpensslServer, tstclnt, vfychain } from './helpers/nss.js';
+import { bitVerdict, makeNssDb, startOpensslServer, tstclnt, vfychain } from './helpers/nss.js';
 import { startKnot, type Knot } from './helpers/knot.js';
 import { startNamecoind, type Namecoind } from './fixtures/namecoind.js';
 import { MODULE, P11KIT_TRUST } from './helpers/paths.js';
@@ -93,14 +93,14 @@ async function verdicts(source: () => Promise<Omit<ServeOptions, 'socket'> & { c
 async function tstclntJudge(host: string, site: NamecoinSite): Promise<boolean> {
   const server = await startOpensslServer(site.leafFile, site.keyFile, site.domainCaFile);
   try {
-    return (await tstclnt(server.port, host, { module: MODULE }, env())).ok;
+    return (await bitVerdict(() => tstclnt(server.port, host, { module: MODULE }, env()))).ok;
   } finally {
     server.stop();
   }
 }
 
 async function libpkixJudge(_host: string, site: NamecoinSite): Promise<boolean> {
-  return (await vfychain(db, site.leafFile, site.domainCaFile, true, env())).ok;
+  return (await bitVerdict(() => vfychain(db, site.leafFile, site.domainCaFile, true, env()))).ok;
 }
 
 type Source = {

@@ -11,7 +11,7 @@ import { build } from '../src/compile/build.js';
 import { serve } from '../src/namecoin/serve.js';
 import { makeNamecoinSite, type NamecoinSite } from './helpers/namecoinPki.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
-import { startOpensslServer, tstclnt } from './helpers/nss.js';
+import { bitVerdict, startOpensslServer, tstclnt } from './helpers/nss.js';
 import { MODULE, P11KIT_TRUST } from './helpers/paths.js';
 
 // A first visit may fail closed while the service's answer is on the way (the module waits for it only
@@ -54,7 +54,7 @@ function writeRules(domains: Record<string, string[]>): void {
 async function check(leafFile: string, keyFile: string, chainFile: string, host: string): Promise<{ ok: boolean; output: string }> {
   const server = await startOpensslServer(leafFile, keyFile, chainFile);
   try {
-    return await tstclnt(server.port, host, { module: MODULE }, { ...process.env, NCFENCE_CONFIG: config });
+    return await bitVerdict(() => tstclnt(server.port, host, { module: MODULE }, { ...process.env, NCFENCE_CONFIG: config }));
   } finally {
     server.stop();
   }
