@@ -27,10 +27,11 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 /* fork() while another thread holds nf.lock would leave the child's copy
  * locked forever: take the lock around fork, release it on both sides. The
  * lock is never held across a call into upstream after C_Initialize, so
- * this never waits on upstream. */
+ * this never waits on upstream. The child drops the .bit questions in
+ * flight: their sockets are its parent's too. */
 static void fork_prepare (void) { nf_lock (); snapshot_lock (); }
 static void fork_parent (void) { snapshot_unlock (); nf_unlock (); }
-static void fork_child (void) { snapshot_unlock (); nf_unlock (); }
+static void fork_child (void) { live_forget_pending_inlock (); snapshot_unlock (); nf_unlock (); }
 
 static void
 register_atfork (void)
@@ -192,7 +193,10 @@ init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 	if (cfg.service != NULL && cfg.service[0] != '\0') {
 		nf.service_path = strdup (cfg.service);
 		nf.service_command = cfg.service_command && cfg.service_command[0] ? strdup (cfg.service_command) : NULL;
-		nf.service_timeout_ms = cfg.service_timeout_ms > 0 ? cfg.service_timeout_ms : 1500; /* a socket-activated first start takes about a second */
+		/* A question stays in flight this long (no search waits that long:
+		 * live.c); longer than the service's own bound on a lookup
+		 * (src/service/server.ts), so its answer is still taken. */
+		nf.service_timeout_ms = cfg.service_timeout_ms > 0 ? cfg.service_timeout_ms : 6000;
 	}
 	nf.java_host = host_is_java ();
 	if (nf.java_host)

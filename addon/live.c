@@ -1,17 +1,50 @@
 /* Live Namecoin objects: a search whose template names a Namecoin-convention
  * subject or issuer is also answered by the local service (ncfence serve)
- * over a Unix socket (docs/service-protocol.md), with a bounded wait, and the
- * answer is cached for its TTL. Service down, slow, foreign or answering
- * nonsense: no live objects (the .bit chain fails; nothing else changes).
+ * over a Unix socket (docs/service-protocol.md), and the answer is cached
+ * until its TTL, counted from when the question was sent, runs out. Service
+ * down, slow, foreign or answering nonsense: no live objects (the .bit chain
+ * fails; nothing else changes).
+ *
+ * Bounded waiting. NSS searches a token on the slot's default session under
+ * the slot's lock (nss lib/dev/devtoken.c find_objects,
+ * nssSession_EnterMonitor; lib/pk11wrap/pk11slot.c), so while a search waits
+ * in here every other certificate lookup of the process waits too. So the
+ * question is asked in the background and the search waits only briefly:
+ * - a question is a non-blocking connection in a table of MAX_PENDING
+ *   (one per name: a second search for the same name joins it). Every
+ *   search for a Namecoin name (and every enumeration) moves all of them on
+ *   without blocking, and files the answers that have arrived; a question
+ *   not answered within service-timeout-ms is dropped. A full table takes
+ *   no new question (that search gets nothing);
+ * - a search whose answer is not there waits for it, at most WAIT_MAX_US,
+ *   and only while the service has been answering quickly: not at all for
+ *   SLOW_HOLD_MS after a wait ran out, nor while another question has gone
+ *   unanswered for FAST_MS (so a hung or slow source costs one short wait
+ *   every SLOW_HOLD_MS, not one per name);
+ * - and only out of a per-process budget: WAIT_CAP_US at most, refilled at
+ *   one part in WAIT_REFILL of elapsed time, and not at all below
+ *   WAIT_MIN_US. The time a search actually waited is charged (a fast
+ *   answer costs what it took). So over any period D, searches here wait
+ *   at most WAIT_CAP_US + D / WAIT_REFILL in all, and an ordinary lookup
+ *   queued behind any number of them waits at most about WAIT_CAP_US *
+ *   WAIT_REFILL / (WAIT_REFILL - 1) (210 ms) for their sake, whatever the
+ *   names and the source do;
+ * - an answer that arrives after its search gave up is filed when the next
+ *   search comes by, so the next search for that name (a reload) finds it;
+ *   and its objects also serve searches naming them (the service sends the
+ *   TLD CA and the root with an AIA parent), so that reload finds the whole
+ *   chain.
  *
  * The cache is a fixed table of MAX_ENTRIES entries, at most one per
- * (PKCS#11 slot, name). An entry is immutable while published and is read
- * only under the lock (searches, and attribute reads copy out under it). A
+ * (PKCS#11 slot, name). An entry's objects are immutable while published
+ * and read only under the lock (searches, and attribute reads copy out
+ * under it). A
  * new answer takes, in order: the table slot of an expired entry for the
  * same name, an unused one, or that of the entry that expires first (expired
  * ones first), whose entry is then freed. So a full cache still takes new
  * answers. An answer with no objects that is already expired (TTL 0, as
- * "unavailable" is) is not cached at all.
+ * "unavailable" is) is not cached at all; one with objects and TTL 0 is
+ * served once, to the next search for its name.
  *
  * Handles: NF_LIVE_BASE | generation << 15 | table slot << 5 | object. Each
  * table slot counts the entries it has held, and a handle carries the count
@@ -19,7 +52,15 @@
  * CKR_OBJECT_HANDLE_INVALID, never another name's object. The counts survive
  * C_Finalize. With a 64-bit CK_ULONG the count has 47 bits: a table slot
  * would have to be refilled 2^47 times before an old handle could name a new
- * object. */
+ * object.
+ *
+ * Everything here is under nf.lock, which is never held across a blocking
+ * call: sockets are non-blocking, and a waiting search polls its socket
+ * with the lock released, then looks its question up again by name (the
+ * question may have been answered, dropped or finalized meanwhile; a stale
+ * descriptor number only ends a poll early or late). No thread is started:
+ * nothing outlives C_Finalize, and a forked child drops the questions it
+ * inherited (live_forget_pending_inlock). */
 #include "nf.h"
 
 #include <errno.h>
@@ -45,6 +86,23 @@ extern char **environ;
 #define MAX_VALUE 65536u
 #define MAX_TTL 3600u
 
+/* Questions in flight per process (the service serves 64 connections). */
+#define MAX_PENDING 16
+/* How a search waits (see the top of this file): at most WAIT_MAX_US, not
+ * while another question has gone unanswered for FAST_MS nor for
+ * SLOW_HOLD_MS after a wait ran out, and out of the budget (WAIT_CAP_US,
+ * refilled at 1/WAIT_REFILL of elapsed time, no wait below WAIT_MIN_US). */
+#define WAIT_MAX_US 100000LL
+#define FAST_MS 100
+#define SLOW_HOLD_MS 2000
+#define WAIT_CAP_US 200000LL
+#define WAIT_REFILL 20
+#define WAIT_MIN_US 10000LL
+/* Nothing listening and nothing to start it: ask again only after this. */
+#define REFUSED_HOLD_MS 100
+/* While nothing listens and service-command is starting the service. */
+#define RETRY_CONNECT_MS 20
+
 #define OBJ_BITS 5
 #define IDX_BITS 10
 #define GEN_SHIFT (OBJ_BITS + IDX_BITS)
@@ -57,6 +115,7 @@ typedef struct live_entry {
 	unsigned char *name;
 	size_t name_len;
 	long long expires_ms;
+	int once;            /* TTL 0: served to the next search for its name, then expired */
 	size_t nobjects;
 	nf_object objects[MAX_OBJECTS];
 	nf_attr *attrs;
@@ -71,12 +130,43 @@ static live_entry *entries[MAX_ENTRIES];
 static size_t nhigh;
 static CK_OBJECT_HANDLE slot_gen[MAX_ENTRIES]; /* never reset */
 
+/* A question to the service, in flight. */
+typedef struct live_pending {
+	CK_SLOT_ID slot;
+	unsigned char *name;
+	size_t name_len;
+	int fd;               /* -1 until connected */
+	long long asked_ms;   /* when a search asked it */
+	long long next_try_ms; /* nothing listening: when to connect again */
+	long long sent_ms;    /* when it was sent: the answer's TTL counts from here */
+	long long deadline_ms;
+	unsigned char *req;   /* the request frame */
+	size_t req_len, req_off;
+	unsigned char hdr[8]; /* the answer's frame header, then its body */
+	size_t hdr_got;
+	unsigned char *body;
+	size_t body_len, body_got;
+} live_pending;
+
+static live_pending *pending[MAX_PENDING];
+static size_t npending;
+static long long budget_us = WAIT_CAP_US, budget_at_us = -1;
+static long long slow_until_ms; /* no waits before then: a wait ran out */
+static long long refused_until_ms; /* no questions before then: nothing listens */
+static long long harvested_ms = -1; /* the last harvest_inlock */
+
 static long long
-now_ms (void)
+now_us (void)
 {
 	struct timespec ts;
 	clock_gettime (CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static long long
+now_ms (void)
+{
+	return now_us () / 1000;
 }
 
 void live_entry_free (live_entry *e);
@@ -92,6 +182,34 @@ live_entry_free (live_entry *e)
 	free (e);
 }
 
+void live_pending_free (live_pending *p);
+
+void
+live_pending_free (live_pending *p)
+{
+	if (p == NULL)
+		return;
+	if (p->fd >= 0)
+		close (p->fd);
+	free (p->name);
+	free (p->req);
+	free (p->body);
+	free (p);
+}
+
+/* Drops every question in flight. In a forked child (entry.c fork_child):
+ * the sockets are shared with the parent, whose answers the child must not
+ * read; closing the child's copies leaves the parent's intact. */
+void
+live_forget_pending_inlock (void)
+{
+	for (size_t i = 0; i < npending; i++) {
+		live_pending_free (pending[i]);
+		pending[i] = NULL;
+	}
+	npending = 0;
+}
+
 void
 live_free_all_inlock (void)
 {
@@ -100,6 +218,11 @@ live_free_all_inlock (void)
 		entries[i] = NULL;
 	}
 	nhigh = 0;
+	live_forget_pending_inlock ();
+	budget_us = WAIT_CAP_US;
+	budget_at_us = -1;
+	slow_until_ms = refused_until_ms = 0;
+	harvested_ms = -1;
 }
 
 static CK_OBJECT_HANDLE
@@ -137,75 +260,42 @@ wr32 (unsigned char *p, uint32_t v)
 	p[3] = v >> 24;
 }
 
-/* Waits for fd to be ready until the deadline; 0 ready, -1 timeout or error. */
-static int
-wait_fd (int fd, short events, long long deadline)
-{
-	for (;;) {
-		long long left = deadline - now_ms ();
-		if (left <= 0)
-			return -1;
-		struct pollfd p = { fd, events, 0 };
-		int r = poll (&p, 1, (int)left);
-		if (r > 0)
-			return (p.revents & (events | POLLHUP)) ? 0 : -1;
-		if (r < 0 && errno != EINTR)
-			return -1;
-	}
-}
+/* ---- on-demand start ---- */
 
-static int
-io_all (int fd, unsigned char *buf, size_t len, int writing, long long deadline)
-{
-	size_t done = 0;
-	while (done < len) {
-		if (wait_fd (fd, writing ? POLLOUT : POLLIN, deadline) < 0)
-			return -1;
-		ssize_t n = writing ? send (fd, buf + done, len - done, MSG_NOSIGNAL) : recv (fd, buf + done, len - done, 0);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
-			return -1;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
-/* On-demand start (`service-command` in the configuration): the command is
- * split on spaces (no quoting) and started detached in its own session, its
- * output to /dev/null, at most once every 30 s; the module does not wait for
- * it or stop it. 1 when a start is (or was just) under way. The decision is
- * taken under the lock, so threads that find nothing listening at the same
- * moment start one service between them, not one each. */
+/* `service-command` in the configuration: the command is split on spaces
+ * (no quoting) and started detached in its own session, its output to
+ * /dev/null, at most once every 30 s; the module neither waits for it nor
+ * stops it. The decision is taken under the lock, so threads that find
+ * nothing listening at the same moment start one service between them, not
+ * one each. */
 static long long last_start_ms = -1; /* under the lock */
 
-static int
-start_service (void)
+/* A copy of the command when it is time to start it (the caller runs it
+ * with start_spawn after unlocking), else NULL. */
+static char *
+start_decide_inlock (long long now)
 {
-	char *copy = NULL;
-	int coming = 0, starting = 0;
-	nf_lock ();
-		long long now = now_ms ();
-		if (nf.service_command == NULL) {
-			coming = 0;
-		} else if (last_start_ms >= 0 && now - last_start_ms < 30000) {
-			coming = now - last_start_ms < nf.service_timeout_ms; /* the earlier start is still coming up */
-		} else {
-			last_start_ms = now;
-			starting = 1;
-			copy = strdup (nf.service_command);
-		}
-	nf_unlock ();
-	if (!starting)
-		return coming;
+	if (nf.service_command == NULL || (last_start_ms >= 0 && now - last_start_ms < 30000))
+		return NULL;
+	last_start_ms = now;
+	/* A copy: nf.service_command may be freed by a concurrent C_Finalize
+	 * once the lock is released (review). */
+	return strdup (nf.service_command);
+}
+
+static void
+start_spawn (char *copy)
+{
+	if (copy == NULL)
+		return;
 	if (nf_privileged ()) {
-		nf_warn ("not starting the .bit service with %s: this process runs with elevated privileges", copy ? copy : "");
+		nf_warn ("not starting the .bit service with %s: this process runs with elevated privileges", copy);
 		free (copy);
-		return 0;
+		return;
 	}
 	char *argv[32];
 	int argc = 0;
-	for (char *save = NULL, *tok = copy ? strtok_r (copy, " ", &save) : NULL; tok && argc < 31; tok = strtok_r (NULL, " ", &save))
+	for (char *save = NULL, *tok = strtok_r (copy, " ", &save); tok && argc < 31; tok = strtok_r (NULL, " ", &save))
 		argv[argc++] = tok;
 	argv[argc] = NULL;
 	posix_spawn_file_actions_t fa;
@@ -220,82 +310,225 @@ start_service (void)
 	int err = argc > 0 ? posix_spawn (&pid, argv[0], &fa, &attr, argv, environ) : EINVAL;
 	posix_spawnattr_destroy (&attr);
 	posix_spawn_file_actions_destroy (&fa);
-	/* argv[0] points into our own copy: nf.service_command may be freed by a
-	 * concurrent C_Finalize once the lock is released (review). */
 	if (err != 0)
 		nf_warn ("cannot start the .bit service with %s: %s", argc > 0 ? argv[0] : "(empty command)", strerror (err));
 	else
 		nf_debug (NF_DBG_FIND, "live: started the service (pid %d)", (int)pid);
 	free (copy);
-	return err == 0;
 }
 
-/* Asks the service; returns the response body (malloc'd) or NULL. */
-static unsigned char *
-ask_service (const char *path, long timeout_ms, const unsigned char *name, size_t name_len, size_t *body_len)
+/* ---- questions in flight ---- */
+
+enum { STEP_FAIL = -1, STEP_MORE = 0, STEP_DONE = 1 };
+
+/* Takes n bytes of the answer's frame. STEP_DONE once the whole frame is
+ * in, STEP_MORE while it is not, STEP_FAIL on a bad magic, a length out of
+ * bounds, no memory, or a byte past the frame (one answer per connection). */
+int live_feed (live_pending *p, const unsigned char *data, size_t n);
+
+int
+live_feed (live_pending *p, const unsigned char *data, size_t n)
+{
+	while (n > 0) {
+		if (p->hdr_got < sizeof p->hdr) {
+			size_t k = sizeof p->hdr - p->hdr_got < n ? sizeof p->hdr - p->hdr_got : n;
+			memcpy (p->hdr + p->hdr_got, data, k);
+			p->hdr_got += k, data += k, n -= k;
+			if (p->hdr_got < sizeof p->hdr)
+				break;
+			uint32_t len = rd32 (p->hdr + 4);
+			if (memcmp (p->hdr, "NCFS", 4) != 0 || len < 12 || len > MAX_RESPONSE || (p->body = malloc (len)) == NULL)
+				return STEP_FAIL;
+			p->body_len = len;
+			continue;
+		}
+		if (p->body_got == p->body_len)
+			return STEP_FAIL;
+		size_t k = p->body_len - p->body_got < n ? p->body_len - p->body_got : n;
+		memcpy (p->body + p->body_got, data, k);
+		p->body_got += k, data += k, n -= k;
+	}
+	return p->hdr_got == sizeof p->hdr && p->body_got == p->body_len ? STEP_DONE : STEP_MORE;
+}
+
+/* For the fuzzer (test/fuzz/fuzz_live.c): a question with no socket, whose
+ * reader is fed by hand, and the body it read. */
+live_pending *live_reader_new (void);
+unsigned char *live_reader_take (live_pending *p, size_t *len);
+
+live_pending *
+live_reader_new (void)
+{
+	live_pending *p = calloc (1, sizeof *p);
+	if (p != NULL)
+		p->fd = -1;
+	return p;
+}
+
+unsigned char *
+live_reader_take (live_pending *p, size_t *len)
+{
+	unsigned char *body = p->body;
+	*len = p->body_len;
+	p->body = NULL;
+	return body;
+}
+
+/* Connects to the service without blocking. 1 connected (fd set), 0 not
+ * now (nothing listening yet, or its backlog is full: try again later),
+ * -1 failed. */
+static int
+connect_inlock (live_pending *p, long long now, char **spawn)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen (path) >= sizeof sa.sun_path)
-		return NULL;
-	strcpy (sa.sun_path, path);
-	long long deadline = now_ms () + timeout_ms;
+	if (nf.service_path == NULL || strlen (nf.service_path) >= sizeof sa.sun_path)
+		return -1;
+	strcpy (sa.sun_path, nf.service_path);
 	int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return NULL;
-	unsigned char *req = NULL, *body = NULL;
-	/* Nothing listening yet: start the service if configured, and keep trying until the deadline. */
-	while (connect (fd, (struct sockaddr *)&sa, sizeof sa) < 0 && !(errno == EINPROGRESS || errno == EAGAIN)) {
-		if ((errno != ENOENT && errno != ECONNREFUSED) || !start_service () || now_ms () >= deadline)
-			goto fail;
-		struct timespec pause = { 0, 20 * 1000000L };
-		nanosleep (&pause, NULL);
+		return -1;
+	/* A Unix stream connect does not block: it is made, or refused, or
+	 * EAGAIN when the listener's backlog is full (Linux unix(7)). */
+	if (connect (fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		int err = errno;
+		close (fd);
+		if (err == ENOENT || err == ECONNREFUSED) {
+			if (nf.service_command == NULL) {
+				refused_until_ms = now + REFUSED_HOLD_MS;
+				return -1;
+			}
+			if (*spawn == NULL)
+				*spawn = start_decide_inlock (now);
+		} else if (err != EAGAIN) {
+			return -1;
+		}
+		p->next_try_ms = now + RETRY_CONNECT_MS;
+		return 0;
 	}
-	if (wait_fd (fd, POLLOUT, deadline) < 0)
-		goto fail;
 	/* Only a service run by the user this process acts as may answer (a
 	 * shared directory must not let another user's process vouch): the
 	 * effective uid, which in a setuid program is not the invoker's. */
 	struct ucred cred;
 	socklen_t cl = sizeof cred;
 	if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || cred.uid != geteuid ()) {
-		nf_warn ("service socket %s is not run by this user; ignoring it", path);
-		goto fail;
+		nf_warn ("service socket %s is not run by this user; ignoring it", nf.service_path);
+		close (fd);
+		return -1;
 	}
-	size_t req_len = 8 + 8 + name_len;
-	req = malloc (req_len);
-	if (req == NULL)
-		goto fail;
-	memcpy (req, "NCFS", 4);
-	wr32 (req + 4, (uint32_t)(8 + name_len));
-	req[8] = 1, req[9] = 0;   /* version */
-	req[10] = 1, req[11] = 0; /* kind: objects for a name */
-	wr32 (req + 12, (uint32_t)name_len);
-	memcpy (req + 16, name, name_len);
-	unsigned char hdr[8];
-	if (io_all (fd, req, req_len, 1, deadline) < 0 || io_all (fd, hdr, 8, 0, deadline) < 0)
-		goto fail;
-	uint32_t len = rd32 (hdr + 4);
-	if (memcmp (hdr, "NCFS", 4) != 0 || len < 12 || len > MAX_RESPONSE)
-		goto fail;
-	body = malloc (len);
-	if (body == NULL || io_all (fd, body, len, 0, deadline) < 0)
-		goto fail;
-	free (req);
-	close (fd);
-	*body_len = len;
-	return body;
-fail:
-	free (req);
-	free (body);
-	close (fd);
-	return NULL;
+	p->fd = fd;
+	p->sent_ms = now;
+	return 1;
 }
 
-/* Validates a response body and indexes it into a new entry (NULL if malformed). */
-live_entry *live_parse_answer (unsigned char *body, size_t len, CK_SLOT_ID slot, const unsigned char *name, size_t name_len);
+/* Moves a question on as far as it goes without blocking: connect, send,
+ * read what has arrived. An answer already in is taken even past the
+ * deadline (its TTL counts from when it was sent). */
+static int
+step_io_inlock (live_pending *p, long long now, char **spawn)
+{
+	if (p->body != NULL && p->body_got == p->body_len)
+		return STEP_DONE;
+	if (p->fd < 0) {
+		if (now < p->next_try_ms)
+			return STEP_MORE;
+		int c = connect_inlock (p, now, spawn);
+		if (c <= 0)
+			return c < 0 ? STEP_FAIL : STEP_MORE;
+	}
+	while (p->req_off < p->req_len) {
+		ssize_t k = send (p->fd, p->req + p->req_off, p->req_len - p->req_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return STEP_MORE;
+		if (k <= 0)
+			return STEP_FAIL;
+		p->req_off += (size_t)k;
+	}
+	for (;;) {
+		unsigned char buf[16384];
+		ssize_t k = recv (p->fd, buf, sizeof buf, MSG_DONTWAIT);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return STEP_MORE;
+		if (k <= 0)
+			return STEP_FAIL; /* closed before a whole answer, or an error */
+		int r = live_feed (p, buf, (size_t)k);
+		if (r != STEP_MORE)
+			return r;
+	}
+}
+
+static int
+step_inlock (live_pending *p, long long now, char **spawn)
+{
+	int r = step_io_inlock (p, now, spawn);
+	return r == STEP_MORE && now >= p->deadline_ms ? STEP_FAIL : r;
+}
+
+static long
+pending_find_inlock (CK_SLOT_ID slot, const unsigned char *name, size_t len)
+{
+	for (size_t i = 0; i < npending; i++)
+		if (pending[i]->slot == slot && pending[i]->name_len == len && memcmp (pending[i]->name, name, len) == 0)
+			return (long)i;
+	return -1;
+}
+
+static void
+pending_remove_inlock (size_t i)
+{
+	live_pending_free (pending[i]);
+	pending[i] = pending[--npending];
+	pending[npending] = NULL;
+}
+
+/* A new question for (slot, name), not sent yet (advance_inlock sends it).
+ * Its index, or -1 (table full, no memory). */
+static long
+pending_start_inlock (CK_SLOT_ID slot, const unsigned char *name, size_t name_len, long long now)
+{
+	if (npending == MAX_PENDING)
+		return -1;
+	live_pending *p = calloc (1, sizeof *p);
+	if (p == NULL)
+		return -1;
+	p->fd = -1;
+	p->slot = slot;
+	p->asked_ms = now;
+	p->deadline_ms = now + nf.service_timeout_ms;
+	p->name = malloc (name_len);
+	p->req_len = 8 + 8 + name_len;
+	p->req = malloc (p->req_len);
+	if (p->name == NULL || p->req == NULL) {
+		live_pending_free (p);
+		return -1;
+	}
+	memcpy (p->name, name, name_len);
+	p->name_len = name_len;
+	memcpy (p->req, "NCFS", 4);
+	wr32 (p->req + 4, (uint32_t)(8 + name_len));
+	p->req[8] = 1, p->req[9] = 0;   /* version */
+	p->req[10] = 1, p->req[11] = 0; /* kind: objects for a name */
+	wr32 (p->req + 12, (uint32_t)name_len);
+	memcpy (p->req + 16, name, name_len);
+	pending[npending++] = p;
+	return (long)npending - 1;
+}
+
+/* ---- answers ---- */
+
+/* Validates a response body and indexes it into a new entry (NULL if
+ * malformed). The entry expires ttl seconds after asked_ms, when the
+ * question was sent (the service counts its TTL down from its own fetch,
+ * which came later). */
+live_entry *live_parse_answer (unsigned char *body, size_t len, CK_SLOT_ID slot, const unsigned char *name, size_t name_len,
+                               long long asked_ms);
 
 live_entry *
-live_parse_answer (unsigned char *body, size_t len, CK_SLOT_ID slot, const unsigned char *name, size_t name_len)
+live_parse_answer (unsigned char *body, size_t len, CK_SLOT_ID slot, const unsigned char *name, size_t name_len,
+                   long long asked_ms)
 {
 	live_entry *e = calloc (1, sizeof *e);
 	if (e == NULL) {
@@ -346,7 +579,8 @@ live_parse_answer (unsigned char *body, size_t len, CK_SLOT_ID slot, const unsig
 		goto bad;
 	e->nobjects = count;
 	e->slot = slot;
-	e->expires_ms = now_ms () + (long long)ttl * 1000;
+	e->expires_ms = asked_ms + (long long)ttl * 1000;
+	e->once = ttl == 0 && count > 0;
 	return e;
 bad:
 	live_entry_free (e);
@@ -359,21 +593,21 @@ same_name (const live_entry *e, CK_SLOT_ID slot, const unsigned char *name, size
 	return e->slot == slot && e->name_len == len && memcmp (e->name, name, len) == 0;
 }
 
-/* The unexpired entry for (slot, name), or -1. */
+/* The entry for (slot, name) that a search may use: unexpired, or a TTL-0
+ * answer not served yet. -1 when there is none. */
 static long
 find_entry_inlock (CK_SLOT_ID slot, const unsigned char *name, size_t len, long long now)
 {
 	for (size_t i = 0; i < nhigh; i++)
-		if (entries[i]->expires_ms > now && same_name (entries[i], slot, name, len))
+		if ((entries[i]->expires_ms > now || entries[i]->once) && same_name (entries[i], slot, name, len))
 			return (long)i;
 	return -1;
 }
 
-/* Publishes e and returns its slot. *drop is what the caller frees after
- * unlocking: the entry e replaced or evicted, or e itself when another thread
- * published an unexpired answer for the same name meanwhile (that one is
- * kept, so the handles it already gave out stay valid, and its slot is
- * returned). */
+/* Publishes e and returns its slot. *drop is what the caller frees: the
+ * entry e replaced or evicted, or e itself when an unexpired answer for the
+ * same name is already there (that one is kept, so the handles it already
+ * gave out stay valid, and its slot is returned). */
 static size_t
 publish_inlock (live_entry *e, long long now, live_entry **drop)
 {
@@ -400,6 +634,152 @@ publish_inlock (live_entry *e, long long now, live_entry **drop)
 	return i;
 }
 
+/* Files the whole answer of question i and removes the question. The
+ * entry's index, or -1 when the answer was malformed or had nothing to
+ * keep. */
+static long
+complete_inlock (size_t i, long long now)
+{
+	live_pending *p = pending[i];
+	live_entry *e = live_parse_answer (p->body, p->body_len, p->slot, p->name, p->name_len, p->sent_ms);
+	p->body = NULL; /* taken */
+	pending_remove_inlock (i);
+	nf_debug (NF_DBG_FIND, "live: service %s -> %s", nf.service_path, e ? "answer" : "malformed answer");
+	if (e == NULL || (e->nobjects == 0 && e->expires_ms <= now)) {
+		live_entry_free (e); /* nothing to serve or remember (an "unavailable" answer has TTL 0) */
+		return -1;
+	}
+	live_entry *drop = NULL;
+	long idx = (long)publish_inlock (e, now, &drop);
+	live_entry_free (drop);
+	return idx;
+}
+
+/* Moves question i on; -1 while it is still in flight, else the index of
+ * the entry its answer made (-1 too when it failed or had nothing; *ended
+ * tells the two apart). */
+static long
+advance_inlock (size_t i, long long now, char **spawn, int *ended)
+{
+	int r = step_inlock (pending[i], now, spawn);
+	*ended = r != STEP_MORE;
+	if (r == STEP_MORE)
+		return -1;
+	if (r == STEP_DONE)
+		return complete_inlock (i, now);
+	nf_debug (NF_DBG_FIND, "live: service %s -> no answer", nf.service_path);
+	pending_remove_inlock (i);
+	return -1;
+}
+
+/* Moves every question on and files the answers that have arrived: one
+ * poll says which sockets have something, and only those (and questions
+ * not connected yet or past their deadline) are stepped; at most once a
+ * millisecond. A hostile page makes many searches, each one under NSS's
+ * lock, so a search that asks nothing new costs a syscall, not one per
+ * question. */
+static void
+harvest_inlock (long long now, char **spawn)
+{
+	if (npending == 0 || now == harvested_ms)
+		return;
+	harvested_ms = now;
+	struct pollfd pf[MAX_PENDING];
+	live_pending *due[MAX_PENDING];
+	size_t ndue = 0;
+	for (size_t i = 0; i < npending; i++) {
+		live_pending *p = pending[i];
+		pf[i] = (struct pollfd){ p->fd, p->fd < 0 ? 0 : p->req_off < p->req_len ? POLLIN | POLLOUT : POLLIN, 0 };
+	}
+	if (poll (pf, npending, 0) < 0)
+		for (size_t i = 0; i < npending; i++)
+			pf[i].revents = POLLIN; /* step them all */
+	for (size_t i = 0; i < npending; i++)
+		if (pf[i].revents != 0 || pending[i]->fd < 0 || now >= pending[i]->deadline_ms)
+			due[ndue++] = pending[i];
+	for (size_t k = 0; k < ndue; k++) {
+		long i = -1;
+		for (size_t j = 0; j < npending && i < 0; j++)
+			if (pending[j] == due[k])
+				i = (long)j;
+		int ended;
+		if (i >= 0)
+			advance_inlock ((size_t)i, now, spawn, &ended); /* may remove question i */
+	}
+}
+
+/* Takes what one wait for question `own` may last, in microseconds (0: no
+ * wait): nothing within SLOW_HOLD_MS of a wait that ran out or while another
+ * question has gone unanswered for FAST_MS, else WAIT_MAX_US or what is
+ * left of the budget, whichever is less. */
+static long long
+grant_inlock (const live_pending *own, long long now_us)
+{
+	if (budget_at_us < 0)
+		budget_at_us = now_us;
+	long long earned = (now_us - budget_at_us) / WAIT_REFILL;
+	budget_at_us += earned * WAIT_REFILL;
+	budget_us = budget_us + earned > WAIT_CAP_US ? WAIT_CAP_US : budget_us + earned;
+	if (now_us / 1000 < slow_until_ms)
+		return 0;
+	for (size_t i = 0; i < npending; i++)
+		if (pending[i] != own && now_us / 1000 - pending[i]->asked_ms >= FAST_MS)
+			return 0;
+	if (budget_us < WAIT_MIN_US)
+		return 0;
+	long long grant = budget_us < WAIT_MAX_US ? budget_us : WAIT_MAX_US;
+	budget_us -= grant;
+	return grant;
+}
+
+static void
+refund_inlock (long long unused)
+{
+	if (unused > 0)
+		budget_us = budget_us + unused > WAIT_CAP_US ? WAIT_CAP_US : budget_us + unused;
+}
+
+/* ---- searches ---- */
+
+typedef struct {
+	CK_OBJECT_HANDLE v[MAX_OBJECTS];
+	size_t n;
+} found_set;
+
+/* The objects of entry idx that match the template; a TTL-0 answer is
+ * served this once. */
+static void
+take_inlock (long idx, const CK_ATTRIBUTE *tmpl, CK_ULONG count, found_set *found)
+{
+	if (idx < 0)
+		return;
+	live_entry *e = entries[idx];
+	e->once = 0;
+	for (size_t i = 0; i < e->nobjects; i++)
+		if (attrs_match (&e->objects[i], tmpl, count))
+			found->v[found->n++] = handle_of ((size_t)idx, e, i);
+}
+
+/* Objects that came with another name's answer and match the template,
+ * from the first unexpired answer that has any: the service sends the chain
+ * above an AIA parent (the TLD CA, the root and its trust record) with it,
+ * so once a site's answer is in, the searches for the rest of its chain ask
+ * nothing (a site whose source is slow costs one round trip, not one per
+ * level). */
+static int
+take_related_inlock (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, long long now, found_set *found)
+{
+	for (size_t i = 0; i < nhigh && found->n == 0; i++) {
+		live_entry *e = entries[i];
+		if (e->slot != slot || e->expires_ms <= now)
+			continue;
+		for (size_t k = 0; k < e->nobjects; k++)
+			if (attrs_match (&e->objects[k], tmpl, count))
+				found->v[found->n++] = handle_of (i, e, k);
+	}
+	return found->n > 0;
+}
+
 /* Searches that name no subject or issuer (by CKA_VALUE, by class only, the
  * empty template of a startup enumeration) are answered from what the
  * service already said: the unexpired answer per name. Searches by a
@@ -412,7 +792,9 @@ collect_cached (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (
 			return CKR_OK;
 	long long now = now_ms ();
 	CK_RV rv = CKR_OK;
+	char *spawn = NULL;
 	nf_lock ();
+		harvest_inlock (now, &spawn);
 		for (size_t i = 0; i < nhigh && rv == CKR_OK; i++) {
 			live_entry *e = entries[i];
 			if (e->slot != slot || e->expires_ms <= now)
@@ -422,7 +804,59 @@ collect_cached (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (
 					rv = CKR_HOST_MEMORY;
 		}
 	nf_unlock ();
+	start_spawn (spawn);
 	return rv;
+}
+
+/* What a waiting search polls its question's socket for. */
+static short
+poll_events_inlock (const live_pending *p)
+{
+	return p->req_off < p->req_len ? POLLIN | POLLOUT : POLLIN;
+}
+
+/* Waits, up to `grant` microseconds from `start`, for the answer to the
+ * question for (slot, name), whose socket was `fd`; files it and takes its
+ * objects. The question is looked up again after every wake-up. */
+static void
+wait_answer (CK_SLOT_ID slot, const CK_ATTRIBUTE *name, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int fd, short events,
+             long long start, long long grant, found_set *found)
+{
+	long long end = start + grant, left;
+	int ended = 0;
+	while (!ended && (left = end - now_us ()) > 0) {
+		if (fd >= 0) {
+			struct pollfd pf = { fd, events, 0 };
+			poll (&pf, 1, (int)((left + 999) / 1000)); /* whatever it says, the question is looked at again */
+		} else {
+			struct timespec pause = { 0, (left < RETRY_CONNECT_MS * 1000LL ? left : RETRY_CONNECT_MS * 1000LL) * 1000 };
+			nanosleep (&pause, NULL);
+		}
+		char *spawn = NULL;
+		nf_lock ();
+			long long now = now_ms ();
+			long i = pending_find_inlock (slot, name->pValue, name->ulValueLen);
+			if (i < 0) {
+				/* Answered (or dropped) by another search meanwhile. */
+				take_inlock (find_entry_inlock (slot, name->pValue, name->ulValueLen, now), tmpl, count, found);
+				ended = 1;
+			} else {
+				take_inlock (advance_inlock ((size_t)i, now, &spawn, &ended), tmpl, count, found);
+				if (!ended) {
+					fd = pending[i]->fd;
+					events = poll_events_inlock (pending[i]);
+				}
+			}
+			if (ended)
+				refund_inlock (end - now_us ());
+		nf_unlock ();
+		start_spawn (spawn);
+	}
+	if (!ended) {
+		nf_lock ();
+			slow_until_ms = now_ms () + SLOW_HOLD_MS; /* the service is slow now: no waits for a while */
+		nf_unlock ();
+	}
 }
 
 CK_RV
@@ -433,39 +867,50 @@ live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*p
 	const CK_ATTRIBUTE *name = namecoin_name (tmpl, count);
 	if (name == NULL)
 		return collect_cached (slot, tmpl, count, push, out);
-	CK_OBJECT_HANDLE found[MAX_OBJECTS];
-	size_t nfound = 0;
-	long idx;
+	const unsigned char *nm = name->pValue;
+	size_t len = name->ulValueLen;
+	found_set found = { .n = 0 };
+	char *spawn = NULL;
+	long long grant = 0, start = 0;
+	int fd = -1;
+	short events = 0;
 	nf_lock ();
-		idx = find_entry_inlock (slot, name->pValue, name->ulValueLen, now_ms ());
-		for (size_t i = 0; idx >= 0 && i < entries[idx]->nobjects; i++)
-			if (attrs_match (&entries[idx]->objects[i], tmpl, count))
-				found[nfound++] = handle_of ((size_t)idx, entries[idx], i);
-	nf_unlock ();
-	if (idx < 0) {
-		size_t blen = 0;
-		unsigned char *body = ask_service (nf.service_path, nf.service_timeout_ms, name->pValue, name->ulValueLen, &blen);
-		live_entry *e = body ? live_parse_answer (body, blen, slot, name->pValue, name->ulValueLen) : NULL;
-		nf_debug (NF_DBG_FIND, "live: service %s -> %s", nf.service_path, e ? "answer" : "no answer");
-		if (e == NULL)
-			return CKR_OK; /* closed: no live objects */
 		long long now = now_ms ();
-		if (e->nobjects == 0 && e->expires_ms <= now) {
-			live_entry_free (e); /* nothing to serve or remember (an "unavailable" answer has TTL 0) */
-			return CKR_OK;
+		/* This name's own question first, so its answer is served to this
+		 * search even when it has TTL 0; then everyone else's. */
+		long i = pending_find_inlock (slot, nm, len);
+		int ended = 0;
+		if (i >= 0)
+			take_inlock (advance_inlock ((size_t)i, now, &spawn, &ended), tmpl, count, &found);
+		harvest_inlock (now, &spawn);
+		int asking = i >= 0 && !ended; /* its question is still in flight */
+		if (found.n == 0) {
+			long idx = find_entry_inlock (slot, nm, len, now);
+			if (idx >= 0)
+				take_inlock (idx, tmpl, count, &found);
+			else if (take_related_inlock (slot, tmpl, count, now, &found))
+				asking = 0; /* the chain that came with another answer */
+			else if (!asking && now >= refused_until_ms && (i = pending_start_inlock (slot, nm, len, now)) >= 0) {
+				/* Sent now; fails at once when nothing listens and nothing
+				 * can start it, or the service is another user's. */
+				take_inlock (advance_inlock ((size_t)i, now, &spawn, &ended), tmpl, count, &found);
+				asking = !ended;
+			}
 		}
-		live_entry *drop = NULL;
-		nf_lock ();
-			idx = (long)publish_inlock (e, now, &drop);
-			e = entries[idx];
-			for (size_t i = 0; i < e->nobjects; i++)
-				if (attrs_match (&e->objects[i], tmpl, count))
-					found[nfound++] = handle_of ((size_t)idx, e, i);
-		nf_unlock ();
-		live_entry_free (drop);
-	}
-	for (size_t i = 0; i < nfound; i++)
-		if (push (out, found[i]) < 0)
+		/* No answer yet: wait for it, as far as the budget allows. */
+		if (asking && found.n == 0 && (i = pending_find_inlock (slot, nm, len)) >= 0) {
+			start = now_us ();
+			grant = grant_inlock (pending[i], start);
+			fd = pending[i]->fd;
+			events = poll_events_inlock (pending[i]);
+		}
+	nf_unlock ();
+	start_spawn (spawn);
+	if (grant > 0)
+		wait_answer (slot, name, tmpl, count, fd, events, start, grant, &found);
+	nf_debug (NF_DBG_FIND, "live: %zu objects, waited up to %lld us", found.n, grant);
+	for (size_t k = 0; k < found.n; k++)
+		if (push (out, found.v[k]) < 0)
 			return CKR_HOST_MEMORY;
 	return CKR_OK;
 }

@@ -226,6 +226,9 @@ CK_RV live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, i
  * evicted once the lock is released); count 0 only checks the handle. */
 CK_RV live_read (CK_OBJECT_HANDLE h, CK_SLOT_ID slot, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count);
 void live_free_all_inlock (void);
+/* Drops the questions in flight to the service, closing their sockets (a
+ * forked child must not read its parent's answers). */
+void live_forget_pending_inlock (void);
 
 /* ---- rebuild.c ---- */
 /* Where a fresh view can come from when the configured one is not fresh. */
@@ -285,7 +288,7 @@ typedef struct {
 	struct nf_session *free_sessions; /* the pool, session.c */
 	char *service_path;           /* live.c; NULL: no live .bit answers */
 	char *service_command;        /* live.c; NULL: never start the service */
-	long service_timeout_ms;
+	long service_timeout_ms;      /* how long a question to the service may stay in flight (live.c) */
 	int java_host;                /* the host is a Java VM: nothing is CKA_TRUSTED (attrs.c) */
 } nf_state;
 

@@ -9,7 +9,8 @@ dest=/var/cache/ncfence-test/debs
 mkdir -p "$dest"
 cd "$dest"
 for p in firefox-esr=140.12.0esr-1~deb12u1 thunderbird=1:140.12.0esr-1~deb12u1 \
-  libnss3=2:3.87.1-1+deb12u2 libnss3-tools=2:3.87.1-1+deb12u2 ca-certificates=20230311+deb12u1; do
+  libnss3=2:3.87.1-1+deb12u2 libnss3-tools=2:3.87.1-1+deb12u2 libnss3-dev=2:3.87.1-1+deb12u2 \
+  ca-certificates=20230311+deb12u1; do
   name=${p%%=*}
   version=${p#*=}
   # apt writes an epoch's colon as %3a in the file name

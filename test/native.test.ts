@@ -2,15 +2,19 @@
 // two real upstreams, the same under ASan+UBSan, 1000 C_Initialize/C_Finalize
 // cycles under LeakSanitizer, an 8-thread stress run under ThreadSanitizer,
 // live .bit lookups from several threads past a full cache (ASan, TSan), one
-// on-demand service start for threads that find none at once (TSan), and
-// short libFuzzer runs over the view parser and template handling.
+// on-demand service start for threads that find none at once (TSan), live
+// lookups against a service that never answers well (hung, silent, garbage,
+// a byte at a time, down) finalized with questions in flight (ASan with
+// LeakSanitizer, TSan, no descriptor left open), a fork with a question in
+// flight, and short libFuzzer runs over the view parser, template handling
+// and the service's answers.
 
 import test from 'ava';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
-import { startFakeService } from './helpers/fakeService.js';
+import { startBrokenService, startFakeService } from './helpers/fakeService.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { buildFuzzer, buildHarness, buildModule } from './helpers/native.js';
 import { MODULE, P11KIT_TRUST, ROOT, UPSTREAM_SHIM } from './helpers/paths.js';
@@ -111,9 +115,9 @@ test('8 threads of concurrent sessions and finds run clean under ThreadSanitizer
 /** p11Config plus `lines`, in a file of its own. (Over p11-kit-trust: with
  * several threads the system CKBI's NSPR now and then leaks a lock, which
  * LeakSanitizer would report against the run.) */
-function p11ConfigWith(label: string, lines: string): string {
+function p11ConfigWith(label: string, lines: string, base = p11Config): string {
   const file = join(dir, `${label}.conf`);
-  writeFileSync(file, `${readFileSync(p11Config, 'utf8')}${lines}`);
+  writeFileSync(file, `${readFileSync(base, 'utf8')}${lines}`);
   return file;
 }
 
@@ -154,6 +158,54 @@ test('on-demand start: 8 threads that find no service at once start it once, wit
   await new Promise((res) => setTimeout(res, 300));
   const lines = readFileSync(starts, 'utf8').split('\n').filter(Boolean);
   t.is(lines.length, 1, `service-command ran ${lines.length} times`);
+});
+
+// What can sit behind the service's socket; none of it answers a question well.
+const hostileServices: { name: string; start: (socket: string) => Promise<{ close(): Promise<void> }>; extra?: string }[] = [
+  { name: 'a service whose source never answers', start: (socket) => startFakeService(socket) },
+  { name: 'a socket that accepts and stays silent', start: (socket) => startBrokenService(socket, 'silent') },
+  { name: 'a service answering garbage', start: (socket) => startBrokenService(socket, 'garbage') },
+  { name: 'a service answering a byte at a time', start: (socket) => startBrokenService(socket, 'trickle') },
+  { name: 'no service', start: async () => ({ close: async () => undefined }) },
+  { name: 'no service, and a service-command that never listens', start: async () => ({ close: async () => undefined }), extra: 'service-command = /bin/true\n' },
+];
+for (const v of liveVariants) {
+  for (const h of hostileServices) {
+    test(`live lookups against ${h.name}: 4 threads x 150 names, finalized with questions in flight, find nothing and leave nothing open, under ${v.name}`, async (t) => {
+      const label = `hostile-${v.name}-${h.name}`.replace(/\W/g, '');
+      const own = join(dir, label);
+      mkdirSync(own, { mode: 0o700 });
+      const socket = join(own, 'run', 's.sock');
+      mkdirSync(join(own, 'run'), { mode: 0o700 });
+      const svc = await h.start(socket);
+      try {
+        const r = await run(await v.harness(), ['livehostile', await v.module(), '4', '150', '3'], {
+          env: { ...process.env, NCFENCE_CONFIG: p11ConfigWith(label, `service = ${socket}\n${h.extra ?? ''}`), ...v.env },
+          timeoutMs: 240_000,
+        });
+        assertClean(t, r);
+      } finally {
+        await svc.close();
+      }
+    });
+  }
+}
+
+test('fork with a question in flight: the child asks its own and never reads its parent\'s answer (ASan)', async (t) => {
+  const own = join(dir, 'livefork');
+  mkdirSync(own, { mode: 0o700 });
+  const socket = join(own, 'run', 's.sock');
+  const svc = await startFakeService(socket);
+  try {
+    // Over the browser target's snapshot token: no upstream library, whose own fork-safety is not ours to test.
+    const r = await run(await bins.harnessAsan!, ['livefork', await bins.moduleAsan!], {
+      env: { ...process.env, NCFENCE_CONFIG: p11ConfigWith('livefork', `service = ${socket}\n`, browserConfig), ASAN_OPTIONS: 'detect_leaks=1' },
+      timeoutMs: 60_000,
+    });
+    assertClean(t, r);
+  } finally {
+    await svc.close();
+  }
 });
 
 test('fork while other threads hold the module lock: 200 children never deadlock', async (t) => {

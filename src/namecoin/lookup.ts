@@ -11,6 +11,7 @@ import { boolBytes, ulongBytes } from '../compile/upstream.js';
 import { parseAiaName, synthesizeAiaParents, vouchedKeys, type AiaRequest, type NamecoinAuthority, type TlsRecord } from './chain.js';
 import type { NameOwner } from './rpc.js';
 import { certify, certifyingName } from './stapled.js';
+import { MAX_OBJECTS } from '../service/protocol.js';
 
 export type ServiceObject = [type: number, value: Uint8Array][];
 
@@ -76,12 +77,37 @@ function rootTrust(c: IssuedCert): ServiceObject {
 
 const CACHE_LIMIT = 4096;
 
+/**
+ * Data a source gave, and when it was asked for it. Its TTL counts down from
+ * then, in whole seconds elapsed (as a DNS cache counts a record's TTL down,
+ * RFC 1035 section 3.2.1): whatever is built from it, at any later time,
+ * carries only what is left, all the way to the module's cache.
+ */
+interface Fetched<T> {
+  value: T;
+  /** deps.now() just before the source was asked: never later than the data. */
+  fetchedAt: number;
+  /** Seconds from fetchedAt, as the source gave them (capped at MAX_TTL). */
+  ttl: number;
+  source: string;
+}
+
+/** Seconds of a TTL left at `now`; 0 or less once it has run out. */
+export function ttlLeft(f: { fetchedAt: number; ttl: number }, now: number): number {
+  return f.ttl - Math.floor(Math.max(0, now - f.fetchedAt) / 1000);
+}
+
 export class NamecoinLookup {
   /** Records per domain, kept for their TTL (bounded; the oldest entry goes first). */
-  private readonly cache = new Map<string, { records: TlsRecord[]; ttl: number; expires: number; source: string }>();
+  private readonly cache = new Map<string, Fetched<TlsRecord[]>>();
   /** Name owners per source and name, kept for their TTL (bounded like the records). */
-  private readonly owners = new Map<string, { owner: NameOwner; expires: number }>();
-  /** Certified-mode verdicts per owner and stapled data (bounded). */
+  private readonly owners = new Map<string, Fetched<NameOwner>>();
+  /**
+   * Certified-mode verdicts per owner address and stapled data (bounded).
+   * A verdict depends on nothing else, so it needs no TTL of its own: it is
+   * used only with an unexpired owner entry for that address, and an answer
+   * it gives carries what is left of that entry's TTL.
+   */
   private readonly verdicts = new Map<string, ReturnType<typeof certify>>();
 
   constructor(
@@ -93,13 +119,15 @@ export class NamecoinLookup {
   ) {}
 
   /** Records for a domain, and what each source said (for the log line). */
+  /** The records' TTL is what is left of the source's, counted from when it was asked. */
   private async records(domain: string): Promise<{ found?: { records: TlsRecord[]; ttl: number; source: string }; reasons: string[] }> {
-    const now = this.deps.now().getTime();
     const hit = this.cache.get(domain);
-    if (hit && hit.expires > now) return { found: { records: hit.records, ttl: Math.max(1, Math.floor((hit.expires - now) / 1000)), source: `cache (${hit.source})` }, reasons: [] };
+    const left = hit ? ttlLeft(hit, this.now()) : 0;
+    if (hit && left > 0) return { found: { records: hit.value, ttl: left, source: `cache (${hit.source})` }, reasons: [] };
     const reasons: string[] = [];
     for (const source of this.sources) {
       let found: Awaited<ReturnType<TlsSource['lookup']>>;
+      const fetchedAt = this.now();
       try {
         found = await source.lookup(domain);
       } catch (e) {
@@ -110,12 +138,17 @@ export class NamecoinLookup {
         reasons.push(`${source.name}: no TLS record${found.absent === 'expired' ? ` (${certifyingName(domain)} has expired)` : ''}`);
         continue;
       }
-      const ttl = Math.max(1, Math.min(found.ttl, MAX_TTL));
+      const fetched = { value: found.records, fetchedAt, ttl: Math.max(1, Math.min(found.ttl, MAX_TTL)), source: source.name };
+      this.cache.delete(domain);
       if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(domain, { records: found.records, ttl, expires: now + ttl * 1000, source: source.name });
-      return { found: { records: found.records, ttl, source: source.name }, reasons };
+      this.cache.set(domain, fetched);
+      return { found: { records: found.records, ttl: Math.max(0, ttlLeft(fetched, this.now())), source: source.name }, reasons };
     }
     return { reasons };
+  }
+
+  private now(): number {
+    return this.deps.now().getTime();
   }
 
   /** The Namecoin root's subject (what a verifier asks for at the top of a .bit chain). */
@@ -134,16 +167,18 @@ export class NamecoinLookup {
     let kind: Outcome | undefined;
     const name = certifyingName(req.domain);
     if (req.notLowercase) return { kind: 'bad signature', reasons: [`the name spells ${req.domain} in capitals, and certified mode signs the exact lowercase text`] };
-    const now = this.deps.now().getTime();
     for (const source of this.sources) {
       if (!source.owner) {
         reasons.push(`${source.name}: cannot check a stapled signature (it does not know who owns ${name})`);
         continue;
       }
-      let owner: NameOwner;
-      const hit = this.owners.get(`${source.name}\0${name}`);
-      if (hit && hit.expires > now) owner = hit.owner;
-      else {
+      // The owner as last fetched: an answer it vouches for lives only as long as what is left of its TTL,
+      // so a name that changes hands stops vouching for its former owner's chains one TTL after that owner was fetched.
+      const key = `${source.name}\0${name}`;
+      let entry = this.owners.get(key);
+      if (!entry || ttlLeft(entry, this.now()) <= 0) {
+        const fetchedAt = this.now();
+        let owner: NameOwner;
         try {
           owner = await source.owner(req.domain);
         } catch (e) {
@@ -151,9 +186,12 @@ export class NamecoinLookup {
           kind ??= 'source down';
           continue;
         }
+        entry = { value: owner, fetchedAt, ttl: Math.max(1, Math.min(owner.ttl, MAX_TTL)), source: source.name };
+        this.owners.delete(key);
         if (this.owners.size >= CACHE_LIMIT) this.owners.delete(this.owners.keys().next().value!);
-        this.owners.set(`${source.name}\0${name}`, { owner, expires: now + Math.min(owner.ttl, MAX_TTL) * 1000 });
+        this.owners.set(key, entry);
       }
+      const owner = entry.value;
       if (!owner.address) {
         reasons.push(`${source.name}: ${name} ${owner.absent === 'expired' ? 'has expired' : 'does not exist'}, so no one can certify for it`);
         kind = owner.absent === 'expired' ? 'expired name' : 'no record';
@@ -166,28 +204,40 @@ export class NamecoinLookup {
         if (this.verdicts.size >= CACHE_LIMIT) this.verdicts.delete(this.verdicts.keys().next().value!);
         this.verdicts.set(memo, verdict);
       }
-      if (verdict.ok) return { vouched: { source: source.name, address: owner.address, name, ttl: Math.min(owner.ttl, MAX_TTL) }, reasons };
+      if (verdict.ok) return { vouched: { source: source.name, address: owner.address, name, ttl: Math.max(0, ttlLeft(entry, this.now())) }, reasons };
       reasons.push(`${source.name}: ${verdict.detail}`);
       kind = verdict.kind === 'owner-mismatch' ? 'owner mismatch' : 'bad signature';
     }
     return { kind: kind ?? 'cannot check owner', reasons };
   }
 
+  /** The root with its trust record, and the TLD CA: constant for the service's life. */
+  private rootObjects(): ServiceObject[] {
+    return [certObject(this.auth.root.cert, 'Namecoin Root CA', true), rootTrust(this.auth.root.cert)];
+  }
+
+  private tldObjects(): ServiceObject[] {
+    return [certObject(this.auth.tld.cert, '.bit TLD CA', false)];
+  }
+
   async answer(name: Uint8Array): Promise<LookupAnswer> {
     const { root, tld } = this.auth;
-    if (bytesEqual(name, root.cert.subject)) {
-      return { status: 0, ttl: MAX_TTL, objects: [certObject(root.cert, 'Namecoin Root CA', true), rootTrust(root.cert)] };
-    }
-    if (bytesEqual(name, tld.cert.subject)) return { status: 0, ttl: MAX_TTL, objects: [certObject(tld.cert, '.bit TLD CA', false)] };
+    if (bytesEqual(name, root.cert.subject)) return { status: 0, ttl: MAX_TTL, objects: this.rootObjects() };
+    if (bytesEqual(name, tld.cert.subject)) return { status: 0, ttl: MAX_TTL, objects: this.tldObjects() };
     const req = parseAiaName(name);
     if (!req) return { status: 1, ttl: 60, objects: [] };
     const refuse = (kind: Outcome, why: string, ttl = 60): LookupAnswer => {
       this.log?.(`${req.domain}: refused (${kind}): ${why}`);
       return { status: 1, ttl, objects: [] };
     };
+    // The chain above an AIA parent comes with it: a verifier asks for the TLD CA and the root next, and
+    // the module keeps these for searches naming them (addon/live.c), so a site whose source is slow
+    // costs one round trip to verify, not one per level.
     const answerWith = (keys: Uint8Array[], ttl: number): LookupAnswer => {
-      const certs = synthesizeAiaParents(this.auth, name, req, keys, this.deps);
-      return { status: certs.length ? 0 : 1, ttl, objects: certs.map((c) => certObject(c, `${req.domain} Domain AIA Parent CA`, false)) };
+      const above = [...this.tldObjects(), ...this.rootObjects()];
+      const certs = synthesizeAiaParents(this.auth, name, req, keys.slice(0, MAX_OBJECTS - above.length), this.deps);
+      const objects = certs.map((c) => certObject(c, `${req.domain} Domain AIA Parent CA`, false));
+      return { status: certs.length ? 0 : 1, ttl, objects: certs.length ? [...objects, ...above] : [] };
     };
     if (req.malformed) return refuse('malformed', `stapled data in the issuer name: ${req.malformed}`);
     const notAfter = req.stapled?.notAfter?.seconds;

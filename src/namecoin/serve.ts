@@ -20,6 +20,7 @@ export interface ServeOptions {
   rpcPassword?: string;
   /** Source order, e.g. ['rules', 'dns', 'rpc'] (default: those configured, in that order). */
   order?: string[];
+  /** Bound on one source's answer (default SOURCE_TIMEOUT_MS). */
   timeoutMs?: number;
   /** Check every source can answer before serving (reachable, credentials readable, loopback); the CLI does. */
   checkSources?: boolean;
@@ -29,6 +30,15 @@ export interface ServeOptions {
   now?: () => Date;
 }
 
+/**
+ * How long a source may take. The module does not wait for it (it asks in
+ * the background and files late answers: addon/live.c), so a slow source's
+ * answer is still worth having; the service's bound on a whole lookup
+ * (src/service/server.ts) and the module's on a question in flight
+ * (service-timeout-ms) are longer.
+ */
+export const SOURCE_TIMEOUT_MS = 4000;
+
 export function defaultSocketPath(): string {
   const runtime = process.env.XDG_RUNTIME_DIR;
   return runtime ? join(runtime, 'ncfence', 'service.sock') : join(homedir(), '.cache', 'ncfence', 'service.sock');
@@ -36,7 +46,7 @@ export function defaultSocketPath(): string {
 
 async function buildSources(o: ServeOptions): Promise<TlsSource[]> {
   const available: Record<string, () => Promise<TlsSource>> = {};
-  const timeoutMs = o.timeoutMs ?? 1500;
+  const timeoutMs = o.timeoutMs ?? SOURCE_TIMEOUT_MS;
   if (o.rules) available.rules = async () => rulesSource(o.rules!);
   if (o.dns) {
     // An address, not a host name: resolving the DNS server's own name would go through the resolver being bypassed.

@@ -15,7 +15,8 @@ import { FRAME_HEADER_LENGTH, Status, decodeRequest, encodeResponse, readFrameHe
 
 
 export const DEFAULT_TIMEOUT_MS = 2000;
-export const DEFAULT_HANDLER_TIMEOUT_MS = 2000;
+/** Longer than a source may take (namecoin/serve.ts SOURCE_TIMEOUT_MS), shorter than the module keeps a question open (6000). */
+export const DEFAULT_HANDLER_TIMEOUT_MS = 5000;
 export const DEFAULT_MAX_CONNECTIONS = 64;
 /** sun_path is 108 bytes on Linux, NUL included; libuv may truncate a longer path silently. */
 const MAX_SOCKET_PATH_BYTES = 107;

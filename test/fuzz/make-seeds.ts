@@ -68,7 +68,7 @@ const seeds = {
 };
 for (const [name, bytes] of Object.entries(seeds)) writeFileSync(`${here}corpus/template/${name}`, bytes);
 
-// live: service response bodies (the frame after its 8-byte header)
+// live: a piece size (1 + first byte % 64), then a whole response frame as it comes off the socket
 import { encodeResponse } from '../../src/service/protocol.js';
 mkdirSync(`${here}corpus/live`, { recursive: true });
 const live = {
@@ -79,4 +79,7 @@ const live = {
     objects: [[[CKA.CLASS, ulongBytes(CKO.CERTIFICATE)], [CKA.SUBJECT, der], [CKA.VALUE, der], [CKA.TRUSTED, boolBytes(false)]]],
   }),
 };
-for (const [name, bytes] of Object.entries(live)) writeFileSync(`${here}corpus/live/${name}`, bytes.subarray(8));
+for (const [name, bytes] of Object.entries(live)) {
+  writeFileSync(`${here}corpus/live/${name}`, Buffer.concat([Uint8Array.of(63), bytes]));
+  writeFileSync(`${here}corpus/live/${name}-bytewise`, Buffer.concat([Uint8Array.of(0), bytes]));
+}

@@ -154,6 +154,10 @@ export async function copyFirefoxInstall(destDir: string, rootsModule?: string, 
 export interface ProbeResult {
   /** Outcome per URL (keyed by the URL string, so pass distinct URLs). */
   results: Record<string, 'load' | 'error' | 'timeout'>;
+  /** With retryAfterMs: the outcome of each URL's first try (results holds the last). */
+  firstTry: Record<string, 'load' | 'error' | 'timeout'>;
+  /** Milliseconds from the start of each URL's last try to its load or error event, as the page measured them. */
+  ms: Record<string, number>;
   /** Concatenated MOZ_LOG output (pipnss:5) of all Firefox processes. */
   log: string;
   /** Tail of Firefox's stdout+stderr (diagnostics only). */
@@ -185,6 +189,15 @@ export interface ProbeOptions {
   profilePrefs?: string[];
   /** Called with the fresh profile dir after user.js is written, before Firefox starts. */
   prepareProfile?: (profileDir: string) => Promise<void>;
+  /**
+   * Load a URL whose first try fails once more, this many ms later (a reload:
+   * ncfence answers a `.bit` name whose source is slow on a later try).
+   */
+  retryAfterMs?: number;
+  /** Load the URLs in the page one after the other (each once the one before has loaded or failed), not all at once. */
+  sequential?: boolean;
+  /** Start loading this many ms after the page has loaded (a browser that has settled after its start-up). */
+  startAfterMs?: number;
 }
 
 /** user.js prefs that keep Firefox off the network and make startup quick. */
@@ -325,24 +338,37 @@ export function prefLine(name: string, value: string | number | boolean): string
   return `user_pref(${JSON.stringify(name)}, ${JSON.stringify(value)});`;
 }
 
-function probePage(urls: string[]): string {
+function probePage(urls: string[], retryAfterMs: number | undefined, sequential: boolean, startAfterMs: number): string {
   // The report uses an <img> ping so that nothing (CORS, fetch) can interfere.
   const script = `
 const urls = ${JSON.stringify(urls).replace(/</g, '\\u003c')};
+const retryAfterMs = ${JSON.stringify(retryAfterMs ?? null)};
 new Image().src = '/ready?t=' + Date.now();
-urls.forEach((u, i) => {
+const load = (i, attempt, first, next) => {
+  const u = urls[i];
   let done = false;
-  const report = (r) => {
+  const t0 = performance.now();
+  const settle = (r) => {
     if (done) return;
     done = true;
-    new Image().src = '/report?i=' + i + '&r=' + r + '&t=' + Date.now();
+    if (r === 'error' && attempt === 0 && retryAfterMs !== null) return void setTimeout(() => load(i, 1, r, next), retryAfterMs);
+    new Image().src = '/report?i=' + i + '&r=' + r + '&first=' + (first || r) + '&ms=' + (performance.now() - t0) + '&t=' + Date.now();
+    next();
   };
   const s = document.createElement('script');
-  s.onload = () => report('load');
-  s.onerror = () => report('error');
-  s.src = u;
+  s.onload = () => settle('load');
+  s.onerror = () => settle('error');
+  s.src = attempt === 0 ? u : u + (u.includes('?') ? '&' : '?') + 'retry=' + attempt;
   document.head.appendChild(s);
-});
+};
+setTimeout(() => {
+  if (${JSON.stringify(sequential)}) {
+    const step = (i) => { if (i < urls.length) load(i, 0, '', () => step(i + 1)); };
+    step(0);
+  } else {
+    urls.forEach((u, i) => load(i, 0, '', () => undefined));
+  }
+}, ${JSON.stringify(startAfterMs)});
 `;
   return `<!doctype html><html><head><meta charset="utf-8"><title>ncfence probe</title></head><body><script>${script}</script></body></html>`;
 }
@@ -444,7 +470,9 @@ const OUTPUT_LIMIT = 256 * 1024;
 export async function probeUrls(opts: ProbeOptions): Promise<ProbeResult> {
   assertLoopbackOnly(opts.urls, opts.hosts);
   const results: Record<string, 'load' | 'error' | 'timeout'> = {};
-  for (const u of opts.urls) results[u] = 'timeout';
+  const firstTry: Record<string, 'load' | 'error' | 'timeout'> = {};
+  const ms: Record<string, number> = {};
+  for (const u of opts.urls) results[u] = firstTry[u] = 'timeout';
   const reported = new Set<number>();
 
   const base = await mkdtemp(join(tmpdir(), 'ncfence-ff-'));
@@ -465,7 +493,7 @@ export async function probeUrls(opts: ProbeOptions): Promise<ProbeResult> {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     if (url.pathname === '/') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-      res.end(probePage(opts.urls));
+      res.end(probePage(opts.urls, opts.retryAfterMs, opts.sequential ?? false, opts.startAfterMs ?? 0));
       return;
     }
     if (url.pathname === '/ready') {
@@ -481,6 +509,9 @@ export async function probeUrls(opts: ProbeOptions): Promise<ProbeResult> {
       if (Number.isInteger(i) && u !== undefined && (r === 'load' || r === 'error') && !reported.has(i)) {
         reported.add(i);
         results[u] = r;
+        const first = url.searchParams.get('first');
+        firstTry[u] = first === 'load' || first === 'error' ? first : r;
+        ms[u] = Number(url.searchParams.get('ms'));
         if (reported.size === opts.urls.length) resolveAllReported();
       }
       res.writeHead(204, { 'cache-control': 'no-store' });
@@ -563,7 +594,7 @@ export async function probeUrls(opts: ProbeOptions): Promise<ProbeResult> {
     await withTimeout(exited, 5_000);
 
     const log = await readLogs(logDir);
-    return { results, log, output };
+    return { results, firstTry, ms, log, output };
   } finally {
     if (child && child.exitCode === null && child.signalCode === null) killGroup(child, 'SIGKILL');
     if (child) await killByCmdline(`${base}/`);

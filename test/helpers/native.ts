@@ -49,3 +49,27 @@ export async function buildForms(dir: string): Promise<string> {
   await runOk('gcc', [...COMMON, '-o', out, join(ROOT, 'test/native/forms.c'), '-ldl'], { timeoutMs: 120_000 });
   return out;
 }
+
+/**
+ * test/native/nsslookup.c, a real NSS process looking certificates up
+ * through a module while other threads look up hostile Namecoin names
+ * (libnss3-dev: headers and pkg-config file).
+ */
+export async function buildNssLookup(dir: string, optimize = '-O1'): Promise<string> {
+  const out = join(dir, 'nsslookup');
+  const flags = (await runOk('pkg-config', ['--cflags', '--libs', 'nss'])).stdout.trim().split(/\s+/);
+  await runOk('gcc', ['-std=c11', optimize, '-Wall', '-Wextra', '-o', out, join(ROOT, 'test/native/nsslookup.c'), ...flags, '-lpthread'], { timeoutMs: 120_000 });
+  return out;
+}
+
+/** What nsslookup prints: every lookup of the public root in nanoseconds, alone and under attack, and counts. */
+export interface NssLookupResult {
+  alone_ns: number[];
+  attack_ns: number[];
+  ordinary: number;
+  alone_found: number;
+  attack_done: number;
+  attack_found: number;
+  hostile_done: number;
+  hostile_found: number;
+}

@@ -11,6 +11,15 @@
  *                                the test's fake service (more than the
  *                                cache holds), reading their own and each
  *                                other's handles while entries are evicted
+ *   harness livehostile MODULE T N R  R rounds of: C_Initialize, T threads
+ *                                searching N distinct Namecoin names each
+ *                                (and some twice) against whatever the test
+ *                                put behind the socket, C_Finalize with
+ *                                questions still in flight; no live object,
+ *                                and no descriptor left open
+ *   harness livefork MODULE      a question in flight when the process
+ *                                forks: the child asks its own, and the
+ *                                parent still gets its answer
  *
  * $HARNESS_PARAMS is passed as pReserved (p11-kit-trust's paths=...).
  * Prints "N passed, M failed" and exits non-zero on any failure. */
@@ -21,7 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static CK_FUNCTION_LIST_PTR fl;
@@ -437,6 +448,35 @@ livestart (int threads)
 	return 0;
 }
 
+static void
+sleep_ms (long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep (&ts, NULL);
+}
+
+/* Live objects a search by tmpl finds, searching again while there are
+ * none: the module waits for the service only within its budget, and a
+ * search that comes back empty leaves the question in flight; the same
+ * search a moment later finds its answer (as a reload does). Gives up
+ * after about 5 s. *last is the last live handle found. */
+static CK_ULONG
+live_find (CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG count, CK_OBJECT_HANDLE *last)
+{
+	for (int attempt = 0; attempt < 2500; attempt++) {
+		CK_ULONG n, live = 0;
+		CK_OBJECT_HANDLE *found = find_all (s, tmpl, count, 8, &n);
+		for (CK_ULONG i = 0; i < n; i++)
+			if (is_live (found[i]))
+				live++, *last = found[i];
+		free (found);
+		if (live > 0)
+			return live;
+		sleep_ms (2);
+	}
+	return 0;
+}
+
 /* Every handle any thread was given, for every thread to read back (the
  * early ones are evicted as the run goes on). */
 #define LIVE_RING 4096
@@ -494,12 +534,8 @@ livestress_thread (void *p)
 		snprintf (id, sizeof id, "t%dr%d", arg->thread, r);
 		snprintf (name, sizeof name, LIVE_MARKER "|%s|%s", r % 20 == 0 ? "ok" : "ok0", id);
 		CK_ATTRIBUTE t = { CKA_SUBJECT, name, strlen (name) };
-		CK_ULONG n, live = 0;
-		CK_OBJECT_HANDLE *found = find_all (s, &t, 1, 8, &n), mine = 0;
-		for (CK_ULONG i = 0; i < n; i++)
-			if (is_live (found[i]))
-				live++, mine = found[i];
-		free (found);
+		CK_OBJECT_HANDLE mine = 0;
+		CK_ULONG live = live_find (s, &t, 1, &mine);
 		CHECK (live == 1, "livestress %s: %lu live objects", id, live);
 		if (live == 1) {
 			int c = live_check (s, mine, id);
@@ -529,6 +565,7 @@ livestress_thread (void *p)
 		if (r % 25 == 0) {
 			CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 			CK_ATTRIBUTE ct = { CKA_CLASS, &cls, sizeof cls };
+			CK_ULONG n;
 			CK_OBJECT_HANDLE *all = find_all (s, &ct, 1, 64, &n);
 			for (CK_ULONG i = 0; i < n; i++)
 				if (is_live (all[i]))
@@ -559,6 +596,130 @@ livestress (int threads, int rounds)
 		own += args[i].own_ok, ring += args[i].ring_ok, invalid += args[i].invalid;
 	}
 	fprintf (stderr, "livestress: own handles read %d, shared handles read %d, invalid %d\n", own, ring, invalid);
+	CHECK (fl->C_Finalize (NULL) == CKR_OK, "C_Finalize");
+	return 0;
+}
+
+/* ---- live lookups the service never answers well ---- */
+
+static int
+open_fds (void)
+{
+	int n = 0;
+	DIR *d = opendir ("/proc/self/fd");
+	if (d == NULL)
+		return -1;
+	for (struct dirent *e; (e = readdir (d)) != NULL;)
+		n += e->d_name[0] != '.';
+	closedir (d);
+	return n - 1; /* the directory's own descriptor */
+}
+
+struct livehostile_arg {
+	CK_SLOT_ID slot;
+	int thread, round, searches;
+	CK_ULONG live; /* live objects found: must stay 0 */
+};
+
+static void *
+livehostile_thread (void *p)
+{
+	struct livehostile_arg *arg = p;
+	CK_SESSION_HANDLE s;
+	CK_RV rv = fl->C_OpenSession (arg->slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
+	CHECK (rv == CKR_OK, "livehostile OpenSession rv=0x%lx", rv);
+	if (rv != CKR_OK)
+		return NULL;
+	for (int i = 0; i < arg->searches; i++) {
+		char name[96];
+		/* Every fourth search repeats an earlier name (a question in flight). */
+		int k = i % 4 == 3 ? i / 2 : i;
+		snprintf (name, sizeof name, LIVE_MARKER "|hang|r%dt%dn%d", arg->round, arg->thread, k);
+		CK_ATTRIBUTE t = { CKA_SUBJECT, name, strlen (name) };
+		CK_ULONG n;
+		CK_OBJECT_HANDLE *found = find_all (s, &t, 1, 8, &n);
+		for (CK_ULONG j = 0; j < n; j++)
+			arg->live += is_live (found[j]);
+		free (found);
+		if (i % 16 == 0) { /* an enumeration files what has arrived */
+			CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+			CK_ATTRIBUTE ct = { CKA_CLASS, &cls, sizeof cls };
+			free (find_all (s, &ct, 1, 64, &n));
+		}
+	}
+	CHECK (fl->C_CloseSession (s) == CKR_OK, "livehostile CloseSession");
+	return NULL;
+}
+
+static int
+livehostile (int threads, int searches, int rounds)
+{
+	pthread_t tid[64];
+	struct livehostile_arg args[64];
+	if (threads > 64)
+		threads = 64;
+	int before = open_fds ();
+	for (int r = 0; r < rounds; r++) {
+		CHECK (init () == CKR_OK, "C_Initialize");
+		CK_SLOT_ID slot = first_slot ();
+		for (int i = 0; i < threads; i++) {
+			args[i] = (struct livehostile_arg){ .slot = slot, .thread = i, .round = r, .searches = searches };
+			pthread_create (&tid[i], NULL, livehostile_thread, &args[i]);
+		}
+		for (int i = 0; i < threads; i++) {
+			pthread_join (tid[i], NULL);
+			CHECK (args[i].live == 0, "livehostile: thread %d found %lu live objects", i, args[i].live);
+		}
+		CHECK (fl->C_Finalize (NULL) == CKR_OK, "C_Finalize");
+		int after = open_fds ();
+		CHECK (after == before, "livehostile round %d: %d descriptors open before C_Initialize, %d after C_Finalize", r, before, after);
+	}
+	return 0;
+}
+
+/* The parent asks for a name the service answers a second later, then
+ * forks. The child must not read its parent's answer (they share the
+ * socket): it asks on its own and gets the service's second answer. The
+ * parent then gets the first. Labels are "<id>#<n>", n the service's count
+ * of questions for that name. */
+static int
+livefork (void)
+{
+	static const char name[] = LIVE_MARKER "|late|forked";
+	CK_ATTRIBUTE t = { CKA_SUBJECT, (void *)name, sizeof name - 1 };
+	CHECK (init () == CKR_OK, "C_Initialize");
+	CK_SESSION_HANDLE s;
+	CK_RV rv = fl->C_OpenSession (first_slot (), CKF_SERIAL_SESSION, NULL, NULL, &s);
+	CHECK (rv == CKR_OK, "livefork OpenSession rv=0x%lx", rv);
+	CK_ULONG n;
+	free (find_all (s, &t, 1, 8, &n)); /* asks; the answer is a second away */
+	CHECK (n == 0, "livefork: %lu objects before the service answered", n);
+	pid_t pid = fork ();
+	if (pid == 0) {
+		alarm (20);
+		CK_OBJECT_HANDLE h = 0;
+		char label[64] = { 0 };
+		CK_ATTRIBUTE a = { CKA_LABEL, label, sizeof label - 1 };
+		if (live_find (s, &t, 1, &h) != 1 || fl->C_GetAttributeValue (s, h, &a, 1) != CKR_OK)
+			_exit (4);
+		if (strcmp (label, "forked#2") != 0) {
+			fprintf (stderr, "livefork child: got %s\n", label);
+			_exit (3);
+		}
+		_exit (0);
+	}
+	int status = 0;
+	CHECK (pid > 0 && waitpid (pid, &status, 0) == pid, "fork/waitpid");
+	CHECK (WIFEXITED (status) && WEXITSTATUS (status) == 0,
+	       "livefork child: status 0x%x (3: it got another answer than its own, 4: none)", status);
+	CK_OBJECT_HANDLE h = 0;
+	char label[64] = { 0 };
+	CK_ATTRIBUTE a = { CKA_LABEL, label, sizeof label - 1 };
+	/* (not inside CHECK: its lock is held while the condition runs, and find_all checks too) */
+	int got = live_find (s, &t, 1, &h) == 1 && fl->C_GetAttributeValue (s, h, &a, 1) == CKR_OK;
+	CHECK (got, "livefork: the parent found no answer");
+	CHECK (strcmp (label, "forked#1") == 0, "livefork: the parent got %s, not the answer to its own question", label);
+	CHECK (fl->C_CloseSession (s) == CKR_OK, "C_CloseSession");
 	CHECK (fl->C_Finalize (NULL) == CKR_OK, "C_Finalize");
 	return 0;
 }
@@ -611,7 +772,7 @@ int
 main (int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf (stderr, "usage: harness conformance|stress|cycles|fork|livestart|livestress MODULE [ARGS]\n");
+		fprintf (stderr, "usage: harness conformance|stress|cycles|fork|livestart|livestress|livehostile|livefork MODULE [ARGS]\n");
 		return 2;
 	}
 	load (argv[2]);
@@ -627,8 +788,12 @@ main (int argc, char **argv)
 		livestart (atoi (argv[3]));
 	else if (strcmp (argv[1], "livestress") == 0 && argc == 5)
 		livestress (atoi (argv[3]), atoi (argv[4]));
+	else if (strcmp (argv[1], "livehostile") == 0 && argc == 6)
+		livehostile (atoi (argv[3]), atoi (argv[4]), atoi (argv[5]));
+	else if (strcmp (argv[1], "livefork") == 0)
+		livefork ();
 	else {
-		fprintf (stderr, "usage: harness conformance|stress|cycles|fork|livestart|livestress MODULE [ARGS]\n");
+		fprintf (stderr, "usage: harness conformance|stress|cycles|fork|livestart|livestress|livehostile|livefork MODULE [ARGS]\n");
 		return 2;
 	}
 	printf ("%d passed, %d failed\n", passed, failed);

@@ -28,7 +28,7 @@ import { DIST_CLI } from '../helpers/paths.js';
 import { requireTool, run } from '../helpers/run.js';
 
 const OLD_DEBS = '/var/cache/ncfence-test/debs';
-const OLD = ['firefox-esr=140.12.0esr-1~deb12u1', 'thunderbird=1:140.12.0esr-1~deb12u1', 'libnss3=2:3.87.1-1+deb12u2', 'libnss3-tools=2:3.87.1-1+deb12u2', 'ca-certificates=20230311+deb12u1'];
+const OLD = ['firefox-esr=140.12.0esr-1~deb12u1', 'thunderbird=1:140.12.0esr-1~deb12u1', 'libnss3=2:3.87.1-1+deb12u2', 'libnss3-tools=2:3.87.1-1+deb12u2', 'libnss3-dev=2:3.87.1-1+deb12u2', 'ca-certificates=20230311+deb12u1'];
 const PACKAGES = OLD.map((p) => p.split('=')[0]!);
 const CKBI = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
 const P11KIT_PROXY = '/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so';
