@@ -19,7 +19,11 @@ test('recoverCompact under ASan and UBSan: 20 000 hostile inputs, no report, and
   try {
     const napi = (createRequire(import.meta.url)('node-addon-api') as { include_dir: string }).include_dir.replace(/^"|"$/g, '');
     const bin = join(dir, 'ncfence_node.node');
-    await runOk('g++', ['-shared', '-fPIC', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined', '-fno-omit-frame-pointer', '-g', '-O1', '-DNAPI_DISABLE_CPP_EXCEPTIONS', '-I/usr/include/node', `-I${napi}`, '-o', bin, join(ROOT, 'addon/node/peercred.cc'), join(ROOT, 'addon/node/recover.cc'), '-lsecp256k1']);
+    // The whole binding, as binding.gyp's ncfence_node builds it: its C part (the module's stamp) with gcc.
+    const san = ['-fsanitize=address,undefined', '-fno-sanitize-recover=undefined', '-fno-omit-frame-pointer', '-g', '-O1'];
+    const stamp = join(dir, 'stamp.o');
+    await runOk('gcc', ['-c', '-fPIC', '-std=c11', ...san, '-I/usr/include/p11-kit-1', '-o', stamp, join(ROOT, 'addon/stamp.c')]);
+    await runOk('g++', ['-shared', '-fPIC', ...san, '-DNAPI_DISABLE_CPP_EXCEPTIONS', '-I/usr/include/node', `-I${napi}`, '-o', bin, join(ROOT, 'addon/node/peercred.cc'), join(ROOT, 'addon/node/recover.cc'), join(ROOT, 'addon/node/stamp.cc'), stamp, '-lsecp256k1']);
     const script = join(dir, 'drive.cjs');
     writeFileSync(
       script,

@@ -258,7 +258,7 @@ test('cookie auth works and the cookie is re-read after a node restart', async (
 
 const badCookies: { name: string; content: string | null; message: RegExp }[] = [
   { name: 'wrong cookie', content: `__cookie__:${'ab'.repeat(32)}`, message: /authentication refused \(HTTP 401\)/ },
-  { name: 'missing cookie file (node not running)', content: null, message: /RPC cookie file .*ENOENT/ },
+  { name: 'missing cookie file (node not running)', content: null, message: /RPC cookie file: .*\.cookie\.other does not exist \(Namecoin Core writes it when it starts, in its data directory\)/ },
   { name: 'cookie without a colon', content: 'ab'.repeat(32), message: /not of the form __cookie__:<hex>/ },
   { name: 'oversized cookie file', content: `__cookie__:${'a'.repeat(2000)}`, message: /larger than 1024 bytes/ },
 ];
@@ -448,7 +448,7 @@ test('CLI: a password on the command line is refused (it would show in ps); a pa
   t.notRegex(r.stderr, /hunter2/);
   const f = await cli(['--rpc', 'http://127.0.0.1:8336/', '--rpc-user', 'u', '--rpc-password-file', '/nonexistent/pw', '--socket', '/nonexistent/s.sock']);
   t.is(f.code, 2, f.stderr);
-  t.regex(f.stderr, /cannot read --rpc-password-file \/nonexistent\/pw/);
+  t.regex(f.stderr, /cannot read --rpc-password-file: \/nonexistent\/pw does not exist/);
 });
 
 // --- Subdomains: the value walked as ncdns walks it for the owner name *.H ---------------------

@@ -158,12 +158,23 @@ function runTstclnt(t: BitCheckTarget, address: string, host: string, port: numb
   });
 }
 
-/** Whether one of the certificates the service answered with holds the key that signed the site's top certificate. */
-function signsTop(answer: Response, topDer: Uint8Array): boolean {
+/**
+ * The certificates the service answered for the name asked: the AIA
+ * parents, whose subject is the site's top certificate's issuer (an answer
+ * also carries the chain above them, the TLD CA and the root).
+ */
+function parents(answer: Response, topDer: Uint8Array): Uint8Array[] {
+  const issuer = Buffer.from(parseCertificate(topDer).issuer);
+  return answer.objects
+    .filter((o) => o.some(([t, v]) => t === CKA.SUBJECT && issuer.equals(Buffer.from(v))))
+    .map((o) => o.find(([t]) => t === CKA.VALUE)?.[1])
+    .filter((v): v is Uint8Array => v !== undefined);
+}
+
+/** Whether one of those holds the key that signed the site's top certificate. */
+function signsTop(certs: Uint8Array[], topDer: Uint8Array): boolean {
   const top = new X509Certificate(Buffer.from(topDer));
-  return answer.objects.some((o) => {
-    const value = o.find(([t]) => t === CKA.VALUE)?.[1];
-    if (!value) return false;
+  return certs.some((value) => {
     try {
       return top.verify(new X509Certificate(Buffer.from(value)).publicKey);
     } catch {
@@ -177,8 +188,9 @@ function serviceCheck(label: string, service: string | undefined, answer: Respon
     return { name: `.bit service (${label})`, ok: false, detail: 'this install names no live service, so the module never asks for Namecoin anchors', fix: 'start one (ncfence serve ..., docs/namecoin.md) and install again with --service PATH' };
   }
   if (answer instanceof Error) return { name: `.bit service (${label})`, ok: false, detail: `${service}: ${answer.message}`, fix: `start it (systemctl --user start ncfence.socket, or ncfence serve --socket ${service} with your sources; docs/namecoin.md)` };
-  const n = answer!.objects.length;
-  if (answer!.status === Status.OK && n > 0 && signsTop(answer!, topDer)) {
+  const certs = parents(answer!, topDer);
+  const n = certs.length;
+  if (answer!.status === Status.OK && n > 0 && signsTop(certs, topDer)) {
     return { name: `.bit service (${label})`, ok: true, detail: `${service} vouches for the key that signed ${domain}'s Domain CA (answered with ${n} certificate${n === 1 ? '' : 's'}, kept ${answer!.ttl} s)` };
   }
   if (answer!.status === Status.OK && n > 0) {
