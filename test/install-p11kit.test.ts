@@ -5,7 +5,7 @@
 // Control: the plain upstream registered the same way accepts both.
 
 import test from 'ava';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { excludedNames } from '../src/browser/compare.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { requireTool, run } from './helpers/run.js';
 
 const NOBODY = 65534;
 let pki: TestPki;
+let other: TestPki;
 let dir: string;
 let home: string;
 
@@ -23,7 +24,9 @@ test.before(async () => {
   for (const tool of ['p11-kit', 'p11tool', 'gnutls-cli', 'setpriv']) await requireTool(tool);
   if (!existsSync(DIST_CLI)) throw new Error(`${DIST_CLI} is missing: run npm ci first`);
   pki = await makeTestPki(['www.example.com', 'www.example.bit']);
+  other = await makeTestPki(['www.example.com', 'www.example.bit'], '/O=ncfence tests/CN=A Root Added By An Update');
   await run('chmod', ['-R', 'a+rX', pki.dir]);
+  await run('chmod', ['-R', 'a+rX', other.dir]);
   dir = mkdtempSync(join(tmpdir(), 'ncfence-p11kit-'));
   chmodSync(dir, 0o755);
   home = join(dir, 'home');
@@ -32,6 +35,7 @@ test.before(async () => {
 });
 test.after.always(() => {
   pki?.cleanup();
+  other?.cleanup();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -43,9 +47,9 @@ const asUser = (cmd: string, args: string[], extraEnv: Record<string, string> = 
     env: { ...process.env, NCFENCE_CONFIG: '' },
   });
 
-async function gnutls(host: string, extraEnv: Record<string, string> = {}): Promise<{ ok: boolean; output: string }> {
-  const leaf = pki.leaves.get(host)!;
-  const server = await startOpensslServer(leaf.certFile, leaf.keyFile, pki.interFile);
+async function gnutls(host: string, extraEnv: Record<string, string> = {}, from: TestPki = pki): Promise<{ ok: boolean; output: string }> {
+  const leaf = from.leaves.get(host)!;
+  const server = await startOpensslServer(leaf.certFile, leaf.keyFile, from.interFile);
   try {
     const r = await asUser('gnutls-cli', ['--x509cafile', 'pkcs11:', '--verify-hostname', host, '-p', String(server.port), '127.0.0.1'], extraEnv);
     const output = r.stdout + r.stderr;
@@ -107,6 +111,21 @@ test.serial('install p11-kit --user: p11-kit consumers see the fenced view; unin
   const bit = await gnutls('www.example.bit');
   t.false(bit.ok, bit.output);
   t.regex(bit.output, /The certificate chain violates the signer's constraints/);
+
+  // The user's CA store changes (a root added): the user's next program
+  // rebuilds the view in place, as the install's owner, with nobody running
+  // ncfence (docs/install.md, "Updates"), and the new root is fenced too.
+  const added = join(pki.trustDir, 'anchors', 'added-by-an-update.pem');
+  copyFileSync(other.rootFile, added);
+  try {
+    const newCom = await gnutls('www.example.com', {}, other);
+    t.true(newCom.ok, newCom.output);
+    const newBit = await gnutls('www.example.bit', {}, other);
+    t.regex(newBit.output, /The certificate chain violates the signer's constraints/);
+    t.is((await asUser(process.execPath, [DIST_CLI, 'status'])).code, 0, 'fresh again for this user');
+  } finally {
+    rmSync(added);
+  }
 
   // `trust extract` builds stores that cannot carry R''s constraint (Java
   // ignores a trust anchor's NameConstraints): it never sees ncfence, and
