@@ -134,6 +134,15 @@ const cases: Case[] = [
   { name: 'serve: a socket under /proc fails at once', args: () => ['serve', '--rules', d('pins-ok.json'), '--socket', '/proc/ncfence-x/s.sock'], code: 2, message: /^ncfence: socket directory: cannot create directory \/proc\/ncfence-x: the file system at \/proc does not allow creating it$/ },
   { name: 'serve: a socket directory this user may not create', as: 'nobody', args: () => ['serve', '--rules', d('pins-ok.json'), '--socket', d('root-dir/run/s.sock')], code: 2, message: /cannot create directory .*root-dir\/run: .*root-dir is not writable by this user \(owned by uid 0, mode 0755; this is uid 65534\)$/ },
   { name: 'serve: the socket is checked before the sources', args: () => ['serve', '--dns', `127.0.0.1:${closedPort}`, '--socket', d('a-file/s.sock')], code: 2, message: /socket directory .*a-file is not a directory/ },
+  // install, uninstall, status, doctor, refresh (issue 20: raw errno texts, "not installed anywhere it looks" with exit 0).
+  { name: 'uninstall: a directory that does not exist', args: () => ['uninstall', 'firefox', '--dir', '/nonexistent'], code: 2, message: /^ncfence: ncfence has no record of a firefox install in \/nonexistent; `ncfence status` lists the installs it knows$/ },
+  { name: 'status: a directory ncfence has no record of', args: () => ['status', '--dir', '/nonexistent'], code: 2, message: /^ncfence: ncfence has no record of an install in \/nonexistent; `ncfence status` without --dir lists the installs it knows$/ },
+  { name: 'doctor: a directory ncfence has no record of', args: () => ['doctor', '--dir', d('root-dir')], code: 2, message: /^ncfence: ncfence has no record of an install in .*root-dir; `ncfence status` without --dir lists the installs it knows$/ },
+  { name: 'install: a directory that is not a browser', args: () => ['install', 'firefox', '--dir', d('root-dir')], code: 2, message: /root-dir does not look like a Firefox install directory \(it has no libxul\.so\)$/ },
+  { name: 'install: an option of another target', args: () => ['install', 'firefox', '--user'], code: 2, message: /^ncfence: install firefox does not take --user \(it is for p11-kit\)$/ },
+  { name: 'install p11-kit system-wide as a user', as: 'nobody', args: () => ['install', 'p11-kit'], code: 2, message: /^ncfence: a system-wide p11-kit install needs root; use --user for this user only$/ },
+  { name: 'refresh: --out without --config', args: () => ['refresh', '--out', d('x')], code: 2, message: /^ncfence: refresh takes --out only with --config FILE$/ },
+  { name: 'refresh: a configuration that does not exist', args: () => ['refresh', '--config', d('missing.conf')], code: 2, message: /missing\.conf/ },
 ];
 
 /** Texts no refusal may show: our own internal errors, errno names, stacks, and other programs' words. */
