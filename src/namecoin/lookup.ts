@@ -3,23 +3,14 @@
 // Namecoin's get "not found"; the root and TLD CA come from RAM; an AIA
 // parent comes from the domain's TLS records, asked of the sources in order.
 
-import { createHash } from 'node:crypto';
 import { bytesEqual } from '../engine/asn1/der.js';
 import type { EngineDeps, IssuedCert } from '../engine/crossSign.js';
-import { CKA, CKC_X_509, CKO, CKT } from '../pkcs11/constants.js';
-import { boolBytes, ulongBytes } from '../compile/upstream.js';
+import { CKA, CKT } from '../pkcs11/constants.js';
+import { boolBytes, certObject, nssTrustRecord, ulongBytes } from '../pkcs11/objects.js';
 import { parseAiaName, synthesizeAiaParents, vouchedKeys, type AiaRequest, type NamecoinAuthority, type TlsRecord } from './chain.js';
 import type { NameOwner } from './rpc.js';
 import { certify, certifyingName } from './stapled.js';
-import { MAX_OBJECTS } from '../service/protocol.js';
-
-export type ServiceObject = [type: number, value: Uint8Array][];
-
-export interface LookupAnswer {
-  status: 0 | 1 | 2 | 3;
-  ttl: number;
-  objects: ServiceObject[];
-}
+import { MAX_OBJECTS, type Response, type ServiceObject } from '../service/protocol.js';
 
 /** One place TLS records come from (local rules, DNS, Namecoin Core). */
 export interface TlsSource {
@@ -37,43 +28,22 @@ export interface TlsSource {
 const MAX_TTL = 3000; // under the AIA parent's one-hour validity
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 
-function certObject(c: IssuedCert, label: string, trusted: boolean): ServiceObject {
-  // No CKA_NSS_MOZILLA_CA_POLICY: Firefox would then demand CT for .bit (NOTES.md).
-  return [
-    [CKA.CLASS, ulongBytes(CKO.CERTIFICATE)],
-    [CKA.TOKEN, boolBytes(true)],
-    [CKA.PRIVATE, boolBytes(false)],
-    [CKA.MODIFIABLE, boolBytes(false)],
-    [CKA.LABEL, text(label)],
-    [CKA.CERTIFICATE_TYPE, ulongBytes(CKC_X_509)],
-    [CKA.SUBJECT, c.subject],
-    [CKA.ID, c.keyId ?? new Uint8Array(0)],
-    [CKA.ISSUER, c.issuer],
-    [CKA.SERIAL_NUMBER, c.serial],
-    [CKA.VALUE, c.der],
-    [CKA.TRUSTED, boolBytes(trusted)],
-  ];
-}
+/**
+ * A Namecoin CA as a certificate object. Never with
+ * CKA_NSS_MOZILLA_CA_POLICY: Firefox takes a chain ending there for a
+ * built-in root and demands Certificate Transparency (security/certverifier/
+ * CertVerifier.cpp), which no .bit certificate has.
+ */
+const caObject = (c: IssuedCert, label: string, trusted: boolean): ServiceObject => certObject(c, text(label), c.keyId ?? new Uint8Array(0), trusted);
 
-/** The root's trust record: a trust anchor for server authentication only. */
-function rootTrust(c: IssuedCert): ServiceObject {
-  return [
-    [CKA.CLASS, ulongBytes(CKO.NSS_TRUST)],
-    [CKA.TOKEN, boolBytes(true)],
-    [CKA.PRIVATE, boolBytes(false)],
-    [CKA.MODIFIABLE, boolBytes(false)],
-    [CKA.LABEL, text('Namecoin Root CA')],
-    [CKA.ISSUER, c.subject],
-    [CKA.SERIAL_NUMBER, c.serial],
-    [CKA.CERT_SHA1_HASH, new Uint8Array(createHash('sha1').update(c.der).digest())],
-    [CKA.CERT_MD5_HASH, new Uint8Array(createHash('md5').update(c.der).digest())],
-    [CKA.TRUST_SERVER_AUTH, ulongBytes(CKT.NSS_TRUSTED_DELEGATOR)],
-    [CKA.TRUST_CLIENT_AUTH, ulongBytes(CKT.NSS_MUST_VERIFY_TRUST)],
-    [CKA.TRUST_EMAIL_PROTECTION, ulongBytes(CKT.NSS_MUST_VERIFY_TRUST)],
-    [CKA.TRUST_CODE_SIGNING, ulongBytes(CKT.NSS_MUST_VERIFY_TRUST)],
-    [CKA.TRUST_STEP_UP_APPROVED, boolBytes(false)],
-  ];
-}
+/** The root's trust purposes: a trust anchor for server authentication only. */
+const ROOT_PURPOSES: ServiceObject = [
+  [CKA.TRUST_SERVER_AUTH, ulongBytes(CKT.NSS_TRUSTED_DELEGATOR)],
+  [CKA.TRUST_CLIENT_AUTH, ulongBytes(CKT.NSS_MUST_VERIFY_TRUST)],
+  [CKA.TRUST_EMAIL_PROTECTION, ulongBytes(CKT.NSS_MUST_VERIFY_TRUST)],
+  [CKA.TRUST_CODE_SIGNING, ulongBytes(CKT.NSS_MUST_VERIFY_TRUST)],
+  [CKA.TRUST_STEP_UP_APPROVED, boolBytes(false)],
+];
 
 const CACHE_LIMIT = 4096;
 
@@ -213,30 +183,31 @@ export class NamecoinLookup {
 
   /** The root with its trust record, and the TLD CA: constant for the service's life. */
   private rootObjects(): ServiceObject[] {
-    return [certObject(this.auth.root.cert, 'Namecoin Root CA', true), rootTrust(this.auth.root.cert)];
+    const root = this.auth.root.cert;
+    return [caObject(root, 'Namecoin Root CA', true), nssTrustRecord(root, text('Namecoin Root CA'), ROOT_PURPOSES)];
   }
 
   private tldObjects(): ServiceObject[] {
-    return [certObject(this.auth.tld.cert, '.bit TLD CA', false)];
+    return [caObject(this.auth.tld.cert, '.bit TLD CA', false)];
   }
 
-  async answer(name: Uint8Array): Promise<LookupAnswer> {
+  async answer(name: Uint8Array): Promise<Response> {
     const { root, tld } = this.auth;
     if (bytesEqual(name, root.cert.subject)) return { status: 0, ttl: MAX_TTL, objects: this.rootObjects() };
     if (bytesEqual(name, tld.cert.subject)) return { status: 0, ttl: MAX_TTL, objects: this.tldObjects() };
     const req = parseAiaName(name);
     if (!req) return { status: 1, ttl: 60, objects: [] };
-    const refuse = (kind: Outcome, why: string, ttl = 60): LookupAnswer => {
+    const refuse = (kind: Outcome, why: string, ttl = 60): Response => {
       this.log?.(`${req.domain}: refused (${kind}): ${why}`);
       return { status: 1, ttl, objects: [] };
     };
     // The chain above an AIA parent comes with it: a verifier asks for the TLD CA and the root next, and
     // the module keeps these for searches naming them (addon/live.c), so a site whose source is slow
     // costs one round trip to verify, not one per level.
-    const answerWith = (keys: Uint8Array[], ttl: number): LookupAnswer => {
+    const answerWith = (keys: Uint8Array[], ttl: number): Response => {
       const above = [...this.tldObjects(), ...this.rootObjects()];
       const certs = synthesizeAiaParents(this.auth, name, req, keys.slice(0, MAX_OBJECTS - above.length), this.deps);
-      const objects = certs.map((c) => certObject(c, `${req.domain} Domain AIA Parent CA`, false));
+      const objects = certs.map((c) => caObject(c, `${req.domain} Domain AIA Parent CA`, false));
       return { status: certs.length ? 0 : 1, ttl, objects: certs.length ? [...objects, ...above] : [] };
     };
     if (req.malformed) return refuse('malformed', `stapled data in the issuer name: ${req.malformed}`);

@@ -23,7 +23,7 @@
 
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { EngineError } from '../engine/errors.js';
-import type { ViewObject } from '../compile/plan.js';
+import type { ViewObject } from '../pkcs11/objects.js';
 
 export const VIEW_MAGIC = 'NCFVIEW\0';
 /**
