@@ -8,6 +8,7 @@
 import { randomInt } from 'node:crypto';
 import { BlockList, connect, isIP } from 'node:net';
 import { EngineError } from '../engine/errors.js';
+import { bitName } from './names.js';
 import { checkReachable } from './reach.js';
 
 /** One TLSA record (RFC 6698 section 2.1); `data` is a copy the caller owns. */
@@ -45,13 +46,10 @@ const RCODE_NAMES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'RE
 const HEADER_LENGTH = 12;
 /** RFC 1035 section 2.3.4: a name is at most 255 octets on the wire, a label at most 63. */
 const MAX_NAME_WIRE = 255;
-const MAX_DOMAIN_TEXT = 253;
 /** Used when a negative answer carries no SOA to take the negative TTL from. */
 const DEFAULT_NEGATIVE_TTL = 60;
 /** The largest value setTimeout honours; larger ones fire at once. */
 const MAX_TIMEOUT_MS = 0x7fffffff;
-
-const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** A name as its labels, in order, without the root label. */
 type Labels = readonly Uint8Array[];
@@ -69,10 +67,10 @@ interface ResourceRecord {
  * Looks up the TLSA records ncdns serves at `*.<domain>` (literally: ncdns
  * answers for the wildcard name itself). Resolves with an empty list when the
  * name or the records do not exist; rejects with EngineError 'USAGE' for a bad
- * domain or options and 'UPSTREAM' for any network or protocol failure.
+ * domain (names.ts) or options and 'UPSTREAM' for any network or protocol failure.
  */
 export async function lookupTlsa(domain: string, opts: DnsServerOptions): Promise<DnsTlsAnswer> {
-  const qname = tlsaQueryName(domain);
+  const qname = ['*', ...bitName(domain).labels].map((l) => new TextEncoder().encode(l));
   checkServerOptions(opts);
   const id = randomInt(0x10000);
   const context = `TLSA *.${domain} from ${formatServer(opts)}`;
@@ -81,22 +79,6 @@ export async function lookupTlsa(domain: string, opts: DnsServerOptions): Promis
 }
 
 // ---------------------------------------------------------------- arguments
-
-function tlsaQueryName(domain: unknown): Uint8Array[] {
-  if (typeof domain !== 'string') throw new EngineError('USAGE', `domain must be a string, got ${typeof domain}`);
-  const shown = JSON.stringify(domain.length > 80 ? `${domain.slice(0, 80)}...` : domain);
-  if (domain.length > MAX_DOMAIN_TEXT) throw new EngineError('USAGE', `domain ${shown} is longer than ${MAX_DOMAIN_TEXT} characters`);
-  const labels = domain.split('.');
-  if (labels.length < 2 || labels[labels.length - 1] !== 'bit') throw new EngineError('USAGE', `domain ${shown} is not a name under .bit`);
-  for (const label of labels) {
-    if (!LDH_LABEL.test(label)) {
-      throw new EngineError('USAGE', `domain ${shown} has label ${JSON.stringify(label)}, which is not a lowercase letter-digit-hyphen label`);
-    }
-  }
-  const qname = ['*', ...labels].map((l) => new TextEncoder().encode(l));
-  if (wireLength(qname) > MAX_NAME_WIRE) throw new EngineError('USAGE', `domain ${shown} is too long once prefixed with "*."`);
-  return qname;
-}
 
 /**
  * Loopback only: 127.0.0.0/8, ::1, or 127.0.0.0/8 mapped into IPv6. The

@@ -8,8 +8,9 @@ import type { EngineDeps, IssuedCert } from '../engine/crossSign.js';
 import { CKA, CKT } from '../pkcs11/constants.js';
 import { boolBytes, certObject, nssTrustRecord, ulongBytes } from '../pkcs11/objects.js';
 import { parseAiaName, synthesizeAiaParents, vouchedKeys, type AiaRequest, type NamecoinAuthority, type TlsRecord } from './chain.js';
+import { bitName } from './names.js';
 import type { NameOwner } from './rpc.js';
-import { certify, certifyingName } from './stapled.js';
+import { certify } from './stapled.js';
 import { MAX_OBJECTS, type Response, type ServiceObject } from '../service/protocol.js';
 
 /** One place TLS records come from (local rules, DNS, Namecoin Core). */
@@ -105,7 +106,7 @@ export class NamecoinLookup {
         continue;
       }
       if (found.records.length === 0) {
-        reasons.push(`${source.name}: no TLS record${found.absent === 'expired' ? ` (${certifyingName(domain)} has expired)` : ''}`);
+        reasons.push(`${source.name}: no TLS record${found.absent === 'expired' ? ` (${bitName(domain).name} has expired)` : ''}`);
         continue;
       }
       const fetched = { value: found.records, fetchedAt, ttl: Math.max(1, Math.min(found.ttl, MAX_TTL)), source: source.name };
@@ -135,7 +136,7 @@ export class NamecoinLookup {
     const stapled = req.stapled!;
     const reasons: string[] = [];
     let kind: Outcome | undefined;
-    const name = certifyingName(req.domain);
+    const name = bitName(req.domain).name;
     if (req.notLowercase) return { kind: 'bad signature', reasons: [`the name spells ${req.domain} in capitals, and certified mode signs the exact lowercase text`] };
     for (const source of this.sources) {
       if (!source.owner) {

@@ -28,6 +28,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { EngineError } from '../engine/errors.js';
 import { describePathError, errnoCode } from '../systemError.js';
+import { bitName } from './names.js';
 import { checkReachable } from './reach.js';
 import { parseTlsValue, type TlsRecord } from './records.js';
 
@@ -66,10 +67,6 @@ const MAX_COOKIE_BYTES = 1024;
  * (Namecoin Core binds 127.0.0.1 and ::1 by default).
  */
 const LOOPBACK_HOSTS: Record<string, string> = { '127.0.0.1': '127.0.0.1', localhost: '127.0.0.1', '[::1]': '::1' };
-/** ifa-0001 "Keys": the only labels that manifest in .bit. */
-const NAME_LABEL = /^(?:xn--)?[a-z0-9]+(?:-[a-z0-9]+)*$/;
-/** A subdomain label: letters, digits, hyphens, underscores (ifa-0001 map keys), not starting or ending with a hyphen. */
-const SUB_LABEL = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$/;
 
 interface Target {
   host: string;
@@ -91,7 +88,7 @@ interface HttpReply {
  * bad arguments are EngineError('USAGE').
  */
 export async function nameShowTls(domain: string, opts: NameShowOptions): Promise<NameTls> {
-  const { name, subLabels } = namecoinNameAndLabels(domain);
+  const { name, subLabels } = bitName(domain);
   const shown = await nameShow(name, opts);
   if ('absent' in shown || shown.expired) return { records: [], ttl: ABSENT_TTL, absent: 'absent' in shown ? shown.absent : 'expired' };
   try {
@@ -118,7 +115,7 @@ export interface NameOwner {
  * no owner.
  */
 export async function nameOwner(domain: string, opts: NameShowOptions): Promise<NameOwner> {
-  const { name } = namecoinNameAndLabels(domain);
+  const { name } = bitName(domain);
   const shown = await nameShow(name, opts);
   if ('absent' in shown) return { name, absent: shown.absent, ttl: ABSENT_TTL };
   if (shown.expired) return { name, absent: 'expired', ttl: ABSENT_TTL };
@@ -146,25 +143,6 @@ export async function checkRpc(opts: Omit<NameShowOptions, 'timeoutMs'> & { time
   checkTimeout(opts.timeoutMs);
   basicAuthorization(opts.auth);
   await checkReachable(target.host, target.port, opts.timeoutMs, `Namecoin Core at ${target.shown}`);
-}
-
-/**
- * `example.bit` -> `d/example`, and `www.example.bit` -> `d/example` with the
- * subdomain labels ["www"] (walked in its value by parseTlsValue); anything
- * else is a USAGE error.
- */
-export function namecoinNameFor(domain: string): string {
-  return namecoinNameAndLabels(domain).name;
-}
-
-export function namecoinNameAndLabels(domain: string): { name: string; subLabels: string[] } {
-  const labels = typeof domain === 'string' && domain.length <= 253 ? domain.split('.') : [];
-  const label = labels.length >= 2 && labels[labels.length - 1] === 'bit' ? labels[labels.length - 2] : undefined;
-  const sub = labels.slice(0, -2);
-  if (label === undefined || label.length > 63 || !NAME_LABEL.test(label) || /^[0-9]+$/.test(label) || !sub.every((l) => l.length <= 63 && SUB_LABEL.test(l))) {
-    throw new EngineError('USAGE', `${JSON.stringify(domain)} is not a lowercase .bit domain (ifa-0001 d/ name rules, subdomain labels letter-digit-hyphen)`);
-  }
-  return { name: `d/${label}`, subLabels: sub };
 }
 
 function loopbackTarget(url: string): Target {
