@@ -12,6 +12,9 @@
 //    tstclnt, with a chain made as ncgencert makes it. (The AIA parent's
 //    name constraint was built with the policy's DNS-name check, which
 //    refuses "_": the log said "vouched for" and the module got no answer.)
+// 3. Each source's failures reach the log as the right outcome word
+//    (docs/namecoin.md): a name with no record, an expired name, a source
+//    that is down or answers something refused.
 
 import test from 'ava';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -196,5 +199,59 @@ for (const s of SOURCES) {
       await svc.close();
       await sources.cleanup?.();
     }
+  });
+}
+
+/** The service's log line for one lookup of `domain`, with `sources` in the given order. */
+async function logLineFor(domain: string, sources: Sources): Promise<string> {
+  const log: string[] = [];
+  const svc = await serve({ socket, ...sources, log: (l) => log.push(l) });
+  try {
+    const answer = await svc.lookup.answer(aiaName(domain));
+    if (answer.status !== 1) throw new Error(`${domain}: status ${answer.status}, expected not found`);
+  } finally {
+    await svc.close();
+    await sources.cleanup?.();
+  }
+  if (log.length !== 1) throw new Error(`${domain}: ${log.length} log lines: ${log.join(' | ')}`);
+  return log[0]!;
+}
+
+const closedDns = (): Sources => ({ dns: `127.0.0.1:${closedPort}` });
+const closedRpc = (): Sources => ({ rpc: `http://127.0.0.1:${closedPort}/`, rpcUser: 'u', rpcPassword: 'p' });
+const liveRpc = (names: Record<string, { value: string; expired?: boolean }>): Sources => {
+  for (const n of ['d/example', 'd/gone', 'd/broken']) node.deleteName(n);
+  for (const [n, v] of Object.entries(names)) node.setName(n, v.value, { expired: v.expired });
+  return { rpc: node.url, rpcCookie: node.cookieFile };
+};
+const knotWith = async (records: Record<string, string[]>): Promise<Sources> => {
+  const knot = await startKnot(records, Object.keys(records)[0]!);
+  return { dns: `127.0.0.1:${knot.port}`, cleanup: () => knot.stop() };
+};
+const KEY_HEX = (): string => Buffer.from(site.ownerSpkiB64, 'base64').toString('hex');
+
+const outcomeCases: { name: string; domain: string; sources: () => Promise<Sources>; outcome: string; words: RegExp[] }[] = [
+  { name: 'rules file without the name', domain: 'missing.bit', sources: async () => ({ rules: rulesFile('example.bit') }), outcome: 'no record', words: [/rules \S+: no TLS record$/] },
+  { name: 'DNS: no such name (NXDOMAIN)', domain: 'missing.bit', sources: () => knotWith({ 'example.bit': [`2 1 0 ${KEY_HEX()}`] }), outcome: 'no record', words: [/dns \S+: no TLS record$/] },
+  // Knot would answer *._y.example.bit from a wildcard *.example.bit (RFC 4592), so the zone holds another name.
+  { name: 'DNS: no such name below the registered one, with an underscore', domain: '_y.example.bit', sources: () => knotWith({ 'other.bit': [`2 1 0 ${KEY_HEX()}`] }), outcome: 'no record', words: [/dns \S+: no TLS record$/] },
+  { name: 'DNS: server down', domain: 'example.bit', sources: async () => closedDns(), outcome: 'source down', words: [/dns \S+: source down: .*ECONNREFUSED|dns \S+: source down: .*refused/] },
+  { name: 'Namecoin Core: name never existed', domain: 'missing.bit', sources: async () => liveRpc({}), outcome: 'no record', words: [/rpc \S+: no TLS record$/] },
+  { name: 'Namecoin Core: name expired', domain: 'gone.bit', sources: async () => liveRpc({ 'd/gone': { value: underscoreValue(site.ownerSpkiB64), expired: true } }), outcome: 'expired name', words: [/rpc \S+: no TLS record \(d\/gone has expired\)$/] },
+  { name: 'Namecoin Core: a value it refuses whole', domain: 'broken.bit', sources: async () => liveRpc({ 'd/broken': { value: '{"tls": [[2, 1, 1, "AAAA"]]}' } }), outcome: 'source down', words: [/rpc \S+: source down: d\/broken: name value: tls\[0\]\[3\]/] },
+  { name: 'Namecoin Core: down', domain: 'example.bit', sources: async () => closedRpc(), outcome: 'source down', words: [/rpc \S+: source down: /] },
+  { name: 'every source down', domain: 'example.bit', sources: async () => ({ ...closedDns(), ...closedRpc() }), outcome: 'source down', words: [/dns \S+: source down: /, /rpc \S+: source down: /] },
+  { name: 'one source down, one with no record', domain: 'missing.bit', sources: async () => ({ ...closedDns(), ...liveRpc({}) }), outcome: 'no record', words: [/dns \S+: source down: /, /rpc \S+: no TLS record$/] },
+  { name: 'one source down, one with the name expired', domain: 'gone.bit', sources: async () => ({ ...closedDns(), ...liveRpc({ 'd/gone': { value: '{}', expired: true } }) }), outcome: 'expired name', words: [/dns \S+: source down: /, /rpc \S+: no TLS record \(d\/gone has expired\)$/] },
+];
+
+for (const c of outcomeCases) {
+  test.serial(`log outcome: ${c.name} -> ${c.outcome}`, async (t) => {
+    const line = await logLineFor(c.domain, await c.sources());
+    const head = `${c.domain}: not found (${c.outcome}): `;
+    t.true(line.startsWith(head), line);
+    const parts = line.slice(head.length).split('; ');
+    t.is(parts.length, c.words.length, line);
+    c.words.forEach((w, i) => t.regex(parts[i]!, w));
   });
 }

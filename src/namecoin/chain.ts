@@ -194,7 +194,6 @@ export function parseAiaName(name: Uint8Array): AiaRequest | undefined {
   }
 }
 
-export type { TlsRecord } from './records.js';
 import type { TlsRecord } from './records.js';
 
 const sha256 = (b: Uint8Array): Buffer => createHash('sha256').update(b).digest();

@@ -7,8 +7,9 @@ import { bytesEqual } from '../engine/asn1/der.js';
 import type { EngineDeps, IssuedCert } from '../engine/crossSign.js';
 import { CKA, CKT } from '../pkcs11/constants.js';
 import { boolBytes, certObject, nssTrustRecord, ulongBytes } from '../pkcs11/objects.js';
-import { parseAiaName, synthesizeAiaParents, vouchedKeys, type AiaRequest, type NamecoinAuthority, type TlsRecord } from './chain.js';
+import { parseAiaName, synthesizeAiaParents, vouchedKeys, type AiaRequest, type NamecoinAuthority } from './chain.js';
 import { bitName } from './names.js';
+import type { TlsAnswer, TlsRecord } from './records.js';
 import type { NameOwner } from './rpc.js';
 import { certify } from './stapled.js';
 import { MAX_OBJECTS, type Response, type ServiceObject } from '../service/protocol.js';
@@ -16,7 +17,7 @@ import { MAX_OBJECTS, type Response, type ServiceObject } from '../service/proto
 /** One place TLS records come from (local rules, DNS, Namecoin Core). */
 export interface TlsSource {
   name: string;
-  lookup(domain: string): Promise<{ records: TlsRecord[]; ttl: number; absent?: 'never existed' | 'expired' }>;
+  lookup(domain: string): Promise<TlsAnswer>;
   /** Whether it can answer at all (reachable, credentials readable); throws an EngineError saying why not. */
   check?(): Promise<void>;
   /**
@@ -63,6 +64,17 @@ interface Fetched<T> {
   source: string;
 }
 
+/** What a source gave at `fetchedAt`, its TTL kept between 1 s and MAX_TTL. */
+const fetched = <T>(value: T, fetchedAt: number, ttl: number, source: string): Fetched<T> => ({ value, fetchedAt, ttl: Math.max(1, Math.min(ttl, MAX_TTL)), source });
+
+/** Keeps `value` under `key` in a bounded map, the oldest entry going first. */
+function remember<V>(map: Map<string, V>, key: string, value: V): V {
+  map.delete(key);
+  if (map.size >= CACHE_LIMIT) map.delete(map.keys().next().value!);
+  map.set(key, value);
+  return value;
+}
+
 /** Seconds of a TTL left at `now`; 0 or less once it has run out. */
 export function ttlLeft(f: { fetchedAt: number; ttl: number }, now: number): number {
   return f.ttl - Math.floor(Math.max(0, now - f.fetchedAt) / 1000);
@@ -89,33 +101,34 @@ export class NamecoinLookup {
     private readonly log?: (line: string) => void,
   ) {}
 
-  /** Records for a domain, and what each source said (for the log line). */
-  /** The records' TTL is what is left of the source's, counted from when it was asked. */
-  private async records(domain: string): Promise<{ found?: { records: TlsRecord[]; ttl: number; source: string }; reasons: string[] }> {
+  /**
+   * Records for a domain, and what each source that had none said. The
+   * records' TTL is what is left of the source's, counted from when it was asked.
+   */
+  private async records(domain: string): Promise<{ found?: { records: TlsRecord[]; ttl: number; source: string }; said: SourceSaid[] }> {
     const hit = this.cache.get(domain);
     const left = hit ? ttlLeft(hit, this.now()) : 0;
-    if (hit && left > 0) return { found: { records: hit.value, ttl: left, source: `cache (${hit.source})` }, reasons: [] };
-    const reasons: string[] = [];
+    if (hit && left > 0) return { found: { records: hit.value, ttl: left, source: `cache (${hit.source})` }, said: [] };
+    const said: SourceSaid[] = [];
     for (const source of this.sources) {
-      let found: Awaited<ReturnType<TlsSource['lookup']>>;
+      let found: TlsAnswer;
       const fetchedAt = this.now();
       try {
         found = await source.lookup(domain);
       } catch (e) {
-        reasons.push(`${source.name}: source down: ${(e as Error).message}`); // a source that fails is skipped
+        // A source that fails (EngineError 'SOURCE', or anything else it throws) is skipped.
+        said.push({ outcome: 'source down', words: `${source.name}: source down: ${(e as Error).message}` });
         continue;
       }
       if (found.records.length === 0) {
-        reasons.push(`${source.name}: no TLS record${found.absent === 'expired' ? ` (${bitName(domain).name} has expired)` : ''}`);
+        const expired = found.absent === 'expired';
+        said.push({ outcome: expired ? 'expired name' : 'no record', words: `${source.name}: no TLS record${expired ? ` (${bitName(domain).name} has expired)` : ''}` });
         continue;
       }
-      const fetched = { value: found.records, fetchedAt, ttl: Math.max(1, Math.min(found.ttl, MAX_TTL)), source: source.name };
-      this.cache.delete(domain);
-      if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(domain, fetched);
-      return { found: { records: found.records, ttl: Math.max(0, ttlLeft(fetched, this.now())), source: source.name }, reasons };
+      const entry = remember(this.cache, domain, fetched(found.records, fetchedAt, found.ttl, source.name));
+      return { found: { records: found.records, ttl: Math.max(0, ttlLeft(entry, this.now())), source: source.name }, said };
     }
-    return { reasons };
+    return { said };
   }
 
   private now(): number {
@@ -157,10 +170,7 @@ export class NamecoinLookup {
           kind ??= 'source down';
           continue;
         }
-        entry = { value: owner, fetchedAt, ttl: Math.max(1, Math.min(owner.ttl, MAX_TTL)), source: source.name };
-        this.owners.delete(key);
-        if (this.owners.size >= CACHE_LIMIT) this.owners.delete(this.owners.keys().next().value!);
-        this.owners.set(key, entry);
+        entry = remember(this.owners, key, fetched(owner, fetchedAt, owner.ttl, source.name));
       }
       const owner = entry.value;
       if (!owner.address) {
@@ -169,12 +179,7 @@ export class NamecoinLookup {
         continue;
       }
       const memo = `${owner.address}\0${req.domain}\0${stapled.pubb64}\0${stapled.notAfter?.text ?? ''}\0${JSON.stringify(stapled.sigs)}`;
-      let verdict = this.verdicts.get(memo);
-      if (!verdict) {
-        verdict = certify(stapled, req.domain, owner.address);
-        if (this.verdicts.size >= CACHE_LIMIT) this.verdicts.delete(this.verdicts.keys().next().value!);
-        this.verdicts.set(memo, verdict);
-      }
+      const verdict = this.verdicts.get(memo) ?? remember(this.verdicts, memo, certify(stapled, req.domain, owner.address));
       if (verdict.ok) return { vouched: { source: source.name, address: owner.address, name, ttl: Math.max(0, ttlLeft(entry, this.now())) }, reasons };
       reasons.push(`${source.name}: ${verdict.detail}`);
       kind = verdict.kind === 'owner-mismatch' ? 'owner mismatch' : 'bad signature';
@@ -225,12 +230,11 @@ export class NamecoinLookup {
       }
       certifiedFailure = { kind: c.kind!, reasons: c.reasons };
     }
-    const { found, reasons } = await this.records(req.domain);
+    const { found, said } = await this.records(req.domain);
     const certifiedPart = certifiedFailure ? `certified: ${certifiedFailure.reasons.join('; ')}; ` : '';
     if (!found) {
-      const allDown = reasons.length > 0 && reasons.every((r) => r.includes(': source down: '));
-      const kind = certifiedFailure?.kind ?? (allDown ? 'source down' : reasons.some((r) => r.endsWith(' has expired)')) ? 'expired name' : 'no record');
-      this.log?.(`${req.domain}: ${certifiedFailure ? 'refused' : 'not found'} (${kind}): ${certifiedPart}${certifiedFailure ? 'records: ' : ''}${reasons.join('; ') || 'no source'}`);
+      const kind = certifiedFailure?.kind ?? recordsOutcome(said);
+      this.log?.(`${req.domain}: ${certifiedFailure ? 'refused' : 'not found'} (${kind}): ${certifiedPart}${certifiedFailure ? 'records: ' : ''}${said.map((x) => x.words).join('; ') || 'no source'}`);
       return { status: 1, ttl: 60, objects: [] };
     }
     const keys = vouchedKeys(found.records, req);
@@ -245,5 +249,17 @@ export class NamecoinLookup {
   }
 }
 
-/** A lookup's outcome, as the service log names it. */
+/** A lookup's outcome, as the service log names it (docs/namecoin.md). */
 export type Outcome = 'no record' | 'wrong key' | 'bad signature' | 'owner mismatch' | 'expired name' | 'source down' | 'malformed' | 'expired' | 'cannot check owner';
+
+/** What one source that gave no records said: its outcome, and its words for the log. */
+interface SourceSaid {
+  outcome: Extract<Outcome, 'no record' | 'expired name' | 'source down'>;
+  words: string;
+}
+
+/** No records from any source: "source down" only when every source failed; an expired name before "no record". */
+function recordsOutcome(said: readonly SourceSaid[]): Outcome {
+  if (said.length > 0 && said.every((x) => x.outcome === 'source down')) return 'source down';
+  return said.some((x) => x.outcome === 'expired name') ? 'expired name' : 'no record';
+}

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { EngineError } from '../engine/errors.js';
 import { jsonSyntaxProblem } from '../jsonError.js';
 import { describePathError } from '../systemError.js';
-import type { TlsRecord } from './chain.js';
+import type { TlsRecord } from './records.js';
 import type { TlsSource } from './lookup.js';
 import { isBitName } from './names.js';
 
