@@ -7,7 +7,7 @@
 // 2. Whole system CKBI compile: readUpstream (enumeration) and planView (plan).
 // 3. The raw crypto floor for the same root count: anchor keygen plus two
 //    ECDSA signatures over the very TBS sizes the plan signed.
-// 4. plan / floor against the 3x budget of DESIGN.md, for P-256 and P-384 anchors.
+// 4. plan / floor against the 3x budget (bench/README.md), for P-256 and P-384 anchors.
 // 5. Diagnostic: where the P-256 plan time goes (EngineDeps calls timed from
 //    outside, keygen and the floor in the same loop).
 //
@@ -28,7 +28,7 @@ import { fmt, machineInfo, median, now, parseArgs, round, stats, timeMs, writeJs
 import { ROOT_KEY_TYPES, syntheticRoot, type RootKeyType, type SyntheticRoot } from './synthRoots.js';
 
 const SEED = 'ncfence-bench-engine-v1';
-const BUDGET = 3; // DESIGN.md "Budgets": compile within 3x the raw crypto floor
+const BUDGET = 3; // bench/README.md: compile within 3x the raw crypto floor
 
 const args = parseArgs('engine');
 const params = args.quick
@@ -274,7 +274,7 @@ for (const c of compiles) {
   );
 }
 log();
-log(`4. Budget: plan / floor within ${BUDGET}x (DESIGN.md "Budgets")`);
+log(`4. Budget: plan / floor within ${BUDGET}x`);
 for (const c of compiles) {
   log(
     `   ${c.anchorKeyType}: medians ${c.planMs.median.toFixed(2)} / ${c.floorMs.median.toFixed(2)} ms = ${c.ratio.toFixed(2)}x; ` +

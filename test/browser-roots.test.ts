@@ -41,7 +41,7 @@ interface Case {
   name: string;
   target: 'firefox' | 'thunderbird';
   src: string;
-  /** The kind of trust record this browser's builtins carry (NOTES.md), and the other kind it must not. */
+  /** The kind of trust record this browser's builtins carry (docs/design.md, "Browser targets"), and the other kind it must not. */
   records: number;
   absent: number;
   /** Exactly this many certificates, for the builds pinned by version. */

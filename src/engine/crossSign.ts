@@ -156,7 +156,9 @@ function crossExtensions(root: ParsedCertificate, anchorKeyId: Uint8Array, exclu
 
   function rewriteExtension(ext: Extension): Uint8Array {
     if (ext.oid === Oid.authorityKeyIdentifier) {
-      // Copying R's AKI breaks OpenSSL and NSS classic path building (NOTES.md).
+      // R's AKI names the key that signed R, not L(R) (RFC 5280 section 4.2.1.1). Verifiers that
+      // pick an issuer by it would not chain R' to L(R): OpenSSL (crypto/x509/v3_purp.c
+      // X509_check_akid) and NSS's classic one (lib/pki/certificate.c filter_subject_certs_for_id).
       sawAki = true;
       return extension(ext.oid, ext.critical, akiValue(anchorKeyId));
     }
