@@ -19,7 +19,7 @@ import { fenceRoot, defaultEngineDeps, type AnchorKeyType, type EngineDeps } fro
 import { parseCertificate, type ParsedCertificate } from '../src/engine/asn1/certificate.js';
 import { bytesEqual } from '../src/engine/asn1/der.js';
 import { readUpstream, type UpstreamSnapshot } from '../src/compile/upstream.js';
-import { ulongValue } from '../src/pkcs11/objects.js';
+import { isAnchor, ulongValue } from '../src/pkcs11/objects.js';
 import { planView, type Plan } from '../src/compile/plan.js';
 import { DEFAULT_UPSTREAM } from '../src/compile/build.js';
 import { loadPolicy, type Policy } from '../src/policy.js';
@@ -83,8 +83,7 @@ function signedPairs(plan: Plan): SignedPair[] {
     const value = attrs.get(CKA.VALUE);
     if (ulongValue(attrs.get(CKA.CLASS)) !== CKO.CERTIFICATE || !value) continue;
     const cert = parseCertificate(value);
-    const label = new TextDecoder().decode(attrs.get(CKA.LABEL) ?? new Uint8Array(0));
-    if (label.startsWith('ncfence anchor for ')) anchors.set(Buffer.from(cert.subject).toString('hex'), cert);
+    if (isAnchor(o.attrs)) anchors.set(Buffer.from(cert.subject).toString('hex'), cert);
     else certs.push(cert);
   }
   const pairs: SignedPair[] = [];

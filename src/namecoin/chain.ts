@@ -1,10 +1,8 @@
-// Namecoin's certificate chain, synthesized in RAM, as Namecoin's own tools
-// make it (namecoin/encaya server/server.go lookupCert; the names a site's
-// chain points to, namecoin/ncgencert main.go and aiaparent.go):
-// "Namecoin Root CA" -> ".bit TLD CA" -> "<domain> Domain AIA Parent CA",
-// whose key comes from the name's TLS record and whose subject is the exact
-// name a verifier asked for -> "<domain> Domain CA" (sent by the server) ->
-// leaf. The first three are constrained to bit, bit and the domain
+// Namecoin's chain, synthesized in RAM as namecoin/encaya (server/server.go
+// lookupCert) and namecoin/ncgencert shape it: "Namecoin Root CA" -> ".bit
+// TLD CA" -> "<domain> Domain AIA Parent CA", whose key comes from the name's
+// TLS record and whose subject is the exact name a verifier asked for ->
+// "<domain> Domain CA" (sent by the server) -> leaf. The first three are constrained to bit, bit and the domain
 // respectively, and to no IP address (namecoinConstraints).
 
 import { createHash } from 'node:crypto';

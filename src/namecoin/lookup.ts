@@ -30,12 +30,8 @@ export interface TlsSource {
 const MAX_TTL = 3000; // under the AIA parent's one-hour validity
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 
-/**
- * A Namecoin CA as a certificate object. Never with
- * CKA_NSS_MOZILLA_CA_POLICY: Firefox takes a chain ending there for a
- * built-in root and demands Certificate Transparency (security/certverifier/
- * CertVerifier.cpp), which no .bit certificate has.
- */
+// A Namecoin CA never carries CKA_NSS_MOZILLA_CA_POLICY: Firefox would take it for a built-in root
+// and demand Certificate Transparency (security/certverifier/CertVerifier.cpp), which .bit has not.
 const caObject = (c: IssuedCert, label: string, trusted: boolean): ServiceObject => certObject(c, text(label), c.keyId ?? new Uint8Array(0), trusted);
 
 /** The root's trust purposes: a trust anchor for server authentication only. */
@@ -101,10 +97,7 @@ export class NamecoinLookup {
     private readonly log?: (line: string) => void,
   ) {}
 
-  /**
-   * Records for a domain, and what each source that had none said. The
-   * records' TTL is what is left of the source's, counted from when it was asked.
-   */
+  /** Records for a domain (their TTL: what is left of the source's), and what each source without them said. */
   private async records(domain: string): Promise<{ found?: { records: TlsRecord[]; ttl: number; source: string }; said: SourceSaid[] }> {
     const hit = this.cache.get(domain);
     const left = hit ? ttlLeft(hit, this.now()) : 0;
@@ -116,7 +109,6 @@ export class NamecoinLookup {
       try {
         found = await source.lookup(domain);
       } catch (e) {
-        // A source that fails (EngineError 'SOURCE', or anything else it throws) is skipped.
         said.push({ outcome: 'source down', words: `${source.name}: source down: ${(e as Error).message}` });
         continue;
       }
@@ -252,11 +244,8 @@ export class NamecoinLookup {
 /** A lookup's outcome, as the service log names it (docs/namecoin.md). */
 export type Outcome = 'no record' | 'wrong key' | 'bad signature' | 'owner mismatch' | 'expired name' | 'source down' | 'malformed' | 'expired' | 'cannot check owner';
 
-/** What one source that gave no records said: its outcome, and its words for the log. */
-interface SourceSaid {
-  outcome: Extract<Outcome, 'no record' | 'expired name' | 'source down'>;
-  words: string;
-}
+/** What a source without records said: an outcome (one that fails, EngineError 'SOURCE' or else, is down), and words for the log. */
+type SourceSaid = { outcome: Extract<Outcome, 'no record' | 'expired name' | 'source down'>; words: string };
 
 /** No records from any source: "source down" only when every source failed; an expired name before "no record". */
 function recordsOutcome(said: readonly SourceSaid[]): Outcome {

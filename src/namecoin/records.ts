@@ -45,13 +45,8 @@ export interface TlsRecord {
 
 /** Why a Namecoin name has no value to read (Namecoin Core's name_show: never registered, or expired). */
 export type NameAbsence = 'never existed' | 'expired';
-
-/** What a source answers for a domain: its records and how long they may be kept, in seconds; when none, whether the name itself is missing. */
-export interface TlsAnswer {
-  records: TlsRecord[];
-  ttl: number;
-  absent?: NameAbsence;
-}
+/** What a source answers for a domain: its records, how long they may be kept (s), and whether the name itself is missing. */
+export type TlsAnswer = { records: TlsRecord[]; ttl: number; absent?: NameAbsence };
 
 /** ifa-0001 caps values at 520 bytes; we accept more in case the limit is raised. */
 export const MAX_VALUE_BYTES = 64 * 1024;

@@ -34,21 +34,14 @@ export function ulongBytes(n: number): Uint8Array {
 
 export const boolBytes = (v: boolean): Uint8Array => Uint8Array.of(v ? 1 : 0);
 
-/**
- * Every local anchor L(R) is named so, in its PKCS#11 label and its
- * subject's CN (engine/crossSign.ts anchorName), followed by R's name:
- * what `certutil -L` shows, and how `status` counts anchors.
- */
-export const ANCHOR_LABEL_PREFIX = 'ncfence anchor for ';
+/** L(R)'s label and CN (engine/crossSign.ts anchorName): what `certutil -L` shows, and how anchors are told apart. */
+const ANCHOR_LABEL_PREFIX = 'ncfence anchor for ';
 export const anchorLabel = (rootName: string): string => `${ANCHOR_LABEL_PREFIX}${rootName}`;
-
-const decoder = new TextDecoder();
 
 /** Whether a view object is a local anchor's certificate. */
 export function isAnchor(attrs: readonly Attribute[]): boolean {
-  const cls = attrs.find(([t]) => t === CKA.CLASS)?.[1];
-  const label = attrs.find(([t]) => t === CKA.LABEL)?.[1];
-  return ulongValue(cls) === CKO.CERTIFICATE && label !== undefined && decoder.decode(label).startsWith(ANCHOR_LABEL_PREFIX);
+  const value = (type: number): Uint8Array | undefined => attrs.find(([t]) => t === type)?.[1];
+  return ulongValue(value(CKA.CLASS)) === CKO.CERTIFICATE && Buffer.from(value(CKA.LABEL) ?? []).toString().startsWith(ANCHOR_LABEL_PREFIX);
 }
 
 /** What a certificate object is made of (engine/crossSign.ts IssuedCert has these). */
@@ -67,11 +60,9 @@ const UNTRUSTED: Attribute = [CKA.TRUSTED, boolBytes(false)];
 const NAME_HASH_SHA256: Attribute = [CKA.NAME_HASH_ALGORITHM, ulongBytes(CKM_SHA256)];
 
 /**
- * A read-only token certificate object with the attributes NSS's builtins
- * give theirs, plus CKA_TRUSTED when `trusted` is given: p11-kit consumers
- * such as GnuTLS take anchors from CKA_TRUSTED alone (GnuTLS lib/pkcs11.c
- * gnutls_pkcs11_get_raw_issuer and find_cert_cb search for CKA_TRUSTED =
- * TRUE, by subject and CKA_ID). `id` is CKA_ID.
+ * A read-only token certificate with the attributes NSS's builtins give
+ * theirs, and CKA_TRUSTED when `trusted` is given: GnuTLS takes anchors from
+ * it alone (lib/pkcs11.c gnutls_pkcs11_get_raw_issuer, find_cert_cb).
  */
 export function certObject(cert: CertFields, label: Uint8Array, id: Uint8Array, trusted?: boolean): Attribute[] {
   const attrs: Attribute[] = [IS_CERTIFICATE, IS_TOKEN, NOT_PRIVATE, NOT_MODIFIABLE, [CKA.LABEL, label], IS_X_509];
