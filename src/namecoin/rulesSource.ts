@@ -76,7 +76,7 @@ export function loadRules(file: string): Map<string, TlsRecord[]> {
   const out = new Map<string, TlsRecord[]>();
   for (const [domain, recs] of Object.entries(d.domains as Record<string, unknown>)) {
     // A domain or a subdomain at any depth; a key pins that host exactly (no inheritance, as in ncdns).
-    if (!isBitName(domain)) fail(`${file}: domains.${domain}`, 'not a lowercase .bit domain or subdomain (docs/namecoin.md)');
+    if (!isBitName(domain)) fail(`${file}: domains.${domain}`, 'not a lowercase .bit domain or subdomain');
     if (!Array.isArray(recs)) fail(`${file}: domains.${domain}`, 'expected an array of records');
     if (recs.length > MAX_RECORDS_PER_DOMAIN) fail(`${file}: domains.${domain}`, `${recs.length} records, more than the ${MAX_RECORDS_PER_DOMAIN} accepted`);
     out.set(
