@@ -32,7 +32,6 @@ export function userViewDir(config: string): string {
   return join(cache, 'ncfence/views', fnv1a(config));
 }
 
-
 /**
  * Whether a view is what the module would serve for a configuration now:
  * its stamp equals the stamp of what upstream, policy and engine are now
