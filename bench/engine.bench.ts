@@ -7,7 +7,7 @@
 // 2. Whole system CKBI compile: readUpstream (enumeration) and planView (plan).
 // 3. The raw crypto floor for the same root count: anchor keygen plus two
 //    ECDSA signatures over the very TBS sizes the plan signed.
-// 4. plan / floor against the 3x budget of DESIGN.md, for P-256 and P-384 anchors.
+// 4. plan / floor against the 3x budget (bench/README.md), for P-256 and P-384 anchors.
 // 5. Diagnostic: where the P-256 plan time goes (EngineDeps calls timed from
 //    outside, keygen and the floor in the same loop).
 //
@@ -18,7 +18,8 @@ import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { fenceRoot, defaultEngineDeps, type AnchorKeyType, type EngineDeps } from '../src/engine/crossSign.js';
 import { parseCertificate, type ParsedCertificate } from '../src/engine/asn1/certificate.js';
 import { bytesEqual } from '../src/engine/asn1/der.js';
-import { readUpstream, ulongValue, type UpstreamSnapshot } from '../src/compile/upstream.js';
+import { readUpstream, type UpstreamSnapshot } from '../src/compile/upstream.js';
+import { isAnchor, ulongValue } from '../src/pkcs11/objects.js';
 import { planView, type Plan } from '../src/compile/plan.js';
 import { DEFAULT_UPSTREAM } from '../src/compile/build.js';
 import { loadPolicy, type Policy } from '../src/policy.js';
@@ -27,7 +28,7 @@ import { fmt, machineInfo, median, now, parseArgs, round, stats, timeMs, writeJs
 import { ROOT_KEY_TYPES, syntheticRoot, type RootKeyType, type SyntheticRoot } from './synthRoots.js';
 
 const SEED = 'ncfence-bench-engine-v1';
-const BUDGET = 3; // DESIGN.md "Budgets": compile within 3x the raw crypto floor
+const BUDGET = 3; // bench/README.md: compile within 3x the raw crypto floor
 
 const args = parseArgs('engine');
 const params = args.quick
@@ -82,8 +83,7 @@ function signedPairs(plan: Plan): SignedPair[] {
     const value = attrs.get(CKA.VALUE);
     if (ulongValue(attrs.get(CKA.CLASS)) !== CKO.CERTIFICATE || !value) continue;
     const cert = parseCertificate(value);
-    const label = new TextDecoder().decode(attrs.get(CKA.LABEL) ?? new Uint8Array(0));
-    if (label.startsWith('ncfence anchor for ')) anchors.set(Buffer.from(cert.subject).toString('hex'), cert);
+    if (isAnchor(o.attrs)) anchors.set(Buffer.from(cert.subject).toString('hex'), cert);
     else certs.push(cert);
   }
   const pairs: SignedPair[] = [];
@@ -273,7 +273,7 @@ for (const c of compiles) {
   );
 }
 log();
-log(`4. Budget: plan / floor within ${BUDGET}x (DESIGN.md "Budgets")`);
+log(`4. Budget: plan / floor within ${BUDGET}x`);
 for (const c of compiles) {
   log(
     `   ${c.anchorKeyType}: medians ${c.planMs.median.toFixed(2)} / ${c.floorMs.median.toFixed(2)} ms = ${c.ratio.toFixed(2)}x; ` +

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { readBrowserRoots } from '../src/browser/probe.js';
 import { compareRootPrograms, excludedNames, totalDifferences } from '../src/browser/compare.js';
 import { CKA, CKO } from '../src/pkcs11/constants.js';
-import type { UpstreamObject } from '../src/compile/upstream.js';
+import type { UpstreamObject } from '../src/pkcs11/objects.js';
 import { FIREFOX_ESR140_DIR, FIREFOX_INSTALL_DIR, THUNDERBIRD_INSTALL_DIR, copyFirefoxInstall, swapBrowser } from './helpers/firefox.js';
 import { assertEquivalent, torBrowserStandIn } from './helpers/roots.js';
 import { CLI, DIST_CLI, SYSTEM_CKBI } from './helpers/paths.js';
@@ -41,7 +41,7 @@ interface Case {
   name: string;
   target: 'firefox' | 'thunderbird';
   src: string;
-  /** The kind of trust record this browser's builtins carry (NOTES.md), and the other kind it must not. */
+  /** The kind of trust record this browser's builtins carry (docs/design.md, "Browser targets"), and the other kind it must not. */
   records: number;
   absent: number;
   /** Exactly this many certificates, for the builds pinned by version. */

@@ -12,7 +12,8 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EngineError } from '../src/engine/errors.js';
-import { isLoopbackAddress, lookupTlsa, type DnsTlsAnswer, type TlsRecord } from '../src/namecoin/dns.js';
+import { isLoopbackAddress, lookupTlsa } from '../src/namecoin/dns.js';
+import type { TlsAnswer as DnsTlsAnswer, TlsRecord } from '../src/namecoin/records.js';
 import { requireTool } from './helpers/run.js';
 
 const HOST = '127.0.0.1';
@@ -348,7 +349,7 @@ function goodReply(query: Uint8Array, patch: Partial<Msg> = {}): Uint8Array {
 
 // ---------------------------------------------------------------- assertions
 
-type Expect = { records: TlsRecord[] | (() => TlsRecord[]); ttl: number } | { error: RegExp; code?: 'UPSTREAM' | 'USAGE' };
+type Expect = { records: TlsRecord[] | (() => TlsRecord[]); ttl: number } | { error: RegExp; code?: 'SOURCE' | 'USAGE' };
 
 async function check(t: ExecutionContext, run: () => Promise<DnsTlsAnswer>, expect: Expect, limitMs = TIMEOUT_MS + 1000): Promise<void> {
   const started = performance.now();
@@ -366,7 +367,7 @@ async function check(t: ExecutionContext, run: () => Promise<DnsTlsAnswer>, expe
     t.false(ok, `expected an error, got ${JSON.stringify(outcome)}`);
     t.true(outcome instanceof EngineError, `not an EngineError: ${String(outcome)}`);
     const e = outcome as EngineError;
-    t.is(e.code, expect.code ?? 'UPSTREAM');
+    t.is(e.code, expect.code ?? 'SOURCE');
     t.regex(e.message, expect.error);
   } else {
     if (!ok) return void t.fail(`unexpected error: ${String(outcome)}`);
@@ -736,7 +737,7 @@ test('property: 400 mutated real replies give records or a typed EngineError, ne
         if (!shapeOk) t.fail(`iteration ${i}: ill-formed answer ${JSON.stringify(a)}`);
         kind = 'answer';
       } catch (e) {
-        if (!(e instanceof EngineError) || e.code !== 'UPSTREAM') {
+        if (!(e instanceof EngineError) || e.code !== 'SOURCE') {
           t.fail(`iteration ${i} (${tpl.domain}, ${Buffer.from(current.msg).toString('hex')}): ${String(e)}`);
           continue;
         }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
 import { DEFAULT_POLICY } from '../src/policy.js';
 import { decodeView, encodeView } from '../src/view/format.js';
-import { ulongBytes } from '../src/compile/upstream.js';
+import { ulongBytes } from '../src/pkcs11/objects.js';
 import { AUDIENCE, CKA, CKO } from '../src/pkcs11/constants.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
 import { makeNssDb, vfychain } from './helpers/nss.js';

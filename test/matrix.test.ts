@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
 import { DEFAULT_POLICY } from '../src/policy.js';
 import { decodeView } from '../src/view/format.js';
-import { ulongValue } from '../src/compile/upstream.js';
+import { ulongValue } from '../src/pkcs11/objects.js';
 import { CKA, CKO } from '../src/pkcs11/constants.js';
 import { makeNssDb, vfychain } from './helpers/nss.js';
 import { MODULE, P11KIT_TRUST } from './helpers/paths.js';

@@ -17,7 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { parseCertificate } from '../src/engine/asn1/certificate.js';
 import { defaultEngineDeps } from '../src/engine/crossSign.js';
 import { createAuthority } from '../src/namecoin/chain.js';
-import { NamecoinLookup, type LookupAnswer, type TlsSource } from '../src/namecoin/lookup.js';
+import { NamecoinLookup, type TlsSource } from '../src/namecoin/lookup.js';
+import type { Response as LookupAnswer } from '../src/service/protocol.js';
 import { fromPem } from './helpers/pem.js';
 
 const DATA = fileURLToPath(new URL('./data/ncgencert/', import.meta.url));

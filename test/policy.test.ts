@@ -11,7 +11,7 @@ import { EngineError } from '../src/engine/errors.js';
 import { planView } from '../src/compile/plan.js';
 import { DEFAULT_POLICY, POLICY_SCHEMA_FILE, TARGET_POLICY, loadPolicy, policyValidator, type Policy } from '../src/policy.js';
 import { CKA, CKM_SHA256, CKO, CKT } from '../src/pkcs11/constants.js';
-import { boolBytes, ulongBytes, type UpstreamObject } from '../src/compile/upstream.js';
+import { boolBytes, ulongBytes, type UpstreamObject } from '../src/pkcs11/objects.js';
 import { excludingExtension, makeRoot, upstreamRoot } from './helpers/certs.js';
 import { CLI, ROOT } from './helpers/paths.js';
 import { run } from './helpers/run.js';

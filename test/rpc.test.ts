@@ -137,11 +137,11 @@ for (const c of malformed) {
   test(`refused whole: ${c.name}`, async (t) => {
     const value = c.value(keys);
     const direct = t.throws(() => parseTlsValue(value), { instanceOf: EngineError });
-    t.is(direct?.code, 'UPSTREAM');
+    t.is(direct?.code, 'SOURCE');
     t.regex(direct!.message, c.message);
     const domain = publish(node, value);
     const viaRpc = await t.throwsAsync(nameShowTls(domain, opts(node)), { instanceOf: EngineError });
-    t.is(viaRpc?.code, 'UPSTREAM');
+    t.is(viaRpc?.code, 'SOURCE');
     t.true(viaRpc!.message.startsWith(`d/${domain.slice(0, -4)}: name value: `), viaRpc!.message);
     t.regex(viaRpc!.message, c.message);
   });
@@ -172,7 +172,7 @@ test('expired name shown with expired: true (node run with -allowexpired): no re
 test('value the default ascii encoding cannot show: refused, pointing at -valueencoding', async (t) => {
   const domain = publish(node, JSON.stringify({ map: { '*': { tls: [[2, 1, 0, b64(keys.spki)]] } } }, null, 1));
   const e = await t.throwsAsync(nameShowTls(domain, opts(node)), { instanceOf: EngineError });
-  t.is(e?.code, 'UPSTREAM');
+  t.is(e?.code, 'SOURCE');
   t.regex(e!.message, /no readable value \(value_error "invalid data for ascii".*-valueencoding/);
 });
 
@@ -244,7 +244,7 @@ test('user name with a colon refused', async (t) => {
 
 test('wrong password refused (HTTP 401)', async (t) => {
   const e = await t.throwsAsync(nameShowTls('example.bit', opts(node, { auth: { ...USER, password: 'wrong' } })), { instanceOf: EngineError });
-  t.is(e?.code, 'UPSTREAM');
+  t.is(e?.code, 'SOURCE');
   t.regex(e!.message, /authentication refused \(HTTP 401\)/);
 });
 
@@ -268,7 +268,7 @@ for (const c of badCookies) {
       const file = `${n.cookieFile!}.other`;
       if (c.content !== null) writeFileSync(file, c.content);
       const e = await t.throwsAsync(nameShowTls('example.bit', opts(n, { auth: { cookieFile: file } })), { instanceOf: EngineError });
-      t.is(e?.code, 'UPSTREAM');
+      t.is(e?.code, 'SOURCE');
       t.regex(e!.message, c.message);
     });
   });
@@ -294,7 +294,7 @@ for (const c of faults) {
       c.set(n);
       const domain = c.name.startsWith('answer over') ? 'huge.bit' : 'example.bit';
       const e = await t.throwsAsync(nameShowTls(domain, opts(n, c.url ? { url: c.url(n) } : {})), { instanceOf: EngineError });
-      t.is(e?.code, 'UPSTREAM');
+      t.is(e?.code, 'SOURCE');
       t.regex(e!.message, c.message);
     });
   });
@@ -306,7 +306,7 @@ test('nothing listening: refused', async (t) => {
   const port = (probe.address() as { port: number }).port;
   await new Promise<void>((r) => probe.close(() => r()));
   const e = await t.throwsAsync(nameShowTls('example.bit', opts(node, { url: `http://127.0.0.1:${port}/` })), { instanceOf: EngineError });
-  t.is(e?.code, 'UPSTREAM');
+  t.is(e?.code, 'SOURCE');
   t.regex(e!.message, /request failed: .*ECONNREFUSED/);
 });
 
@@ -318,7 +318,7 @@ for (const how of ['answers late', 'stalls mid-body'] as const) {
       const start = performance.now();
       const e = await t.throwsAsync(nameShowTls('example.bit', opts(n, { timeoutMs: 300 })), { instanceOf: EngineError });
       const elapsed = performance.now() - start;
-      t.is(e?.code, 'UPSTREAM');
+      t.is(e?.code, 'SOURCE');
       t.regex(e!.message, /no complete answer within 300 ms/);
       t.true(elapsed >= 290 && elapsed < 1_500, `took ${elapsed.toFixed(0)} ms`);
     });
@@ -426,7 +426,7 @@ test('property: 600 mutated values give valid records or EngineError, nothing el
     try {
       out = parseTlsValue(value);
     } catch (e) {
-      if (!(e instanceof EngineError) || e.code !== 'UPSTREAM') return t.fail(`case ${i}: threw ${String(e)} for ${JSON.stringify(value)}`);
+      if (!(e instanceof EngineError) || e.code !== 'SOURCE') return t.fail(`case ${i}: threw ${String(e)} for ${JSON.stringify(value)}`);
       refused++;
       continue;
     }
@@ -504,7 +504,7 @@ test('property: 600 mutated subdomain values, walked for 0 to 3 labels, give val
     try {
       out = parseTlsValue(value, walk);
     } catch (e) {
-      if (!(e instanceof EngineError) || e.code !== 'UPSTREAM') return t.fail(`case ${i}: threw ${String(e)} for ${JSON.stringify(value)}`);
+      if (!(e instanceof EngineError) || e.code !== 'SOURCE') return t.fail(`case ${i}: threw ${String(e)} for ${JSON.stringify(value)}`);
       refused++;
       continue;
     }

@@ -20,7 +20,8 @@ import { fileURLToPath } from 'node:url';
 import pkcs11js from 'pkcs11js';
 import { build, realUpstream } from '../compile/build.js';
 import { planView } from '../compile/plan.js';
-import { readUpstream, ulongValue } from '../compile/upstream.js';
+import { readUpstream } from '../compile/upstream.js';
+import { ulongValue } from '../pkcs11/objects.js';
 import { SIGNATURE, defaultEngineDeps, fenceRoot, type AnchorKeyType } from '../engine/crossSign.js';
 import { parseCertificate } from '../engine/asn1/certificate.js';
 import { loadPolicy, policyForUpstream, type Policy } from '../policy.js';
@@ -84,9 +85,7 @@ export interface BenchResult {
 }
 
 function percentiles(xs: number[]): Percentiles {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (p: number): number => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
-  return { n: s.length, p50: Math.round(at(50) * 10) / 10, p99: Math.round(at(99) * 10) / 10 };
+  return { n: xs.length, p50: Math.round(pct(xs, 50) * 10) / 10, p99: Math.round(pct(xs, 99) * 10) / 10 };
 }
 
 const median = (xs: number[]): number => percentiles(xs).p50;
@@ -145,7 +144,7 @@ function nssVersion(): string | null {
   }
 }
 
-/** Nearest-rank percentile, as percentiles() computes p50 and p99. */
+/** Nearest-rank percentile (percentiles() gives p50 and p99 with it). */
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;

@@ -12,7 +12,7 @@
 import { X509Certificate } from 'node:crypto';
 import * as pkijs from 'pkijs';
 import { CKA, CKO, CKT, PKCS_TRUST_PURPOSE_ATTRS, TRUST_PURPOSE_ATTRS, pkcsTrustGrants, trustGrants } from '../pkcs11/constants.js';
-import type { UpstreamObject } from '../compile/upstream.js';
+import type { UpstreamObject } from '../pkcs11/objects.js';
 
 const NSS_PURPOSES: Record<number, string> = {
   [CKA.TRUST_SERVER_AUTH]: 'serverAuth',

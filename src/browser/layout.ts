@@ -1,7 +1,9 @@
 // Where Gecko browsers live and what their install directories hold:
 // Firefox (and Firefox ESR), Thunderbird and Tor Browser. Every one loads
 // `<install dir>/libnssckbi.so` as its roots module when the file exists
-// (NOTES.md), where the install directory is the one holding libxul.so.
+// (Firefox security/manager/ssl/nsNSSComponent.cpp,
+// LoadLoadableCertsTask::LoadLoadableRoots: the GRE directory before the
+// roots built into libxul), where the install directory holds libxul.so.
 
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';

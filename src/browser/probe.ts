@@ -16,7 +16,7 @@ import { chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from '../engine/errors.js';
-import type { UpstreamObject } from '../compile/upstream.js';
+import type { UpstreamObject } from '../pkcs11/objects.js';
 import { STRUCT_SIZES, type TokenSnapshot } from '../view/format.js';
 import { browserBinary } from './layout.js';
 import { safeTempBase } from '../install/owner.js';

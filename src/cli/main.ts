@@ -20,6 +20,7 @@ const EXIT: Record<EngineErrorCode, number> = {
   ROOT_NOT_CA: 1,
   UNSUPPORTED_ROOT: 1,
   UPSTREAM: 1,
+  SOURCE: 1,
   VIEW: 1,
   USAGE: 2,
   POLICY: 3,

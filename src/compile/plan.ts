@@ -21,26 +21,21 @@ import {
 } from '../engine/asn1/certificate.js';
 import { parseTime } from '../engine/asn1/time.js';
 import type { KeyFamily, Policy, Purpose, RootAction } from '../policy.js';
+import { AUDIENCE, CKA, CKM_SHA256, CKM_SHA_1, CKO, CKT, PKCS_TRUST_PURPOSE_ATTRS, TRUST_BEARING_ATTRS, TRUST_PURPOSE_ATTRS, pkcsTrustGrants, trustGrants } from '../pkcs11/constants.js';
 import {
-  AUDIENCE,
-  CKA,
-  CKC_X_509,
-  CKM_SHA256,
-  CKM_SHA_1,
-  CKO,
-  CKT,
-  PKCS_TRUST_PURPOSE_ATTRS,
-  TRUST_BEARING_ATTRS,
-  TRUST_PURPOSE_ATTRS,
-  pkcsTrustGrants,
-  trustGrants,
-} from '../pkcs11/constants.js';
-import { boolBytes, boolValue, ulongBytes, ulongValue, type UpstreamObject, type UpstreamSnapshot } from './upstream.js';
-
-export interface ViewObject {
-  slot: number;
-  attrs: [type: number, value: Uint8Array][];
-}
+  anchorLabel,
+  boolBytes,
+  boolValue,
+  certObject,
+  nssTrustRecord,
+  pkcsTrustRecord,
+  ulongBytes,
+  ulongValue,
+  type Attribute,
+  type UpstreamObject,
+  type ViewObject,
+} from '../pkcs11/objects.js';
+import type { UpstreamSnapshot } from './upstream.js';
 
 export interface RootDecision {
   label: string;
@@ -85,7 +80,6 @@ const certKey = (o: UpstreamObject): string => {
 };
 const sha1 = (b: Uint8Array): Uint8Array => hash('sha1', b, 'buffer');
 const sha256 = (b: Uint8Array): Uint8Array => hash('sha256', b, 'buffer');
-const md5 = (b: Uint8Array): Uint8Array => hash('md5', b, 'buffer');
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const text = (s: string): Uint8Array => encoder.encode(s);
@@ -219,8 +213,8 @@ function append<T>(to: T[], more: readonly T[]): T[] {
   return to;
 }
 
-function copyAttrs(o: UpstreamObject | undefined, types: readonly number[]): [number, Uint8Array][] {
-  const out: [number, Uint8Array][] = [];
+function copyAttrs(o: UpstreamObject | undefined, types: readonly number[]): Attribute[] {
+  const out: Attribute[] = [];
   for (let i = 0; i < types.length; i++) {
     const t = types[i]!;
     const v = o?.attrs.get(t);
@@ -229,42 +223,10 @@ function copyAttrs(o: UpstreamObject | undefined, types: readonly number[]): [nu
   return out;
 }
 
-// Attribute values every view object of a kind shares (never mutated).
-const CLASS_CERTIFICATE = ulongBytes(CKO.CERTIFICATE);
-const CLASS_TRUST = ulongBytes(CKO.NSS_TRUST);
-const CLASS_PKCS_TRUST = ulongBytes(CKO.TRUST);
-const TRUE = boolBytes(true);
-const FALSE = boolBytes(false);
-const X_509 = ulongBytes(CKC_X_509);
+// Trust values every record of a kind shares (never mutated).
 const DELEGATOR = ulongBytes(CKT.NSS_TRUSTED_DELEGATOR);
 const MUST_VERIFY = ulongBytes(CKT.NSS_MUST_VERIFY_TRUST);
 const PKCS_MUST_VERIFY = ulongBytes(CKT.TRUST_MUST_VERIFY_TRUST);
-
-// Attributes whose type and value every view object of a kind shares: one
-// pair each for the whole view (view objects are never mutated).
-const IS_CERTIFICATE: [number, Uint8Array] = [CKA.CLASS, CLASS_CERTIFICATE];
-const IS_TOKEN: [number, Uint8Array] = [CKA.TOKEN, TRUE];
-const NOT_PRIVATE: [number, Uint8Array] = [CKA.PRIVATE, FALSE];
-const NOT_MODIFIABLE: [number, Uint8Array] = [CKA.MODIFIABLE, FALSE];
-const IS_X_509: [number, Uint8Array] = [CKA.CERTIFICATE_TYPE, X_509];
-const IS_TRUSTED: [number, Uint8Array] = [CKA.TRUSTED, TRUE];
-
-function certObject(cert: IssuedCert, label: Uint8Array, id: Uint8Array): [number, Uint8Array][] {
-  return [
-    IS_CERTIFICATE,
-    IS_TOKEN,
-    NOT_PRIVATE,
-    NOT_MODIFIABLE,
-    [CKA.LABEL, label],
-    IS_X_509,
-    [CKA.SUBJECT, cert.subject],
-    [CKA.ID, id],
-    [CKA.ISSUER, cert.issuer],
-    [CKA.SERIAL_NUMBER, cert.serial],
-    [CKA.VALUE, cert.der],
-    IS_TRUSTED,
-  ];
-}
 
 // PKCS#11 3.2 purposes and values as NSS trust attributes and values.
 const PKCS_TO_NSS_ATTR = new Map<number, number>([
@@ -284,9 +246,9 @@ const PKCS_TO_NSS_VALUE = new Map<number, number>([
 const NSS_PURPOSES_AND_STEP_UP: readonly number[] = [...TRUST_PURPOSE_ATTRS, CKA.TRUST_STEP_UP_APPROVED];
 
 /** R's purposes as NSS trust attributes, whichever kind of record R has. */
-function nssPurposes(rootTrust: UpstreamObject): [number, Uint8Array][] {
+function nssPurposes(rootTrust: UpstreamObject): Attribute[] {
   if (cls(rootTrust) !== CKO.TRUST) return copyAttrs(rootTrust, NSS_PURPOSES_AND_STEP_UP);
-  const out: [number, Uint8Array][] = [];
+  const out: Attribute[] = [];
   for (const [pkcs, nss] of PKCS_TO_NSS_ATTR) {
     const v = ulongValue(rootTrust.attrs.get(pkcs));
     const mapped = v === undefined ? undefined : PKCS_TO_NSS_VALUE.get(v);
@@ -295,39 +257,22 @@ function nssPurposes(rootTrust: UpstreamObject): [number, Uint8Array][] {
   return out;
 }
 
-/** What both kinds of trust record for the anchor start with: class, token flags, label, the anchor's issuer and serial. */
-function trustRecordHead(cls: Uint8Array, anchor: IssuedCert, label: Uint8Array): [number, Uint8Array][] {
-  return [
-    [CKA.CLASS, cls],
-    IS_TOKEN,
-    NOT_PRIVATE,
-    NOT_MODIFIABLE,
-    [CKA.LABEL, label],
-    [CKA.ISSUER, anchor.subject],
-    [CKA.SERIAL_NUMBER, anchor.serial],
-  ];
-}
-
 /**
  * PKCS#11 3.2 trust record for the anchor, beside the NSS one, when R's own
  * record is of that kind: consumers that read only CKO_TRUST find L(R) too.
  */
-function anchorPkcsTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamObject): [number, Uint8Array][] {
-  const out = trustRecordHead(CLASS_PKCS_TRUST, anchor, label);
-  out.push([CKA.HASH_OF_CERTIFICATE, sha256(anchor.der)], [CKA.NAME_HASH_ALGORITHM, ulongBytes(CKM_SHA256)]);
-  return append(out, copyAttrs(rootTrust, PKCS_TRUST_PURPOSE_ATTRS));
+function anchorPkcsTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamObject): Attribute[] {
+  return pkcsTrustRecord(anchor, label, copyAttrs(rootTrust, PKCS_TRUST_PURPOSE_ATTRS));
 }
 
 /** NSS trust record for the anchor: R's purposes, the anchor's identity and hashes. */
-function anchorTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamObject | undefined, trustedFor: readonly Purpose[]): [number, Uint8Array][] {
+function anchorTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamObject | undefined, trustedFor: readonly Purpose[]): Attribute[] {
   // A root trusted only by CKA_TRUSTED (no record says for what): the
   // policy's purposes, the others MUST_VERIFY.
-  const purposes: [number, Uint8Array][] = rootTrust
+  const purposes: Attribute[] = rootTrust
     ? nssPurposes(rootTrust)
     : (Object.keys(PURPOSE_ATTR) as Purpose[]).map((p) => [PURPOSE_ATTR[p], trustedFor.includes(p) ? DELEGATOR : MUST_VERIFY]);
-  const out = trustRecordHead(CLASS_TRUST, anchor, label);
-  out.push([CKA.CERT_SHA1_HASH, sha1(anchor.der)], [CKA.CERT_MD5_HASH, md5(anchor.der)]);
-  return append(out, purposes);
+  return nssTrustRecord(anchor, label, purposes);
 }
 
 const POLICY_ATTRS: readonly number[] = [CKA.NSS_MOZILLA_CA_POLICY, CKA.NSS_SERVER_DISTRUST_AFTER, CKA.NSS_EMAIL_DISTRUST_AFTER, CKA.CERTIFICATE_CATEGORY];
@@ -384,35 +329,28 @@ export interface PlanOptions {
   mirrorTrustKinds?: boolean;
 }
 
-/** Drops CKA_TRUSTED from a certificate object when R carried none (mirrored views). */
-function withoutTrusted(attrs: [number, Uint8Array][]): [number, Uint8Array][] {
-  return attrs.filter(([t]) => t !== CKA.TRUSTED);
-}
-
 function fenceObjects(root: Root, parsed: ParsedCertificate, sha256: string, label: string, trust: UpstreamObject | undefined, policy: Policy, deps: EngineDeps, opts: PlanOptions): ViewObject[] {
   const { anchor, cross, crossNss } = fenceRoot(parsed, policy.excludedSubtrees, deps, sha256, policy.nssSubtrees);
   const slot = root.cert.slot;
   const anchorKeyId = anchor.keyId!;
   const rootKeyId = cross.keyId ?? root.cert.attrs.get(CKA.ID) ?? new Uint8Array(0);
-  const anchorLabel = text(`ncfence anchor for ${label}`);
+  const anchorText = text(anchorLabel(label));
   const mirror = opts.mirrorTrustKinds === true;
-  const markTrusted = !mirror || grantsTrust(root.cert);
-  const cert = (attrs: [number, Uint8Array][]): [number, Uint8Array][] => (markTrusted ? attrs : withoutTrusted(attrs));
+  // CKA_TRUSTED on L(R) and R' unless the view mirrors an R that had none.
+  const trusted = !mirror || grantsTrust(root.cert) ? true : undefined;
   const pkcsRecord = trust !== undefined && cls(trust) === CKO.TRUST;
-  const objects: ViewObject[] = [
-    { slot, attrs: cert(append(certObject(anchor, anchorLabel, anchorKeyId), copyAttrs(root.cert, POLICY_ATTRS))) },
-  ];
-  if (!mirror || !pkcsRecord) objects.push({ slot, attrs: anchorTrust(anchor, anchorLabel, trust, policy.trustedFor) });
+  const objects: ViewObject[] = [{ slot, attrs: append(certObject(anchor, anchorText, anchorKeyId, trusted), copyAttrs(root.cert, POLICY_ATTRS)) }];
+  if (!mirror || !pkcsRecord) objects.push({ slot, attrs: anchorTrust(anchor, anchorText, trust, policy.trustedFor) });
   const crossObject = (c: IssuedCert, audience?: number): ViewObject => {
-    const attrs = append(certObject(c, root.cert.attrs.get(CKA.LABEL) ?? text(label), rootKeyId), copyAttrs(root.cert, CATEGORY_ATTR));
+    const attrs = append(certObject(c, root.cert.attrs.get(CKA.LABEL) ?? text(label), rootKeyId, trusted), copyAttrs(root.cert, CATEGORY_ATTR));
     if (audience !== undefined) attrs.push([CKA.NCFENCE_AUDIENCE, ulongBytes(audience)]);
-    return { slot, attrs: cert(attrs) };
+    return { slot, attrs };
   };
   // Two forms of R' (docs/policy.md): the module serves exactly one of them
   // in any process, the NSS form unless it knows NSS is absent.
   if (crossNss) objects.push(crossObject(cross, AUDIENCE.PLAIN_FORM), crossObject(crossNss, AUDIENCE.NSS_FORM));
   else objects.push(crossObject(cross));
-  if (pkcsRecord) objects.push({ slot, attrs: anchorPkcsTrust(anchor, anchorLabel, trust) });
+  if (pkcsRecord) objects.push({ slot, attrs: anchorPkcsTrust(anchor, anchorText, trust) });
   return objects;
 }
 

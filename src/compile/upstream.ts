@@ -8,12 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { EngineError } from '../engine/errors.js';
 import { describePathError } from '../systemError.js';
 import { CANDIDATE_ATTRS, CKA, rvName } from '../pkcs11/constants.js';
-
-export interface UpstreamObject {
-  slot: number;
-  /** Attribute type -> raw value bytes exactly as upstream returned them. */
-  attrs: Map<number, Uint8Array>;
-}
+import type { UpstreamObject } from '../pkcs11/objects.js';
 
 export interface UpstreamSnapshot {
   library: string;
@@ -21,29 +16,6 @@ export interface UpstreamSnapshot {
   slots: { id: number; label: string }[];
   objects: UpstreamObject[];
 }
-
-// CK_ULONG and CK_BBOOL values are native-endian; this machine (and the view
-// header) is little-endian LP64.
-export function ulongValue(b: Uint8Array | undefined): number | undefined {
-  if (!b || b.length !== 8) return undefined;
-  // Most values fit in 32 bits: fewer steps (this runs a few thousand times per build).
-  if (b[4] === 0 && b[5] === 0 && b[6] === 0 && b[7] === 0) return (b[0]! | (b[1]! << 8) | (b[2]! << 16)) + b[3]! * 2 ** 24;
-  // Exact for values below 2^53, which every PKCS#11 constant is.
-  return b[0]! + b[1]! * 2 ** 8 + b[2]! * 2 ** 16 + b[3]! * 2 ** 24 + b[4]! * 2 ** 32 + b[5]! * 2 ** 40 + b[6]! * 2 ** 48 + b[7]! * 2 ** 56;
-}
-
-export function boolValue(b: Uint8Array | undefined): boolean | undefined {
-  if (!b || b.length !== 1) return undefined;
-  return b[0] !== 0;
-}
-
-export function ulongBytes(n: number): Uint8Array {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
-  return new Uint8Array(b);
-}
-
-export const boolBytes = (v: boolean): Uint8Array => Uint8Array.of(v ? 1 : 0);
 
 /** What addon/node/upstream.cc exports. PKCS#11 results are return values (rv), never exceptions. */
 interface UpstreamBinding {

@@ -25,6 +25,7 @@ import {
 import { Oid, isCa, subjectKeyId, validityTimes, nameAttribute, parseCertificate, publicKeyBits, type Extension, type ParsedCertificate } from './asn1/certificate.js';
 import { buildExcludedSubtrees, mergeExcludedSubtrees } from './nameConstraints.js';
 import { encodeTime, parseTime } from './asn1/time.js';
+import { anchorLabel } from '../pkcs11/objects.js';
 
 export type AnchorKeyType = 'P-256' | 'P-384';
 
@@ -103,7 +104,7 @@ export function anchorName(root: ParsedCertificate, sha256Hex?: string): Uint8Ar
     nameAttribute(root.subject, Oid.organizationalUnitName) ??
     nameAttribute(root.subject, Oid.organizationName) ??
     'unnamed root';
-  const cn = `ncfence anchor for ${label}`.slice(0, 64);
+  const cn = anchorLabel(label).slice(0, 64);
   const fp = (sha256Hex ?? hash('sha256', root.der, 'hex')).slice(0, 32);
   const atv = (id: string, value: Uint8Array): Uint8Array => set(seq(oid(id), value));
   return seq(
@@ -155,7 +156,9 @@ function crossExtensions(root: ParsedCertificate, anchorKeyId: Uint8Array, exclu
 
   function rewriteExtension(ext: Extension): Uint8Array {
     if (ext.oid === Oid.authorityKeyIdentifier) {
-      // Copying R's AKI breaks OpenSSL and NSS classic path building (NOTES.md).
+      // R's AKI names the key that signed R, not L(R) (RFC 5280 section 4.2.1.1). Verifiers that
+      // pick an issuer by it would not chain R' to L(R): OpenSSL (crypto/x509/v3_purp.c
+      // X509_check_akid) and NSS's classic one (lib/pki/certificate.c filter_subject_certs_for_id).
       sawAki = true;
       return extension(ext.oid, ext.critical, akiValue(anchorKeyId));
     }

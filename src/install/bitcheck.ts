@@ -20,7 +20,7 @@ import { connect as tlsConnect, type PeerCertificate, type DetailedPeerCertifica
 import { EngineError } from '../engine/errors.js';
 import { parseCertificate } from '../engine/asn1/certificate.js';
 import { parseAiaName } from '../namecoin/chain.js';
-import { namecoinNameAndLabels } from '../namecoin/rpc.js';
+import { isBitName } from '../namecoin/names.js';
 import { Status, type Response } from '../service/protocol.js';
 import { askServiceFor } from '../service/client.js';
 import { readConfig } from '../config.js';
@@ -56,11 +56,7 @@ export function parseBitName(text: string): { host: string; port: number } {
   const host = m?.[1]?.toLowerCase() ?? '';
   const port = m?.[2] === undefined ? 443 : Number(m[2]);
   if (!host.endsWith('.bit')) throw new EngineError('USAGE', `--bit-name ${text}: not a .bit name (e.g. --bit-name www.example.bit, or www.example.bit:8443)`);
-  try {
-    namecoinNameAndLabels(host);
-  } catch {
-    throw new EngineError('USAGE', `--bit-name ${text}: not a valid .bit name (letters, digits and hyphens; the name before .bit as Namecoin's d/ names allow)`);
-  }
+  if (!isBitName(host)) throw new EngineError('USAGE', `--bit-name ${text}: not a valid .bit name (the label before .bit as Namecoin's d/ names allow, labels below it letters, digits, hyphens and "_": docs/namecoin.md)`);
   if (!(port >= 1 && port <= 65535)) throw new EngineError('USAGE', `--bit-name ${text}: port ${m?.[2]} is not in 1..65535`);
   return { host, port };
 }

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { readConfig } from '../config.js';
-import { CKA, CKO } from '../pkcs11/constants.js';
+import { isAnchor } from '../pkcs11/objects.js';
 import { decodeView } from '../view/format.js';
 import { upstreamStamp } from '../view/stamp.js';
 import { VIEW_FILE } from '../compile/build.js';
@@ -30,16 +30,6 @@ function fnv1a(s: string): string {
 export function userViewDir(config: string): string {
   const cache = process.env.XDG_CACHE_HOME?.startsWith('/') ? process.env.XDG_CACHE_HOME : join(process.env.HOME?.startsWith('/') ? process.env.HOME : homedir(), '.cache');
   return join(cache, 'ncfence/views', fnv1a(config));
-}
-
-const ANCHOR_LABEL = 'ncfence anchor for ';
-
-function countAnchors(view: ReturnType<typeof decodeView>): number {
-  return view.objects.filter((o) => {
-    const label = o.attrs.find(([t]) => t === CKA.LABEL)?.[1];
-    const cls = o.attrs.find(([t]) => t === CKA.CLASS)?.[1];
-    return cls && Buffer.from(cls).readBigUInt64LE() === BigInt(CKO.CERTIFICATE) && label && new TextDecoder().decode(label).startsWith(ANCHOR_LABEL);
-  }).length;
 }
 
 /**
@@ -65,7 +55,7 @@ export function viewFreshness(config: string, view?: string): { state: ViewState
     } catch {
       // no stamp (upstream gone, trust files past the stamp's bounds): never fresh, as in the module
     }
-    return { state: fresh ? 'fresh' : 'stale', anchors: countAnchors(v) };
+    return { state: fresh ? 'fresh' : 'stale', anchors: v.objects.filter((o) => isAnchor(o.attrs)).length };
   } catch {
     return { state: 'corrupt', anchors: 0 };
   }

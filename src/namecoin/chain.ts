@@ -1,8 +1,8 @@
-// Namecoin's certificate chain, synthesized in RAM (NOTES.md, "Namecoin TLS
-// conventions"): "Namecoin Root CA" -> ".bit TLD CA" -> "<domain> Domain AIA
-// Parent CA", whose key comes from the name's TLS record and whose subject is
-// the exact name a verifier asked for -> "<domain> Domain CA" (sent by the
-// server) -> leaf. The first three are constrained to bit, bit and the domain
+// Namecoin's chain, synthesized in RAM as namecoin/encaya (server/server.go
+// lookupCert) and namecoin/ncgencert shape it: "Namecoin Root CA" -> ".bit
+// TLD CA" -> "<domain> Domain AIA Parent CA", whose key comes from the name's
+// TLS record and whose subject is the exact name a verifier asked for ->
+// "<domain> Domain CA" (sent by the server) -> leaf. The first three are constrained to bit, bit and the domain
 // respectively, and to no IP address (namecoinConstraints).
 
 import { createHash } from 'node:crypto';
@@ -11,8 +11,9 @@ import { Tag, bitString, boolTrue, contextTag, octetString, oid, oidToString, re
 import { Oid, keyAlgorithmOid, nameAttribute } from '../engine/asn1/certificate.js';
 import { encodeTime } from '../engine/asn1/time.js';
 import { SIGNATURE, V3, akiValue, extension, keyIdentifier, signCertificate, type AnchorKey, type EngineDeps, type IssuedCert } from '../engine/crossSign.js';
+import { isBitName } from './names.js';
 import { parseStapled, StapledError, type Stapled } from './stapled.js';
-import { ALL_IPV4, ALL_IPV6, buildNameConstraints, dnsSubtree, ipSubtree } from '../engine/nameConstraints.js';
+import { ALL_IPV4, ALL_IPV6, GeneralNameTag, buildNameConstraints, ipSubtree } from '../engine/nameConstraints.js';
 
 /** The serialNumber every Namecoin-convention subject carries (before any stapled data). */
 export const NAMECOIN_SERIAL = 'Namecoin TLS Certificate';
@@ -62,7 +63,9 @@ const ALL_IPS = [ALL_IPV4, ALL_IPV6];
  * those. No Namecoin record vouches for an address, so nothing legitimate is lost.
  */
 function namecoinConstraints(domain: string): Uint8Array {
-  return buildNameConstraints([dnsSubtree(domain), ...ONLY_UNSPECIFIED_IPS], ALL_IPS);
+  // `domain` is bit or a .bit name (names.ts), which may hold "_": not a policy's name (dnsSubtree).
+  const permitted = seq(tlv(GeneralNameTag.dNSName, new TextEncoder().encode(domain)));
+  return buildNameConstraints([permitted, ...ONLY_UNSPECIFIED_IPS], ALL_IPS);
 }
 
 const CA_BASIC = extension(Oid.basicConstraints, true, seq(boolTrue()));
@@ -135,8 +138,6 @@ export interface AiaRequest {
   notLowercase?: boolean;
 }
 
-/** A .bit domain or subdomain: letter-digit-hyphen labels (underscore too below the registered name), at most 253 characters. */
-const DOMAIN = /^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.bit$/;
 const STAPLED_PREFIX = '\n\nStapled: ';
 
 /** Whether the name holds exactly one CN and one serialNumber (a second of either makes it ambiguous). */
@@ -177,7 +178,7 @@ export function parseAiaName(name: Uint8Array): AiaRequest | undefined {
   if (cn === undefined || serial === undefined || !serial.startsWith(NAMECOIN_SERIAL) || !cn.endsWith(AIA_SUFFIX)) return undefined;
   const asWritten = cn.slice(0, -AIA_SUFFIX.length);
   const domain = asWritten.toLowerCase();
-  if (domain.length > 253 || !DOMAIN.test(domain)) return undefined;
+  if (!isBitName(domain)) return undefined;
   const req: AiaRequest = { domain };
   if (asWritten !== domain) req.notLowercase = true;
   if (!single) return { ...req, malformed: 'the name holds more than one CN or serialNumber' };
@@ -193,7 +194,6 @@ export function parseAiaName(name: Uint8Array): AiaRequest | undefined {
   }
 }
 
-export type { TlsRecord } from './records.js';
 import type { TlsRecord } from './records.js';
 
 const sha256 = (b: Uint8Array): Buffer => createHash('sha256').update(b).digest();

@@ -8,17 +8,10 @@
 import { randomInt } from 'node:crypto';
 import { BlockList, connect, isIP } from 'node:net';
 import { EngineError } from '../engine/errors.js';
+import { bitName } from './names.js';
 import { checkReachable } from './reach.js';
 
-/** One TLSA record (RFC 6698 section 2.1); `data` is a copy the caller owns. */
-import type { TlsRecord } from './records.js';
-export type { TlsRecord };
-
-/** The TLSA records at `*.<domain>` and how long they may be cached, in seconds. */
-export interface DnsTlsAnswer {
-  records: TlsRecord[];
-  ttl: number;
-}
+import type { TlsAnswer, TlsRecord } from './records.js';
 
 export interface DnsServerOptions {
   /** An IP address literal; a host name would need the very resolver we are bypassing. */
@@ -45,13 +38,10 @@ const RCODE_NAMES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'RE
 const HEADER_LENGTH = 12;
 /** RFC 1035 section 2.3.4: a name is at most 255 octets on the wire, a label at most 63. */
 const MAX_NAME_WIRE = 255;
-const MAX_DOMAIN_TEXT = 253;
 /** Used when a negative answer carries no SOA to take the negative TTL from. */
 const DEFAULT_NEGATIVE_TTL = 60;
 /** The largest value setTimeout honours; larger ones fire at once. */
 const MAX_TIMEOUT_MS = 0x7fffffff;
-
-const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** A name as its labels, in order, without the root label. */
 type Labels = readonly Uint8Array[];
@@ -69,10 +59,10 @@ interface ResourceRecord {
  * Looks up the TLSA records ncdns serves at `*.<domain>` (literally: ncdns
  * answers for the wildcard name itself). Resolves with an empty list when the
  * name or the records do not exist; rejects with EngineError 'USAGE' for a bad
- * domain or options and 'UPSTREAM' for any network or protocol failure.
+ * domain (names.ts) or options and 'SOURCE' for any network or protocol failure.
  */
-export async function lookupTlsa(domain: string, opts: DnsServerOptions): Promise<DnsTlsAnswer> {
-  const qname = tlsaQueryName(domain);
+export async function lookupTlsa(domain: string, opts: DnsServerOptions): Promise<TlsAnswer> {
+  const qname = ['*', ...bitName(domain).labels].map((l) => new TextEncoder().encode(l));
   checkServerOptions(opts);
   const id = randomInt(0x10000);
   const context = `TLSA *.${domain} from ${formatServer(opts)}`;
@@ -81,22 +71,6 @@ export async function lookupTlsa(domain: string, opts: DnsServerOptions): Promis
 }
 
 // ---------------------------------------------------------------- arguments
-
-function tlsaQueryName(domain: unknown): Uint8Array[] {
-  if (typeof domain !== 'string') throw new EngineError('USAGE', `domain must be a string, got ${typeof domain}`);
-  const shown = JSON.stringify(domain.length > 80 ? `${domain.slice(0, 80)}...` : domain);
-  if (domain.length > MAX_DOMAIN_TEXT) throw new EngineError('USAGE', `domain ${shown} is longer than ${MAX_DOMAIN_TEXT} characters`);
-  const labels = domain.split('.');
-  if (labels.length < 2 || labels[labels.length - 1] !== 'bit') throw new EngineError('USAGE', `domain ${shown} is not a name under .bit`);
-  for (const label of labels) {
-    if (!LDH_LABEL.test(label)) {
-      throw new EngineError('USAGE', `domain ${shown} has label ${JSON.stringify(label)}, which is not a lowercase letter-digit-hyphen label`);
-    }
-  }
-  const qname = ['*', ...labels].map((l) => new TextEncoder().encode(l));
-  if (wireLength(qname) > MAX_NAME_WIRE) throw new EngineError('USAGE', `domain ${shown} is too long once prefixed with "*."`);
-  return qname;
-}
 
 /**
  * Loopback only: 127.0.0.0/8, ::1, or 127.0.0.0/8 mapped into IPv6. The
@@ -164,7 +138,7 @@ function exchangeTcp(query: Uint8Array, opts: DnsServerOptions, context: string)
       if (error) reject(error);
       else resolve(reply!);
     };
-    const fail = (what: string, cause?: unknown): void => finish(new EngineError('UPSTREAM', `${context}: ${what}`, { cause }));
+    const fail = (what: string, cause?: unknown): void => finish(new EngineError('SOURCE', `${context}: ${what}`, { cause }));
     const timer = setTimeout(() => fail(`no complete reply within ${opts.timeoutMs} ms (${received} bytes received)`), opts.timeoutMs);
 
     socket.setNoDelay(true);
@@ -218,7 +192,7 @@ function writeU16(buf: Uint8Array, pos: number, value: number): void {
 
 // ---------------------------------------------------------------- parsing
 
-/** Bounds-checked reads over one message; every failure is an UPSTREAM EngineError naming the offset. */
+/** Bounds-checked reads over one message; every failure is a SOURCE EngineError naming the offset. */
 class Reader {
   constructor(
     readonly msg: Uint8Array,
@@ -226,7 +200,7 @@ class Reader {
   ) {}
 
   fail(what: string): EngineError {
-    return new EngineError('UPSTREAM', `${this.context}: malformed reply (${this.msg.length} bytes): ${what}`);
+    return new EngineError('SOURCE', `${this.context}: malformed reply (${this.msg.length} bytes): ${what}`);
   }
 
   need(pos: number, n: number, what: string): void {
@@ -299,16 +273,16 @@ interface Header {
   nscount: number;
 }
 
-function parseTlsaReply(msg: Uint8Array, id: number, qname: Labels, context: string): DnsTlsAnswer {
+function parseTlsaReply(msg: Uint8Array, id: number, qname: Labels, context: string): TlsAnswer {
   const r = new Reader(msg, context);
   const header = checkHeader(r, id);
   const pos = checkQuestion(r, header, qname);
   const rcode = header.flags & MASK_RCODE;
   if (rcode !== RCODE_NOERROR && rcode !== RCODE_NXDOMAIN) {
-    throw new EngineError('UPSTREAM', `${context}: server answered ${RCODE_NAMES[rcode] ?? `rcode ${rcode}`}`);
+    throw new EngineError('SOURCE', `${context}: server answered ${RCODE_NAMES[rcode] ?? `rcode ${rcode}`}`);
   }
   if ((header.flags & (FLAG_AA | FLAG_AD)) === 0) {
-    throw new EngineError('UPSTREAM', `${context}: answer is neither authoritative (AA) nor validated (AD); refusing it`);
+    throw new EngineError('SOURCE', `${context}: answer is neither authoritative (AA) nor validated (AD); refusing it`);
   }
   const answers = readSection(r, pos, header.ancount);
   const authority = readSection(r, answers.next, header.nscount);
@@ -336,7 +310,7 @@ function readSection(r: Reader, start: number, count: number): { records: Resour
 function checkHeader(r: Reader, id: number): Header {
   r.need(0, HEADER_LENGTH, 'header');
   const got = r.u16(0, 'id');
-  if (got !== id) throw new EngineError('UPSTREAM', `${r.context}: reply id 0x${hex4(got)} does not match query id 0x${hex4(id)}`);
+  if (got !== id) throw new EngineError('SOURCE', `${r.context}: reply id 0x${hex4(got)} does not match query id 0x${hex4(id)}`);
   const flags = r.u16(2, 'flags');
   if ((flags & FLAG_QR) === 0) throw r.fail('QR is clear: the message is a query, not a reply');
   if ((flags & MASK_OPCODE) !== 0) throw r.fail(`opcode ${(flags & MASK_OPCODE) >> 11} is not QUERY`);
@@ -346,12 +320,12 @@ function checkHeader(r: Reader, id: number): Header {
 }
 
 function checkQuestion(r: Reader, header: Header, qname: Labels): number {
-  if (header.qdcount !== 1) throw new EngineError('UPSTREAM', `${r.context}: reply has ${header.qdcount} questions, expected 1`);
+  if (header.qdcount !== 1) throw new EngineError('SOURCE', `${r.context}: reply has ${header.qdcount} questions, expected 1`);
   const { labels, next } = r.name(HEADER_LENGTH);
   const qtype = r.u16(next, 'QTYPE');
   const qclass = r.u16(next + 2, 'QCLASS');
   if (!sameName(labels, qname) || qtype !== TYPE_TLSA || qclass !== CLASS_IN) {
-    throw new EngineError('UPSTREAM', `${r.context}: reply is for ${formatName(labels)} type ${qtype} class ${qclass}, not the question asked`);
+    throw new EngineError('SOURCE', `${r.context}: reply is for ${formatName(labels)} type ${qtype} class ${qclass}, not the question asked`);
   }
   return next + 4;
 }

@@ -3,28 +3,21 @@
 // Namecoin's get "not found"; the root and TLD CA come from RAM; an AIA
 // parent comes from the domain's TLS records, asked of the sources in order.
 
-import { createHash } from 'node:crypto';
 import { bytesEqual } from '../engine/asn1/der.js';
 import type { EngineDeps, IssuedCert } from '../engine/crossSign.js';
-import { CKA, CKC_X_509, CKO, CKT } from '../pkcs11/constants.js';
-import { boolBytes, ulongBytes } from '../compile/upstream.js';
-import { parseAiaName, synthesizeAiaParents, vouchedKeys, type AiaRequest, type NamecoinAuthority, type TlsRecord } from './chain.js';
+import { CKA, CKT } from '../pkcs11/constants.js';
+import { boolBytes, certObject, nssTrustRecord, ulongBytes } from '../pkcs11/objects.js';
+import { parseAiaName, synthesizeAiaParents, vouchedKeys, type AiaRequest, type NamecoinAuthority } from './chain.js';
+import { bitName } from './names.js';
+import type { TlsAnswer, TlsRecord } from './records.js';
 import type { NameOwner } from './rpc.js';
-import { certify, certifyingName } from './stapled.js';
-import { MAX_OBJECTS } from '../service/protocol.js';
-
-export type ServiceObject = [type: number, value: Uint8Array][];
-
-export interface LookupAnswer {
-  status: 0 | 1 | 2 | 3;
-  ttl: number;
-  objects: ServiceObject[];
-}
+import { certify } from './stapled.js';
+import { MAX_OBJECTS, type Response, type ServiceObject } from '../service/protocol.js';
 
 /** One place TLS records come from (local rules, DNS, Namecoin Core). */
 export interface TlsSource {
   name: string;
-  lookup(domain: string): Promise<{ records: TlsRecord[]; ttl: number; absent?: 'never existed' | 'expired' }>;
+  lookup(domain: string): Promise<TlsAnswer>;
   /** Whether it can answer at all (reachable, credentials readable); throws an EngineError saying why not. */
   check?(): Promise<void>;
   /**
@@ -37,43 +30,18 @@ export interface TlsSource {
 const MAX_TTL = 3000; // under the AIA parent's one-hour validity
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 
-function certObject(c: IssuedCert, label: string, trusted: boolean): ServiceObject {
-  // No CKA_NSS_MOZILLA_CA_POLICY: Firefox would then demand CT for .bit (NOTES.md).
-  return [
-    [CKA.CLASS, ulongBytes(CKO.CERTIFICATE)],
-    [CKA.TOKEN, boolBytes(true)],
-    [CKA.PRIVATE, boolBytes(false)],
-    [CKA.MODIFIABLE, boolBytes(false)],
-    [CKA.LABEL, text(label)],
-    [CKA.CERTIFICATE_TYPE, ulongBytes(CKC_X_509)],
-    [CKA.SUBJECT, c.subject],
-    [CKA.ID, c.keyId ?? new Uint8Array(0)],
-    [CKA.ISSUER, c.issuer],
-    [CKA.SERIAL_NUMBER, c.serial],
-    [CKA.VALUE, c.der],
-    [CKA.TRUSTED, boolBytes(trusted)],
-  ];
-}
+// A Namecoin CA never carries CKA_NSS_MOZILLA_CA_POLICY: Firefox would take it for a built-in root
+// and demand Certificate Transparency (security/certverifier/CertVerifier.cpp), which .bit has not.
+const caObject = (c: IssuedCert, label: string, trusted: boolean): ServiceObject => certObject(c, text(label), c.keyId ?? new Uint8Array(0), trusted);
 
-/** The root's trust record: a trust anchor for server authentication only. */
-function rootTrust(c: IssuedCert): ServiceObject {
-  return [
-    [CKA.CLASS, ulongBytes(CKO.NSS_TRUST)],
-    [CKA.TOKEN, boolBytes(true)],
-    [CKA.PRIVATE, boolBytes(false)],
-    [CKA.MODIFIABLE, boolBytes(false)],
-    [CKA.LABEL, text('Namecoin Root CA')],
-    [CKA.ISSUER, c.subject],
-    [CKA.SERIAL_NUMBER, c.serial],
-    [CKA.CERT_SHA1_HASH, new Uint8Array(createHash('sha1').update(c.der).digest())],
-    [CKA.CERT_MD5_HASH, new Uint8Array(createHash('md5').update(c.der).digest())],
-    [CKA.TRUST_SERVER_AUTH, ulongBytes(CKT.NSS_TRUSTED_DELEGATOR)],
-    [CKA.TRUST_CLIENT_AUTH, ulongBytes(CKT.NSS_MUST_VERIFY_TRUST)],
-    [CKA.TRUST_EMAIL_PROTECTION, ulongBytes(CKT.NSS_MUST_VERIFY_TRUST)],
-    [CKA.TRUST_CODE_SIGNING, ulongBytes(CKT.NSS_MUST_VERIFY_TRUST)],
-    [CKA.TRUST_STEP_UP_APPROVED, boolBytes(false)],
-  ];
-}
+/** The root's trust purposes: a trust anchor for server authentication only. */
+const ROOT_PURPOSES: ServiceObject = [
+  [CKA.TRUST_SERVER_AUTH, ulongBytes(CKT.NSS_TRUSTED_DELEGATOR)],
+  [CKA.TRUST_CLIENT_AUTH, ulongBytes(CKT.NSS_MUST_VERIFY_TRUST)],
+  [CKA.TRUST_EMAIL_PROTECTION, ulongBytes(CKT.NSS_MUST_VERIFY_TRUST)],
+  [CKA.TRUST_CODE_SIGNING, ulongBytes(CKT.NSS_MUST_VERIFY_TRUST)],
+  [CKA.TRUST_STEP_UP_APPROVED, boolBytes(false)],
+];
 
 const CACHE_LIMIT = 4096;
 
@@ -90,6 +58,17 @@ interface Fetched<T> {
   /** Seconds from fetchedAt, as the source gave them (capped at MAX_TTL). */
   ttl: number;
   source: string;
+}
+
+/** What a source gave at `fetchedAt`, its TTL kept between 1 s and MAX_TTL. */
+const fetched = <T>(value: T, fetchedAt: number, ttl: number, source: string): Fetched<T> => ({ value, fetchedAt, ttl: Math.max(1, Math.min(ttl, MAX_TTL)), source });
+
+/** Keeps `value` under `key` in a bounded map, the oldest entry going first. */
+function remember<V>(map: Map<string, V>, key: string, value: V): V {
+  map.delete(key);
+  if (map.size >= CACHE_LIMIT) map.delete(map.keys().next().value!);
+  map.set(key, value);
+  return value;
 }
 
 /** Seconds of a TTL left at `now`; 0 or less once it has run out. */
@@ -118,33 +97,30 @@ export class NamecoinLookup {
     private readonly log?: (line: string) => void,
   ) {}
 
-  /** Records for a domain, and what each source said (for the log line). */
-  /** The records' TTL is what is left of the source's, counted from when it was asked. */
-  private async records(domain: string): Promise<{ found?: { records: TlsRecord[]; ttl: number; source: string }; reasons: string[] }> {
+  /** Records for a domain (their TTL: what is left of the source's), and what each source without them said. */
+  private async records(domain: string): Promise<{ found?: { records: TlsRecord[]; ttl: number; source: string }; said: SourceSaid[] }> {
     const hit = this.cache.get(domain);
     const left = hit ? ttlLeft(hit, this.now()) : 0;
-    if (hit && left > 0) return { found: { records: hit.value, ttl: left, source: `cache (${hit.source})` }, reasons: [] };
-    const reasons: string[] = [];
+    if (hit && left > 0) return { found: { records: hit.value, ttl: left, source: `cache (${hit.source})` }, said: [] };
+    const said: SourceSaid[] = [];
     for (const source of this.sources) {
-      let found: Awaited<ReturnType<TlsSource['lookup']>>;
+      let found: TlsAnswer;
       const fetchedAt = this.now();
       try {
         found = await source.lookup(domain);
       } catch (e) {
-        reasons.push(`${source.name}: source down: ${(e as Error).message}`); // a source that fails is skipped
+        said.push({ outcome: 'source down', words: `${source.name}: source down: ${(e as Error).message}` });
         continue;
       }
       if (found.records.length === 0) {
-        reasons.push(`${source.name}: no TLS record${found.absent === 'expired' ? ` (${certifyingName(domain)} has expired)` : ''}`);
+        const expired = found.absent === 'expired';
+        said.push({ outcome: expired ? 'expired name' : 'no record', words: `${source.name}: no TLS record${expired ? ` (${bitName(domain).name} has expired)` : ''}` });
         continue;
       }
-      const fetched = { value: found.records, fetchedAt, ttl: Math.max(1, Math.min(found.ttl, MAX_TTL)), source: source.name };
-      this.cache.delete(domain);
-      if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(domain, fetched);
-      return { found: { records: found.records, ttl: Math.max(0, ttlLeft(fetched, this.now())), source: source.name }, reasons };
+      const entry = remember(this.cache, domain, fetched(found.records, fetchedAt, found.ttl, source.name));
+      return { found: { records: found.records, ttl: Math.max(0, ttlLeft(entry, this.now())), source: source.name }, said };
     }
-    return { reasons };
+    return { said };
   }
 
   private now(): number {
@@ -165,7 +141,7 @@ export class NamecoinLookup {
     const stapled = req.stapled!;
     const reasons: string[] = [];
     let kind: Outcome | undefined;
-    const name = certifyingName(req.domain);
+    const name = bitName(req.domain).name;
     if (req.notLowercase) return { kind: 'bad signature', reasons: [`the name spells ${req.domain} in capitals, and certified mode signs the exact lowercase text`] };
     for (const source of this.sources) {
       if (!source.owner) {
@@ -186,10 +162,7 @@ export class NamecoinLookup {
           kind ??= 'source down';
           continue;
         }
-        entry = { value: owner, fetchedAt, ttl: Math.max(1, Math.min(owner.ttl, MAX_TTL)), source: source.name };
-        this.owners.delete(key);
-        if (this.owners.size >= CACHE_LIMIT) this.owners.delete(this.owners.keys().next().value!);
-        this.owners.set(key, entry);
+        entry = remember(this.owners, key, fetched(owner, fetchedAt, owner.ttl, source.name));
       }
       const owner = entry.value;
       if (!owner.address) {
@@ -198,12 +171,7 @@ export class NamecoinLookup {
         continue;
       }
       const memo = `${owner.address}\0${req.domain}\0${stapled.pubb64}\0${stapled.notAfter?.text ?? ''}\0${JSON.stringify(stapled.sigs)}`;
-      let verdict = this.verdicts.get(memo);
-      if (!verdict) {
-        verdict = certify(stapled, req.domain, owner.address);
-        if (this.verdicts.size >= CACHE_LIMIT) this.verdicts.delete(this.verdicts.keys().next().value!);
-        this.verdicts.set(memo, verdict);
-      }
+      const verdict = this.verdicts.get(memo) ?? remember(this.verdicts, memo, certify(stapled, req.domain, owner.address));
       if (verdict.ok) return { vouched: { source: source.name, address: owner.address, name, ttl: Math.max(0, ttlLeft(entry, this.now())) }, reasons };
       reasons.push(`${source.name}: ${verdict.detail}`);
       kind = verdict.kind === 'owner-mismatch' ? 'owner mismatch' : 'bad signature';
@@ -213,30 +181,31 @@ export class NamecoinLookup {
 
   /** The root with its trust record, and the TLD CA: constant for the service's life. */
   private rootObjects(): ServiceObject[] {
-    return [certObject(this.auth.root.cert, 'Namecoin Root CA', true), rootTrust(this.auth.root.cert)];
+    const root = this.auth.root.cert;
+    return [caObject(root, 'Namecoin Root CA', true), nssTrustRecord(root, text('Namecoin Root CA'), ROOT_PURPOSES)];
   }
 
   private tldObjects(): ServiceObject[] {
-    return [certObject(this.auth.tld.cert, '.bit TLD CA', false)];
+    return [caObject(this.auth.tld.cert, '.bit TLD CA', false)];
   }
 
-  async answer(name: Uint8Array): Promise<LookupAnswer> {
+  async answer(name: Uint8Array): Promise<Response> {
     const { root, tld } = this.auth;
     if (bytesEqual(name, root.cert.subject)) return { status: 0, ttl: MAX_TTL, objects: this.rootObjects() };
     if (bytesEqual(name, tld.cert.subject)) return { status: 0, ttl: MAX_TTL, objects: this.tldObjects() };
     const req = parseAiaName(name);
     if (!req) return { status: 1, ttl: 60, objects: [] };
-    const refuse = (kind: Outcome, why: string, ttl = 60): LookupAnswer => {
+    const refuse = (kind: Outcome, why: string, ttl = 60): Response => {
       this.log?.(`${req.domain}: refused (${kind}): ${why}`);
       return { status: 1, ttl, objects: [] };
     };
     // The chain above an AIA parent comes with it: a verifier asks for the TLD CA and the root next, and
     // the module keeps these for searches naming them (addon/live.c), so a site whose source is slow
     // costs one round trip to verify, not one per level.
-    const answerWith = (keys: Uint8Array[], ttl: number): LookupAnswer => {
+    const answerWith = (keys: Uint8Array[], ttl: number): Response => {
       const above = [...this.tldObjects(), ...this.rootObjects()];
       const certs = synthesizeAiaParents(this.auth, name, req, keys.slice(0, MAX_OBJECTS - above.length), this.deps);
-      const objects = certs.map((c) => certObject(c, `${req.domain} Domain AIA Parent CA`, false));
+      const objects = certs.map((c) => caObject(c, `${req.domain} Domain AIA Parent CA`, false));
       return { status: certs.length ? 0 : 1, ttl, objects: certs.length ? [...objects, ...above] : [] };
     };
     if (req.malformed) return refuse('malformed', `stapled data in the issuer name: ${req.malformed}`);
@@ -253,12 +222,11 @@ export class NamecoinLookup {
       }
       certifiedFailure = { kind: c.kind!, reasons: c.reasons };
     }
-    const { found, reasons } = await this.records(req.domain);
+    const { found, said } = await this.records(req.domain);
     const certifiedPart = certifiedFailure ? `certified: ${certifiedFailure.reasons.join('; ')}; ` : '';
     if (!found) {
-      const allDown = reasons.length > 0 && reasons.every((r) => r.includes(': source down: '));
-      const kind = certifiedFailure?.kind ?? (allDown ? 'source down' : reasons.some((r) => r.endsWith(' has expired)')) ? 'expired name' : 'no record');
-      this.log?.(`${req.domain}: ${certifiedFailure ? 'refused' : 'not found'} (${kind}): ${certifiedPart}${certifiedFailure ? 'records: ' : ''}${reasons.join('; ') || 'no source'}`);
+      const kind = certifiedFailure?.kind ?? recordsOutcome(said);
+      this.log?.(`${req.domain}: ${certifiedFailure ? 'refused' : 'not found'} (${kind}): ${certifiedPart}${certifiedFailure ? 'records: ' : ''}${said.map((x) => x.words).join('; ') || 'no source'}`);
       return { status: 1, ttl: 60, objects: [] };
     }
     const keys = vouchedKeys(found.records, req);
@@ -273,5 +241,14 @@ export class NamecoinLookup {
   }
 }
 
-/** A lookup's outcome, as the service log names it. */
+/** A lookup's outcome, as the service log names it (docs/namecoin.md). */
 export type Outcome = 'no record' | 'wrong key' | 'bad signature' | 'owner mismatch' | 'expired name' | 'source down' | 'malformed' | 'expired' | 'cannot check owner';
+
+/** What a source without records said: an outcome (one that fails, EngineError 'SOURCE' or else, is down), and words for the log. */
+type SourceSaid = { outcome: Extract<Outcome, 'no record' | 'expired name' | 'source down'>; words: string };
+
+/** No records from any source: "source down" only when every source failed; an expired name before "no record". */
+function recordsOutcome(said: readonly SourceSaid[]): Outcome {
+  if (said.length > 0 && said.every((x) => x.outcome === 'source down')) return 'source down';
+  return said.some((x) => x.outcome === 'expired name') ? 'expired name' : 'no record';
+}

@@ -11,7 +11,7 @@ export function checkReachable(host: string, port: number, timeoutMs: number, wh
     const socket = connect({ host, port });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new EngineError('UPSTREAM', `${what} did not accept a connection within ${timeoutMs} ms`));
+      reject(new EngineError('SOURCE', `${what} did not accept a connection within ${timeoutMs} ms`));
     }, timeoutMs);
     socket.once('connect', () => {
       clearTimeout(timer);
@@ -20,7 +20,7 @@ export function checkReachable(host: string, port: number, timeoutMs: number, wh
     });
     socket.once('error', (e) => {
       clearTimeout(timer);
-      reject(new EngineError('UPSTREAM', `${what} ${systemErrorWords(e) ?? `is not reachable: ${e.message}`}`));
+      reject(new EngineError('SOURCE', `${what} ${systemErrorWords(e) ?? `is not reachable: ${e.message}`}`));
     });
   });
 }

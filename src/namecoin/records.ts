@@ -24,7 +24,7 @@
 // suppression rules ("ns", "translate", "alias"); such values yield only the
 // records written literally at the two places above.
 //
-// Refused as a whole (EngineError 'UPSTREAM'): anything malformed at those
+// Refused as a whole (EngineError 'SOURCE'): anything malformed at those
 // two places, including the d/ spec 2.0 port-keyed object
 // (`"tls": {"tcp": {"443": [...]}}`) and ncdns' object items
 // ({"dane": [...]}, {"d8": [...]}). This deliberately departs from
@@ -35,12 +35,18 @@
 import { EngineError } from '../engine/errors.js';
 import { jsonSyntaxProblem } from '../jsonError.js';
 
+/** One TLSA-like record (RFC 6698 section 2.1); `data` is a copy the caller owns. */
 export interface TlsRecord {
   usage: number;
   selector: number;
   matchingType: number;
   data: Uint8Array;
 }
+
+/** Why a Namecoin name has no value to read (Namecoin Core's name_show: never registered, or expired). */
+export type NameAbsence = 'never existed' | 'expired';
+/** What a source answers for a domain: its records, how long they may be kept (s), and whether the name itself is missing. */
+export type TlsAnswer = { records: TlsRecord[]; ttl: number; absent?: NameAbsence };
 
 /** ifa-0001 caps values at 520 bytes; we accept more in case the limit is raised. */
 export const MAX_VALUE_BYTES = 64 * 1024;
@@ -63,7 +69,7 @@ type JsonObject = { [key: string]: Json };
 
 /**
  * The TLS records of a `d/` name value. Returns [] when the value has none;
- * throws EngineError('UPSTREAM') naming the place and the problem when the
+ * throws EngineError('SOURCE') naming the place and the problem when the
  * value is not JSON, or when anything at the accepted places is malformed.
  */
 export function parseTlsValue(value: string, subLabels: readonly string[] = []): TlsRecord[] {
@@ -78,7 +84,7 @@ export function parseTlsValue(value: string, subLabels: readonly string[] = []):
 }
 
 function refuse(path: string, problem: string): EngineError {
-  return new EngineError('UPSTREAM', `name value: ${path}: ${problem}`);
+  return new EngineError('SOURCE', `name value: ${path}: ${problem}`);
 }
 
 /** A short, printable rendering of an offending JSON value for messages. */
@@ -106,7 +112,7 @@ function parseValueJson(value: string): JsonObject {
   try {
     doc = JSON.parse(value);
   } catch (cause) {
-    throw new EngineError('UPSTREAM', `name value: not valid JSON (${jsonSyntaxProblem(value)})`, { cause });
+    throw new EngineError('SOURCE', `name value: not valid JSON (${jsonSyntaxProblem(value)})`, { cause });
   }
   if (!isObject(doc)) throw refuse('(top)', `expected a JSON object, got ${show(doc)}`);
   return doc;

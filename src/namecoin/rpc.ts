@@ -28,10 +28,9 @@ import { readFileSync, statSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { EngineError } from '../engine/errors.js';
 import { describePathError, errnoCode } from '../systemError.js';
+import { bitName } from './names.js';
 import { checkReachable } from './reach.js';
-import { parseTlsValue, type TlsRecord } from './records.js';
-
-export type { TlsRecord } from './records.js';
+import { parseTlsValue, type NameAbsence, type TlsAnswer } from './records.js';
 
 export type RpcAuth = { cookieFile: string } | { user: string; password: string };
 
@@ -41,13 +40,6 @@ export interface NameShowOptions {
   auth: RpcAuth;
   /** Bound on the whole exchange: connect, send, and read the full answer. */
   timeoutMs: number;
-}
-
-export interface NameTls {
-  records: TlsRecord[];
-  ttl: number;
-  /** Why there are none, when the name itself is missing (for the service log). */
-  absent?: 'never existed' | 'expired';
 }
 
 export const FOUND_TTL = 600;
@@ -66,10 +58,6 @@ const MAX_COOKIE_BYTES = 1024;
  * (Namecoin Core binds 127.0.0.1 and ::1 by default).
  */
 const LOOPBACK_HOSTS: Record<string, string> = { '127.0.0.1': '127.0.0.1', localhost: '127.0.0.1', '[::1]': '::1' };
-/** ifa-0001 "Keys": the only labels that manifest in .bit. */
-const NAME_LABEL = /^(?:xn--)?[a-z0-9]+(?:-[a-z0-9]+)*$/;
-/** A subdomain label: letters, digits, hyphens, underscores (ifa-0001 map keys), not starting or ending with a hyphen. */
-const SUB_LABEL = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$/;
 
 interface Target {
   host: string;
@@ -87,18 +75,18 @@ interface HttpReply {
 /**
  * Looks up the TLS records of a .bit domain with `name_show "d/<label>"`.
  * Absent and expired names give no records (TTL 60); anything the node
- * answers that is not a usable name value is an EngineError('UPSTREAM');
+ * answers that is not a usable name value is an EngineError('SOURCE');
  * bad arguments are EngineError('USAGE').
  */
-export async function nameShowTls(domain: string, opts: NameShowOptions): Promise<NameTls> {
-  const { name, subLabels } = namecoinNameAndLabels(domain);
+export async function nameShowTls(domain: string, opts: NameShowOptions): Promise<TlsAnswer> {
+  const { name, subLabels } = bitName(domain);
   const shown = await nameShow(name, opts);
   if ('absent' in shown || shown.expired) return { records: [], ttl: ABSENT_TTL, absent: 'absent' in shown ? shown.absent : 'expired' };
   try {
     return { records: parseTlsValue(shown.value, subLabels), ttl: FOUND_TTL };
   } catch (cause) {
     if (!(cause instanceof EngineError)) throw cause;
-    throw new EngineError('UPSTREAM', `${name}: ${cause.message}`, { cause });
+    throw new EngineError('SOURCE', `${name}: ${cause.message}`, { cause });
   }
 }
 
@@ -108,7 +96,7 @@ export interface NameOwner {
   /** The address holding it (name_show "address"), when it exists and has not expired. */
   address?: string;
   /** Why there is no owner. */
-  absent?: 'never existed' | 'expired';
+  absent?: NameAbsence;
   ttl: number;
 }
 
@@ -118,7 +106,7 @@ export interface NameOwner {
  * no owner.
  */
 export async function nameOwner(domain: string, opts: NameShowOptions): Promise<NameOwner> {
-  const { name } = namecoinNameAndLabels(domain);
+  const { name } = bitName(domain);
   const shown = await nameShow(name, opts);
   if ('absent' in shown) return { name, absent: shown.absent, ttl: ABSENT_TTL };
   if (shown.expired) return { name, absent: 'expired', ttl: ABSENT_TTL };
@@ -134,37 +122,18 @@ async function nameShow(name: string, opts: NameShowOptions): Promise<Shown> {
   return interpretReply(name, target, reply);
 }
 
-/** Whether Namecoin Core can be asked: a loopback http URL, readable credentials, and a TCP connection within the timeout. */
 /** The URL and timeout, checked before any connection (`serve` refuses a wrong --rpc at once). */
 export function checkRpcOptions(opts: { url: string; timeoutMs: number }): void {
   loopbackTarget(opts.url);
   checkTimeout(opts.timeoutMs);
 }
 
+/** Whether Namecoin Core can be asked: a loopback http URL, readable credentials, and a TCP connection within the timeout. */
 export async function checkRpc(opts: Omit<NameShowOptions, 'timeoutMs'> & { timeoutMs: number }): Promise<void> {
   const target = loopbackTarget(opts.url);
   checkTimeout(opts.timeoutMs);
   basicAuthorization(opts.auth);
   await checkReachable(target.host, target.port, opts.timeoutMs, `Namecoin Core at ${target.shown}`);
-}
-
-/**
- * `example.bit` -> `d/example`, and `www.example.bit` -> `d/example` with the
- * subdomain labels ["www"] (walked in its value by parseTlsValue); anything
- * else is a USAGE error.
- */
-export function namecoinNameFor(domain: string): string {
-  return namecoinNameAndLabels(domain).name;
-}
-
-export function namecoinNameAndLabels(domain: string): { name: string; subLabels: string[] } {
-  const labels = typeof domain === 'string' && domain.length <= 253 ? domain.split('.') : [];
-  const label = labels.length >= 2 && labels[labels.length - 1] === 'bit' ? labels[labels.length - 2] : undefined;
-  const sub = labels.slice(0, -2);
-  if (label === undefined || label.length > 63 || !NAME_LABEL.test(label) || /^[0-9]+$/.test(label) || !sub.every((l) => l.length <= 63 && SUB_LABEL.test(l))) {
-    throw new EngineError('USAGE', `${JSON.stringify(domain)} is not a lowercase .bit domain (ifa-0001 d/ name rules, subdomain labels letter-digit-hyphen)`);
-  }
-  return { name: `d/${label}`, subLabels: sub };
 }
 
 function loopbackTarget(url: string): Target {
@@ -210,11 +179,11 @@ function readCookie(file: string): string {
     text = readFileSync(file, 'utf8');
   } catch (cause) {
     const why = errnoCode(cause) === 'ENOENT' ? `${file} does not exist (Namecoin Core writes it when it starts, in its data directory)` : errnoCode(cause) ? describePathError(cause, file) : `${file}: ${(cause as Error).message}`;
-    throw new EngineError('UPSTREAM', `RPC cookie file: ${why}`, { cause });
+    throw new EngineError('SOURCE', `RPC cookie file: ${why}`, { cause });
   }
   const pair = text.replace(/\r?\n$/, '');
   if (!/^[\x21-\x39\x3b-\x7e]+:[\x21-\x7e]+$/.test(pair)) {
-    throw new EngineError('UPSTREAM', `RPC cookie file ${file} is not of the form __cookie__:<hex>`);
+    throw new EngineError('SOURCE', `RPC cookie file ${file} is not of the form __cookie__:<hex>`);
   }
   return pair;
 }
@@ -231,7 +200,7 @@ function postJson(target: Target, body: string, authorization: string, timeoutMs
       else resolve(reply!);
     };
     const fail = (problem: string, cause?: unknown): void =>
-      settle(new EngineError('UPSTREAM', `Namecoin RPC ${target.shown}: ${problem}`, cause === undefined ? undefined : { cause }));
+      settle(new EngineError('SOURCE', `Namecoin RPC ${target.shown}: ${problem}`, cause === undefined ? undefined : { cause }));
     const req = httpRequest(
       {
         host: target.host,
@@ -272,11 +241,11 @@ function readBounded(res: IncomingMessage, fail: (problem: string) => void, done
   });
 }
 
-type Shown = { absent: 'never existed' | 'expired' } | { value: string; expired: boolean; address: string };
+type Shown = { absent: NameAbsence } | { value: string; expired: boolean; address: string };
 
 function interpretReply(name: string, target: Target, reply: HttpReply): Shown {
   const where = `Namecoin RPC ${target.shown}`;
-  const bad = (problem: string): EngineError => new EngineError('UPSTREAM', `${where}: name_show ${name}: ${problem}`);
+  const bad = (problem: string): EngineError => new EngineError('SOURCE', `${where}: name_show ${name}: ${problem}`);
   if (reply.status === 401) throw bad('authentication refused (HTTP 401): check the RPC user/password or the cookie file');
   if (![200, 400, 404, 500].includes(reply.status)) throw bad(`HTTP ${reply.status}: ${snippet(reply.body.toString('utf8'))}`);
   let envelope: unknown;

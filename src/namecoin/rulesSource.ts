@@ -14,8 +14,9 @@ import { readFileSync } from 'node:fs';
 import { EngineError } from '../engine/errors.js';
 import { jsonSyntaxProblem } from '../jsonError.js';
 import { describePathError } from '../systemError.js';
-import type { TlsRecord } from './chain.js';
+import type { TlsRecord } from './records.js';
 import type { TlsSource } from './lookup.js';
+import { isBitName } from './names.js';
 
 /** The most records one domain may pin (records.ts MAX_RECORDS, as a name value). */
 const MAX_RECORDS_PER_DOMAIN = 32;
@@ -75,7 +76,7 @@ export function loadRules(file: string): Map<string, TlsRecord[]> {
   const out = new Map<string, TlsRecord[]>();
   for (const [domain, recs] of Object.entries(d.domains as Record<string, unknown>)) {
     // A domain or a subdomain at any depth; a key pins that host exactly (no inheritance, as in ncdns).
-    if (domain.length > 253 || !/^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.bit$/.test(domain)) fail(`${file}: domains.${domain}`, 'not a lowercase .bit domain or subdomain');
+    if (!isBitName(domain)) fail(`${file}: domains.${domain}`, 'not a lowercase .bit domain or subdomain');
     if (!Array.isArray(recs)) fail(`${file}: domains.${domain}`, 'expected an array of records');
     if (recs.length > MAX_RECORDS_PER_DOMAIN) fail(`${file}: domains.${domain}`, `${recs.length} records, more than the ${MAX_RECORDS_PER_DOMAIN} accepted`);
     out.set(

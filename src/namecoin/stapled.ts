@@ -282,12 +282,6 @@ export function p2pkhAddress(publicKey: Uint8Array, version = 52): string {
   return encodeBase58Check(Uint8Array.of(version, ...hash160(publicKey)));
 }
 
-/** Name "d/<label>" whose owner can certify `domain` (Encaya: the label before ".bit"). */
-export function certifyingName(domain: string): string {
-  const labels = domain.split('.');
-  return `d/${labels[labels.length - 2] ?? ''}`;
-}
-
 export type CertifyVerdict = { ok: true; address: string } | { ok: false; kind: 'owner-mismatch' | 'bad-signature' | 'no-signature'; detail: string };
 
 /**

@@ -1,29 +1,9 @@
-// The compiled view file, the only thing the module reads from the engine.
-// Documented in docs/view-format.md; addon/view.c is the reader.
-//
-//   header (24 bytes, little-endian)
-//     magic        8 bytes  "NCFVIEW\0"
-//     version      u32      VIEW_VERSION
-//     ulong size   u32      sizeof(CK_ULONG) of the writer (8)
-//     body length  u32
-//     body crc32   u32      CRC-32 (IEEE) of the body
-//   body
-//     stamp        u32 length + bytes   upstream fingerprint (stamp.ts)
-//     policy       32 bytes             SHA-256 of the policy
-//     count        u32                  number of objects
-//     objects      count x { slot u64, nattrs u32, nattrs x { type u32, len u32, bytes } }
-//     snapshot     u32 present (0 or 1); when 1, a browser's own roots token as
-//                  read from inside the browser (browser targets serve it in
-//                  place of an upstream module, addon/snapshot.c):
-//                    info        u32 length + CK_INFO bytes as the browser's module answered
-//                    slot        u64
-//                    slot info   u32 length + CK_SLOT_INFO bytes
-//                    token info  u32 length + CK_TOKEN_INFO bytes
-//                    count       u32, then objects as above
+// The compiled view file, the only thing the module reads from the engine:
+// its layout and limits are docs/view-format.md; addon/view.c is the reader.
 
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { EngineError } from '../engine/errors.js';
-import type { ViewObject } from '../compile/plan.js';
+import type { ViewObject } from '../pkcs11/objects.js';
 
 export const VIEW_MAGIC = 'NCFVIEW\0';
 /**

@@ -1,11 +1,7 @@
-// The upstream fingerprint stored in the view and recomputed by the module
-// at C_Initialize: made by the module's own code (addon/stamp.c, through the
-// Node binding), so the two can never disagree. It must change whenever
-// upstream's objects can have changed: the library file, its parameters,
-// for p11-kit-trust every file it can read, the policy, and (when the
-// configuration names it) the package's engine-id. Its format and bounds are
-// described in addon/stamp.c and docs/configuration.md, "What the stamp
-// covers".
+// The upstream fingerprint stored in the view and recomputed by the module at
+// C_Initialize, made by the module's own code (addon/stamp.c, through the Node
+// binding) so the two never disagree. What it covers, its format and bounds:
+// addon/stamp.c and docs/configuration.md, "What the stamp covers".
 
 import { realpathSync, statSync } from 'node:fs';
 import { EngineError } from '../engine/errors.js';

@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { encodeView } from '../../src/view/format.js';
-import { boolBytes, ulongBytes } from '../../src/compile/upstream.js';
+import { boolBytes, ulongBytes } from '../../src/pkcs11/objects.js';
 import { AUDIENCE, CKA, CKO, CKT } from '../../src/pkcs11/constants.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));

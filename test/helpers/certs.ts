@@ -7,7 +7,7 @@ import { bitString, boolTrue, contextTag, octetString, oid, seq, set, smallInt, 
 import { encodeTime } from '../../src/engine/asn1/time.js';
 import { CKA, CKC_X_509, CKO, CKT } from '../../src/pkcs11/constants.js';
 import { parseCertificate } from '../../src/engine/asn1/certificate.js';
-import { boolBytes, ulongBytes, type UpstreamObject } from '../../src/compile/upstream.js';
+import { boolBytes, ulongBytes, type UpstreamObject } from '../../src/pkcs11/objects.js';
 
 export interface RootShape {
   key?: 'rsa' | 'ec';

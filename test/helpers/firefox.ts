@@ -1,8 +1,9 @@
 // Test helpers that drive a real (headless) Firefox ESR against loopback
-// servers. See docs in /work/shared/NOTES.md, "How Firefox loads its roots".
+// servers.
 //
 // Firefox looks for `<install dir>/libnssckbi.so` (the "gre directory") before
-// falling back to the roots compiled into libxul, so tests that want Firefox to
+// falling back to the roots compiled into libxul (security/manager/ssl/
+// nsNSSComponent.cpp, LoadLoadableCertsTask::LoadLoadableRoots), so tests that want Firefox to
 // use a particular roots module make a cheap (hardlinked) copy of the install
 // with that file replaced and start the copy's real binary.
 

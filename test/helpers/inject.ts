@@ -2,7 +2,7 @@
 
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { boolBytes, ulongBytes } from '../../src/compile/upstream.js';
+import { boolBytes, ulongBytes } from '../../src/pkcs11/objects.js';
 import { CKA, CKM_SHA256, CKO, CKT } from '../../src/pkcs11/constants.js';
 import type { ParsedCertificate } from '../../src/engine/asn1/certificate.js';
 

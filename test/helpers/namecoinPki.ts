@@ -1,5 +1,5 @@
-// A Namecoin-style site chain as Namecoin's tools make it (NOTES.md): the
-// domain owner's key (whose SubjectPublicKeyInfo goes into the name's TLS
+// A Namecoin-style site chain as Namecoin's tools make it (namecoin/ncgencert
+// main.go and aiaparent.go): the domain owner's key (whose SubjectPublicKeyInfo goes into the name's TLS
 // record) signs "<domain> Domain CA", which signs the leaf; the server sends
 // leaf + Domain CA. Made with the openssl CLI; keys stay in the temp dir.
 
