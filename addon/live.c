@@ -288,7 +288,7 @@ start_spawn (char *copy)
 {
 	if (copy == NULL)
 		return;
-	if (nf_privileged ()) {
+	if (host_privileged ()) {
 		nf_warn ("not starting the .bit service with %s: this process runs with elevated privileges", copy);
 		free (copy);
 		return;

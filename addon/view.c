@@ -208,8 +208,6 @@ truncated:
 	return -1;
 }
 
-/* Validates and indexes a view held in `data` (malloc'd; owned by v after
- * the call, freed with it on failure too). `name` is for messages. */
 /* The attributes lookups arrive by (NOTES.md: subject, issuer+serial, value,
  * id); FindObjects on view objects uses the first of these in a template. */
 static const CK_ATTRIBUTE_TYPE indexed[] = { CKA_SUBJECT, CKA_VALUE, CKA_ISSUER, CKA_ID };
@@ -309,7 +307,7 @@ index_build (nf_view *v)
 				.type = (uint16_t)a->type,
 				.flags = NF_IDX_USED | (cls32 ? NF_IDX_CLS : 0) |
 				         (o->audience == NF_AUDIENCE_NSS_FORM ? NF_IDX_NSS_FORM : 0) |
-				         (o->audience == NF_AUDIENCE_PLAIN_FORM ? NF_IDX_PLAIN_FORM : 0),
+				         (o->audience == NF_AUDIENCE_PLAIN_FORM ? NF_IDX_PLAIN_FORM : 0) | (o->hidden ? NF_IDX_HIDDEN : 0),
 			};
 			if (a->len <= COMPACT_MAX)
 				compact_size += a->len;
@@ -361,6 +359,8 @@ view_indexed (CK_ATTRIBUTE_TYPE type)
 	return 0;
 }
 
+/* Validates and indexes a view held in `data` (malloc'd; owned by v after
+ * the call, freed with it on failure too). `name` is for messages. */
 int
 view_parse (unsigned char *data, size_t size, const char *name, nf_view *v, char *why, size_t why_len)
 {
@@ -404,6 +404,17 @@ take_struct (cursor *c, void *out, size_t size)
 	return 0;
 }
 
+/* Whether a browser's recorded object grants trust (trust.c): the module
+ * then hides it, as it hides such an object of a loaded upstream. */
+static int
+grants_trust (const nf_object *o)
+{
+	CK_ATTRIBUTE t[VIEW_MAX_ATTRS];
+	for (CK_ULONG k = 0; k < o->nattrs; k++)
+		t[k] = (CK_ATTRIBUTE){ o->attrs[k].type, (void *)o->attrs[k].value, o->attrs[k].len };
+	return trust_object (t, o->nattrs) != NF_TRUST_NONE;
+}
+
 /* The snapshot section: u32 present (0 or 1), then CK_INFO, slot id (u64),
  * CK_SLOT_INFO, CK_TOKEN_INFO and the token's objects (src/view/format.ts). */
 static int
@@ -428,6 +439,8 @@ parse_snapshot (nf_view *v, cursor *c, const char *name, char *why, size_t why_l
 	s->slot = (CK_SLOT_ID)rd64 (p);
 	if (parse_objects (&s->token, c, count, why, why_len) < 0)
 		return -1;
+	for (uint32_t i = 0; i < count; i++)
+		s->token.objects[i].hidden = grants_trust (&s->token.objects[i]);
 	if (index_build (&s->token) < 0) {
 		snprintf (why, why_len, "out of memory indexing view %s", name);
 		return -1;
@@ -507,15 +520,6 @@ view_free (nf_view *v)
 	memset (v, 0, sizeof *v);
 }
 
-const nf_attr *
-view_attr (const nf_object *obj, CK_ATTRIBUTE_TYPE type)
-{
-	for (CK_ULONG i = 0; i < obj->nattrs; i++)
-		if (obj->attrs[i].type == type)
-			return &obj->attrs[i];
-	return NULL;
-}
-
 void
 view_probe_start (const nf_view *v, nf_view_probe *p, const CK_ATTRIBUTE *tmpl, CK_ULONG count)
 {
@@ -582,12 +586,12 @@ int
 view_search (const nf_view *v, const nf_view_probe *p, CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count,
              int (*emit) (void *ctx, size_t object), void *ctx)
 {
-	/* Two forms of R' (host.c): the one this process must not see is
-	 * withheld from every search; asked once per search. */
-	unsigned withheld_flag = 0, withheld = NF_AUDIENCE_ALL;
+	/* Hidden objects, and of two forms of R' (host.c) the one this process
+	 * must not see, are withheld from every search; asked once per search. */
+	unsigned withheld_flag = NF_IDX_HIDDEN, withheld = NF_AUDIENCE_ALL;
 	if (v->two_forms) {
 		int plain = host_serves_plain_form ();
-		withheld_flag = plain ? NF_IDX_NSS_FORM : NF_IDX_PLAIN_FORM;
+		withheld_flag |= plain ? NF_IDX_NSS_FORM : NF_IDX_PLAIN_FORM;
 		withheld = plain ? NF_AUDIENCE_NSS_FORM : NF_AUDIENCE_PLAIN_FORM;
 	}
 	if (p->active) {
@@ -606,7 +610,7 @@ view_search (const nf_view *v, const nf_view_probe *p, CK_SLOT_ID slot, const CK
 		return 0;
 	}
 	for (size_t i = 0; i < v->nobjects; i++)
-		if (v->objects[i].slot == slot && (withheld == NF_AUDIENCE_ALL || v->objects[i].audience != withheld) &&
+		if (v->objects[i].slot == slot && !v->objects[i].hidden && (withheld == NF_AUDIENCE_ALL || v->objects[i].audience != withheld) &&
 		    attrs_match (&v->objects[i], tmpl, count) && emit (ctx, i) < 0)
 			return -1;
 	return 0;
