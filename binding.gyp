@@ -90,7 +90,9 @@
         "addon/node/peercred.cc",
         "addon/node/recover.cc",
         "addon/node/stamp.cc",
-        "addon/stamp.c"
+        "addon/node/trust.cc",
+        "addon/stamp.c",
+        "addon/trust.c"
       ],
       "libraries": [
         "-lsecp256k1"

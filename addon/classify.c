@@ -19,6 +19,29 @@ attr_rv_ok (CK_RV rv)
 	       rv == CKR_BUFFER_TOO_SMALL;
 }
 
+/* 1 when some of the n attributes that came back unavailable are there all
+ * the same: PKCS#11 lets one error code stand for several (2.40, 5.7), so
+ * beside an attribute the object lacks, one too long for its buffer may
+ * come back unavailable under CKR_ATTRIBUTE_TYPE_INVALID. Their lengths
+ * say. -1 when the call fails. */
+static int
+unavailable_present (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, const CK_ATTRIBUTE *t, CK_ULONG n)
+{
+	CK_ATTRIBUTE q[NF_TRUST_ATTRS];
+	CK_ULONG k = 0;
+	for (CK_ULONG i = 0; i < n; i++)
+		if (t[i].ulValueLen == CK_UNAVAILABLE_INFORMATION)
+			q[k++] = (CK_ATTRIBUTE){ t[i].type, NULL, 0 };
+	if (k == 0)
+		return 0;
+	if (!attr_rv_ok (fl->C_GetAttributeValue (s, h, q, k)))
+		return -1;
+	for (CK_ULONG i = 0; i < k; i++)
+		if (q[i].ulValueLen != CK_UNAVAILABLE_INFORMATION)
+			return 1;
+	return 0;
+}
+
 /* The class, then the attributes the rule reads for it (trust.c). */
 static int
 classify_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
@@ -43,6 +66,9 @@ classify_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h
 	 * and so is a CKA_TRUSTED that cannot be read. */
 	if ((values && rv == CKR_BUFFER_TOO_SMALL) || (rv == CKR_ATTRIBUTE_SENSITIVE && cls == CKO_CERTIFICATE))
 		return HIDE | MALFORMED;
+	int unfit = values && rv != CKR_OK && n > 1 ? unavailable_present (fl, s, h, t + 1, n) : 0;
+	if (unfit != 0)
+		return unfit < 0 ? HIDE | NOCACHE : HIDE | MALFORMED;
 	int verdict = trust_object (t, 1 + n);
 	return verdict == NF_TRUST_NONE ? SHOW : verdict == NF_TRUST_GRANTS ? HIDE : HIDE | MALFORMED;
 }

@@ -10,9 +10,12 @@
  *   - objects of any other class that carry a trust attribute at all
  * and anything whose class, CKA_TRUSTED or purposes are malformed.
  *
- * Pure: attributes in, verdict out. classify.c applies it to upstream's
- * objects (read through PKCS#11), view.c to a browser's recorded ones. It
- * is mirrored by grantsTrust in src/compile/plan.ts. */
+ * Pure: attributes in, verdict out. One implementation for every reader:
+ * classify.c applies it to upstream's objects (read through PKCS#11),
+ * view.c to a browser's recorded ones, and the build to the roots it
+ * fences (src/compile/plan.ts grantsTrust, through the Node binding:
+ * addon/node/trust.cc), so the build fences exactly the roots whose trust
+ * the module hides. */
 #include "nf.h"
 
 #include <string.h>

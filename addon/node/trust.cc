@@ -1,0 +1,57 @@
+// Which upstream objects grant trust, for the build (src/compile/plan.ts
+// grantsTrust): the module's own rule (addon/trust.c), so the roots the
+// build fences are exactly those whose trust the module hides.
+#include <napi.h>
+
+#include <vector>
+
+#include <p11-kit/pkcs11.h>
+
+extern "C" int trust_object (const CK_ATTRIBUTE *attrs, CK_ULONG n);
+extern "C" CK_ULONG trust_template (CK_OBJECT_CLASS cls, CK_ATTRIBUTE *t, CK_ULONG *vals);
+
+static Napi::Value
+trust_usage (Napi::Env env)
+{
+	Napi::TypeError::New (env, "grantsTrust(attrs): an array of [type, Uint8Array]").ThrowAsJavaScriptException ();
+	return env.Null ();
+}
+
+// grantsTrust(attrs: [type, value][]): whether an object with these
+// attributes grants trust (or is malformed), by the module's rule.
+static Napi::Value
+trust_grants (const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env ();
+	if (info.Length () != 1 || !info[0].IsArray ())
+		return trust_usage (env);
+	Napi::Array list = info[0].As<Napi::Array> ();
+	std::vector<CK_ATTRIBUTE> attrs (list.Length ());
+	for (uint32_t i = 0; i < list.Length (); i++) {
+		Napi::Value e = list[i];
+		if (!e.IsArray ())
+			return trust_usage (env);
+		Napi::Value type = e.As<Napi::Array> ()[0u], value = e.As<Napi::Array> ()[1u];
+		if (!type.IsNumber () || !value.IsTypedArray () || value.As<Napi::TypedArray> ().TypedArrayType () != napi_uint8_array)
+			return trust_usage (env);
+		Napi::Uint8Array bytes = value.As<Napi::Uint8Array> ();
+		attrs[i] = { (CK_ATTRIBUTE_TYPE)type.As<Napi::Number> ().Int64Value (), bytes.Data (), bytes.ByteLength () };
+	}
+	return Napi::Boolean::New (env, trust_object (attrs.data (), attrs.size ()) != 0);
+}
+
+void
+trust_register (Napi::Env env, Napi::Object exports)
+{
+	exports.Set ("grantsTrust", Napi::Function::New (env, trust_grants, "grantsTrust"));
+	// trustAttributes: what trust_object reads, so a caller may pass only
+	// those: CKA_CLASS and every trust attribute (the template for a class
+	// the rule does not know asks for all of them).
+	CK_ATTRIBUTE t[64];
+	CK_ULONG n = trust_template ((CK_OBJECT_CLASS)-1, t, nullptr);
+	Napi::Array types = Napi::Array::New (env, n + 1);
+	types[0u] = Napi::Number::New (env, CKA_CLASS);
+	for (CK_ULONG i = 0; i < n; i++)
+		types[i + 1] = Napi::Number::New (env, (double)t[i].type);
+	exports.Set ("trustAttributes", types);
+}
