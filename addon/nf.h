@@ -41,6 +41,21 @@
 #define NF_CKT_NOT_TRUSTED          3UL
 #define NF_CKT_TRUST_MUST_VERIFY    4UL
 
+/* ---- limits: what the module accepts from the view file (view.c) and the
+ * service (live.c). The engine and the service write within the same
+ * bounds (src/view/format.ts VIEW_LIMITS, src/service/protocol.ts);
+ * test/mirrors.test.ts checks that the two languages agree. ---- */
+#define NF_VIEW_MAX_OBJECTS 65536u
+#define NF_VIEW_MAX_ATTRS 64u
+#define NF_VIEW_MAX_ATTR_BYTES (1u << 20)
+#define NF_VIEW_MAX_STAMP (1u << 20)
+#define NF_WIRE_MAX_NAME 16384
+#define NF_WIRE_MAX_RESPONSE (1u << 20)
+#define NF_WIRE_MAX_OBJECTS 16
+#define NF_WIRE_MAX_ATTRS 32
+#define NF_WIRE_MAX_VALUE 65536u
+#define NF_WIRE_MAX_TTL 3600u
+
 /* ---- debug.c ---- */
 enum {
 	NF_DBG_INIT = 1 << 0,

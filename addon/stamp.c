@@ -18,10 +18,10 @@
 #include <unistd.h>
 
 #define STAMP_VERSION "ncfence-stamp-v2"
-/* src/view/stamp.ts STAMP_LIMITS; the byte bound is the view's (view.c). */
+/* docs/design.md, "What a stale view means"; a stamp must fit in a view. */
 #define STAMP_MAX_DEPTH 8
 #define STAMP_MAX_ENTRIES 4096u
-#define STAMP_MAX_BYTES (1u << 20)
+#define STAMP_MAX_BYTES NF_VIEW_MAX_STAMP
 
 typedef struct {
 	char *buf;

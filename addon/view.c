@@ -16,10 +16,6 @@
 #define VIEW_VERSION 3
 #define VIEW_HEADER 24
 #define VIEW_MAX_FILE (64u << 20)
-#define VIEW_MAX_OBJECTS 65536u
-#define VIEW_MAX_ATTRS 64u
-#define VIEW_MAX_ATTR_BYTES (1u << 20)
-#define VIEW_MAX_STAMP (1u << 20) /* src/view/format.ts VIEW_LIMITS.stampBytes */
 
 /* CRC-32 (IEEE), slice-by-8: eight table lookups per eight bytes. The
  * bytewise loop took most of C_Initialize (callgrind, bench/module.bench.ts). */
@@ -180,7 +176,7 @@ parse_objects (nf_view *v, cursor *c, uint32_t count, char *why, size_t why_len)
 		uint32_t nattrs;
 		if (take (c, 8, &p) < 0 || take32 (c, &nattrs) < 0)
 			goto truncated;
-		if (nattrs > VIEW_MAX_ATTRS || nattrs > max_attrs - used) {
+		if (nattrs > NF_VIEW_MAX_ATTRS || nattrs > max_attrs - used) {
 			snprintf (why, why_len, "view object %u has %u attributes", i, nattrs);
 			return -1;
 		}
@@ -192,7 +188,7 @@ parse_objects (nf_view *v, cursor *c, uint32_t count, char *why, size_t why_len)
 			const unsigned char *val;
 			if (take32 (c, &type) < 0 || take32 (c, &len) < 0)
 				goto truncated;
-			if (len > VIEW_MAX_ATTR_BYTES || take (c, len, &val) < 0)
+			if (len > NF_VIEW_MAX_ATTR_BYTES || take (c, len, &val) < 0)
 				goto truncated;
 			v->attr_pool[used + k] = (nf_attr){ type, val, len };
 		}
@@ -409,7 +405,7 @@ take_struct (cursor *c, void *out, size_t size)
 static int
 grants_trust (const nf_object *o)
 {
-	CK_ATTRIBUTE t[VIEW_MAX_ATTRS];
+	CK_ATTRIBUTE t[NF_VIEW_MAX_ATTRS];
 	for (CK_ULONG k = 0; k < o->nattrs; k++)
 		t[k] = (CK_ATTRIBUTE){ o->attrs[k].type, (void *)o->attrs[k].value, o->attrs[k].len };
 	return trust_object (t, o->nattrs) != NF_TRUST_NONE;
@@ -434,7 +430,7 @@ parse_snapshot (nf_view *v, cursor *c, const char *name, char *why, size_t why_l
 	v->snapshot = s;
 	if (take_struct (c, &s->info, sizeof s->info) < 0 || take (c, 8, &p) < 0 ||
 	    take_struct (c, &s->slot_info, sizeof s->slot_info) < 0 ||
-	    take_struct (c, &s->token_info, sizeof s->token_info) < 0 || take32 (c, &count) < 0 || count > VIEW_MAX_OBJECTS)
+	    take_struct (c, &s->token_info, sizeof s->token_info) < 0 || take32 (c, &count) < 0 || count > NF_VIEW_MAX_OBJECTS)
 		goto bad;
 	s->slot = (CK_SLOT_ID)rd64 (p);
 	if (parse_objects (&s->token, c, count, why, why_len) < 0)
@@ -459,9 +455,9 @@ view_parse_body (nf_view *v, const char *name, char *why, size_t why_len)
 	cursor c = { v->data + VIEW_HEADER, v->size - VIEW_HEADER };
 	uint32_t stamp_len, count;
 	const unsigned char *stamp, *policy;
-	if (v->size < VIEW_HEADER || take32 (&c, &stamp_len) < 0 || stamp_len > VIEW_MAX_STAMP ||
+	if (v->size < VIEW_HEADER || take32 (&c, &stamp_len) < 0 || stamp_len > NF_VIEW_MAX_STAMP ||
 	    take (&c, stamp_len, &stamp) < 0 || take (&c, 32, &policy) < 0 || take32 (&c, &count) < 0 ||
-	    count > VIEW_MAX_OBJECTS) {
+	    count > NF_VIEW_MAX_OBJECTS) {
 		snprintf (why, why_len, "view %s has a bad header", name);
 		goto fail;
 	}

@@ -7,6 +7,10 @@
 // shape, served by the test shim, must be hidden by the module exactly when
 // the build says they grant trust; so a change to either side (what the
 // module asks upstream, how the binding passes an object on) fails here.
+//
+// The bounds on the view file and on the service's answers are constants in
+// each language (addon/nf.h; src/view/format.ts, src/service/protocol.ts):
+// the module must accept everything the engine or the service may write.
 
 import test from 'ava';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,10 +20,13 @@ import { build } from '../src/compile/build.js';
 import { grantsTrust } from '../src/compile/plan.js';
 import { readUpstream } from '../src/compile/upstream.js';
 import { CKA, CKO, CKT } from '../src/pkcs11/constants.js';
+import { VIEW_LIMITS } from '../src/view/format.js';
+import * as wire from '../src/service/protocol.js';
 import { injectionFile } from './helpers/inject.js';
 import { withEnv } from './helpers/env.js';
 import { makeTestPki, type TestPki } from './helpers/pki.js';
-import { MODULE, P11KIT_TRUST, UPSTREAM_SHIM } from './helpers/paths.js';
+import { MODULE, P11KIT_TRUST, ROOT, UPSTREAM_SHIM } from './helpers/paths.js';
+import { requireTool, runOk } from './helpers/run.js';
 
 let pki: TestPki;
 let dir: string;
@@ -130,4 +137,34 @@ test('the module hides exactly the upstream objects the build says grant trust (
   t.log(`${tally.hidden} hidden, ${tally.shown} shown`);
   // Both verdicts are well represented, or the comparison says little.
   t.true(tally.hidden > 400 && tally.shown > 400, JSON.stringify(tally));
+});
+
+test('the module accepts every view and service answer the TypeScript side may write, and no more', async (t) => {
+  await requireTool('gcc');
+  const src = join(dir, 'limits.c');
+  const exe = join(dir, 'limits');
+  const names = ['VIEW_MAX_OBJECTS', 'VIEW_MAX_ATTRS', 'VIEW_MAX_ATTR_BYTES', 'VIEW_MAX_STAMP', 'WIRE_MAX_NAME', 'WIRE_MAX_RESPONSE', 'WIRE_MAX_OBJECTS', 'WIRE_MAX_ATTRS', 'WIRE_MAX_VALUE', 'WIRE_MAX_TTL'];
+  writeFileSync(
+    src,
+    `#include "${join(ROOT, 'addon/nf.h')}"\n#include <stdio.h>\nint main (void) {\n${names.map((n) => `\tprintf ("${n} %lu\\n", (unsigned long)(NF_${n}));`).join('\n')}\n\treturn 0;\n}\n`,
+  );
+  await runOk('gcc', ['-std=c11', '-I/usr/include/p11-kit-1', '-o', exe, src], { timeoutMs: 60_000 });
+  const c = Object.fromEntries((await runOk(exe, [])).stdout.trim().split('\n').map((l) => l.split(' ')).map(([k, v]) => [k, Number(v)]));
+  t.deepEqual(
+    {
+      VIEW_MAX_OBJECTS: VIEW_LIMITS.objects,
+      VIEW_MAX_ATTRS: VIEW_LIMITS.attrsPerObject,
+      VIEW_MAX_ATTR_BYTES: VIEW_LIMITS.attrBytes,
+      VIEW_MAX_STAMP: VIEW_LIMITS.stampBytes,
+      WIRE_MAX_NAME: wire.MAX_NAME_LENGTH,
+      WIRE_MAX_RESPONSE: wire.MAX_RESPONSE_BODY,
+      WIRE_MAX_OBJECTS: wire.MAX_OBJECTS,
+      WIRE_MAX_ATTRS: wire.MAX_ATTRIBUTES,
+      WIRE_MAX_VALUE: wire.MAX_ATTRIBUTE_LENGTH,
+      WIRE_MAX_TTL: wire.MAX_TTL_SECONDS,
+    },
+    c,
+  );
+  // The module's question (header, fixed part, longest name) is one the service takes.
+  t.true(wire.FRAME_HEADER_LENGTH + wire.REQUEST_FIXED_LENGTH + c.WIRE_MAX_NAME! <= wire.FRAME_HEADER_LENGTH + wire.MAX_REQUEST_BODY);
 });
