@@ -217,7 +217,7 @@ int host_is_java (void);
 int host_serves_plain_form (void);
 
 /* ---- stamp.c ---- */
-/* Builds the upstream fingerprint (src/view/stamp.ts); malloc'd. NULL, with
+/* Builds the upstream fingerprint (also for the build: src/view/stamp.ts); malloc'd. NULL, with
  * the reason in why, on any error or past a bound: the view is then stale. */
 char *stamp_build (const char *library, const char *params, const char *builtin_paths, const char *policy,
                    const char *engine, char *why, size_t why_len);

@@ -1,8 +1,10 @@
-/* The upstream fingerprint; must produce exactly what src/view/stamp.ts does
- * (the format is described there). It runs at every C_Initialize: for the
- * NSS CKBI (no trust paths) it is a few stat() calls; for p11-kit-trust it
- * also walks the trust paths, within STAMP_MAX_* bounds. Past a bound, or on
- * any error, there is no stamp (NULL), so the view is never taken as fresh. */
+/* The upstream fingerprint, for the module and (through the Node binding,
+ * addon/node/stamp.cc) for the build and `status`, so both make it with this
+ * code (docs/configuration.md, "What the stamp covers"). It runs at every
+ * C_Initialize: for the NSS CKBI (no trust paths) it is a few stat() calls;
+ * for p11-kit-trust it also walks the trust paths, within STAMP_MAX_*
+ * bounds. Past a bound, or on any error, there is no stamp (NULL), so the
+ * view is never taken as fresh. */
 #include "nf.h"
 
 #include <dirent.h>

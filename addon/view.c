@@ -204,8 +204,17 @@ truncated:
 	return -1;
 }
 
-/* The attributes lookups arrive by (NOTES.md: subject, issuer+serial, value,
- * id); FindObjects on view objects uses the first of these in a template. */
+/* The attributes verifiers look certificates up by, which FindObjects on
+ * view objects takes from a template (the first of them it holds). NSS
+ * searches a token by subject, by issuer and serial number (also for a
+ * certificate's trust record), by DER value and by CKA_ID (lib/dev/devtoken.c:
+ * nssToken_FindCertificatesBySubject, nssToken_FindCertificateByIssuerAnd-
+ * SerialNumber, nssToken_FindTrustForCertificate, nssToken_FindCertificate-
+ * ByEncodedCertificate, nssToken_FindCertificatesByID, each with CKA_CLASS);
+ * Firefox's mozilla::pkix finds issuers through NSS's subject search
+ * (NSSCertDBTrustDomain::FindIssuer), and GnuTLS takes p11-kit anchors by
+ * subject, first with CKA_ID set to the issuer's key id (lib/pkcs11.c
+ * gnutls_pkcs11_get_raw_issuer). */
 static const CK_ATTRIBUTE_TYPE indexed[] = { CKA_SUBJECT, CKA_VALUE, CKA_ISSUER, CKA_ID };
 
 /* A multiply-mix hash over the type, the length and at most four 8-byte
