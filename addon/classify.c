@@ -19,25 +19,20 @@ attr_rv_ok (CK_RV rv)
 	       rv == CKR_BUFFER_TOO_SMALL;
 }
 
-/* 1 when some of the n attributes that came back unavailable are there all
- * the same: PKCS#11 lets one error code stand for several (2.40, 5.7), so
- * beside an attribute the object lacks, one too long for its buffer may
- * come back unavailable under CKR_ATTRIBUTE_TYPE_INVALID. Their lengths
- * say. -1 when the call fails. */
+/* 1 when an attribute that came back unavailable is there all the same:
+ * PKCS#11 lets one error code stand for several (2.40, 5.7), so beside one
+ * the object lacks, a value too long for its buffer may come back
+ * unavailable under CKR_ATTRIBUTE_TYPE_INVALID. Lengths say. -1: failed. */
 static int
 unavailable_present (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, const CK_ATTRIBUTE *t, CK_ULONG n)
 {
 	CK_ATTRIBUTE q[NF_TRUST_ATTRS];
-	CK_ULONG k = 0;
 	for (CK_ULONG i = 0; i < n; i++)
-		if (t[i].ulValueLen == CK_UNAVAILABLE_INFORMATION)
-			q[k++] = (CK_ATTRIBUTE){ t[i].type, NULL, 0 };
-	if (k == 0)
-		return 0;
-	if (!attr_rv_ok (fl->C_GetAttributeValue (s, h, q, k)))
+		q[i] = (CK_ATTRIBUTE){ t[i].type, NULL, 0 };
+	if (!attr_rv_ok (fl->C_GetAttributeValue (s, h, q, n)))
 		return -1;
-	for (CK_ULONG i = 0; i < k; i++)
-		if (q[i].ulValueLen != CK_UNAVAILABLE_INFORMATION)
+	for (CK_ULONG i = 0; i < n; i++)
+		if (t[i].ulValueLen == CK_UNAVAILABLE_INFORMATION && q[i].ulValueLen != CK_UNAVAILABLE_INFORMATION)
 			return 1;
 	return 0;
 }
@@ -102,6 +97,10 @@ static int
 classify_now (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h, int replace)
 {
 	CK_FUNCTION_LIST_PTR fl = __atomic_load_n (&nf.lower, __ATOMIC_ACQUIRE);
+	if (handle_is_view (h)) {
+		nf_warn ("upstream returned handle 0x%lx inside ncfence's reserved range; hiding it", h);
+		return 0;
+	}
 	if (fl == NULL)
 		return 0;
 	int verdict = classify_lower (fl, session, h);
@@ -117,10 +116,6 @@ classify_now (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h, in
 int
 classify_fresh (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h)
 {
-	if (handle_is_view (h)) {
-		nf_warn ("upstream returned handle 0x%lx inside ncfence's reserved range; hiding it", h);
-		return 0;
-	}
 	return classify_now (session, slot, h, 1);
 }
 
@@ -140,15 +135,11 @@ classify_cached_inlock (CK_SLOT_ID slot, CK_OBJECT_HANDLE h)
 int
 classify_visible (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h)
 {
-	int cached;
-	if (handle_is_view (h)) {
-		nf_warn ("upstream returned handle 0x%lx inside ncfence's reserved range; hiding it", h);
-		return 0;
+	int cached = -1;
+	if (!handle_is_view (h)) {
+		nf_lock ();
+			cached = classify_cached_inlock (slot, h);
+		nf_unlock ();
 	}
-	nf_lock ();
-		cached = classify_cached_inlock (slot, h);
-	nf_unlock ();
-	if (cached >= 0)
-		return cached;
-	return classify_now (session, slot, h, 0);
+	return cached >= 0 ? cached : classify_now (session, slot, h, 0);
 }

@@ -261,13 +261,9 @@ nf_C_GetInfo (CK_INFO_PTR info)
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	if (info == NULL)
 		return CKR_ARGUMENTS_BAD;
-	memset (info, 0, sizeof *info);
-	info->cryptokiVersion.major = 2;
-	info->cryptokiVersion.minor = 40;
+	*info = (CK_INFO){ .cryptokiVersion = { 2, 40 }, .libraryVersion = { 0, 1 } };
 	nf_pad (info->manufacturerID, sizeof info->manufacturerID, "ncfence");
 	nf_pad (info->libraryDescription, sizeof info->libraryDescription, "ncfence fenced trust roots");
-	info->libraryVersion.major = 0;
-	info->libraryVersion.minor = 1;
 	return CKR_OK;
 }
 

@@ -101,9 +101,7 @@ typedef struct {
 	CK_ULONG cls;
 	int has_cls;
 	unsigned audience : 8; /* NF_AUDIENCE_*, from NF_CKA_NCFENCE_AUDIENCE */
-	/* A browser's recorded object that grants trust (trust.c): never
-	 * found, never read (view.c sets it at load). */
-	unsigned hidden : 1;
+	unsigned hidden : 1; /* a browser's recorded object that grants trust (view.c) */
 } nf_object;
 
 /* The object's attribute of `type`, or NULL. Inline: every template match
@@ -138,7 +136,6 @@ typedef struct {
 #define NF_IDX_CLS 2u /* cls holds the object's class */
 #define NF_IDX_NSS_FORM 4u   /* the object's audience, so a search skips it unread */
 #define NF_IDX_PLAIN_FORM 8u
-#define NF_IDX_HIDDEN 16u    /* the object is hidden: a search skips it unread */
 
 typedef struct {
 	unsigned char *data; /* the whole file */
@@ -159,10 +156,10 @@ typedef struct {
 } nf_view;
 
 /* A browser's own roots token as the build read it from inside the browser:
- * what its C_GetInfo, C_GetSlotInfo and C_GetTokenInfo answered, and its
- * objects (an nf_view that indexes them; it does not own the file data). */
+ * what its C_GetSlotInfo and C_GetTokenInfo answered, and its objects (an
+ * nf_view that indexes them; it does not own the file data). The module's
+ * C_GetInfo is its own (entry.c), so the recorded CK_INFO is not kept. */
 typedef struct nf_snapshot {
-	CK_INFO info;
 	CK_SLOT_ID slot;
 	CK_SLOT_INFO slot_info;
 	CK_TOKEN_INFO token_info;
@@ -339,13 +336,11 @@ void lower_use_snapshot (void);
 void lower_unload (void);
 
 /* ---- snapshot.c ---- */
-/* The lower module of a browser target: the slot, token and sessions of
- * nf.view.snapshot (or of the closed notice); no slots while there is
- * neither. Its objects are served by find.c and object.c. */
+/* A browser target's lower module (slot, token and session calls). */
 CK_FUNCTION_LIST_PTR snapshot_functions (void);
 /* The object behind handle h of the snapshot token, unless hidden; NULL. */
 const nf_object *snapshot_object (CK_OBJECT_HANDLE h);
-/* Calls emit(ctx, handle) for every object of the token that matches. */
+/* emit(ctx, handle) for each of its objects that matches, as view_search. */
 int snapshot_search (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count,
                      int (*emit) (void *ctx, CK_OBJECT_HANDLE h), void *ctx);
 
@@ -401,12 +396,11 @@ enum { NF_TRUST_NONE = 0, NF_TRUST_GRANTS = 1, NF_TRUST_MALFORMED = 2 };
  * NF_TRUST_NONE, or NF_TRUST_GRANTS / NF_TRUST_MALFORMED (hide it). */
 int trust_object (const CK_ATTRIBUTE *attrs, CK_ULONG n);
 /* The attributes trust_object reads from an object of class cls, as a
- * template for C_GetAttributeValue: buffers from vals (NF_TRUST_ATTRS), or
- * none for a class the rule does not know (it asks only which are there).
- * Returns how many. */
+ * C_GetAttributeValue template with buffers from vals, or none (presence
+ * only) for a class the rule does not know. Returns how many. */
 CK_ULONG trust_template (CK_OBJECT_CLASS cls, CK_ATTRIBUTE *t, CK_ULONG *vals);
-/* After upstream answered GetAttributeValue: whether the values it returned
- * make the object a trust anchor (or are malformed), whatever its class. */
+/* Whether the values of an answer to GetAttributeValue grant trust (or are
+ * malformed), whatever the object's class. */
 int trust_answer_grants (const CK_ATTRIBUTE *tmpl, CK_ULONG count);
 
 /* ---- classify.c: the rule applied to upstream's objects, cached ---- */

@@ -1,7 +1,5 @@
-/* The object calls (GetAttributeValue, GetObjectSize, and the calls that
- * change objects) on any handle: the view's and live objects are read here
- * (attrs.c), a browser's recorded ones too (snapshot.c), and upstream's are
- * forwarded unless hidden (classify.c). */
+/* The object calls on any handle: the module's own objects are read with
+ * attrs.c (live ones by live.c), upstream's forwarded unless hidden. */
 #include "nf.h"
 
 #include <stdlib.h>
@@ -135,9 +133,8 @@ nf_C_GetObjectSize (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h, CK_ULONG_PTR 
 	return nf.lower->C_GetObjectSize ? nf.lower->C_GetObjectSize (session, h, size) : CKR_FUNCTION_NOT_SUPPORTED;
 }
 
-/* For calls that change objects: ncfence's own objects are read-only. A
- * browser's recorded objects go on to the snapshot token, which says it is
- * write-protected. */
+/* For calls that change objects: ncfence's own objects are read-only, and
+ * so is a browser's recorded token. */
 static CK_RV
 resolve_writable (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h)
 {
@@ -145,7 +142,7 @@ resolve_writable (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE h)
 	int live;
 	CK_SLOT_ID slot;
 	CK_RV rv = resolve (session, h, &o, &live, &slot);
-	return rv != CKR_OK ? rv : handle_is_view (h) ? CKR_ACTION_PROHIBITED : CKR_OK;
+	return rv != CKR_OK ? rv : handle_is_view (h) ? CKR_ACTION_PROHIBITED : nf.lower_snapshot ? CKR_TOKEN_WRITE_PROTECTED : CKR_OK;
 }
 
 CK_RV

@@ -3,22 +3,15 @@
  * A browser's roots are compiled into its libxul, which exports no function
  * list for them, so the build reads them from inside the browser and records
  * them in the view (docs/design.md, "Browser targets"). This read-only token
- * answers as the browser's own module did: its slot and token information,
- * and every object with every attribute. It sits where a loaded upstream
- * would, so the rest of the module (hiding what grants trust, adding the
- * view's objects, live .bit answers) is the same for every target. While
- * the view is unusable there is no record, hence no slot: nothing is
- * trusted (fail closed); a closed module shows the notice's empty token
- * instead (notice.c).
+ * answers as the browser's own module did, in its place, so the rest of the
+ * module is the same for every target. With no usable view there is no
+ * record, hence no slot (fail closed), or the closed notice's empty token.
  *
- * Only its slot, token and session calls go through this function list.
- * Its sessions are the module's own (session.c): the token hands out
- * handles, from 1 up, and answers for them from the module's table. Its
- * objects are the module's own too, served by find.c and object.c like the
- * view's, under handles that are the record's index plus 1 (never the top
- * bit: handles.h); the recorded objects that grant trust were marked hidden
- * when the view was read (view.c, by the rule in trust.c), and the record
- * never changes, so none of upstream's classifying is needed. */
+ * Only the slot, token and session calls go through its function list. Its
+ * sessions are session.c's records (handles from 1 up); its objects are
+ * found and read by find.c and object.c, as the view's are, under the
+ * record's index plus 1 (never the top bit: handles.h). Those that grant
+ * trust were marked hidden when the view was read (view.c). */
 #include "nf.h"
 
 static CK_SESSION_HANDLE last_session;
@@ -129,7 +122,6 @@ snap_C_OpenSession (CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY 
 	return CKR_OK;
 }
 
-/* session.c takes its record away after this answers. */
 static CK_RV
 snap_C_CloseSession (CK_SESSION_HANDLE h)
 {
@@ -162,16 +154,6 @@ snap_C_GetSessionInfo (CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR info)
 	return rv;
 }
 
-static CK_RV
-snap_read_only (void)
-{
-	return CKR_TOKEN_WRITE_PROTECTED;
-}
-
-static CK_RV snap_C_SetAttributeValue (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n) { return snap_read_only (); }
-static CK_RV snap_C_DestroyObject (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h) { return snap_read_only (); }
-static CK_RV snap_C_CopyObject (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n, CK_OBJECT_HANDLE_PTR o) { return snap_read_only (); }
-
 /* Everything else stays NULL: forward.c answers CKR_FUNCTION_NOT_SUPPORTED,
  * and the module never asks for objects through this list. */
 static CK_FUNCTION_LIST snap_functions = {
@@ -187,9 +169,6 @@ static CK_FUNCTION_LIST snap_functions = {
 	.C_CloseSession = snap_C_CloseSession,
 	.C_CloseAllSessions = snap_C_CloseAllSessions,
 	.C_GetSessionInfo = snap_C_GetSessionInfo,
-	.C_SetAttributeValue = snap_C_SetAttributeValue,
-	.C_DestroyObject = snap_C_DestroyObject,
-	.C_CopyObject = snap_C_CopyObject,
 };
 
 CK_FUNCTION_LIST_PTR

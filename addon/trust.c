@@ -1,21 +1,12 @@
-/* Which objects grant trust: the one rule that keeps every trust anchor the
- * module presents inside the fenced view. An object that grants trust is
- * hidden, so anchors come only from the view:
- *   - certificates with CKA_TRUSTED = TRUE (p11-kit consumers' anchors)
- *   - NSS trust records with any purpose not in {NOT_TRUSTED, MUST_VERIFY,
- *     TRUST_UNKNOWN, VALID_DELEGATOR}
- *   - p11-kit trust assertions other than "distrusted certificate"
- *   - PKCS#11 3.2 trust objects (CKO_TRUST) with any purpose not in
- *     {NOT_TRUSTED, MUST_VERIFY_TRUST, TRUST_UNKNOWN}
- *   - objects of any other class that carry a trust attribute at all
- * and anything whose class, CKA_TRUSTED or purposes are malformed.
+/* Which objects grant trust: the rule that keeps every trust anchor the
+ * module presents inside the fenced view, since it hides every other object
+ * that grants trust (docs/design.md, "The rule the module applies").
+ * Anything whose class, CKA_TRUSTED or purposes are malformed counts too.
  *
- * Pure: attributes in, verdict out. One implementation for every reader:
- * classify.c applies it to upstream's objects (read through PKCS#11),
- * view.c to a browser's recorded ones, and the build to the roots it
- * fences (src/compile/plan.ts grantsTrust, through the Node binding:
- * addon/node/trust.cc), so the build fences exactly the roots whose trust
- * the module hides. */
+ * Pure, and the only implementation: classify.c applies it to upstream's
+ * objects, view.c to a browser's recorded ones, object.c to each answer,
+ * and the build to the roots it fences (src/compile/plan.ts grantsTrust,
+ * through addon/node/trust.cc). */
 #include "nf.h"
 
 #include <string.h>
@@ -77,14 +68,10 @@ trust_object (const CK_ATTRIBUTE *attrs, CK_ULONG n)
 	if (!ulong_of (present (attrs, n, CKA_CLASS), &cls))
 		return NF_TRUST_MALFORMED;
 	switch (cls) {
-	case CKO_CERTIFICATE: {
-		/* Anything but a well-formed FALSE grants. */
+	case CKO_CERTIFICATE: { /* anything but a well-formed FALSE grants */
 		const CK_ATTRIBUTE *t = present (attrs, n, CKA_TRUSTED);
-		if (t == NULL)
-			return NF_TRUST_NONE;
-		if (t->ulValueLen != 1 || t->pValue == NULL)
-			return NF_TRUST_MALFORMED;
-		return *(const CK_BBOOL *)t->pValue == CK_FALSE ? NF_TRUST_NONE : NF_TRUST_GRANTS;
+		return t == NULL ? NF_TRUST_NONE : t->ulValueLen != 1 || t->pValue == NULL ? NF_TRUST_MALFORMED
+		       : *(const CK_BBOOL *)t->pValue == CK_FALSE ? NF_TRUST_NONE : NF_TRUST_GRANTS;
 	}
 	case NF_CKO_NSS_TRUST:
 		return purposes (attrs, n, NF_CKA_TRUST_FIRST, NF_CKA_TRUST_LAST, nss_purpose_grants);
@@ -107,35 +94,30 @@ trust_object (const CK_ATTRIBUTE *attrs, CK_ULONG n)
 CK_ULONG
 trust_template (CK_OBJECT_CLASS cls, CK_ATTRIBUTE *t, CK_ULONG *vals)
 {
+	CK_ATTRIBUTE_TYPE first, last, a;
 	CK_ULONG n = 0;
 	switch (cls) {
-	case CKO_CERTIFICATE:
-		t[n++] = (CK_ATTRIBUTE){ CKA_TRUSTED, &vals[0], sizeof (CK_BBOOL) };
-		break;
-	case NF_CKO_NSS_TRUST:
-		for (CK_ATTRIBUTE_TYPE a = NF_CKA_TRUST_FIRST; a <= NF_CKA_TRUST_LAST; a++, n++)
-			t[n] = (CK_ATTRIBUTE){ a, &vals[n], sizeof vals[n] };
-		break;
-	case NF_CKO_X_TRUST_ASSERTION:
-		t[n++] = (CK_ATTRIBUTE){ NF_CKA_X_ASSERTION_TYPE, &vals[0], sizeof vals[0] };
-		break;
-	case NF_CKO_TRUST:
-		for (CK_ATTRIBUTE_TYPE a = NF_CKA_PKCS_TRUST_FIRST; a <= NF_CKA_PKCS_TRUST_LAST; a++, n++)
-			t[n] = (CK_ATTRIBUTE){ a, &vals[n], sizeof vals[n] };
-		break;
-	default:
-		/* Presence only: every attribute trust_type names. */
-		for (CK_ATTRIBUTE_TYPE a = NF_CKA_TRUST_FIRST; a <= NF_CKA_TRUST_LAST; a++)
+	case CKO_CERTIFICATE: first = last = CKA_TRUSTED; break;
+	case NF_CKO_X_TRUST_ASSERTION: first = last = NF_CKA_X_ASSERTION_TYPE; break;
+	case NF_CKO_NSS_TRUST: first = NF_CKA_TRUST_FIRST, last = NF_CKA_TRUST_LAST; break;
+	case NF_CKO_TRUST: first = NF_CKA_PKCS_TRUST_FIRST, last = NF_CKA_PKCS_TRUST_LAST; break;
+	default: /* presence only: every attribute trust_type names */
+		for (a = NF_CKA_TRUST_FIRST; a <= NF_CKA_TRUST_LAST; a++)
 			t[n++] = (CK_ATTRIBUTE){ a, NULL, 0 };
-		for (CK_ATTRIBUTE_TYPE a = NF_CKA_PKCS_TRUST_FIRST; a <= NF_CKA_PKCS_TRUST_LAST; a++)
+		for (a = NF_CKA_PKCS_TRUST_FIRST; a <= NF_CKA_PKCS_TRUST_LAST; a++)
 			t[n++] = (CK_ATTRIBUTE){ a, NULL, 0 };
 		t[n++] = (CK_ATTRIBUTE){ CKA_TRUSTED, NULL, 0 };
 		t[n++] = (CK_ATTRIBUTE){ NF_CKA_X_ASSERTION_TYPE, NULL, 0 };
 		t[n++] = (CK_ATTRIBUTE){ NF_CKA_TRUST_STEP_UP, NULL, 0 };
+		return n;
 	}
+	for (a = first; a <= last; a++, n++)
+		t[n] = (CK_ATTRIBUTE){ a, &vals[n], a == CKA_TRUSTED ? sizeof (CK_BBOOL) : sizeof vals[n] };
 	return n;
 }
 
+/* Each trust value in the answer judged as the rule judges it on an object
+ * of the class that carries it. */
 int
 trust_answer_grants (const CK_ATTRIBUTE *tmpl, CK_ULONG count)
 {
@@ -144,17 +126,10 @@ trust_answer_grants (const CK_ATTRIBUTE *tmpl, CK_ULONG count)
 		if (!trust_type (t) || t == NF_CKA_TRUST_STEP_UP || tmpl[i].pValue == NULL ||
 		    tmpl[i].ulValueLen == CK_UNAVAILABLE_INFORMATION)
 			continue;
-		if (t == CKA_TRUSTED) {
-			if (tmpl[i].ulValueLen != 1 || *(const CK_BBOOL *)tmpl[i].pValue != CK_FALSE)
-				return 1;
-			continue;
-		}
-		CK_ULONG v;
-		if (!ulong_of (&tmpl[i], &v))
-			return 1;
-		if (t == NF_CKA_X_ASSERTION_TYPE ? v != NF_CKT_X_DISTRUSTED_CERTIFICATE
-		    : t >= NF_CKA_PKCS_TRUST_FIRST && t <= NF_CKA_PKCS_TRUST_LAST ? pkcs_purpose_grants (v)
-		                                                                     : nss_purpose_grants (v))
+		CK_ULONG cls = t == CKA_TRUSTED ? CKO_CERTIFICATE : t == NF_CKA_X_ASSERTION_TYPE ? NF_CKO_X_TRUST_ASSERTION
+		             : t >= NF_CKA_PKCS_TRUST_FIRST && t <= NF_CKA_PKCS_TRUST_LAST ? NF_CKO_TRUST : NF_CKO_NSS_TRUST;
+		CK_ATTRIBUTE one[2] = { { CKA_CLASS, &cls, sizeof cls }, tmpl[i] };
+		if (trust_object (one, 2) != NF_TRUST_NONE)
 			return 1;
 	}
 	return 0;

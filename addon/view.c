@@ -204,16 +204,13 @@ truncated:
 	return -1;
 }
 
-/* The attributes verifiers look certificates up by, which FindObjects on
- * view objects takes from a template (the first of them it holds). NSS
- * searches a token by subject, by issuer and serial number (also for a
- * certificate's trust record), by DER value and by CKA_ID (lib/dev/devtoken.c:
- * nssToken_FindCertificatesBySubject, nssToken_FindCertificateByIssuerAnd-
- * SerialNumber, nssToken_FindTrustForCertificate, nssToken_FindCertificate-
- * ByEncodedCertificate, nssToken_FindCertificatesByID, each with CKA_CLASS);
- * Firefox's mozilla::pkix finds issuers through NSS's subject search
- * (NSSCertDBTrustDomain::FindIssuer), and GnuTLS takes p11-kit anchors by
- * subject, first with CKA_ID set to the issuer's key id (lib/pkcs11.c
+/* What verifiers look certificates up by; FindObjects on view objects uses
+ * the first of these a template holds. NSS searches by subject, issuer and
+ * serial (also for trust records), DER value and CKA_ID (lib/dev/devtoken.c
+ * nssToken_FindCertificatesBySubject, ..ByIssuerAndSerialNumber,
+ * nssToken_FindTrustForCertificate, ..ByEncodedCertificate, ..ByID);
+ * Firefox's mozilla::pkix through the subject search (NSSCertDBTrustDomain::
+ * FindIssuer); GnuTLS by subject and CKA_ID (lib/pkcs11.c
  * gnutls_pkcs11_get_raw_issuer). */
 static const CK_ATTRIBUTE_TYPE indexed[] = { CKA_SUBJECT, CKA_VALUE, CKA_ISSUER, CKA_ID };
 
@@ -298,7 +295,7 @@ index_build (nf_view *v)
 			v->slot = o->slot;
 		else if (o->slot != v->slot)
 			v->one_slot = 0;
-		for (size_t k = 0; k < sizeof indexed / sizeof indexed[0]; k++) {
+		for (size_t k = 0; k < sizeof indexed / sizeof indexed[0] && !o->hidden; k++) {
 			const nf_attr *a = view_attr (o, indexed[k]);
 			if (a == NULL)
 				continue;
@@ -312,7 +309,7 @@ index_build (nf_view *v)
 				.type = (uint16_t)a->type,
 				.flags = NF_IDX_USED | (cls32 ? NF_IDX_CLS : 0) |
 				         (o->audience == NF_AUDIENCE_NSS_FORM ? NF_IDX_NSS_FORM : 0) |
-				         (o->audience == NF_AUDIENCE_PLAIN_FORM ? NF_IDX_PLAIN_FORM : 0) | (o->hidden ? NF_IDX_HIDDEN : 0),
+				         (o->audience == NF_AUDIENCE_PLAIN_FORM ? NF_IDX_PLAIN_FORM : 0),
 			};
 			if (a->len <= COMPACT_MAX)
 				compact_size += a->len;
@@ -409,17 +406,6 @@ take_struct (cursor *c, void *out, size_t size)
 	return 0;
 }
 
-/* Whether a browser's recorded object grants trust (trust.c): the module
- * then hides it, as it hides such an object of a loaded upstream. */
-static int
-grants_trust (const nf_object *o)
-{
-	CK_ATTRIBUTE t[NF_VIEW_MAX_ATTRS];
-	for (CK_ULONG k = 0; k < o->nattrs; k++)
-		t[k] = (CK_ATTRIBUTE){ o->attrs[k].type, (void *)o->attrs[k].value, o->attrs[k].len };
-	return trust_object (t, o->nattrs) != NF_TRUST_NONE;
-}
-
 /* The snapshot section: u32 present (0 or 1), then CK_INFO, slot id (u64),
  * CK_SLOT_INFO, CK_TOKEN_INFO and the token's objects (src/view/format.ts). */
 static int
@@ -437,15 +423,22 @@ parse_snapshot (nf_view *v, cursor *c, const char *name, char *why, size_t why_l
 		return -1;
 	}
 	v->snapshot = s;
-	if (take_struct (c, &s->info, sizeof s->info) < 0 || take (c, 8, &p) < 0 ||
+	CK_INFO info;
+	if (take_struct (c, &info, sizeof info) < 0 || take (c, 8, &p) < 0 ||
 	    take_struct (c, &s->slot_info, sizeof s->slot_info) < 0 ||
 	    take_struct (c, &s->token_info, sizeof s->token_info) < 0 || take32 (c, &count) < 0 || count > NF_VIEW_MAX_OBJECTS)
 		goto bad;
 	s->slot = (CK_SLOT_ID)rd64 (p);
 	if (parse_objects (&s->token, c, count, why, why_len) < 0)
 		return -1;
-	for (uint32_t i = 0; i < count; i++)
-		s->token.objects[i].hidden = grants_trust (&s->token.objects[i]);
+	/* The recorded objects that grant trust are hidden, as a loaded
+	 * upstream's are (trust.c); the record never changes. */
+	for (nf_object *o = s->token.objects; o < s->token.objects + count; o++) {
+		CK_ATTRIBUTE t[NF_VIEW_MAX_ATTRS];
+		for (CK_ULONG k = 0; k < o->nattrs; k++)
+			t[k] = (CK_ATTRIBUTE){ o->attrs[k].type, (void *)o->attrs[k].value, o->attrs[k].len };
+		o->hidden = trust_object (t, o->nattrs) != NF_TRUST_NONE;
+	}
 	if (index_build (&s->token) < 0) {
 		snprintf (why, why_len, "out of memory indexing view %s", name);
 		return -1;
@@ -591,12 +584,13 @@ int
 view_search (const nf_view *v, const nf_view_probe *p, CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count,
              int (*emit) (void *ctx, size_t object), void *ctx)
 {
-	/* Hidden objects, and of two forms of R' (host.c) the one this process
-	 * must not see, are withheld from every search; asked once per search. */
-	unsigned withheld_flag = NF_IDX_HIDDEN, withheld = NF_AUDIENCE_ALL;
+	/* Two forms of R' (host.c): the one this process must not see is
+	 * withheld from every search; asked once per search. Hidden objects
+	 * are not in the index. */
+	unsigned withheld_flag = 0, withheld = NF_AUDIENCE_ALL;
 	if (v->two_forms) {
 		int plain = host_serves_plain_form ();
-		withheld_flag |= plain ? NF_IDX_NSS_FORM : NF_IDX_PLAIN_FORM;
+		withheld_flag = plain ? NF_IDX_NSS_FORM : NF_IDX_PLAIN_FORM;
 		withheld = plain ? NF_AUDIENCE_NSS_FORM : NF_AUDIENCE_PLAIN_FORM;
 	}
 	if (p->active) {

@@ -10,32 +10,27 @@
 extern "C" int trust_object (const CK_ATTRIBUTE *attrs, CK_ULONG n);
 extern "C" CK_ULONG trust_template (CK_OBJECT_CLASS cls, CK_ATTRIBUTE *t, CK_ULONG *vals);
 
-static Napi::Value
-trust_usage (Napi::Env env)
-{
-	Napi::TypeError::New (env, "grantsTrust(attrs): an array of [type, Uint8Array]").ThrowAsJavaScriptException ();
-	return env.Null ();
-}
-
-// grantsTrust(attrs: [type, value][]): whether an object with these
+// grantsTrust(attrs: [type, Uint8Array][]): whether an object with these
 // attributes grants trust (or is malformed), by the module's rule.
 static Napi::Value
 trust_grants (const Napi::CallbackInfo &info)
 {
 	Napi::Env env = info.Env ();
-	if (info.Length () != 1 || !info[0].IsArray ())
-		return trust_usage (env);
-	Napi::Array list = info[0].As<Napi::Array> ();
+	bool ok = info.Length () == 1 && info[0].IsArray ();
+	Napi::Array list = ok ? info[0].As<Napi::Array> () : Napi::Array::New (env);
 	std::vector<CK_ATTRIBUTE> attrs (list.Length ());
-	for (uint32_t i = 0; i < list.Length (); i++) {
+	for (uint32_t i = 0; ok && i < list.Length (); i++) {
 		Napi::Value e = list[i];
-		if (!e.IsArray ())
-			return trust_usage (env);
-		Napi::Value type = e.As<Napi::Array> ()[0u], value = e.As<Napi::Array> ()[1u];
-		if (!type.IsNumber () || !value.IsTypedArray () || value.As<Napi::TypedArray> ().TypedArrayType () != napi_uint8_array)
-			return trust_usage (env);
-		Napi::Uint8Array bytes = value.As<Napi::Uint8Array> ();
-		attrs[i] = { (CK_ATTRIBUTE_TYPE)type.As<Napi::Number> ().Int64Value (), bytes.Data (), bytes.ByteLength () };
+		Napi::Value type = e.IsArray () ? e.As<Napi::Array> ()[0u] : env.Undefined ();
+		Napi::Value value = e.IsArray () ? e.As<Napi::Array> ()[1u] : env.Undefined ();
+		ok = type.IsNumber () && value.IsTypedArray () && value.As<Napi::TypedArray> ().TypedArrayType () == napi_uint8_array;
+		if (ok)
+			attrs[i] = { (CK_ATTRIBUTE_TYPE)type.As<Napi::Number> ().Int64Value (), value.As<Napi::Uint8Array> ().Data (),
+			             value.As<Napi::Uint8Array> ().ByteLength () };
+	}
+	if (!ok) {
+		Napi::TypeError::New (env, "grantsTrust(attrs): an array of [type, Uint8Array]").ThrowAsJavaScriptException ();
+		return env.Null ();
 	}
 	return Napi::Boolean::New (env, trust_object (attrs.data (), attrs.size ()) != 0);
 }
