@@ -1,6 +1,5 @@
 // Which upstream objects grant trust, for the build (src/compile/plan.ts
-// grantsTrust): the module's own rule (addon/trust.c), so the roots the
-// build fences are exactly those whose trust the module hides.
+// grantsTrust): the module's own rule, addon/trust.c.
 #include <napi.h>
 
 #include <vector>
@@ -39,14 +38,11 @@ void
 trust_register (Napi::Env env, Napi::Object exports)
 {
 	exports.Set ("grantsTrust", Napi::Function::New (env, trust_grants, "grantsTrust"));
-	// trustAttributes: what trust_object reads, so a caller may pass only
-	// those: CKA_CLASS and every trust attribute (the template for a class
-	// the rule does not know asks for all of them).
-	CK_ATTRIBUTE t[64];
-	CK_ULONG n = trust_template ((CK_OBJECT_CLASS)-1, t, nullptr);
-	Napi::Array types = Napi::Array::New (env, n + 1);
-	types[0u] = Napi::Number::New (env, CKA_CLASS);
+	// What trust_object reads: CKA_CLASS, and all a class it does not know is asked for.
+	CK_ATTRIBUTE t[64] = { { CKA_CLASS, nullptr, 0 } };
+	CK_ULONG n = 1 + trust_template ((CK_OBJECT_CLASS)-1, t + 1, nullptr);
+	Napi::Array types = Napi::Array::New (env, n);
 	for (CK_ULONG i = 0; i < n; i++)
-		types[i + 1] = Napi::Number::New (env, (double)t[i].type);
+		types[i] = Napi::Number::New (env, (double)t[i].type);
 	exports.Set ("trustAttributes", types);
 }

@@ -88,7 +88,12 @@ const text = (s: string): Uint8Array => encoder.encode(s);
 /** Whether an upstream object makes something a trust anchor: the module's own rule (addon/trust.c), by which it hides such objects. */
 export function grantsTrust(o: UpstreamObject): boolean {
   const b = loadBinding();
-  return b.grantsTrust(b.trustAttributes.flatMap((t) => (o.attrs.has(t) ? [[t, o.attrs.get(t)!] as const] : [])));
+  const attrs: [number, Uint8Array][] = []; // only what the rule reads: a loop, it runs for every object
+  for (const t of b.trustAttributes) {
+    const v = o.attrs.get(t);
+    if (v !== undefined) attrs.push([t, v]);
+  }
+  return b.grantsTrust(attrs);
 }
 
 /**
