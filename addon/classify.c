@@ -1,11 +1,9 @@
 /* Which upstream objects stay visible: the rule (trust.c) applied to what
- * upstream answers, with a verdict cached per handle. Anything that cannot
- * be read is hidden too; an answer obtained through a failing call is not
- * cached. Since upstream may change an object in place (p11-kit-trust
- * reloads a changed file under the same handles), searches that match on
- * trust attributes classify afresh and every answer carrying trust
- * attributes is checked before it reaches the caller (object.c, with
- * trust_answer_grants). */
+ * upstream answers, a verdict cached per handle; what cannot be read is
+ * hidden, and not cached when the call failed. Upstream may change an
+ * object in place (p11-kit-trust reloads a changed file under the same
+ * handles), so searches on trust attributes classify afresh (find.c) and
+ * every answer with trust attributes is checked (object.c). */
 #include "nf.h"
 
 enum { HIDE = 0, SHOW = 1, NOCACHE = 2, MALFORMED = 4 };

@@ -163,8 +163,6 @@ now_ms (void)
 	return now_us () / 1000;
 }
 
-void live_entry_free (live_entry *e);
-
 void
 live_entry_free (live_entry *e)
 {
@@ -175,8 +173,6 @@ live_entry_free (live_entry *e)
 	free (e->body);
 	free (e);
 }
-
-void live_pending_free (live_pending *p);
 
 void
 live_pending_free (live_pending *p)
@@ -318,8 +314,6 @@ enum { STEP_FAIL = -1, STEP_MORE = 0, STEP_DONE = 1 };
 /* Takes n bytes of the answer's frame. STEP_DONE once the whole frame is
  * in, STEP_MORE while it is not, STEP_FAIL on a bad magic, a length out of
  * bounds, no memory, or a byte past the frame (one answer per connection). */
-int live_feed (live_pending *p, const unsigned char *data, size_t n);
-
 int
 live_feed (live_pending *p, const unsigned char *data, size_t n)
 {
@@ -345,11 +339,9 @@ live_feed (live_pending *p, const unsigned char *data, size_t n)
 	return p->hdr_got == sizeof p->hdr && p->body_got == p->body_len ? STEP_DONE : STEP_MORE;
 }
 
-/* For the fuzzer (test/fuzz/fuzz_live.c): a question with no socket, whose
- * reader is fed by hand, and the body it read. */
-live_pending *live_reader_new (void);
-unsigned char *live_reader_take (live_pending *p, size_t *len);
-
+/* For the fuzzer (test/fuzz/fuzz_live.c, which declares what it uses, as
+ * live_feed, live_parse_answer and the two _free): a question with no
+ * socket, whose reader is fed by hand, and the body it read. */
 live_pending *
 live_reader_new (void)
 {
@@ -517,9 +509,6 @@ pending_start_inlock (CK_SLOT_ID slot, const unsigned char *name, size_t name_le
  * malformed). The entry expires ttl seconds after asked_ms, when the
  * question was sent (the service counts its TTL down from its own fetch,
  * which came later). */
-live_entry *live_parse_answer (unsigned char *body, size_t len, CK_SLOT_ID slot, const unsigned char *name, size_t name_len,
-                               long long asked_ms);
-
 live_entry *
 live_parse_answer (unsigned char *body, size_t len, CK_SLOT_ID slot, const unsigned char *name, size_t name_len,
                    long long asked_ms)
