@@ -19,10 +19,13 @@
         "addon/lower.c",
         "addon/map.c",
         "addon/notice.c",
+        "addon/object.c",
         "addon/rebuild.c",
         "addon/session.c",
         "addon/snapshot.c",
         "addon/stamp.c",
+        "addon/state.c",
+        "addon/trust.c",
         "addon/view.c"
       ],
       "include_dirs": [
@@ -87,7 +90,9 @@
         "addon/node/peercred.cc",
         "addon/node/recover.cc",
         "addon/node/stamp.cc",
-        "addon/stamp.c"
+        "addon/node/trust.cc",
+        "addon/stamp.c",
+        "addon/trust.c"
       ],
       "libraries": [
         "-lsecp256k1"

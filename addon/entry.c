@@ -8,17 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <link.h>
-#include <sys/auxv.h>
 #include <unistd.h>
-
-nf_state nf = { .lock = PTHREAD_MUTEX_INITIALIZER };
-
-int
-nf_privileged (void)
-{
-	return getauxval (AT_SECURE) != 0 || geteuid () != getuid () || getegid () != getgid ();
-}
 
 static CK_FUNCTION_LIST function_list;
 static pthread_once_t function_list_once = PTHREAD_ONCE_INIT;
@@ -29,9 +19,9 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
  * lock is never held across a call into upstream after C_Initialize, so
  * this never waits on upstream. The child drops the .bit questions in
  * flight: their sockets are its parent's too. */
-static void fork_prepare (void) { nf_lock (); snapshot_lock (); }
-static void fork_parent (void) { snapshot_unlock (); nf_unlock (); }
-static void fork_child (void) { live_forget_pending_inlock (); snapshot_unlock (); nf_unlock (); }
+static void fork_prepare (void) { nf_lock (); }
+static void fork_parent (void) { nf_unlock (); }
+static void fork_child (void) { live_forget_pending_inlock (); nf_unlock (); }
 
 static void
 register_atfork (void)
@@ -88,7 +78,7 @@ refresh_inlock (const nf_config *cfg, char *why, size_t why_len, const char **br
 	/* A privileged process never runs the rebuild, nor reads a view from a
 	 * directory its (less trusted) environment names: the command would
 	 * run with privileges its invoker lacks (review: setuid programs). */
-	if (nf_privileged ()) {
+	if (host_privileged ()) {
 		nf_warn ("%s; not running %s to rebuild it: this process runs with elevated privileges", why, cfg->rebuild);
 		return -1;
 	}
@@ -125,25 +115,6 @@ refresh_inlock (const nf_config *cfg, char *why, size_t why_len, const char **br
 	snprintf (why, why_len, "%s", rwhy);
 	*brief = "rebuild failed";
 	return -1;
-}
-
-static int
-find_jvm (struct dl_phdr_info *info, size_t size, void *found)
-{
-	const char *name = info->dlpi_name;
-	size_t n = name ? strlen (name) : 0;
-	if (n >= 10 && strcmp (name + n - 10, "/libjvm.so") == 0)
-		*(int *)found = 1;
-	return *(int *)found;
-}
-
-/* Whether a Java VM hosts the module (libjvm.so is loaded): see attrs.c. */
-static int
-host_is_java (void)
-{
-	int found = 0;
-	dl_iterate_phdr (find_jvm, &found);
-	return found;
 }
 
 /* The closed view, said where people look: stderr, the token (notice.c)
@@ -283,25 +254,6 @@ nf_C_Finalize (CK_VOID_PTR reserved)
 	return CKR_OK;
 }
 
-static void
-pad (unsigned char *dst, size_t len, const char *src)
-{
-	memset (dst, ' ', len);
-	memcpy (dst, src, strlen (src) < len ? strlen (src) : len);
-}
-
-void
-nf_fill_info (CK_INFO_PTR info, const char *description)
-{
-	memset (info, 0, sizeof *info);
-	info->cryptokiVersion.major = 2;
-	info->cryptokiVersion.minor = 40;
-	pad (info->manufacturerID, sizeof info->manufacturerID, "ncfence");
-	pad (info->libraryDescription, sizeof info->libraryDescription, description);
-	info->libraryVersion.major = 0;
-	info->libraryVersion.minor = 1;
-}
-
 static CK_RV
 nf_C_GetInfo (CK_INFO_PTR info)
 {
@@ -309,7 +261,9 @@ nf_C_GetInfo (CK_INFO_PTR info)
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	if (info == NULL)
 		return CKR_ARGUMENTS_BAD;
-	nf_fill_info (info, "ncfence fenced trust roots");
+	*info = (CK_INFO){ .cryptokiVersion = { 2, 40 }, .libraryVersion = { 0, 1 } };
+	nf_pad (info->manufacturerID, sizeof info->manufacturerID, "ncfence");
+	nf_pad (info->libraryDescription, sizeof info->libraryDescription, "ncfence fenced trust roots");
 	return CKR_OK;
 }
 

@@ -1,6 +1,7 @@
-/* FindObjects: upstream's answer minus hidden objects, plus matching view
- * objects of the session's slot. The whole result is snapshotted at Init
- * (lower calls made without the lock) and paged from the snapshot. */
+/* FindObjects: upstream's answer minus hidden objects (or, for a browser
+ * target, the recorded token's: snapshot.c), plus matching view objects of
+ * the session's slot and live .bit objects (live.c). The whole result is
+ * kept at Init (lower calls made without the lock) and paged from there. */
 #include "nf.h"
 
 #include <stdlib.h>
@@ -58,7 +59,7 @@ collect_lower (CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_SLOT_ID slot,
 	handles pending = HANDLES_INIT (pending_buf);
 	CK_ULONG got = 0;
 	CK_RV rv = fl->C_FindObjectsInit (s, tmpl, count), frv = CKR_OK;
-	int ended = 0, fresh = classify_template_has_trust (tmpl, count);
+	int ended = 0, fresh = trust_template_has (tmpl, count);
 	if (rv != CKR_OK)
 		return rv;
 	view_probe_entry (&nf.view, probe);
@@ -188,7 +189,8 @@ nf_C_FindObjectsInit (CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR tmpl, CK_ULONG
 	 * in steps between the lower calls (view_probe_*). */
 	nf_view_probe probe;
 	view_probe_start (nf.mode == NF_MODE_FENCED ? &nf.view : NULL, &probe, tmpl, count);
-	rv = collect_lower (fl, session, slot, tmpl, count, &probe, &found);
+	rv = nf.lower_snapshot ? (snapshot_search (slot, tmpl, count, push_cb, &found) < 0 ? CKR_HOST_MEMORY : CKR_OK)
+	                       : collect_lower (fl, session, slot, tmpl, count, &probe, &found);
 	if (rv == CKR_OK)
 		rv = collect_view (slot, tmpl, count, &probe, &found);
 	if (rv == CKR_OK)

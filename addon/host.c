@@ -1,5 +1,7 @@
-/* Which verifier hosts the module, for views that hold two forms of R'
- * (docs/design.md, "Two forms of R'"; docs/policy.md).
+/* Which process hosts the module: whether it runs with privileges its
+ * invoker lacks, whether a Java VM shares it, and which verifier it holds,
+ * for views that hold two forms of R' (docs/design.md, "Two forms of R'";
+ * docs/policy.md).
  *
  * NSS falls back to the CN for the host name when the SAN holds no DNS
  * name (lib/certdb/certdb.c CERT_VerifyCertName), yet its constraint check
@@ -26,6 +28,32 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+int
+host_privileged (void)
+{
+	return getauxval (AT_SECURE) != 0 || geteuid () != getuid () || getegid () != getgid ();
+}
+
+static int
+find_jvm (struct dl_phdr_info *info, size_t size, void *found)
+{
+	const char *name = info->dlpi_name;
+	size_t n = name ? strlen (name) : 0;
+	if (n >= 10 && strcmp (name + n - 10, "/libjvm.so") == 0)
+		*(int *)found = 1;
+	return *(int *)found;
+}
+
+int
+host_is_java (void)
+{
+	int found = 0;
+	dl_iterate_phdr (find_jvm, &found);
+	return found;
+}
 
 typedef struct {
 	unsigned long long adds, subs;

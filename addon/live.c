@@ -79,12 +79,6 @@ extern char **environ;
 
 #define MARKER "Namecoin TLS Certificate"
 #define MAX_ENTRIES 1024
-#define MAX_OBJECTS 16
-#define MAX_ATTRS 32
-#define MAX_NAME 16384
-#define MAX_RESPONSE (1u << 20)
-#define MAX_VALUE 65536u
-#define MAX_TTL 3600u
 
 /* Questions in flight per process (the service serves 64 connections). */
 #define MAX_PENDING 16
@@ -108,7 +102,7 @@ extern char **environ;
 #define GEN_SHIFT (OBJ_BITS + IDX_BITS)
 #define GEN_MASK ((CK_OBJECT_HANDLE)-1 >> (GEN_SHIFT + 2)) /* below NF_LIVE_BASE's two bits */
 _Static_assert (MAX_ENTRIES == 1 << IDX_BITS, "a handle's slot field addresses the table");
-_Static_assert (MAX_OBJECTS <= 1 << OBJ_BITS, "a handle's object field holds every object");
+_Static_assert (NF_WIRE_MAX_OBJECTS <= 1 << OBJ_BITS, "a handle's object field holds every object");
 
 typedef struct live_entry {
 	CK_SLOT_ID slot;
@@ -117,7 +111,7 @@ typedef struct live_entry {
 	long long expires_ms;
 	int once;            /* TTL 0: served to the next search for its name, then expired */
 	size_t nobjects;
-	nf_object objects[MAX_OBJECTS];
+	nf_object objects[NF_WIRE_MAX_OBJECTS];
 	nf_attr *attrs;
 	unsigned char *body; /* the response; attribute values point into it */
 	CK_OBJECT_HANDLE gen; /* the slot's generation when published */
@@ -169,8 +163,6 @@ now_ms (void)
 	return now_us () / 1000;
 }
 
-void live_entry_free (live_entry *e);
-
 void
 live_entry_free (live_entry *e)
 {
@@ -181,8 +173,6 @@ live_entry_free (live_entry *e)
 	free (e->body);
 	free (e);
 }
-
-void live_pending_free (live_pending *p);
 
 void
 live_pending_free (live_pending *p)
@@ -237,7 +227,7 @@ namecoin_name (const CK_ATTRIBUTE *tmpl, CK_ULONG count)
 {
 	for (CK_ULONG i = 0; i < count; i++) {
 		if ((tmpl[i].type != CKA_SUBJECT && tmpl[i].type != CKA_ISSUER) || tmpl[i].pValue == NULL ||
-		    tmpl[i].ulValueLen == 0 || tmpl[i].ulValueLen > MAX_NAME)
+		    tmpl[i].ulValueLen == 0 || tmpl[i].ulValueLen > NF_WIRE_MAX_NAME)
 			continue;
 		if (memmem (tmpl[i].pValue, tmpl[i].ulValueLen, MARKER, sizeof MARKER - 1) != NULL)
 			return &tmpl[i];
@@ -288,7 +278,7 @@ start_spawn (char *copy)
 {
 	if (copy == NULL)
 		return;
-	if (nf_privileged ()) {
+	if (host_privileged ()) {
 		nf_warn ("not starting the .bit service with %s: this process runs with elevated privileges", copy);
 		free (copy);
 		return;
@@ -324,8 +314,6 @@ enum { STEP_FAIL = -1, STEP_MORE = 0, STEP_DONE = 1 };
 /* Takes n bytes of the answer's frame. STEP_DONE once the whole frame is
  * in, STEP_MORE while it is not, STEP_FAIL on a bad magic, a length out of
  * bounds, no memory, or a byte past the frame (one answer per connection). */
-int live_feed (live_pending *p, const unsigned char *data, size_t n);
-
 int
 live_feed (live_pending *p, const unsigned char *data, size_t n)
 {
@@ -337,7 +325,7 @@ live_feed (live_pending *p, const unsigned char *data, size_t n)
 			if (p->hdr_got < sizeof p->hdr)
 				break;
 			uint32_t len = rd32 (p->hdr + 4);
-			if (memcmp (p->hdr, "NCFS", 4) != 0 || len < 12 || len > MAX_RESPONSE || (p->body = malloc (len)) == NULL)
+			if (memcmp (p->hdr, "NCFS", 4) != 0 || len < 12 || len > NF_WIRE_MAX_RESPONSE || (p->body = malloc (len)) == NULL)
 				return STEP_FAIL;
 			p->body_len = len;
 			continue;
@@ -351,11 +339,9 @@ live_feed (live_pending *p, const unsigned char *data, size_t n)
 	return p->hdr_got == sizeof p->hdr && p->body_got == p->body_len ? STEP_DONE : STEP_MORE;
 }
 
-/* For the fuzzer (test/fuzz/fuzz_live.c): a question with no socket, whose
- * reader is fed by hand, and the body it read. */
-live_pending *live_reader_new (void);
-unsigned char *live_reader_take (live_pending *p, size_t *len);
-
+/* For the fuzzer (test/fuzz/fuzz_live.c, which declares what it uses, as
+ * live_feed, live_parse_answer and the two _free): a question with no
+ * socket, whose reader is fed by hand, and the body it read. */
 live_pending *
 live_reader_new (void)
 {
@@ -523,9 +509,6 @@ pending_start_inlock (CK_SLOT_ID slot, const unsigned char *name, size_t name_le
  * malformed). The entry expires ttl seconds after asked_ms, when the
  * question was sent (the service counts its TTL down from its own fetch,
  * which came later). */
-live_entry *live_parse_answer (unsigned char *body, size_t len, CK_SLOT_ID slot, const unsigned char *name, size_t name_len,
-                               long long asked_ms);
-
 live_entry *
 live_parse_answer (unsigned char *body, size_t len, CK_SLOT_ID slot, const unsigned char *name, size_t name_len,
                    long long asked_ms)
@@ -540,9 +523,9 @@ live_parse_answer (unsigned char *body, size_t len, CK_SLOT_ID slot, const unsig
 		goto bad;
 	unsigned status = body[2] | body[3] << 8;
 	uint32_t ttl = rd32 (body + 4), count = rd32 (body + 8);
-	if (status > 3 || ttl > MAX_TTL || count > MAX_OBJECTS || (status != 0 && count != 0))
+	if (status > 3 || ttl > NF_WIRE_MAX_TTL || count > NF_WIRE_MAX_OBJECTS || (status != 0 && count != 0))
 		goto bad;
-	e->attrs = calloc (MAX_OBJECTS * MAX_ATTRS, sizeof *e->attrs);
+	e->attrs = calloc (NF_WIRE_MAX_OBJECTS * NF_WIRE_MAX_ATTRS, sizeof *e->attrs);
 	e->name = malloc (name_len);
 	if (e->attrs == NULL || e->name == NULL)
 		goto bad;
@@ -554,18 +537,18 @@ live_parse_answer (unsigned char *body, size_t len, CK_SLOT_ID slot, const unsig
 			goto bad;
 		uint32_t nattrs = rd32 (body + off);
 		off += 4;
-		if (nattrs > MAX_ATTRS)
+		if (nattrs > NF_WIRE_MAX_ATTRS)
 			goto bad;
 		nf_object *o = &e->objects[i];
 		o->slot = slot;
 		o->nattrs = nattrs;
-		o->attrs = e->attrs + i * MAX_ATTRS;
+		o->attrs = e->attrs + i * NF_WIRE_MAX_ATTRS;
 		for (uint32_t k = 0; k < nattrs; k++) {
 			if (len - off < 8)
 				goto bad;
 			uint32_t type = rd32 (body + off), vlen = rd32 (body + off + 4);
 			off += 8;
-			if (vlen > MAX_VALUE || len - off < vlen)
+			if (vlen > NF_WIRE_MAX_VALUE || len - off < vlen)
 				goto bad;
 			o->attrs[k] = (nf_attr){ type, body + off, vlen };
 			off += vlen;
@@ -742,7 +725,7 @@ refund_inlock (long long unused)
 /* ---- searches ---- */
 
 typedef struct {
-	CK_OBJECT_HANDLE v[MAX_OBJECTS];
+	CK_OBJECT_HANDLE v[NF_WIRE_MAX_OBJECTS];
 	size_t n;
 } found_set;
 

@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern CK_RV C_GetFunctionList (CK_FUNCTION_LIST_PTR_PTR);
-
 /* Upstream stays mapped after C_Finalize and is reused by the next
  * C_Initialize. NSS's CKBI keeps NSPR allocations past its C_Finalize, so a
  * dlclose per cycle orphans them: measured with LeakSanitizer over 1000
@@ -61,7 +59,11 @@ lower_load (const char *path, CK_C_INITIALIZE_ARGS_PTR caller, const char *param
 		return CKR_GENERAL_ERROR;
 	}
 	get = (CK_C_GetFunctionList)dlsym (dl, "C_GetFunctionList");
-	if (get == NULL || get == C_GetFunctionList) {
+	/* ncfence itself: upstream's C_GetFunctionList is in this very object. */
+	Dl_info self, them;
+	int itself = get != NULL && dladdr ((void *)lower_load, &self) && dladdr ((void *)get, &them) &&
+	             self.dli_fbase == them.dli_fbase;
+	if (get == NULL || itself) {
 		snprintf (why, why_len, "upstream %s is %s", path,
 		          get ? "ncfence itself (the configuration points the module at its own file)"
 		              : "not a PKCS#11 module (no C_GetFunctionList)");
@@ -96,6 +98,7 @@ lower_load (const char *path, CK_C_INITIALIZE_ARGS_PTR caller, const char *param
 		return rv;
 	}
 	nf.lower_full_pages = full_pages (fl);
+	nf.lower_snapshot = 0;
 	nf.lower_dl = dl;
 	__atomic_store_n (&nf.lower, fl, __ATOMIC_RELEASE);
 	return CKR_OK;
@@ -109,7 +112,7 @@ lower_use_snapshot (void)
 	free (nf.lower_params);
 	nf.lower_params = NULL;
 	nf.lower_borrowed = 0;
-	nf.lower_full_pages = 1; /* it hands out whole pages until the search is done */
+	nf.lower_snapshot = 1; /* its objects are searched and read directly (find.c, object.c) */
 	nf.lower_dl = NULL;
 	__atomic_store_n (&nf.lower, fl, __ATOMIC_RELEASE);
 }
@@ -122,6 +125,7 @@ lower_unload (void)
 	if (fl != NULL && !nf.lower_borrowed)
 		fl->C_Finalize (NULL);
 	nf.lower_borrowed = 0;
+	nf.lower_snapshot = 0;
 	nf.lower_dl = NULL; /* stays mapped: see kept_dl */
 	free (nf.lower_params);
 	nf.lower_params = NULL;

@@ -1,8 +1,9 @@
 /* ncfence PKCS#11 module: shared declarations.
  *
  * The module wraps an upstream trust module ("lower"). Upstream objects pass
- * through unless they grant trust (classify.c); the compiled view's objects
- * (view.c) are served beside them under synthetic handles (handles.h). */
+ * through unless they grant trust (trust.c, classify.c); the compiled
+ * view's objects (view.c) are served beside them under synthetic handles
+ * (handles.h). */
 #ifndef NF_H
 #define NF_H
 
@@ -40,14 +41,20 @@
 #define NF_CKT_NOT_TRUSTED          3UL
 #define NF_CKT_TRUST_MUST_VERIFY    4UL
 
-/* ---- privilege (entry.c) ---- */
-/* Whether the process runs with privileges its invoker lacks (setuid or
- * setgid, file capabilities: AT_SECURE, or effective ids that differ from
- * the real ones). The environment then belongs to someone less trusted:
- * the module reads none of its own variables and starts no process. */
-int nf_privileged (void);
-/* ncfence's own CK_INFO, with `description` as the library description. */
-void nf_fill_info (CK_INFO_PTR info, const char *description);
+/* ---- limits: what the module accepts from the view file (view.c) and the
+ * service (live.c). The engine and the service write within the same
+ * bounds (src/view/format.ts VIEW_LIMITS, src/service/protocol.ts);
+ * test/mirrors.test.ts checks that the two languages agree. ---- */
+#define NF_VIEW_MAX_OBJECTS 65536u
+#define NF_VIEW_MAX_ATTRS 64u
+#define NF_VIEW_MAX_ATTR_BYTES (1u << 20)
+#define NF_VIEW_MAX_STAMP (1u << 20)
+#define NF_WIRE_MAX_NAME 16384
+#define NF_WIRE_MAX_RESPONSE (1u << 20)
+#define NF_WIRE_MAX_OBJECTS 16
+#define NF_WIRE_MAX_ATTRS 32
+#define NF_WIRE_MAX_VALUE 65536u
+#define NF_WIRE_MAX_TTL 3600u
 
 /* ---- debug.c ---- */
 enum {
@@ -93,8 +100,20 @@ typedef struct {
 	 * matched without walking the attribute array (view.c). */
 	CK_ULONG cls;
 	int has_cls;
-	unsigned audience; /* NF_AUDIENCE_*, from NF_CKA_NCFENCE_AUDIENCE */
+	unsigned audience : 8; /* NF_AUDIENCE_*, from NF_CKA_NCFENCE_AUDIENCE */
+	unsigned hidden : 1; /* a browser's recorded object that grants trust (view.c) */
 } nf_object;
+
+/* The object's attribute of `type`, or NULL. Inline: every template match
+ * and attribute read walks it. */
+static inline const nf_attr *
+view_attr (const nf_object *obj, CK_ATTRIBUTE_TYPE type)
+{
+	for (CK_ULONG i = 0; i < obj->nattrs; i++)
+		if (obj->attrs[i].type == type)
+			return &obj->attrs[i];
+	return NULL;
+}
 
 /* One slot of the view's index: an open-addressed table keyed by the hash
  * of one indexed attribute. A search reads one entry per probe (32 bytes,
@@ -137,10 +156,10 @@ typedef struct {
 } nf_view;
 
 /* A browser's own roots token as the build read it from inside the browser:
- * what its C_GetInfo, C_GetSlotInfo and C_GetTokenInfo answered, and its
- * objects (an nf_view that indexes them; it does not own the file data). */
+ * what its C_GetSlotInfo and C_GetTokenInfo answered, and its objects (an
+ * nf_view that indexes them; it does not own the file data). The module's
+ * C_GetInfo is its own (entry.c), so the recorded CK_INFO is not kept. */
 typedef struct nf_snapshot {
-	CK_INFO info;
 	CK_SLOT_ID slot;
 	CK_SLOT_INFO slot_info;
 	CK_TOKEN_INFO token_info;
@@ -153,7 +172,6 @@ int view_load (const char *path, nf_view *view, char *why, size_t why_len);
 int view_parse (unsigned char *data, size_t size, const char *name, nf_view *view, char *why, size_t why_len);
 int view_parse_body (nf_view *view, const char *name, char *why, size_t why_len);
 void view_free (nf_view *view);
-const nf_attr *view_attr (const nf_object *obj, CK_ATTRIBUTE_TYPE type);
 uint64_t view_attr_hash (CK_ATTRIBUTE_TYPE type, const void *value, CK_ULONG len);
 int view_indexed (CK_ATTRIBUTE_TYPE type);
 /* A view search by one indexed template attribute. Started before the
@@ -175,11 +193,20 @@ void view_probe_value (const nf_view *v, const nf_view_probe *p); /* after the l
 /* Calls emit(ctx, object index) for every object of `slot` that matches the
  * template, in object order, through the index when the probe is active and
  * by a linear scan otherwise; the two give the same list (fuzz_view checks).
+ * Hidden objects, and the form of R' this process must not see (host.c),
+ * are never emitted.
  * Returns -1 as soon as emit does, else 0. */
 int view_search (const nf_view *v, const nf_view_probe *p, CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count,
                  int (*emit) (void *ctx, size_t object), void *ctx);
 
-/* ---- host.c ---- */
+/* ---- host.c: which process hosts the module ---- */
+/* Whether the process runs with privileges its invoker lacks (setuid or
+ * setgid, file capabilities: AT_SECURE, or effective ids that differ from
+ * the real ones). The environment then belongs to someone less trusted:
+ * the module reads none of its own variables and starts no process. */
+int host_privileged (void);
+/* Whether a Java VM hosts the module (libjvm.so is loaded): see attrs.c. */
+int host_is_java (void);
 /* Views with two forms of R': 1 when the plain form may be served here
  * (NSS has never been loaded in this process and GnuTLS or OpenSSL is), 0
  * for the NSS form (NSS loaded, or unsure). Cheap while the set of loaded
@@ -187,7 +214,7 @@ int view_search (const nf_view *v, const nf_view_probe *p, CK_SLOT_ID slot, cons
 int host_serves_plain_form (void);
 
 /* ---- stamp.c ---- */
-/* Builds the upstream fingerprint (src/view/stamp.ts); malloc'd. NULL, with
+/* Builds the upstream fingerprint (also for the build: src/view/stamp.ts); malloc'd. NULL, with
  * the reason in why, on any error or past a bound: the view is then stale. */
 char *stamp_build (const char *library, const char *params, const char *builtin_paths, const char *policy,
                    const char *engine, char *why, size_t why_len);
@@ -267,7 +294,7 @@ void notice_token_info (CK_TOKEN_INFO_PTR info);
 /* One desktop notification (rate-limited; only with a session bus). */
 void notice_notify (const char *config, const char *why, const char *fix);
 
-/* ---- global state (entry.c) ---- */
+/* ---- state.c: shared state ---- */
 typedef enum {
 	NF_MODE_FENCED,   /* view valid: hide granting upstream objects, serve view */
 	NF_MODE_CLOSED,   /* no usable view: hide granting upstream objects only */
@@ -282,6 +309,7 @@ typedef struct {
 	char *lower_params;
 	int lower_full_pages;         /* upstream returns full find pages while more remain (lower.c) */
 	int lower_borrowed;           /* upstream was already initialized in this process: not ours to finalize */
+	int lower_snapshot;           /* the lower module is the snapshot token (snapshot.c) */
 	nf_view view;
 	nf_map verdicts;              /* (slot,handle) key -> verdict, classify.c */
 	nf_map sessions;              /* session handle -> nf_session*, session.c */
@@ -297,19 +325,24 @@ extern nf_state nf;
 #define nf_lock() pthread_mutex_lock (&nf.lock)
 #define nf_unlock() pthread_mutex_unlock (&nf.lock)
 
+/* A PKCS#11 text field: src, cut to len, padded with blanks. */
+void nf_pad (unsigned char *dst, size_t len, const char *src);
+
 /* ---- lower.c ---- */
 CK_RV lower_load (const char *path, CK_C_INITIALIZE_ARGS_PTR caller, const char *params,
                   char *why, size_t why_len);
 /* Browser targets: the lower module is the snapshot token (snapshot.c). */
 void lower_use_snapshot (void);
+void lower_unload (void);
 
 /* ---- snapshot.c ---- */
-/* A read-only token serving nf.view.snapshot; no slots while there is none. */
+/* A browser target's lower module (slot, token and session calls). */
 CK_FUNCTION_LIST_PTR snapshot_functions (void);
-/* Its lock, taken around fork() with nf.lock (entry.c). */
-void snapshot_lock (void);
-void snapshot_unlock (void);
-void lower_unload (void);
+/* The object behind handle h of the snapshot token, unless hidden; NULL. */
+const nf_object *snapshot_object (CK_OBJECT_HANDLE h);
+/* emit(ctx, handle) for each of its objects that matches, as view_search. */
+int snapshot_search (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                     int (*emit) (void *ctx, CK_OBJECT_HANDLE h), void *ctx);
 
 /* ---- session.c ---- */
 /* Session state. Structures are pooled, never freed before C_Finalize, so a
@@ -334,7 +367,43 @@ CK_RV nf_C_OpenSession (CK_SLOT_ID, CK_FLAGS, CK_VOID_PTR, CK_NOTIFY, CK_SESSION
 CK_RV nf_C_CloseSession (CK_SESSION_HANDLE);
 CK_RV nf_C_CloseAllSessions (CK_SLOT_ID);
 
-/* ---- classify.c ---- */
+/* ---- trust.c: which objects grant trust (the rule; pure) ---- */
+/* Whether an attribute can make an object a trust anchor (CKA_TRUSTED, NSS
+ * or PKCS#11 3.2 trust purposes, p11-kit assertion type). Inline: every
+ * GetAttributeValue and FindObjectsInit asks (module bench: as calls they
+ * cost the attribute loop 7%). */
+static inline int
+trust_type (CK_ATTRIBUTE_TYPE type)
+{
+	return type == CKA_TRUSTED || type == NF_CKA_X_ASSERTION_TYPE || type == NF_CKA_TRUST_STEP_UP ||
+	       (type - NF_CKA_TRUST_FIRST) <= (NF_CKA_TRUST_LAST - NF_CKA_TRUST_FIRST) ||
+	       (type - NF_CKA_PKCS_TRUST_FIRST) <= (NF_CKA_PKCS_TRUST_LAST - NF_CKA_PKCS_TRUST_FIRST);
+}
+
+static inline int
+trust_template_has (const CK_ATTRIBUTE *tmpl, CK_ULONG count)
+{
+	for (CK_ULONG i = 0; i < count; i++)
+		if (trust_type (tmpl[i].type))
+			return 1;
+	return 0;
+}
+enum { NF_TRUST_NONE = 0, NF_TRUST_GRANTS = 1, NF_TRUST_MALFORMED = 2 };
+/* How many attributes trust_template writes at most. */
+#define NF_TRUST_ATTRS (NF_CKA_TRUST_LAST - NF_CKA_TRUST_FIRST + 1 + NF_CKA_PKCS_TRUST_LAST - NF_CKA_PKCS_TRUST_FIRST + 1 + 3)
+/* The rule, over an object's attributes (CKA_CLASS among them; an attribute
+ * it lacks is missing or has length CK_UNAVAILABLE_INFORMATION):
+ * NF_TRUST_NONE, or NF_TRUST_GRANTS / NF_TRUST_MALFORMED (hide it). */
+int trust_object (const CK_ATTRIBUTE *attrs, CK_ULONG n);
+/* The attributes trust_object reads from an object of class cls, as a
+ * C_GetAttributeValue template with buffers from vals, or none (presence
+ * only) for a class the rule does not know. Returns how many. */
+CK_ULONG trust_template (CK_OBJECT_CLASS cls, CK_ATTRIBUTE *t, CK_ULONG *vals);
+/* Whether the values of an answer to GetAttributeValue grant trust (or are
+ * malformed), whatever the object's class. */
+int trust_answer_grants (const CK_ATTRIBUTE *tmpl, CK_ULONG count);
+
+/* ---- classify.c: the rule applied to upstream's objects, cached ---- */
 /* 1 when the upstream object may be shown, 0 when it is hidden. */
 int classify_visible (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h);
 /* The cached verdict: 1 show, 0 hide, -1 not known yet (call classify_visible). */
@@ -344,29 +413,6 @@ int classify_cached_inlock (CK_SLOT_ID slot, CK_OBJECT_HANDLE h);
  * upstream may have changed in place (p11-kit-trust reloads a changed file
  * under the same handles). */
 int classify_fresh (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h);
-/* Whether a template names an attribute that can make an object a trust
- * anchor (CKA_TRUSTED, NSS or PKCS#11 3.2 trust purposes, p11-kit assertion
- * type). Inline: every GetAttributeValue and FindObjectsInit asks (module
- * bench: as calls they cost the attribute loop 7%). */
-static inline int
-classify_trust_type (CK_ATTRIBUTE_TYPE type)
-{
-	return type == CKA_TRUSTED || type == NF_CKA_X_ASSERTION_TYPE || type == NF_CKA_TRUST_STEP_UP ||
-	       (type - NF_CKA_TRUST_FIRST) <= (NF_CKA_TRUST_LAST - NF_CKA_TRUST_FIRST) ||
-	       (type - NF_CKA_PKCS_TRUST_FIRST) <= (NF_CKA_PKCS_TRUST_LAST - NF_CKA_PKCS_TRUST_FIRST);
-}
-
-static inline int
-classify_template_has_trust (const CK_ATTRIBUTE *tmpl, CK_ULONG count)
-{
-	for (CK_ULONG i = 0; i < count; i++)
-		if (classify_trust_type (tmpl[i].type))
-			return 1;
-	return 0;
-}
-/* After upstream answered GetAttributeValue: whether the values it returned
- * make the object a trust anchor (or are malformed). */
-int classify_answer_grants (const CK_ATTRIBUTE *tmpl, CK_ULONG count);
 /* Records that upstream object h now grants trust (hidden from here on). */
 void classify_mark_hidden (CK_SLOT_ID slot, CK_OBJECT_HANDLE h);
 
@@ -384,11 +430,14 @@ void fast_clear (void);
 /* ---- handles.h ---- */
 #include "handles.h"
 
-/* ---- attrs.c ---- */
+/* ---- attrs.c: templates against the module's own objects (pure) ---- */
 int attrs_match (const nf_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG count);
 /* attrs_match, with template entry `skip` already known to match. */
 int attrs_match_except (const nf_object *obj, const CK_ATTRIBUTE *tmpl, CK_ULONG count, CK_ULONG skip);
+/* C_GetAttributeValue's answer from obj, per attribute (PKCS#11 2.40 5.7). */
 CK_RV attrs_read (const nf_object *obj, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count);
+
+/* ---- object.c: the object calls, on any handle ---- */
 CK_RV nf_C_GetAttributeValue (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG);
 CK_RV nf_C_GetObjectSize (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ULONG_PTR);
 CK_RV nf_C_SetAttributeValue (CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG);

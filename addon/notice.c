@@ -38,29 +38,20 @@ extern char **environ;
 static nf_snapshot notice_snap;
 static int notice_on;
 
-static void
-pad (unsigned char *dst, size_t len, const char *src)
-{
-	size_t n = strlen (src);
-	memset (dst, ' ', len);
-	memcpy (dst, src, n < len ? n : len);
-}
-
 void
 notice_closed (const char *reason)
 {
 	char desc[128];
 	snprintf (desc, sizeof desc, "ncfence: no roots trusted (%s); run ncfence doctor", reason);
 	memset (&notice_snap, 0, sizeof notice_snap);
-	nf_fill_info (&notice_snap.info, "ncfence: no roots trusted");
 	notice_snap.slot = NOTICE_SLOT;
-	pad (notice_snap.slot_info.slotDescription, sizeof notice_snap.slot_info.slotDescription, desc);
-	pad (notice_snap.slot_info.manufacturerID, sizeof notice_snap.slot_info.manufacturerID, "ncfence");
+	nf_pad (notice_snap.slot_info.slotDescription, sizeof notice_snap.slot_info.slotDescription, desc);
+	nf_pad (notice_snap.slot_info.manufacturerID, sizeof notice_snap.slot_info.manufacturerID, "ncfence");
 	notice_snap.slot_info.flags = CKF_TOKEN_PRESENT;
-	pad (notice_snap.token_info.label, sizeof notice_snap.token_info.label, NOTICE_LABEL);
-	pad (notice_snap.token_info.manufacturerID, sizeof notice_snap.token_info.manufacturerID, "ncfence");
-	pad (notice_snap.token_info.model, sizeof notice_snap.token_info.model, "closed view");
-	pad (notice_snap.token_info.serialNumber, sizeof notice_snap.token_info.serialNumber, "0");
+	nf_pad (notice_snap.token_info.label, sizeof notice_snap.token_info.label, NOTICE_LABEL);
+	nf_pad (notice_snap.token_info.manufacturerID, sizeof notice_snap.token_info.manufacturerID, "ncfence");
+	nf_pad (notice_snap.token_info.model, sizeof notice_snap.token_info.model, "closed view");
+	nf_pad (notice_snap.token_info.serialNumber, sizeof notice_snap.token_info.serialNumber, "0");
 	notice_snap.token_info.flags = CKF_WRITE_PROTECTED | CKF_TOKEN_INITIALIZED;
 	notice_snap.token_info.ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
 	notice_snap.token_info.ulMaxRwSessionCount = 0;
@@ -120,7 +111,7 @@ void
 notice_notify (const char *config, const char *why, const char *fix)
 {
 	const char *bus = secure_getenv ("DBUS_SESSION_BUS_ADDRESS");
-	if (nf_privileged () || bus == NULL || bus[0] == '\0' || secure_getenv ("NCFENCE_REBUILDING") != NULL)
+	if (host_privileged () || bus == NULL || bus[0] == '\0' || secure_getenv ("NCFENCE_REBUILDING") != NULL)
 		return;
 	if (access (NOTIFY_SEND, X_OK) != 0 || notified_recently (config))
 		return;

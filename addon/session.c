@@ -130,14 +130,12 @@ nf_C_CloseAllSessions (CK_SLOT_ID slot)
 	if (rv != CKR_OK)
 		return rv;
 	nf_lock ();
-		for (size_t i = 0; i < nf.sessions.cap; i++)
-			if (nf.sessions.used[i] && ((nf_session *)(uintptr_t)nf.sessions.vals[i])->slot == slot)
-				fast_session_forget (nf.sessions.keys[i]);
 		for (int again = 1; again;) {
 			again = 0;
 			for (size_t i = 0; i < nf.sessions.cap; i++) {
 				nf_session *s = (nf_session *)(uintptr_t)nf.sessions.vals[i];
 				if (nf.sessions.used[i] && s->slot == slot) {
+					fast_session_forget (nf.sessions.keys[i]);
 					map_del (&nf.sessions, nf.sessions.keys[i]);
 					session_retire_inlock (s);
 					again = 1; /* deletion shifts entries: rescan */

@@ -1,8 +1,10 @@
-/* The upstream fingerprint; must produce exactly what src/view/stamp.ts does
- * (the format is described there). It runs at every C_Initialize: for the
- * NSS CKBI (no trust paths) it is a few stat() calls; for p11-kit-trust it
- * also walks the trust paths, within STAMP_MAX_* bounds. Past a bound, or on
- * any error, there is no stamp (NULL), so the view is never taken as fresh. */
+/* The upstream fingerprint, for the module and (through the Node binding,
+ * addon/node/stamp.cc) for the build and `status`, so both make it with this
+ * code (docs/configuration.md, "What the stamp covers"). It runs at every
+ * C_Initialize: for the NSS CKBI (no trust paths) it is a few stat() calls;
+ * for p11-kit-trust it also walks the trust paths, within STAMP_MAX_*
+ * bounds. Past a bound, or on any error, there is no stamp (NULL), so the
+ * view is never taken as fresh. */
 #include "nf.h"
 
 #include <dirent.h>
@@ -18,10 +20,10 @@
 #include <unistd.h>
 
 #define STAMP_VERSION "ncfence-stamp-v2"
-/* src/view/stamp.ts STAMP_LIMITS; the byte bound is the view's (view.c). */
+/* docs/design.md, "What a stale view means"; a stamp must fit in a view. */
 #define STAMP_MAX_DEPTH 8
 #define STAMP_MAX_ENTRIES 4096u
-#define STAMP_MAX_BYTES (1u << 20)
+#define STAMP_MAX_BYTES NF_VIEW_MAX_STAMP
 
 typedef struct {
 	char *buf;

@@ -16,10 +16,6 @@
 #define VIEW_VERSION 3
 #define VIEW_HEADER 24
 #define VIEW_MAX_FILE (64u << 20)
-#define VIEW_MAX_OBJECTS 65536u
-#define VIEW_MAX_ATTRS 64u
-#define VIEW_MAX_ATTR_BYTES (1u << 20)
-#define VIEW_MAX_STAMP (1u << 20) /* src/view/format.ts VIEW_LIMITS.stampBytes */
 
 /* CRC-32 (IEEE), slice-by-8: eight table lookups per eight bytes. The
  * bytewise loop took most of C_Initialize (callgrind, bench/module.bench.ts). */
@@ -180,7 +176,7 @@ parse_objects (nf_view *v, cursor *c, uint32_t count, char *why, size_t why_len)
 		uint32_t nattrs;
 		if (take (c, 8, &p) < 0 || take32 (c, &nattrs) < 0)
 			goto truncated;
-		if (nattrs > VIEW_MAX_ATTRS || nattrs > max_attrs - used) {
+		if (nattrs > NF_VIEW_MAX_ATTRS || nattrs > max_attrs - used) {
 			snprintf (why, why_len, "view object %u has %u attributes", i, nattrs);
 			return -1;
 		}
@@ -192,7 +188,7 @@ parse_objects (nf_view *v, cursor *c, uint32_t count, char *why, size_t why_len)
 			const unsigned char *val;
 			if (take32 (c, &type) < 0 || take32 (c, &len) < 0)
 				goto truncated;
-			if (len > VIEW_MAX_ATTR_BYTES || take (c, len, &val) < 0)
+			if (len > NF_VIEW_MAX_ATTR_BYTES || take (c, len, &val) < 0)
 				goto truncated;
 			v->attr_pool[used + k] = (nf_attr){ type, val, len };
 		}
@@ -208,10 +204,14 @@ truncated:
 	return -1;
 }
 
-/* Validates and indexes a view held in `data` (malloc'd; owned by v after
- * the call, freed with it on failure too). `name` is for messages. */
-/* The attributes lookups arrive by (NOTES.md: subject, issuer+serial, value,
- * id); FindObjects on view objects uses the first of these in a template. */
+/* What verifiers look certificates up by; FindObjects on view objects uses
+ * the first of these a template holds. NSS searches by subject, issuer and
+ * serial (also for trust records), DER value and CKA_ID (lib/dev/devtoken.c
+ * nssToken_FindCertificatesBySubject, ..ByIssuerAndSerialNumber,
+ * nssToken_FindTrustForCertificate, ..ByEncodedCertificate, ..ByID);
+ * Firefox's mozilla::pkix through the subject search (NSSCertDBTrustDomain::
+ * FindIssuer); GnuTLS by subject and CKA_ID (lib/pkcs11.c
+ * gnutls_pkcs11_get_raw_issuer). */
 static const CK_ATTRIBUTE_TYPE indexed[] = { CKA_SUBJECT, CKA_VALUE, CKA_ISSUER, CKA_ID };
 
 /* A multiply-mix hash over the type, the length and at most four 8-byte
@@ -295,7 +295,7 @@ index_build (nf_view *v)
 			v->slot = o->slot;
 		else if (o->slot != v->slot)
 			v->one_slot = 0;
-		for (size_t k = 0; k < sizeof indexed / sizeof indexed[0]; k++) {
+		for (size_t k = 0; k < sizeof indexed / sizeof indexed[0] && !o->hidden; k++) {
 			const nf_attr *a = view_attr (o, indexed[k]);
 			if (a == NULL)
 				continue;
@@ -361,6 +361,8 @@ view_indexed (CK_ATTRIBUTE_TYPE type)
 	return 0;
 }
 
+/* Validates and indexes a view held in `data` (malloc'd; owned by v after
+ * the call, freed with it on failure too). `name` is for messages. */
 int
 view_parse (unsigned char *data, size_t size, const char *name, nf_view *v, char *why, size_t why_len)
 {
@@ -421,13 +423,22 @@ parse_snapshot (nf_view *v, cursor *c, const char *name, char *why, size_t why_l
 		return -1;
 	}
 	v->snapshot = s;
-	if (take_struct (c, &s->info, sizeof s->info) < 0 || take (c, 8, &p) < 0 ||
+	CK_INFO info;
+	if (take_struct (c, &info, sizeof info) < 0 || take (c, 8, &p) < 0 ||
 	    take_struct (c, &s->slot_info, sizeof s->slot_info) < 0 ||
-	    take_struct (c, &s->token_info, sizeof s->token_info) < 0 || take32 (c, &count) < 0 || count > VIEW_MAX_OBJECTS)
+	    take_struct (c, &s->token_info, sizeof s->token_info) < 0 || take32 (c, &count) < 0 || count > NF_VIEW_MAX_OBJECTS)
 		goto bad;
 	s->slot = (CK_SLOT_ID)rd64 (p);
 	if (parse_objects (&s->token, c, count, why, why_len) < 0)
 		return -1;
+	/* The recorded objects that grant trust are hidden, as a loaded
+	 * upstream's are (trust.c); the record never changes. */
+	for (nf_object *o = s->token.objects; o < s->token.objects + count; o++) {
+		CK_ATTRIBUTE t[NF_VIEW_MAX_ATTRS];
+		for (CK_ULONG k = 0; k < o->nattrs; k++)
+			t[k] = (CK_ATTRIBUTE){ o->attrs[k].type, (void *)o->attrs[k].value, o->attrs[k].len };
+		o->hidden = trust_object (t, o->nattrs) != NF_TRUST_NONE;
+	}
 	if (index_build (&s->token) < 0) {
 		snprintf (why, why_len, "out of memory indexing view %s", name);
 		return -1;
@@ -446,9 +457,9 @@ view_parse_body (nf_view *v, const char *name, char *why, size_t why_len)
 	cursor c = { v->data + VIEW_HEADER, v->size - VIEW_HEADER };
 	uint32_t stamp_len, count;
 	const unsigned char *stamp, *policy;
-	if (v->size < VIEW_HEADER || take32 (&c, &stamp_len) < 0 || stamp_len > VIEW_MAX_STAMP ||
+	if (v->size < VIEW_HEADER || take32 (&c, &stamp_len) < 0 || stamp_len > NF_VIEW_MAX_STAMP ||
 	    take (&c, stamp_len, &stamp) < 0 || take (&c, 32, &policy) < 0 || take32 (&c, &count) < 0 ||
-	    count > VIEW_MAX_OBJECTS) {
+	    count > NF_VIEW_MAX_OBJECTS) {
 		snprintf (why, why_len, "view %s has a bad header", name);
 		goto fail;
 	}
@@ -505,15 +516,6 @@ view_free (nf_view *v)
 	free (v->index);
 	free (v->compact);
 	memset (v, 0, sizeof *v);
-}
-
-const nf_attr *
-view_attr (const nf_object *obj, CK_ATTRIBUTE_TYPE type)
-{
-	for (CK_ULONG i = 0; i < obj->nattrs; i++)
-		if (obj->attrs[i].type == type)
-			return &obj->attrs[i];
-	return NULL;
 }
 
 void
@@ -583,7 +585,8 @@ view_search (const nf_view *v, const nf_view_probe *p, CK_SLOT_ID slot, const CK
              int (*emit) (void *ctx, size_t object), void *ctx)
 {
 	/* Two forms of R' (host.c): the one this process must not see is
-	 * withheld from every search; asked once per search. */
+	 * withheld from every search; asked once per search. Hidden objects
+	 * are not in the index. */
 	unsigned withheld_flag = 0, withheld = NF_AUDIENCE_ALL;
 	if (v->two_forms) {
 		int plain = host_serves_plain_form ();
@@ -606,7 +609,7 @@ view_search (const nf_view *v, const nf_view_probe *p, CK_SLOT_ID slot, const CK
 		return 0;
 	}
 	for (size_t i = 0; i < v->nobjects; i++)
-		if (v->objects[i].slot == slot && (withheld == NF_AUDIENCE_ALL || v->objects[i].audience != withheld) &&
+		if (v->objects[i].slot == slot && !v->objects[i].hidden && (withheld == NF_AUDIENCE_ALL || v->objects[i].audience != withheld) &&
 		    attrs_match (&v->objects[i], tmpl, count) && emit (ctx, i) < 0)
 			return -1;
 	return 0;

@@ -7,7 +7,7 @@
 // crash fails the test; the child checks that the runtime really is loaded.
 
 import test from 'ava';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,11 +19,17 @@ test('recoverCompact under ASan and UBSan: 20 000 hostile inputs, no report, and
   try {
     const napi = (createRequire(import.meta.url)('node-addon-api') as { include_dir: string }).include_dir.replace(/^"|"$/g, '');
     const bin = join(dir, 'ncfence_node.node');
-    // The whole binding, as binding.gyp's ncfence_node builds it: its C part (the module's stamp) with gcc.
+    // The whole binding, from binding.gyp's list for ncfence_node: its C part (the module's own code) with gcc.
     const san = ['-fsanitize=address,undefined', '-fno-sanitize-recover=undefined', '-fno-omit-frame-pointer', '-g', '-O1'];
-    const stamp = join(dir, 'stamp.o');
-    await runOk('gcc', ['-c', '-fPIC', '-std=c11', ...san, '-I/usr/include/p11-kit-1', '-o', stamp, join(ROOT, 'addon/stamp.c')]);
-    await runOk('g++', ['-shared', '-fPIC', ...san, '-DNAPI_DISABLE_CPP_EXCEPTIONS', '-I/usr/include/node', `-I${napi}`, '-o', bin, join(ROOT, 'addon/node/peercred.cc'), join(ROOT, 'addon/node/recover.cc'), join(ROOT, 'addon/node/stamp.cc'), stamp, '-lsecp256k1']);
+    const gyp = JSON.parse(readFileSync(join(ROOT, 'binding.gyp'), 'utf8')) as { targets: { target_name: string; sources: string[] }[] };
+    const sources = gyp.targets.find((x) => x.target_name === 'ncfence_node')!.sources;
+    const objects: string[] = [];
+    for (const c of sources.filter((f) => f.endsWith('.c'))) {
+      objects.push(join(dir, `${objects.length}.o`));
+      await runOk('gcc', ['-c', '-fPIC', '-std=c11', ...san, '-I/usr/include/p11-kit-1', '-o', objects.at(-1)!, join(ROOT, c)]);
+    }
+    const cxx = sources.filter((f) => f.endsWith('.cc')).map((f) => join(ROOT, f));
+    await runOk('g++', ['-shared', '-fPIC', ...san, '-DNAPI_DISABLE_CPP_EXCEPTIONS', '-I/usr/include/node', `-I${napi}`, '-I/usr/include/p11-kit-1', '-o', bin, ...cxx, ...objects, '-lsecp256k1']);
     const script = join(dir, 'drive.cjs');
     writeFileSync(
       script,

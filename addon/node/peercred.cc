@@ -52,6 +52,7 @@ peercred_peer_uid (const Napi::CallbackInfo &info)
 
 void recover_register (Napi::Env env, Napi::Object exports); // recover.cc
 void stamp_register (Napi::Env env, Napi::Object exports); // stamp.cc
+void trust_register (Napi::Env env, Napi::Object exports); // trust.cc
 
 static Napi::Object
 peercred_init (Napi::Env env, Napi::Object exports)
@@ -59,6 +60,7 @@ peercred_init (Napi::Env env, Napi::Object exports)
 	exports.Set ("peerUid", Napi::Function::New (env, peercred_peer_uid, "peerUid"));
 	recover_register (env, exports);
 	stamp_register (env, exports);
+	trust_register (env, exports);
 	return exports;
 }
 

@@ -1,7 +1,7 @@
 // Turns an upstream snapshot into the objects of the compiled view.
 //
-// The module hides every upstream object that grants trust (see grantsTrust,
-// mirrored in addon/classify.c) and serves the view's objects beside the rest.
+// The module hides every upstream object that grants trust (grantsTrust, the
+// module's own rule) and serves the view's objects beside the rest.
 // So anchors come only from here, and everything here is fenced.
 
 import { hash } from 'node:crypto';
@@ -21,7 +21,7 @@ import {
 } from '../engine/asn1/certificate.js';
 import { parseTime } from '../engine/asn1/time.js';
 import type { KeyFamily, Policy, Purpose, RootAction } from '../policy.js';
-import { AUDIENCE, CKA, CKM_SHA256, CKM_SHA_1, CKO, CKT, PKCS_TRUST_PURPOSE_ATTRS, TRUST_BEARING_ATTRS, TRUST_PURPOSE_ATTRS, pkcsTrustGrants, trustGrants } from '../pkcs11/constants.js';
+import { AUDIENCE, CKA, CKM_SHA256, CKM_SHA_1, CKO, CKT, PKCS_TRUST_PURPOSE_ATTRS, TRUST_PURPOSE_ATTRS, pkcsTrustGrants, trustGrants } from '../pkcs11/constants.js';
 import {
   anchorLabel,
   boolBytes,
@@ -36,6 +36,7 @@ import {
   type ViewObject,
 } from '../pkcs11/objects.js';
 import type { UpstreamSnapshot } from './upstream.js';
+import { loadBinding } from '../service/binding.js';
 
 export interface RootDecision {
   label: string;
@@ -84,28 +85,15 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const text = (s: string): Uint8Array => encoder.encode(s);
 
-/** Whether an upstream object makes something a trust anchor; the module applies the same rule. */
+/** Whether an upstream object makes something a trust anchor: the module's own rule (addon/trust.c), by which it hides such objects. */
 export function grantsTrust(o: UpstreamObject): boolean {
-  switch (cls(o)) {
-    case CKO.CERTIFICATE: {
-      // Anything but a well-formed FALSE is treated as granting (and hidden).
-      const v = o.attrs.get(CKA.TRUSTED);
-      return v !== undefined && !(v.length === 1 && v[0] === 0);
-    }
-    case CKO.NSS_TRUST:
-      return anyPurpose(o, TRUST_PURPOSE_ATTRS, trustGrants);
-    case CKO.X_TRUST_ASSERTION: {
-      const v = ulongValue(o.attrs.get(CKA.X_ASSERTION_TYPE));
-      return v !== CKT.X_DISTRUSTED_CERTIFICATE;
-    }
-    case CKO.TRUST:
-      return anyPurpose(o, PKCS_TRUST_PURPOSE_ATTRS, pkcsTrustGrants);
-    default:
-      // A class this engine does not know: any trust attribute makes it one
-      // to hide (a future or vendor trust object); NSS's root-list marker
-      // and data objects carry none.
-      return TRUST_BEARING_ATTRS.some((t) => o.attrs.has(t));
+  const b = loadBinding();
+  const attrs: [number, Uint8Array][] = []; // only what the rule reads: a loop, it runs for every object
+  for (const t of b.trustAttributes) {
+    const v = o.attrs.get(t);
+    if (v !== undefined) attrs.push([t, v]);
   }
+  return b.grantsTrust(attrs);
 }
 
 /**

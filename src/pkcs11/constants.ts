@@ -225,15 +225,6 @@ export function pkcsTrustGrants(value: number): boolean {
   return value !== CKT.TRUST_UNKNOWN && value !== CKT.NOT_TRUSTED && value !== CKT.TRUST_MUST_VERIFY_TRUST;
 }
 
-/** Every attribute that can make an object a trust anchor; an object of an unknown class carrying one is hidden. */
-export const TRUST_BEARING_ATTRS: readonly number[] = [
-  ...TRUST_PURPOSE_ATTRS,
-  ...PKCS_TRUST_PURPOSE_ATTRS,
-  CKA.TRUSTED,
-  CKA.X_ASSERTION_TYPE,
-  CKA.TRUST_STEP_UP_APPROVED,
-];
-
 /** Trust values that make an object a trust anchor or a trusted end entity. */
 export function trustGrants(value: number): boolean {
   return (

@@ -1,7 +1,8 @@
 // The Node binding built next to the module (binding.gyp target ncfence_node):
 // SO_PEERCRED for the service's transport (addon/node/peercred.cc) and
 // libsecp256k1 key recovery for certified mode (addon/node/recover.cc), and
-// the module's upstream stamp (addon/node/stamp.cc over addon/stamp.c).
+// the module's upstream stamp and trust rule (addon/node/stamp.cc over
+// addon/stamp.c, addon/node/trust.cc over addon/trust.c).
 
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -18,6 +19,10 @@ export interface NodeBinding {
   stamp(library: string, params: string, builtinPaths: string, policy: string, engine: string): string;
   /** addon/stamp.c stamp_paths_argument. */
   pathsArgument(params: string): string | undefined;
+  /** addon/trust.c trust_object: whether an object with these attributes grants trust (or is malformed). */
+  grantsTrust(attrs: readonly (readonly [type: number, value: Uint8Array])[]): boolean;
+  /** The attributes trust_object reads (CKA_CLASS and every trust attribute): the rest may be left out. */
+  trustAttributes: readonly number[];
 }
 
 let binding: NodeBinding | undefined;
