@@ -9,7 +9,7 @@
 /* Upstream stays mapped after C_Finalize and is reused by the next
  * C_Initialize. NSS's CKBI keeps NSPR allocations past its C_Finalize, so a
  * dlclose per cycle orphans them: measured with LeakSanitizer over 1000
- * cycles (test/native.test.ts). Guarded by nf.lock (C_Initialize/Finalize). */
+ * cycles (test/module/native.test.ts). Guarded by nf.lock (C_Initialize/Finalize). */
 static void *kept_dl;
 static char *kept_path;
 

@@ -44,7 +44,7 @@
 /* ---- limits: what the module accepts from the view file (view.c) and the
  * service (live.c). The engine and the service write within the same
  * bounds (src/view/format.ts VIEW_LIMITS, src/service/protocol.ts);
- * test/mirrors.test.ts checks that the two languages agree. ---- */
+ * test/module/mirrors.test.ts checks that the two languages agree. ---- */
 #define NF_VIEW_MAX_OBJECTS 65536u
 #define NF_VIEW_MAX_ATTRS 64u
 #define NF_VIEW_MAX_ATTR_BYTES (1u << 20)

@@ -413,7 +413,7 @@ const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;'
  * A text's width, over-estimated: 0.7 em per character is more than any
  * glyph of DejaVu Sans (Debian's sans-serif) takes but W, M and a few
  * symbols, so a label placed by it never runs off the canvas
- * (test/bench-svg.test.ts renders the plot with rsvg-convert to check).
+ * (test/cli/bench-svg.test.ts renders the plot with rsvg-convert to check).
  */
 const textWidth = (text: string, fontSize: number): number => Math.ceil(text.length * fontSize * 0.7);
 

@@ -8,7 +8,7 @@
 //   4. the live service each install names vouches for it: asked with that
 //      issuer's exact name, as the module asks (docs/service-protocol.md);
 //   5. NSS itself, loading the install's module (tstclnt -R, as
-//      test/namecoin.test.ts does), accepts the chain or says why not.
+//      test/namecoin/namecoin.test.ts does), accepts the chain or says why not.
 // The verdict is NSS's, never this file's: the steps before it say where a
 // refusal comes from.
 

@@ -2,7 +2,7 @@
 // Pure encode/decode over bytes: every bound in the document is enforced on
 // both sides, so the service never sends what the module would refuse and
 // never acts on a frame the module could not have sent (the module's bounds:
-// addon/nf.h NF_WIRE_*; test/mirrors.test.ts checks the two agree). Decoding throws
+// addon/nf.h NF_WIRE_*; test/module/mirrors.test.ts checks the two agree). Decoding throws
 // EngineError('UPSTREAM') for anything malformed; the server then closes the
 // connection without an answer, as the document requires.
 

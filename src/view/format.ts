@@ -12,7 +12,7 @@ export const VIEW_MAGIC = 'NCFVIEW\0';
  * to everyone: such a reader must refuse the view (closed), not misread it.
  */
 export const VIEW_VERSION = 3;
-/** What the module reads (addon/nf.h NF_VIEW_MAX_*; test/mirrors.test.ts checks the two agree). */
+/** What the module reads (addon/nf.h NF_VIEW_MAX_*; test/module/mirrors.test.ts checks the two agree). */
 export const VIEW_LIMITS = { objects: 65536, attrsPerObject: 64, attrBytes: 1 << 20, stampBytes: 1 << 20 } as const;
 
 /** A token recorded as its module answered (CK_INFO, CK_SLOT_INFO and CK_TOKEN_INFO as raw LP64 structures). */

@@ -9,6 +9,7 @@
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import {
   access,
   constants as fsConstants,
@@ -39,6 +40,13 @@ export const FIREFOX_INSTALL_DIR = '/usr/lib/firefox-esr';
  * `dpkg -x`) without installing it.
  */
 export const FIREFOX_ESR140_DIR = process.env.NCFENCE_ESR140_DIR ?? '/var/cache/ncfence-test/firefox-esr-140/usr/lib/firefox-esr';
+
+/** Fails saying what to run when Firefox ESR 140 is not unpacked where the tests look. */
+export function requireFirefoxEsr140(): void {
+  if (!existsSync(join(FIREFOX_ESR140_DIR, 'libxul.so'))) {
+    throw new Error(`Firefox ESR 140 is not unpacked at ${FIREFOX_ESR140_DIR}: run sudo bash test/get-firefox-esr140.sh (.ci/run does)`);
+  }
+}
 /** Where Debian's thunderbird package installs Thunderbird. */
 export const THUNDERBIRD_INSTALL_DIR = '/usr/lib/thunderbird';
 

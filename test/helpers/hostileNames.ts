@@ -1,8 +1,8 @@
 // The hostile-name corpus of issue 11: leaves a public CA (the test PKI's
 // intermediate, under a root a view fences) issues for .bit names in every
-// form a verifier reads, and the controls. Shared by test/public-names.test.ts
-// (every policy, every verifier), test/p11kit-proxy.test.ts (NSS, GnuTLS and
-// OpenSSL through p11-kit) and test/build-policy.test.ts (the README's build).
+// form a verifier reads, and the controls. Shared by test/fence/public-names.test.ts
+// (every policy, every verifier), test/fence/p11kit-proxy.test.ts (NSS, GnuTLS and
+// OpenSSL through p11-kit) and test/fence/build-policy.test.ts (the README's build).
 
 export interface NameCase {
   name: string;

@@ -48,8 +48,23 @@ export async function runOk(cmd: string, args: readonly string[], opts: Paramete
   return r;
 }
 
-/** Fails loudly when a tool the tests need is missing (CI installs them all). */
+/** The Debian 12 package each tool the tests run comes from (.ci/run installs them all). */
+const TOOL_PACKAGES: Record<string, string> = {
+  certutil: 'libnss3-tools', modutil: 'libnss3-tools', vfychain: 'libnss3-tools', tstclnt: 'libnss3-tools',
+  'p11-kit': 'p11-kit', trust: 'p11-kit', p11tool: 'gnutls-bin', 'gnutls-cli': 'gnutls-bin', certtool: 'gnutls-bin',
+  'pkcs11-tool': 'opensc', openssl: 'openssl', csplit: 'coreutils', sh: 'dash',
+  'firefox-esr': 'firefox-esr', thunderbird: 'thunderbird', knotd: 'knot', knotc: 'knot',
+  unbound: 'unbound', 'unbound-checkconf': 'unbound', Xvfb: 'xvfb', dunst: 'dunst', dunstctl: 'dunst',
+  'notify-send': 'libnotify-bin', 'dbus-daemon': 'dbus', 'rsvg-convert': 'librsvg2-bin',
+  gcc: 'build-essential', 'pkg-config': 'pkg-config', clang: 'clang libclang-rt-14-dev', nm: 'binutils',
+  java: 'default-jdk-headless', javac: 'default-jdk-headless', keytool: 'default-jdk-headless',
+  setpriv: 'util-linux', unshare: 'util-linux', nsenter: 'util-linux', runuser: 'util-linux',
+  'dpkg-divert': 'dpkg', sudo: 'sudo', git: 'git', npm: 'nodejs (NodeSource: README, Quick start)',
+};
+
+/** Fails loudly, saying what to install, when a tool the tests need is missing (CI installs them all). */
 export async function requireTool(name: string): Promise<void> {
-  const r = await run('sh', ['-c', `command -v ${name}`]);
-  if (r.code !== 0) throw new Error(`required tool ${name} is not installed (see .ci/run for the Debian packages)`);
+  const r = await run('/bin/sh', ['-c', `command -v ${name}`]);
+  const pkg = TOOL_PACKAGES[name];
+  if (r.code !== 0) throw new Error(`${name} is not installed: ${pkg ? `sudo apt-get install ${pkg}` : 'install it'} (.ci/run installs every tool the tests use)`);
 }

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readBrowserRoots } from '../../src/browser/probe.js';
 import { compareRootPrograms } from '../../src/browser/compare.js';
-import { FIREFOX_ESR140_DIR, FIREFOX_INSTALL_DIR, copyFirefoxInstall, swapBrowser } from '../helpers/firefox.js';
+import { FIREFOX_ESR140_DIR, requireFirefoxEsr140, FIREFOX_INSTALL_DIR, copyFirefoxInstall, swapBrowser } from '../helpers/firefox.js';
 import { DIST_CLI } from '../helpers/paths.js';
 import { assertEquivalent, torBrowserStandIn } from '../helpers/roots.js';
 import { requireTool, run, runOk } from '../helpers/run.js';
@@ -24,7 +24,7 @@ let stock153: Awaited<ReturnType<typeof readBrowserRoots>>;
 
 test.before(async () => {
   for (const tool of ['firefox-esr', 'setpriv']) await requireTool(tool);
-  if (!existsSync(join(FIREFOX_ESR140_DIR, 'libxul.so'))) throw new Error(`Firefox ESR 140 is not unpacked at ${FIREFOX_ESR140_DIR}: run sudo bash test/get-firefox-esr140.sh (.ci/run does)`);
+  requireFirefoxEsr140();
   dir = mkdtempSync(join(tmpdir(), 'ncfence-user-browser-'));
   chmodSync(dir, 0o755);
   home = join(dir, 'home');
