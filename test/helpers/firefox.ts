@@ -36,8 +36,8 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 export const FIREFOX_INSTALL_DIR = '/usr/lib/firefox-esr';
 /**
  * Firefox ESR 140 (the base of Tor Browser 15), unpacked beside the system's
- * ESR by .ci/run (`apt-get download firefox-esr=140.12.0esr-1~deb12u1`,
- * `dpkg -x`) without installing it.
+ * ESR by .ci/run (test/get-firefox-esr140.sh: `apt-get download` of the newest
+ * firefox-esr 140 in the archive, then `dpkg -x`) without installing it.
  */
 export const FIREFOX_ESR140_DIR = process.env.NCFENCE_ESR140_DIR ?? '/var/cache/ncfence-test/firefox-esr-140/usr/lib/firefox-esr';
 
