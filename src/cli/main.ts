@@ -239,9 +239,8 @@ function rpcPassword(file: string | undefined): string | undefined {
 
 /** `build --auto-rebuild`: the module rebuilds with this package's command. */
 async function autoRebuild(): Promise<{ rebuildCommand: string; rebuildNode: string; engine: string }> {
-  const { packageRebuild } = await import('../install/common.js');
-  const r = packageRebuild();
-  return { rebuildCommand: r.cli, rebuildNode: r.node, engine: r.engine };
+  const { packageRebuild, rebuildKeys } = await import('../install/common.js');
+  return rebuildKeys(packageRebuild());
 }
 
 /** Where doctor --bit-name tries a chain: each install's module and configuration, and the package's module with $NCFENCE_CONFIG. */

@@ -26,12 +26,14 @@ import {
   newManifest,
   packageRebuild,
   placeModule,
+  rebuildKeys,
   removeIfPresent,
   removeModule,
   requireWritable,
   restore,
   type Backup,
   type BrowserCheck,
+  type InstallCommonOptions,
   type Manifest,
 } from './common.js';
 import { isRoot, requireOwnedByRoot, requireTreeOwnedByRoot } from './owner.js';
@@ -60,18 +62,8 @@ export function browserDir(target: BrowserTarget, dir: string | undefined): stri
   return gre;
 }
 
-export interface InstallOptions {
+export interface InstallOptions extends InstallCommonOptions {
   dir?: string;
-  /** Filesystem root of the system registry and hooks (registry.ts systemRoot). */
-  root?: string;
-  upstream?: string;
-  upstreamParams?: string;
-  policyFile?: string;
-  /** Socket of the live .bit service, for Namecoin anchors. */
-  service?: string;
-  /** Accept a view that fences no root (otherwise the install refuses). */
-  allowEmpty?: boolean;
-  progress?: (msg: string) => void;
 }
 
 /** The command that repairs an install, named in warnings and doctor. */
@@ -150,9 +142,7 @@ export async function installBrowser(target: BrowserTarget, o: InstallOptions): 
       outDir: dir,
       policyFile: policyCopy,
       service: o.service,
-      rebuildCommand: rebuild.cli,
-      rebuildNode: rebuild.node,
-      engine: rebuild.engine,
+      ...rebuildKeys(rebuild),
       fix,
       minRootsFenced: o.allowEmpty ? undefined : 1,
     });

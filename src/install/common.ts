@@ -84,6 +84,25 @@ export interface RebuildCommand {
   engine: string;
 }
 
+/** What every target's install takes (the CLI's install options). */
+export interface InstallCommonOptions {
+  /** Filesystem root of the system registry and hooks (registry.ts systemRoot). */
+  root?: string;
+  upstream?: string;
+  upstreamParams?: string;
+  policyFile?: string;
+  /** Socket of the live .bit service, for Namecoin anchors. */
+  service?: string;
+  /** Accept a view that fences no root (otherwise the install refuses). */
+  allowEmpty?: boolean;
+  progress?: (msg: string) => void;
+}
+
+/** The keys of build()'s options that make a view rebuild itself with this package (ncfence.conf `rebuild`, `rebuild-node`, `engine`). */
+export function rebuildKeys(r: RebuildCommand): { rebuildCommand: string; rebuildNode: string; engine: string } {
+  return { rebuildCommand: r.cli, rebuildNode: r.node, engine: r.engine };
+}
+
 /**
  * This package's compiled CLI, as the command the module (and, for root,
  * the update hooks) run to rebuild a view. Root records it only when the

@@ -9,7 +9,7 @@ import { existsSync, rmdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { build, makeDirs } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
-import { copyPolicy, isDirectory, newManifest, packageRebuild, placeModule, removeIfPresent, removeModule, requireWritable, sha256File, type Manifest } from './common.js';
+import { copyPolicy, isDirectory, newManifest, packageRebuild, placeModule, rebuildKeys, removeIfPresent, removeModule, requireWritable, sha256File, type InstallCommonOptions, type Manifest } from './common.js';
 import { isRoot, requireOwnedByRoot } from './owner.js';
 import { adoptLegacy } from './legacy.js';
 import { findRecord, forgetRecord, saveRecord, systemRoot, under } from './registry.js';
@@ -42,17 +42,7 @@ function divertedTo(root: string): string | undefined {
   }
 }
 
-export interface NssOptions {
-  root?: string;
-  upstream?: string;
-  upstreamParams?: string;
-  policyFile?: string;
-  /** Socket of the live .bit service, for Namecoin anchors. */
-  service?: string;
-  /** Accept a view that fences no root (otherwise the install refuses). */
-  allowEmpty?: boolean;
-  progress?: (msg: string) => void;
-}
+export type NssOptions = InstallCommonOptions;
 
 function requireRoot(root: string): void {
   if (!isDirectory(root)) throw new EngineError('USAGE', `--root ${root} is not a directory (it names the file system root the install works under)`);
@@ -94,9 +84,7 @@ export async function installNss(o: NssOptions): Promise<Manifest> {
       configFile: under(root, SYSTEM_CONFIG),
       policyFile,
       service: o.service,
-      rebuildCommand: rebuild.cli,
-      rebuildNode: rebuild.node,
-      engine: rebuild.engine,
+      ...rebuildKeys(rebuild),
       minRootsFenced: o.allowEmpty ? undefined : 1,
       fix: `sudo ncfence install nss${root === '/' ? '' : ` --root ${root}`}`,
     });

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { build, writeFileAtomic, makeDirs } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
 import { TARGET_POLICY } from '../policy.js';
-import { P11KIT_TRUST, backUp, copyPolicy, newManifest, packageRebuild, placeModule, removeIfPresent, removeModule, restore, type Backup, type Manifest } from './common.js';
+import { P11KIT_TRUST, backUp, copyPolicy, newManifest, packageRebuild, placeModule, removeIfPresent, removeModule, restore, rebuildKeys, type Backup, type InstallCommonOptions, type Manifest } from './common.js';
 import { isRoot, requireOwnedByRoot } from './owner.js';
 import { adoptLegacy } from './legacy.js';
 import { findRecord, forgetRecord, ownScope, saveRecord, systemRoot, under } from './registry.js';
@@ -36,18 +36,8 @@ export function p11kitPaths(user: boolean, root = '/'): P11KitPaths {
 const DISABLE_TRUST = '# written by ncfence: p11-kit-trust is wrapped by ncfence.module, except for trust extract\nenable-in: ncfence-wraps-p11-kit-trust, trust\n';
 const MODULE_FILE = (modulePath: string): string => `# written by ncfence\nmodule: ${modulePath}\ntrust-policy: yes\ndisable-in: trust\n`;
 
-export interface P11KitOptions {
+export interface P11KitOptions extends InstallCommonOptions {
   user: boolean;
-  /** Filesystem root of a system-wide install (registry.ts systemRoot). */
-  root?: string;
-  upstream?: string;
-  upstreamParams?: string;
-  policyFile?: string;
-  /** Socket of the live .bit service, for Namecoin anchors. */
-  service?: string;
-  /** Accept a view that fences no root (otherwise the install refuses). */
-  allowEmpty?: boolean;
-  progress?: (msg: string) => void;
 }
 
 export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
@@ -79,9 +69,7 @@ export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
     outDir: libDir,
     policyFile,
     service: o.service,
-    rebuildCommand: rebuild.cli,
-    rebuildNode: rebuild.node,
-    engine: rebuild.engine,
+    ...rebuildKeys(rebuild),
     minRootsFenced: o.allowEmpty ? undefined : 1,
     fix: o.user ? 'ncfence install p11-kit --user' : 'sudo ncfence install p11-kit',
   });
