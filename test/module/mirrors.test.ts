@@ -27,6 +27,7 @@ import { withEnv } from '../helpers/env.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
 import { MODULE, P11KIT_TRUST, ROOT, UPSTREAM_SHIM } from '../helpers/paths.js';
 import { requireTool, runOk } from '../helpers/run.js';
+import { prng } from '../helpers/ports.js';
 
 let pki: TestPki;
 let dir: string;
@@ -40,18 +41,6 @@ test.after.always(() => {
 });
 
 type Attrs = [number, Uint8Array][];
-
-/** A small deterministic generator (mulberry32), so a failure names its round and can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 const ulong = (n: number): Uint8Array => {
   const b = new Uint8Array(8);

@@ -18,7 +18,6 @@
 
 import test from 'ava';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../../src/compile/build.js';
@@ -38,6 +37,7 @@ import { bitVerdict, makeNssDb, startOpensslServer, tstclnt } from '../helpers/n
 import { MODULE, P11KIT_TRUST } from '../helpers/paths.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
 import { requireTool } from '../helpers/run.js';
+import { freePort as unusedPort } from '../helpers/ports.js';
 
 let dir: string;
 let pki: TestPki;
@@ -47,18 +47,6 @@ let site: NamecoinSite;
 let node: Namecoind;
 let closedPort: number;
 const HOST = '_x.example.bit';
-
-/** A loopback port nothing listens on: connections to it are refused at once. */
-function unusedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 test.before(async () => {
   await requireTool('knotd');

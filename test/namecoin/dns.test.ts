@@ -15,6 +15,7 @@ import { EngineError } from '../../src/engine/errors.js';
 import { isLoopbackAddress, lookupTlsa } from '../../src/namecoin/dns.js';
 import type { TlsAnswer as DnsTlsAnswer, TlsRecord } from '../../src/namecoin/records.js';
 import { requireTool } from '../helpers/run.js';
+import { freePort, prng } from '../helpers/ports.js';
 
 const HOST = '127.0.0.1';
 const TIMEOUT_MS = 2000;
@@ -169,17 +170,6 @@ function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const limit = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
   return Promise.race([p.then(() => true), limit]).finally(() => clearTimeout(timer));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, HOST, () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 // ---------------------------------------------------------------- fake servers
@@ -663,17 +653,6 @@ for (const c of hostileCases) {
 }
 
 // ---------------------------------------------------------------- property test
-
-/** mulberry32: a tiny seeded generator, so a failing iteration can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Bends a real reply: 1 to 3 edits (byte flips, pointers, length fields, truncation, garbage). */
 function mutate(reply: Uint8Array, rand: () => number): { msg: Uint8Array; declared?: number } {

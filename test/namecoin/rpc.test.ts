@@ -13,6 +13,7 @@ import { MAX_RECORDS, MAX_VALUE_BYTES, parseTlsValue, type TlsRecord } from '../
 import { ABSENT_TTL, FOUND_TTL, nameShowTls, type NameShowOptions } from '../../src/namecoin/rpc.js';
 import { startNamecoind, type Namecoind, type NamecoindOptions } from '../fixtures/namecoind.js';
 import { makeRoot } from '../helpers/certs.js';
+import { prng } from '../helpers/ports.js';
 
 interface Keys {
   spki: Uint8Array;
@@ -352,17 +353,6 @@ test('fixture: raw HTTP shapes (401 without body, 1.0 envelope, 500 for RPC erro
 });
 
 // --- Property: parseTlsValue returns valid records or throws EngineError ----------------------
-
-/** mulberry32: small, fixed-seed PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const JUNK: unknown[] = [0, 1, 2, 3, 255, 256, -1, 2.5, 1e308, '', 'AA==', 'AAAA', '=', '*', null, true, [], {}, [2, 1, 0], [2, 1, 1, 'AA=='], { dane: [2, 1, 0, 'MA=='] }, 'x'.repeat(300)];
 const CHARS = '{}[]",:0123456789-.eE+/=*ABZabtlsmap \\u\n';

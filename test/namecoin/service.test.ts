@@ -32,6 +32,7 @@ import {
 } from '../../src/service/protocol.js';
 import { peerUid, startService, type Service, type ServiceOptions } from '../../src/service/server.js';
 import { requireTool, run } from '../helpers/run.js';
+import { prng } from '../helpers/ports.js';
 
 const NOBODY = 65534;
 let base: string;
@@ -614,18 +615,6 @@ test('server: close() cuts connections still in progress', async (t) => {
 });
 
 // ---- fixed-seed mutation run ----
-
-/** mulberry32: small, deterministic, good enough to pick mutations. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function mutate(src: Uint8Array, rnd: () => number): Uint8Array {
   const pick = (n: number): number => Math.floor(rnd() * n);
