@@ -63,8 +63,10 @@ const TOOL_PACKAGES: Record<string, string> = {
 };
 
 /** Fails loudly, saying what to install, when a tool the tests need is missing (CI installs them all). */
-export async function requireTool(name: string): Promise<void> {
-  const r = await run('/bin/sh', ['-c', `command -v ${name}`]);
+export async function requireTool(name: string, path = process.env.PATH ?? ''): Promise<void> {
+  // The search path is passed, never set in process.env: tests in one file run
+  // at once, and a changed PATH there would hide tools from the others.
+  const r = await run('/bin/sh', ['-c', `command -v ${name}`], { env: { ...process.env, PATH: path } });
   const pkg = TOOL_PACKAGES[name];
   if (r.code !== 0) throw new Error(`${name} is not installed: ${pkg ? `sudo apt-get install ${pkg}` : 'install it'} (.ci/run installs every tool the tests use)`);
 }

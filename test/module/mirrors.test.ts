@@ -92,7 +92,7 @@ function generate(rnd: () => number, label: string): Attrs {
   return attrs;
 }
 
-test('the module hides exactly the upstream objects the build says grant trust (1600 generated objects through the test shim)', async (t) => {
+test.serial('the module hides exactly the upstream objects the build says grant trust (1600 generated objects through the test shim)', async (t) => {
   const trust = join(dir, 'trust');
   mkdirSync(trust);
   writeFileSync(join(trust, 'root.pem'), pki.rootPem); // one plain certificate, so upstream is not empty

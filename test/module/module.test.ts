@@ -28,7 +28,7 @@ test('the module exports C_GetFunctionList and nothing else', async (t) => {
   t.deepEqual(symbols, ['C_GetFunctionList']);
 });
 
-test('through ncfence, the only trust record that trusts anything is the local anchor\'s', async (t) => {
+test.serial('through ncfence, the only trust record that trusts anything is the local anchor\'s', async (t) => {
   const r = await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(dir, 'out') });
   process.env.NCFENCE_CONFIG = r.config;
   const p = new pkcs11js.PKCS11();

@@ -61,8 +61,6 @@ test('pkcs11-tool over the system p11-kit-trust sees the anchors, with no warnin
 });
 
 test('a tool the tests need that is missing fails the suite, naming the Debian package to install', async (t) => {
-  const { withEnv } = await import('../helpers/env.js');
-  const { requireTool } = await import('../helpers/run.js');
-  const e = await withEnv({ PATH: '/nonexistent' }, () => t.throwsAsync(requireTool('certutil')));
+  const e = await t.throwsAsync(requireTool('certutil', '/nonexistent'));
   t.is(e?.message, 'certutil is not installed: sudo apt-get install libnss3-tools (.ci/run installs every tool the tests use)');
 });
