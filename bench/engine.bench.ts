@@ -17,7 +17,6 @@
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { fenceRoot, defaultEngineDeps, type AnchorKeyType, type EngineDeps } from '../src/engine/crossSign.js';
 import { parseCertificate, type ParsedCertificate } from '../src/engine/asn1/certificate.js';
-import { bytesEqual } from '../src/engine/asn1/der.js';
 import { readUpstream, type UpstreamSnapshot } from '../src/compile/upstream.js';
 import { isAnchor, ulongValue } from '../src/pkcs11/objects.js';
 import { planView, type Plan } from '../src/compile/plan.js';

@@ -149,12 +149,3 @@ export function jsonSyntaxProblem(text: string): string {
   }
   return 'the text is not JSON';
 }
-
-/** JSON.parse, with a syntax error worded by jsonSyntaxProblem (thrown as a plain Error for the caller to wrap). */
-export function parseJsonText(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new Error(jsonSyntaxProblem(text));
-  }
-}

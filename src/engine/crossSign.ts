@@ -13,8 +13,6 @@ import {
   contextTag,
   octetString,
   oid,
-  readChildren,
-  readExact,
   seq,
   set,
   smallInt,

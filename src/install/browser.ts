@@ -15,7 +15,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { build, CONFIG_FILE, VIEW_FILE, type BuildResult } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
-import { BROWSER_NAME, findBrowserDir, resolveBrowserDir, browserCandidates, type BrowserTarget } from '../browser/layout.js';
+import { BROWSER_NAME, findBrowserDir, resolveBrowserDir, type BrowserTarget } from '../browser/layout.js';
 import { readBrowserRoots, type BrowserRoots } from '../browser/probe.js';
 import { compareRootPrograms, summarize, totalDifferences } from '../browser/compare.js';
 import { TARGET_POLICY } from '../policy.js';
@@ -41,18 +41,11 @@ import { adoptLegacy } from './legacy.js';
 import { findRecord, forgetRecord, listRecords, ownScope, saveRecord, systemRoot } from './registry.js';
 import { checkHooks, ensureHooks, removeUnusedHooks } from './hooks.js';
 
-/** Where the first rounds kept the install record, inside the directory (legacy.ts moves it out). */
-export const LEGACY_MANIFEST_FILE = 'ncfence-install.json';
 /** The install's own copy of its policy (common.ts copyPolicy). */
 export const POLICY_FILE = 'ncfence-policy.json';
 /** Every file a browser install places in the browser directory, the module first (besides the backup of a module that was there). */
 export const INSTALLED_NAMES: readonly string[] = ['libnssckbi.so', CONFIG_FILE, VIEW_FILE, POLICY_FILE];
 export const ORIGINAL_SUFFIX = '.ncfence-orig';
-
-/** Every directory a browser install may be in, for status and doctor. */
-export function allBrowserCandidates(): string[] {
-  return [...new Set((['firefox', 'thunderbird', 'tor-browser'] as const).flatMap(browserCandidates))];
-}
 
 /** The install directory for a target: the one named (a Tor Browser top directory is accepted too), or the first found. */
 export function browserDir(target: BrowserTarget, dir: string | undefined): string {

@@ -27,8 +27,6 @@ const MAX_U32 = 0xffffffff;
 
 /** Request body before the name: u16 version, u16 kind, u32 name length. */
 export const REQUEST_FIXED_LENGTH = 8;
-/** Response body before the objects: u16 version, u16 status, u32 ttl, u32 object count. */
-export const RESPONSE_FIXED_LENGTH = 12;
 
 export const Status = {
   OK: 0,

@@ -64,7 +64,7 @@ const faults: { name: string; fault: Fault; warning: RegExp }[] = [
   { name: 'not a view at all', fault: (d) => withView(d, () => Buffer.alloc(4096, 0x41)), warning: /bad magic/ },
   { name: 'upstream missing', fault: (d) => withConfig(d, 'upstream', '/nonexistent/libnssckbi.so'), warning: /cannot load upstream/ },
   { name: 'stale view: policy edited after the build', fault: () => editPolicy(), warning: /is stale: .*policy/ },
-  { name: 'stale view: upstream trust changed', fault: (d) => staleView(d), warning: /is stale/ },
+  { name: 'stale view: upstream trust changed', fault: () => staleView(), warning: /is stale/ },
 ];
 
 function flip(v: Buffer, at: number): Buffer {
@@ -99,7 +99,7 @@ function editPolicy(): string {
   writeFileSync(policyCopy, JSON.stringify({ ...doc, description: 'edited after the build' }));
   return policyCopyConfig;
 }
-function staleView(d: string): string {
+function staleView(): string {
   // The view was built from the trust directory as it was; a change to its
   // anchors (here: their directory's mtime) must make the view stale.
   const later = new Date(Date.now() + 5000);

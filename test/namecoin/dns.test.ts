@@ -547,8 +547,6 @@ test('network: a reply trickled a byte at a time is reassembled', async (t) => {
 /** A reply as raw bytes to send (length prefix included), then the server closes. */
 type Hostile = (query: Uint8Array) => Uint8Array;
 
-const AN_OFFSET = (q: Uint8Array): number => q.length; // the answer starts where the question ends (12 + question)
-
 const hostileCases: { name: string; reply: Hostile; expect: Expect }[] = [
   { name: 'wrong id', reply: (q) => frame(goodReply(q, { id: asked(q).id ^ 1 })), expect: { error: /reply id 0x[0-9a-f]{4} does not match query id/ } },
   { name: 'length prefix promises more than is sent', reply: (q) => frame(goodReply(q), goodReply(q).length + 10), expect: { error: /connection closed after \d+ bytes, before \d+ bytes/ } },

@@ -6,7 +6,6 @@
 // with status 3, bounded concurrency, and a fixed-seed mutation run.
 
 import test, { type ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
