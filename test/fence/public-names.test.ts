@@ -19,11 +19,9 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../../src/compile/build.js';
-import { decodeView } from '../../src/view/format.js';
-import { AUDIENCE, CKA, CKO } from '../../src/pkcs11/constants.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
 import { makeNssDb, startOpensslServer, tstclnt, vfychain } from '../helpers/nss.js';
-import { toPem } from '../helpers/pem.js';
+import { writeFencedChain } from '../helpers/pem.js';
 import { run } from '../helpers/run.js';
 import { MODULE, P11KIT_TRUST, ROOT } from '../helpers/paths.js';
 import { cases, type NameCase } from '../helpers/hostileNames.js';
@@ -43,17 +41,7 @@ test.before(async () => {
     const out = join(dir, policy);
     const r = await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: out, policyFile: join(ROOT, 'rules', `${policy}.json`) });
     // The fenced chain from the view itself: L(R) (the anchor) and R' (issued by it).
-    const certs = decodeView(readFileSync(r.view)).objects.filter((o) => o.attrs.some(([t, v]) => t === CKA.CLASS && Buffer.from(v).readBigUInt64LE() === BigInt(CKO.CERTIFICATE)));
-    const value = (o: (typeof certs)[number]) => o.attrs.find(([t]) => t === CKA.VALUE)![1];
-    const label = (o: (typeof certs)[number]) => Buffer.from(o.attrs.find(([t]) => t === CKA.LABEL)![1]).toString();
-    const anchor = certs.find((o) => label(o).startsWith('ncfence anchor for'))!;
-    // The R' a GnuTLS or OpenSSL process gets: with two forms (p11-kit.json), the plain one.
-    const isNssForm = (o: (typeof certs)[number]) => o.attrs.some(([t, v]) => t === CKA.NCFENCE_AUDIENCE && Buffer.from(v).readBigUInt64LE() === BigInt(AUDIENCE.NSS_FORM));
-    const cross = certs.find((o) => o !== anchor && !isNssForm(o) && o.attrs.some(([t, v]) => t === CKA.TRUSTED && v[0] === 1))!;
-    const anchorFile = join(out, 'anchor.pem');
-    const crossFile = join(out, 'cross.pem');
-    writeFileSync(anchorFile, toPem(value(anchor)));
-    writeFileSync(crossFile, toPem(value(cross)));
+    const { anchorFile, crossFile } = writeFencedChain(r.view, out);
     views.set(policy, { config: r.config, db: await makeNssDb(join(out, 'db'), 'ncfence', MODULE, '', { ...process.env, NCFENCE_CONFIG: r.config }), anchorFile, crossFile });
   }
   for (const [i, c] of cases.entries()) leaves.set(c.name, await pki.issueLeaf(`case${i}`, c.subject, c.ext));

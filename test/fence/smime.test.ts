@@ -22,11 +22,9 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../../src/compile/build.js';
-import { decodeView } from '../../src/view/format.js';
-import { CKA, CKO } from '../../src/pkcs11/constants.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
 import { makeNssDb } from '../helpers/nss.js';
-import { toPem } from '../helpers/pem.js';
+import { writeFencedChain } from '../helpers/pem.js';
 import { requireTool, run, runOk } from '../helpers/run.js';
 import { MODULE, P11KIT_TRUST, ROOT } from '../helpers/paths.js';
 import { THUNDERBIRD_INSTALL_DIR, copyFirefoxInstall } from '../helpers/firefox.js';
@@ -125,15 +123,7 @@ test.before(async () => {
   for (const policy of POLICIES) {
     const out = join(dir, policy);
     const r = await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: out, policyFile: join(ROOT, 'rules', `${policy}.json`) });
-    const certs = decodeView(readFileSync(r.view)).objects.filter((o) => o.attrs.some(([t, v]) => t === CKA.CLASS && Buffer.from(v).readBigUInt64LE() === BigInt(CKO.CERTIFICATE)));
-    const value = (o: (typeof certs)[number]) => o.attrs.find(([t]) => t === CKA.VALUE)![1];
-    const label = (o: (typeof certs)[number]) => Buffer.from(o.attrs.find(([t]) => t === CKA.LABEL)![1]).toString();
-    const anchor = certs.find((o) => label(o).startsWith('ncfence anchor for'))!;
-    const cross = certs.find((o) => o !== anchor && o.attrs.some(([t, v]) => t === CKA.TRUSTED && v[0] === 1))!;
-    const anchorFile = join(out, 'anchor.pem');
-    const crossFile = join(out, 'cross.pem');
-    writeFileSync(anchorFile, toPem(value(anchor)));
-    writeFileSync(crossFile, toPem(value(cross)));
+    const { anchorFile, crossFile } = writeFencedChain(r.view, out);
     const env = { ...process.env, NCFENCE_CONFIG: r.config };
     const db = await makeNssDb(join(out, 'db'), 'ncfence', MODULE, '', env);
     // certutil -V judges certificates in the database; the intermediate is
