@@ -4,8 +4,8 @@
 //   node --import tsx bench/cpuprofile.ts PROFILE_OR_DIR [--under planView] [--top 30]
 //
 // --under takes a comma-separated list of function names that must all be on
-// the stack: `--under breakdown,planView` keeps only the P-256 plan runs of
-// the engine bench's section 5.
+// the stack: `--under planOnce,planView` keeps only the timed plan runs of
+// `ncfence bench` (src/bench/run.ts).
 //
 // With a directory it reads the largest .cpuprofile in it (tsx's loader
 // thread writes a second, small one). V8 samples the whole process, so GC

@@ -1,10 +1,10 @@
 // Shared bench helpers: command line, timing statistics, machine info and
 // atomic JSON output. Benches measure only; nothing here asserts on timing.
 
-import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { writeFileAtomic } from '../src/compile/build.js';
-import { arch, cpus, platform, release, totalmem } from 'node:os';
+import { machine, pct, type Machine } from '../src/bench/run.js';
+import { arch, platform, release, totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,13 +34,6 @@ export function parseArgs(name: string, argv: readonly string[] = process.argv.s
 /** Monotonic clock in milliseconds (sub-microsecond resolution). */
 export const now = (): number => performance.now();
 
-/** Milliseconds taken by `fn`. */
-export function timeMs(fn: () => void): number {
-  const t = now();
-  fn();
-  return now() - t;
-}
-
 export interface Stats {
   n: number;
   min: number;
@@ -51,21 +44,15 @@ export interface Stats {
   mean: number;
 }
 
-/** Nearest-rank percentile of sorted samples, p in (0, 100]. */
-function percentile(sorted: readonly number[], p: number): number {
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(rank, sorted.length) - 1]!;
-}
-
 export function stats(samples: readonly number[]): Stats {
   if (samples.length === 0) throw new Error('stats: no samples');
   const s = [...samples].sort((a, b) => a - b);
   return {
     n: s.length,
     min: s[0]!,
-    p50: percentile(s, 50),
-    p95: percentile(s, 95),
-    p99: percentile(s, 99),
+    p50: pct(s, 50),
+    p95: pct(s, 95),
+    p99: pct(s, 99),
     max: s[s.length - 1]!,
     mean: s.reduce((a, b) => a + b, 0) / s.length,
   };
@@ -88,38 +75,16 @@ export function round<T extends number | Stats>(v: T, digits = 1): T {
   return { n: s.n, min: r(s.min), p50: r(s.p50), p95: r(s.p95), p99: r(s.p99), max: r(s.max), mean: r(s.mean) } as T;
 }
 
-export interface MachineInfo {
+export interface MachineInfo extends Machine {
   date: string;
   os: string;
   arch: string;
-  cpuModel: string;
-  cores: number;
   memoryGiB: number;
-  node: string;
-  openssl: string;
-  /** Version of the Debian libnss3 package, or null when dpkg-query cannot tell. */
-  nss: string | null;
 }
 
+/** What `ncfence bench` says of the machine, with the date, the OS and the memory. */
 export function machineInfo(): MachineInfo {
-  let nss: string | null = null;
-  try {
-    nss = execFileSync('dpkg-query', ['-W', '-f=${Version}', 'libnss3'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null;
-  } catch {
-    nss = null;
-  }
-  const c = cpus();
-  return {
-    date: new Date().toISOString(),
-    os: `${platform()} ${release()}`,
-    arch: arch(),
-    cpuModel: c[0]?.model.trim() ?? 'unknown',
-    cores: c.length,
-    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
-    node: process.version,
-    openssl: process.versions.openssl ?? 'unknown',
-    nss,
-  };
+  return { date: new Date().toISOString(), os: `${platform()} ${release()}`, arch: arch(), memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10, ...machine() };
 }
 
 /** Writes JSON atomically (temp file, fsync, rename: the build step's writer). */

@@ -36,8 +36,9 @@ test('ncfence bench: a table, JSON with every measurement beside its baseline an
   t.is(r.code, missed.length ? 1 : 0, r.stderr);
   if (missed.length) t.regex(r.stderr.trim(), /^ncfence: bench --check: \d budgets? missed: .* \(budgets in the JSON\)$/);
   else t.is(r.stderr, '');
-  t.deepEqual(j.budgets.map((b) => b.name), ['ncfence build as a process', "the module's C_Initialize"]);
+  t.deepEqual(j.budgets.map((b) => b.name), ['ncfence build as a process', 'the whole plan', "the module's C_Initialize"]);
   t.is(j.budgets[0]!.met, j.process.ratio <= j.process.budget);
+  t.is(j.budgets[1]!.met, j.plan.ratio <= 3);
   t.is(j.upstream, SYSTEM_CKBI);
   t.true(j.roots > 100);
   t.is(j.perRoot.reduce((n, x) => n + x.roots, 0), j.roots, 'every fenced root is in one key type');
@@ -69,6 +70,7 @@ test('ncfence bench: a table, JSON with every measurement beside its baseline an
   const table = await run(process.execPath, ['--import', 'tsx', CLI, 'bench', '--rounds', '1'], { timeoutMs: 180_000, env: { ...process.env, NCFENCE_CONFIG: '' } });
   t.is(table.code, 0, table.stderr);
   t.regex(table.stdout, /^rewrite per root, microseconds +p50 +p99 +floor p50 +floor p99$/m);
+  t.regex(table.stdout, /^whole plan in this process: +[\d.]+ ms, floor [\d.]+ ms: [\d.]+x \(budget 3x: (met|MISSED)\)$/m);
   t.regex(table.stdout, /^ncfence build as a process: +\d+ ms, floor process \d+ ms: [\d.]+x \(budget 2x: (met|MISSED)\)$/m);
-  t.regex(table.stdout, /^(budgets: all 2 met \(.*\)|budget MISSED: .*\n {2}budget: .*\n {2}measured: .*\n {2}means: .*\n {2}read more: .*)$/m);
+  t.regex(table.stdout, /^(budgets: all 3 met \(.*\)|budget MISSED: .*\n {2}budget: .*\n {2}measured: .*\n {2}means: .*\n {2}read more: .*)$/m);
 });
