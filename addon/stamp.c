@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #define STAMP_VERSION "ncfence-stamp-v2"
-/* docs/design.md, "What a stale view means"; a stamp must fit in a view. */
+/* docs/configuration.md, "What the stamp covers"; a stamp must fit in a view. */
 #define STAMP_MAX_DEPTH 8
 #define STAMP_MAX_ENTRIES 4096u
 #define STAMP_MAX_BYTES NF_VIEW_MAX_STAMP
