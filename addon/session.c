@@ -24,8 +24,6 @@ session_owned (CK_SESSION_HANDLE h)
 static void
 session_retire_inlock (nf_session *s)
 {
-	if (s == NULL)
-		return;
 	__atomic_store_n (&s->live, 0, __ATOMIC_RELEASE);
 	s->finding = 0;
 	s->next_free = nf.free_sessions;
@@ -108,8 +106,7 @@ nf_C_CloseSession (CK_SESSION_HANDLE h)
 	CK_RV rv = fl->C_CloseSession (h);
 	if (rv == CKR_OK || rv == CKR_SESSION_HANDLE_INVALID) {
 		nf_lock ();
-			uint64_t v;
-			if (map_get (&nf.sessions, h, &v) && (nf_session *)(uintptr_t)v == s)
+			if (s != NULL && session_lookup_inlock (h) == s)
 				map_del (&nf.sessions, h);
 			if (s != NULL && __atomic_load_n (&s->live, __ATOMIC_ACQUIRE) && s->handle == h)
 				session_retire_inlock (s);
