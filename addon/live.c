@@ -38,13 +38,12 @@
  * The cache is a fixed table of MAX_ENTRIES entries, at most one per
  * (PKCS#11 slot, name). An entry's objects are immutable while published
  * and read only under the lock (searches, and attribute reads copy out
- * under it). A
- * new answer takes, in order: the table slot of an expired entry for the
- * same name, an unused one, or that of the entry that expires first (expired
- * ones first), whose entry is then freed. So a full cache still takes new
- * answers. An answer with no objects that is already expired (TTL 0, as
- * "unavailable" is) is not cached at all; one with objects and TTL 0 is
- * served once, to the next search for its name.
+ * under it). A new answer takes, in order: the table slot of an expired
+ * entry for the same name, an unused one, or that of the entry that expires
+ * first (expired ones first), whose entry is then freed. So a full cache
+ * still takes new answers. An answer with no objects that is already
+ * expired (TTL 0, as "unavailable" is) is not cached at all; one with
+ * objects and TTL 0 is served once, to the next search for its name.
  *
  * Handles: NF_LIVE_BASE | generation << 15 | table slot << 5 | object. Each
  * table slot counts the entries it has held, and a handle carries the count
@@ -82,10 +81,7 @@ extern char **environ;
 
 /* Questions in flight per process (the service serves 64 connections). */
 #define MAX_PENDING 16
-/* How a search waits (see the top of this file): at most WAIT_MAX_US, not
- * while another question has gone unanswered for FAST_MS nor for
- * SLOW_HOLD_MS after a wait ran out, and out of the budget (WAIT_CAP_US,
- * refilled at 1/WAIT_REFILL of elapsed time, no wait below WAIT_MIN_US). */
+/* How a search waits: see the top of this file. */
 #define WAIT_MAX_US 100000LL
 #define FAST_MS 100
 #define SLOW_HOLD_MS 2000
@@ -339,9 +335,9 @@ live_feed (live_pending *p, const unsigned char *data, size_t n)
 	return p->hdr_got == sizeof p->hdr && p->body_got == p->body_len ? STEP_DONE : STEP_MORE;
 }
 
-/* For the fuzzer (test/fuzz/fuzz_live.c, which declares what it uses, as
- * live_feed, live_parse_answer and the two _free): a question with no
- * socket, whose reader is fed by hand, and the body it read. */
+/* A question with no socket yet, and the body its reader read; the fuzzer
+ * (test/fuzz/fuzz_live.c, which declares what it uses, as live_feed,
+ * live_parse_answer and the two _free) feeds the reader by hand. */
 live_pending *
 live_reader_new (void)
 {
@@ -446,13 +442,6 @@ step_io_inlock (live_pending *p, long long now, char **spawn)
 	}
 }
 
-static int
-step_inlock (live_pending *p, long long now, char **spawn)
-{
-	int r = step_io_inlock (p, now, spawn);
-	return r == STEP_MORE && now >= p->deadline_ms ? STEP_FAIL : r;
-}
-
 static long
 pending_find_inlock (CK_SLOT_ID slot, const unsigned char *name, size_t len)
 {
@@ -477,10 +466,9 @@ pending_start_inlock (CK_SLOT_ID slot, const unsigned char *name, size_t name_le
 {
 	if (npending == MAX_PENDING)
 		return -1;
-	live_pending *p = calloc (1, sizeof *p);
+	live_pending *p = live_reader_new ();
 	if (p == NULL)
 		return -1;
-	p->fd = -1;
 	p->slot = slot;
 	p->asked_ms = now;
 	p->deadline_ms = now + nf.service_timeout_ms;
@@ -644,7 +632,9 @@ complete_inlock (size_t i, long long now)
 static long
 advance_inlock (size_t i, long long now, char **spawn, int *ended)
 {
-	int r = step_inlock (pending[i], now, spawn);
+	int r = step_io_inlock (pending[i], now, spawn);
+	if (r == STEP_MORE && now >= pending[i]->deadline_ms)
+		r = STEP_FAIL;
 	*ended = r != STEP_MORE;
 	if (r == STEP_MORE)
 		return -1;
@@ -653,6 +643,13 @@ advance_inlock (size_t i, long long now, char **spawn, int *ended)
 	nf_debug (NF_DBG_FIND, "live: service %s -> no answer", nf.service_path);
 	pending_remove_inlock (i);
 	return -1;
+}
+
+/* What a question's socket is polled for. */
+static short
+poll_events_inlock (const live_pending *p)
+{
+	return p->req_off < p->req_len ? POLLIN | POLLOUT : POLLIN;
 }
 
 /* Moves every question on and files the answers that have arrived: one
@@ -668,26 +665,17 @@ harvest_inlock (long long now, char **spawn)
 		return;
 	harvested_ms = now;
 	struct pollfd pf[MAX_PENDING];
-	live_pending *due[MAX_PENDING];
-	size_t ndue = 0;
-	for (size_t i = 0; i < npending; i++) {
-		live_pending *p = pending[i];
-		pf[i] = (struct pollfd){ p->fd, p->fd < 0 ? 0 : p->req_off < p->req_len ? POLLIN | POLLOUT : POLLIN, 0 };
-	}
+	for (size_t i = 0; i < npending; i++)
+		pf[i] = (struct pollfd){ pending[i]->fd, pending[i]->fd < 0 ? 0 : poll_events_inlock (pending[i]), 0 };
 	if (poll (pf, npending, 0) < 0)
 		for (size_t i = 0; i < npending; i++)
 			pf[i].revents = POLLIN; /* step them all */
-	for (size_t i = 0; i < npending; i++)
-		if (pf[i].revents != 0 || pending[i]->fd < 0 || now >= pending[i]->deadline_ms)
-			due[ndue++] = pending[i];
-	for (size_t k = 0; k < ndue; k++) {
-		long i = -1;
-		for (size_t j = 0; j < npending && i < 0; j++)
-			if (pending[j] == due[k])
-				i = (long)j;
+	/* Backwards: advance_inlock may remove question i, which moves the last
+	 * one, stepped already, into its place and leaves those below as polled. */
+	for (size_t i = npending; i-- > 0;) {
 		int ended;
-		if (i >= 0)
-			advance_inlock ((size_t)i, now, spawn, &ended); /* may remove question i */
+		if (pf[i].revents != 0 || pending[i]->fd < 0 || now >= pending[i]->deadline_ms)
+			advance_inlock (i, now, spawn, &ended);
 	}
 }
 
@@ -752,14 +740,9 @@ take_inlock (long idx, const CK_ATTRIBUTE *tmpl, CK_ULONG count, found_set *foun
 static int
 take_related_inlock (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, long long now, found_set *found)
 {
-	for (size_t i = 0; i < nhigh && found->n == 0; i++) {
-		live_entry *e = entries[i];
-		if (e->slot != slot || e->expires_ms <= now)
-			continue;
-		for (size_t k = 0; k < e->nobjects; k++)
-			if (attrs_match (&e->objects[k], tmpl, count))
-				found->v[found->n++] = handle_of (i, e, k);
-	}
+	for (size_t i = 0; i < nhigh && found->n == 0; i++)
+		if (entries[i]->slot == slot && entries[i]->expires_ms > now)
+			take_inlock ((long)i, tmpl, count, found);
 	return found->n > 0;
 }
 
@@ -789,13 +772,6 @@ collect_cached (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (
 	nf_unlock ();
 	start_spawn (spawn);
 	return rv;
-}
-
-/* What a waiting search polls its question's socket for. */
-static short
-poll_events_inlock (const live_pending *p)
-{
-	return p->req_off < p->req_len ? POLLIN | POLLOUT : POLLIN;
 }
 
 /* Waits, up to `grant` microseconds from `start`, for the answer to the
