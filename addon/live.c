@@ -575,12 +575,12 @@ find_entry_inlock (CK_SLOT_ID slot, const unsigned char *name, size_t len, long 
 	return -1;
 }
 
-/* Publishes e and returns its slot. *drop is what the caller frees: the
- * entry e replaced or evicted, or e itself when an unexpired answer for the
- * same name is already there (that one is kept, so the handles it already
- * gave out stay valid, and its slot is returned). */
+/* Publishes e and returns its slot, freeing the entry e replaced or
+ * evicted; or frees e when an unexpired answer for the same name is already
+ * there (that one is kept, so the handles it already gave out stay valid,
+ * and its slot is returned). */
 static size_t
-publish_inlock (live_entry *e, long long now, live_entry **drop)
+publish_inlock (live_entry *e, long long now)
 {
 	long same = -1, victim = -1;
 	for (size_t i = 0; i < nhigh; i++) {
@@ -593,13 +593,13 @@ publish_inlock (live_entry *e, long long now, live_entry **drop)
 		}
 	}
 	if (same >= 0 && entries[same]->expires_ms > now) {
-		*drop = e;
+		live_entry_free (e);
 		return (size_t)same;
 	}
 	size_t i = same >= 0 ? (size_t)same
 	         : nhigh < MAX_ENTRIES ? nhigh++
 	         : (size_t)victim; /* full: the entry that expires first goes */
-	*drop = entries[i]; /* NULL for an unused slot */
+	live_entry_free (entries[i]); /* NULL for an unused slot */
 	e->gen = slot_gen[i] = (slot_gen[i] + 1) & GEN_MASK;
 	entries[i] = e;
 	return i;
@@ -620,10 +620,7 @@ complete_inlock (size_t i, long long now)
 		live_entry_free (e); /* nothing to serve or remember (an "unavailable" answer has TTL 0) */
 		return -1;
 	}
-	live_entry *drop = NULL;
-	long idx = (long)publish_inlock (e, now, &drop);
-	live_entry_free (drop);
-	return idx;
+	return (long)publish_inlock (e, now);
 }
 
 /* Moves question i on; -1 while it is still in flight, else the index of
@@ -680,9 +677,7 @@ harvest_inlock (long long now, char **spawn)
 }
 
 /* Takes what one wait for question `own` may last, in microseconds (0: no
- * wait): nothing within SLOW_HOLD_MS of a wait that ran out or while another
- * question has gone unanswered for FAST_MS, else WAIT_MAX_US or what is
- * left of the budget, whichever is less. */
+ * wait), by the rules at the top of this file. */
 static long long
 grant_inlock (const live_pending *own, long long now_us)
 {
@@ -874,10 +869,8 @@ live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*p
 	return CKR_OK;
 }
 
-/* Reads attributes of the live object h of `slot` (count 0: only checks the
- * handle) under the lock, since an entry may be evicted and freed as soon as
- * the lock is released. CKR_OBJECT_HANDLE_INVALID when the handle never named
- * a live object of this slot, or its entry has been replaced or evicted. */
+/* CKR_OBJECT_HANDLE_INVALID when h never named a live object of `slot`, or
+ * its entry has been replaced or evicted since (nf.h says the rest). */
 CK_RV
 live_read (CK_OBJECT_HANDLE h, CK_SLOT_ID slot, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
 {
