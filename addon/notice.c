@@ -128,10 +128,8 @@ notice_notify (const char *config, const char *why, const char *fix)
 	posix_spawn_file_actions_init (&fa);
 	posix_spawn_file_actions_addclosefrom_np (&fa, STDERR_FILENO + 1);
 	pid_t pid;
-	if (posix_spawn (&pid, argv[0], &fa, NULL, argv, environ) == 0) {
-		int status;
-		while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+	if (posix_spawn (&pid, argv[0], &fa, NULL, argv, environ) == 0)
+		while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
 			;
-	}
 	posix_spawn_file_actions_destroy (&fa);
 }
