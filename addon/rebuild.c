@@ -374,10 +374,9 @@ rebuild_run (const nf_config *cfg, const nf_rebuild_plan *plan, char *why, size_
 		pid_t r = waitpid (pid, &status, WNOHANG);
 		if (r == pid)
 			break;
-		if (r < 0 && errno != EINTR) {
-			/* The host reaps children itself (SIGCHLD ignored): judge by the view. */
+		/* The host reaps children itself (SIGCHLD ignored): judge by the view. */
+		if (r < 0 && errno != EINTR)
 			return 0;
-		}
 		if (now_ms () > deadline) {
 			kill (-pid, SIGKILL);
 			waitpid (pid, &status, 0);

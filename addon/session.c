@@ -49,14 +49,13 @@ CK_RV
 nf_C_OpenSession (CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY notify, CK_SESSION_HANDLE_PTR out)
 {
 	CK_FUNCTION_LIST_PTR fl = __atomic_load_n (&nf.lower, __ATOMIC_ACQUIRE);
-	CK_RV rv;
 	if (!__atomic_load_n (&nf.initialized, __ATOMIC_ACQUIRE))
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	if (out == NULL)
 		return CKR_ARGUMENTS_BAD;
 	if (fl == NULL)
 		return CKR_SLOT_ID_INVALID;
-	rv = fl->C_OpenSession (slot, flags, app, notify, out);
+	CK_RV rv = fl->C_OpenSession (slot, flags, app, notify, out);
 	if (rv != CKR_OK)
 		return rv;
 	nf_lock ();
