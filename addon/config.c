@@ -29,15 +29,15 @@ trim (char *s)
 static int
 set_key (nf_config *cfg, const char *key, const char *value)
 {
-	if (strcmp (key, "rebuild-timeout-ms") == 0 || strcmp (key, "service-timeout-ms") == 0) {
+	long *ms = strcmp (key, "rebuild-timeout-ms") == 0   ? &cfg->rebuild_timeout_ms
+	           : strcmp (key, "service-timeout-ms") == 0 ? &cfg->service_timeout_ms
+	                                                     : NULL;
+	if (ms != NULL) {
 		char *end;
 		long v = strtol (value, &end, 10);
 		if (*value == '\0' || *end != '\0' || v <= 0 || v > 120000)
 			return -1;
-		if (key[1] == 'e' && key[2] == 'b')
-			cfg->rebuild_timeout_ms = v;
-		else
-			cfg->service_timeout_ms = v;
+		*ms = v;
 		return 0;
 	}
 	if (strcmp (key, "upstream-kind") == 0) {

@@ -38,13 +38,12 @@
  * The cache is a fixed table of MAX_ENTRIES entries, at most one per
  * (PKCS#11 slot, name). An entry's objects are immutable while published
  * and read only under the lock (searches, and attribute reads copy out
- * under it). A
- * new answer takes, in order: the table slot of an expired entry for the
- * same name, an unused one, or that of the entry that expires first (expired
- * ones first), whose entry is then freed. So a full cache still takes new
- * answers. An answer with no objects that is already expired (TTL 0, as
- * "unavailable" is) is not cached at all; one with objects and TTL 0 is
- * served once, to the next search for its name.
+ * under it). A new answer takes, in order: the table slot of an expired
+ * entry for the same name, an unused one, or that of the entry that expires
+ * first (expired ones first), whose entry is then freed. So a full cache
+ * still takes new answers. An answer with no objects that is already
+ * expired (TTL 0, as "unavailable" is) is not cached at all; one with
+ * objects and TTL 0 is served once, to the next search for its name.
  *
  * Handles: NF_LIVE_BASE | generation << 15 | table slot << 5 | object. Each
  * table slot counts the entries it has held, and a handle carries the count
@@ -82,10 +81,7 @@ extern char **environ;
 
 /* Questions in flight per process (the service serves 64 connections). */
 #define MAX_PENDING 16
-/* How a search waits (see the top of this file): at most WAIT_MAX_US, not
- * while another question has gone unanswered for FAST_MS nor for
- * SLOW_HOLD_MS after a wait ran out, and out of the budget (WAIT_CAP_US,
- * refilled at 1/WAIT_REFILL of elapsed time, no wait below WAIT_MIN_US). */
+/* How a search waits: see the top of this file. */
 #define WAIT_MAX_US 100000LL
 #define FAST_MS 100
 #define SLOW_HOLD_MS 2000
@@ -339,9 +335,9 @@ live_feed (live_pending *p, const unsigned char *data, size_t n)
 	return p->hdr_got == sizeof p->hdr && p->body_got == p->body_len ? STEP_DONE : STEP_MORE;
 }
 
-/* For the fuzzer (test/fuzz/fuzz_live.c, which declares what it uses, as
- * live_feed, live_parse_answer and the two _free): a question with no
- * socket, whose reader is fed by hand, and the body it read. */
+/* A question with no socket yet, and the body its reader read; the fuzzer
+ * (test/fuzz/fuzz_live.c, which declares what it uses, as live_feed,
+ * live_parse_answer and the two _free) feeds the reader by hand. */
 live_pending *
 live_reader_new (void)
 {
@@ -446,13 +442,6 @@ step_io_inlock (live_pending *p, long long now, char **spawn)
 	}
 }
 
-static int
-step_inlock (live_pending *p, long long now, char **spawn)
-{
-	int r = step_io_inlock (p, now, spawn);
-	return r == STEP_MORE && now >= p->deadline_ms ? STEP_FAIL : r;
-}
-
 static long
 pending_find_inlock (CK_SLOT_ID slot, const unsigned char *name, size_t len)
 {
@@ -477,10 +466,9 @@ pending_start_inlock (CK_SLOT_ID slot, const unsigned char *name, size_t name_le
 {
 	if (npending == MAX_PENDING)
 		return -1;
-	live_pending *p = calloc (1, sizeof *p);
+	live_pending *p = live_reader_new ();
 	if (p == NULL)
 		return -1;
-	p->fd = -1;
 	p->slot = slot;
 	p->asked_ms = now;
 	p->deadline_ms = now + nf.service_timeout_ms;
@@ -587,12 +575,12 @@ find_entry_inlock (CK_SLOT_ID slot, const unsigned char *name, size_t len, long 
 	return -1;
 }
 
-/* Publishes e and returns its slot. *drop is what the caller frees: the
- * entry e replaced or evicted, or e itself when an unexpired answer for the
- * same name is already there (that one is kept, so the handles it already
- * gave out stay valid, and its slot is returned). */
+/* Publishes e and returns its slot, freeing the entry e replaced or
+ * evicted; or frees e when an unexpired answer for the same name is already
+ * there (that one is kept, so the handles it already gave out stay valid,
+ * and its slot is returned). */
 static size_t
-publish_inlock (live_entry *e, long long now, live_entry **drop)
+publish_inlock (live_entry *e, long long now)
 {
 	long same = -1, victim = -1;
 	for (size_t i = 0; i < nhigh; i++) {
@@ -605,13 +593,13 @@ publish_inlock (live_entry *e, long long now, live_entry **drop)
 		}
 	}
 	if (same >= 0 && entries[same]->expires_ms > now) {
-		*drop = e;
+		live_entry_free (e);
 		return (size_t)same;
 	}
 	size_t i = same >= 0 ? (size_t)same
 	         : nhigh < MAX_ENTRIES ? nhigh++
 	         : (size_t)victim; /* full: the entry that expires first goes */
-	*drop = entries[i]; /* NULL for an unused slot */
+	live_entry_free (entries[i]); /* NULL for an unused slot */
 	e->gen = slot_gen[i] = (slot_gen[i] + 1) & GEN_MASK;
 	entries[i] = e;
 	return i;
@@ -632,10 +620,7 @@ complete_inlock (size_t i, long long now)
 		live_entry_free (e); /* nothing to serve or remember (an "unavailable" answer has TTL 0) */
 		return -1;
 	}
-	live_entry *drop = NULL;
-	long idx = (long)publish_inlock (e, now, &drop);
-	live_entry_free (drop);
-	return idx;
+	return (long)publish_inlock (e, now);
 }
 
 /* Moves question i on; -1 while it is still in flight, else the index of
@@ -644,7 +629,9 @@ complete_inlock (size_t i, long long now)
 static long
 advance_inlock (size_t i, long long now, char **spawn, int *ended)
 {
-	int r = step_inlock (pending[i], now, spawn);
+	int r = step_io_inlock (pending[i], now, spawn);
+	if (r == STEP_MORE && now >= pending[i]->deadline_ms)
+		r = STEP_FAIL;
 	*ended = r != STEP_MORE;
 	if (r == STEP_MORE)
 		return -1;
@@ -653,6 +640,13 @@ advance_inlock (size_t i, long long now, char **spawn, int *ended)
 	nf_debug (NF_DBG_FIND, "live: service %s -> no answer", nf.service_path);
 	pending_remove_inlock (i);
 	return -1;
+}
+
+/* What a question's socket is polled for. */
+static short
+poll_events_inlock (const live_pending *p)
+{
+	return p->req_off < p->req_len ? POLLIN | POLLOUT : POLLIN;
 }
 
 /* Moves every question on and files the answers that have arrived: one
@@ -668,33 +662,22 @@ harvest_inlock (long long now, char **spawn)
 		return;
 	harvested_ms = now;
 	struct pollfd pf[MAX_PENDING];
-	live_pending *due[MAX_PENDING];
-	size_t ndue = 0;
-	for (size_t i = 0; i < npending; i++) {
-		live_pending *p = pending[i];
-		pf[i] = (struct pollfd){ p->fd, p->fd < 0 ? 0 : p->req_off < p->req_len ? POLLIN | POLLOUT : POLLIN, 0 };
-	}
+	for (size_t i = 0; i < npending; i++)
+		pf[i] = (struct pollfd){ pending[i]->fd, pending[i]->fd < 0 ? 0 : poll_events_inlock (pending[i]), 0 };
 	if (poll (pf, npending, 0) < 0)
 		for (size_t i = 0; i < npending; i++)
 			pf[i].revents = POLLIN; /* step them all */
-	for (size_t i = 0; i < npending; i++)
-		if (pf[i].revents != 0 || pending[i]->fd < 0 || now >= pending[i]->deadline_ms)
-			due[ndue++] = pending[i];
-	for (size_t k = 0; k < ndue; k++) {
-		long i = -1;
-		for (size_t j = 0; j < npending && i < 0; j++)
-			if (pending[j] == due[k])
-				i = (long)j;
+	/* Backwards: advance_inlock may remove question i, which moves the last
+	 * one, stepped already, into its place and leaves those below as polled. */
+	for (size_t i = npending; i-- > 0;) {
 		int ended;
-		if (i >= 0)
-			advance_inlock ((size_t)i, now, spawn, &ended); /* may remove question i */
+		if (pf[i].revents != 0 || pending[i]->fd < 0 || now >= pending[i]->deadline_ms)
+			advance_inlock (i, now, spawn, &ended);
 	}
 }
 
 /* Takes what one wait for question `own` may last, in microseconds (0: no
- * wait): nothing within SLOW_HOLD_MS of a wait that ran out or while another
- * question has gone unanswered for FAST_MS, else WAIT_MAX_US or what is
- * left of the budget, whichever is less. */
+ * wait), by the rules at the top of this file. */
 static long long
 grant_inlock (const live_pending *own, long long now_us)
 {
@@ -752,14 +735,9 @@ take_inlock (long idx, const CK_ATTRIBUTE *tmpl, CK_ULONG count, found_set *foun
 static int
 take_related_inlock (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, long long now, found_set *found)
 {
-	for (size_t i = 0; i < nhigh && found->n == 0; i++) {
-		live_entry *e = entries[i];
-		if (e->slot != slot || e->expires_ms <= now)
-			continue;
-		for (size_t k = 0; k < e->nobjects; k++)
-			if (attrs_match (&e->objects[k], tmpl, count))
-				found->v[found->n++] = handle_of (i, e, k);
-	}
+	for (size_t i = 0; i < nhigh && found->n == 0; i++)
+		if (entries[i]->slot == slot && entries[i]->expires_ms > now)
+			take_inlock ((long)i, tmpl, count, found);
 	return found->n > 0;
 }
 
@@ -789,13 +767,6 @@ collect_cached (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (
 	nf_unlock ();
 	start_spawn (spawn);
 	return rv;
-}
-
-/* What a waiting search polls its question's socket for. */
-static short
-poll_events_inlock (const live_pending *p)
-{
-	return p->req_off < p->req_len ? POLLIN | POLLOUT : POLLIN;
 }
 
 /* Waits, up to `grant` microseconds from `start`, for the answer to the
@@ -898,10 +869,8 @@ live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*p
 	return CKR_OK;
 }
 
-/* Reads attributes of the live object h of `slot` (count 0: only checks the
- * handle) under the lock, since an entry may be evicted and freed as soon as
- * the lock is released. CKR_OBJECT_HANDLE_INVALID when the handle never named
- * a live object of this slot, or its entry has been replaced or evicted. */
+/* CKR_OBJECT_HANDLE_INVALID when h never named a live object of `slot`, or
+ * its entry has been replaced or evicted since (nf.h says the rest). */
 CK_RV
 live_read (CK_OBJECT_HANDLE h, CK_SLOT_ID slot, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
 {

@@ -54,7 +54,6 @@ notice_closed (const char *reason)
 	nf_pad (notice_snap.token_info.serialNumber, sizeof notice_snap.token_info.serialNumber, "0");
 	notice_snap.token_info.flags = CKF_WRITE_PROTECTED | CKF_TOKEN_INITIALIZED;
 	notice_snap.token_info.ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
-	notice_snap.token_info.ulMaxRwSessionCount = 0;
 	notice_snap.token_info.ulTotalPublicMemory = notice_snap.token_info.ulFreePublicMemory = CK_UNAVAILABLE_INFORMATION;
 	notice_snap.token_info.ulTotalPrivateMemory = notice_snap.token_info.ulFreePrivateMemory = CK_UNAVAILABLE_INFORMATION;
 	__atomic_store_n (&notice_on, 1, __ATOMIC_RELEASE);
@@ -129,10 +128,8 @@ notice_notify (const char *config, const char *why, const char *fix)
 	posix_spawn_file_actions_init (&fa);
 	posix_spawn_file_actions_addclosefrom_np (&fa, STDERR_FILENO + 1);
 	pid_t pid;
-	if (posix_spawn (&pid, argv[0], &fa, NULL, argv, environ) == 0) {
-		int status;
-		while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+	if (posix_spawn (&pid, argv[0], &fa, NULL, argv, environ) == 0)
+		while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
 			;
-	}
 	posix_spawn_file_actions_destroy (&fa);
 }

@@ -101,17 +101,28 @@ nf_user_cache (char *out, size_t len)
 	return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
-/* Calls check on `path` and on each directory above it, up to /; stops at
- * the first non-zero answer. */
+typedef struct {
+	char *why;
+	size_t why_len;
+	const char *what;
+} chain_ctx;
+
+/* Calls check on `path` and on each directory above it, up to /, with what
+ * lstat says of it; stops at the first non-zero answer. */
 static int
-walk_up (const char *path, int (*check) (const char *p, int depth, void *ctx), void *ctx)
+walk_up (const char *path, int (*check) (const char *p, const struct stat *st, int depth, chain_ctx *c), chain_ctx *c)
 {
 	char p[4096];
 	int n = snprintf (p, sizeof p, "%s", path);
 	if (n <= 0 || (size_t)n >= sizeof p || p[0] != '/')
 		return -1;
 	for (int depth = 0;; depth++) {
-		int r = check (p, depth, ctx);
+		struct stat st;
+		if (lstat (p, &st) < 0) {
+			snprintf (c->why, c->why_len, "cannot inspect %s: %s", p, strerror (errno));
+			return -1;
+		}
+		int r = check (p, &st, depth, c);
 		if (r != 0 || strcmp (p, "/") == 0)
 			return r;
 		char *slash = strrchr (p, '/');
@@ -122,31 +133,19 @@ walk_up (const char *path, int (*check) (const char *p, int depth, void *ctx), v
 	}
 }
 
-typedef struct {
-	char *why;
-	size_t why_len;
-	const char *what;
-} chain_ctx;
-
 /* The per-user directory and every directory above it: a real directory,
  * owned by this user (the directory itself) or this user or root (those
  * above), and none but a sticky one (/tmp) writable by group or others. So
  * no other user can swap the directory or what is in it. */
 static int
-private_component (const char *p, int depth, void *arg)
+private_component (const char *p, const struct stat *st, int depth, chain_ctx *c)
 {
-	chain_ctx *c = arg;
-	struct stat st;
-	if (lstat (p, &st) < 0) {
-		snprintf (c->why, c->why_len, "cannot inspect %s: %s", p, strerror (errno));
-		return -1;
-	}
 	uid_t me = geteuid ();
-	const char *bad = S_ISLNK (st.st_mode)                     ? "is a symbolic link"
-	                  : !S_ISDIR (st.st_mode)                  ? "is not a directory"
-	                  : st.st_uid != me && st.st_uid != 0      ? "belongs to another user"
-	                  : depth == 0 && st.st_uid != me          ? "is not this user's"
-	                  : (st.st_mode & 022) && (depth == 0 || !(st.st_mode & S_ISVTX)) ? "is writable by group or others"
+	const char *bad = S_ISLNK (st->st_mode)                    ? "is a symbolic link"
+	                  : !S_ISDIR (st->st_mode)                 ? "is not a directory"
+	                  : st->st_uid != me && st->st_uid != 0    ? "belongs to another user"
+	                  : depth == 0 && st->st_uid != me         ? "is not this user's"
+	                  : (st->st_mode & 022) && (depth == 0 || !(st->st_mode & S_ISVTX)) ? "is writable by group or others"
 	                                                           : NULL;
 	if (bad == NULL)
 		return 0;
@@ -155,18 +154,13 @@ private_component (const char *p, int depth, void *arg)
 }
 
 /* A file root may run or read: root's, and in directories only root can
- * write (a sticky one aside). */
+ * write (a sticky one aside). Its path is real (root_may_run): lstat sees
+ * what stat would, and a link put there since is not root's alone. */
 static int
-root_component (const char *p, int depth, void *arg)
+root_component (const char *p, const struct stat *st, int depth, chain_ctx *c)
 {
-	chain_ctx *c = arg;
-	struct stat st;
-	if (stat (p, &st) < 0) {
-		snprintf (c->why, c->why_len, "cannot inspect %s: %s", p, strerror (errno));
-		return -1;
-	}
-	int sticky_dir = S_ISDIR (st.st_mode) && (st.st_mode & S_ISVTX) && depth > 0;
-	if (st.st_uid == 0 && (!(st.st_mode & 022) || sticky_dir))
+	int sticky_dir = S_ISDIR (st->st_mode) && (st->st_mode & S_ISVTX) && depth > 0;
+	if (st->st_uid == 0 && (!(st->st_mode & 022) || sticky_dir))
 		return 0;
 	snprintf (c->why, c->why_len, "not running %s as root: %s is not root's alone", c->what, p);
 	return -1;
@@ -200,9 +194,7 @@ lock_within (int fd, long deadline)
 	for (;;) {
 		if (flock (fd, LOCK_EX | LOCK_NB) == 0)
 			return 0;
-		if (errno != EWOULDBLOCK && errno != EINTR)
-			return -1;
-		if (now_ms () > deadline)
+		if ((errno != EWOULDBLOCK && errno != EINTR) || now_ms () > deadline)
 			return -1;
 		pause_ms (10);
 	}
@@ -382,10 +374,9 @@ rebuild_run (const nf_config *cfg, const nf_rebuild_plan *plan, char *why, size_
 		pid_t r = waitpid (pid, &status, WNOHANG);
 		if (r == pid)
 			break;
-		if (r < 0 && errno != EINTR) {
-			/* The host reaps children itself (SIGCHLD ignored): judge by the view. */
+		/* The host reaps children itself (SIGCHLD ignored): judge by the view. */
+		if (r < 0 && errno != EINTR)
 			return 0;
-		}
 		if (now_ms () > deadline) {
 			kill (-pid, SIGKILL);
 			waitpid (pid, &status, 0);

@@ -24,8 +24,6 @@ session_owned (CK_SESSION_HANDLE h)
 static void
 session_retire_inlock (nf_session *s)
 {
-	if (s == NULL)
-		return;
 	__atomic_store_n (&s->live, 0, __ATOMIC_RELEASE);
 	s->finding = 0;
 	s->next_free = nf.free_sessions;
@@ -51,14 +49,13 @@ CK_RV
 nf_C_OpenSession (CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY notify, CK_SESSION_HANDLE_PTR out)
 {
 	CK_FUNCTION_LIST_PTR fl = __atomic_load_n (&nf.lower, __ATOMIC_ACQUIRE);
-	CK_RV rv;
 	if (!__atomic_load_n (&nf.initialized, __ATOMIC_ACQUIRE))
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	if (out == NULL)
 		return CKR_ARGUMENTS_BAD;
 	if (fl == NULL)
 		return CKR_SLOT_ID_INVALID;
-	rv = fl->C_OpenSession (slot, flags, app, notify, out);
+	CK_RV rv = fl->C_OpenSession (slot, flags, app, notify, out);
 	if (rv != CKR_OK)
 		return rv;
 	nf_lock ();
@@ -108,8 +105,7 @@ nf_C_CloseSession (CK_SESSION_HANDLE h)
 	CK_RV rv = fl->C_CloseSession (h);
 	if (rv == CKR_OK || rv == CKR_SESSION_HANDLE_INVALID) {
 		nf_lock ();
-			uint64_t v;
-			if (map_get (&nf.sessions, h, &v) && (nf_session *)(uintptr_t)v == s)
+			if (s != NULL && session_lookup_inlock (h) == s)
 				map_del (&nf.sessions, h);
 			if (s != NULL && __atomic_load_n (&s->live, __ATOMIC_ACQUIRE) && s->handle == h)
 				session_retire_inlock (s);
