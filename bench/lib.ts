@@ -31,9 +31,6 @@ export function parseArgs(name: string, argv: readonly string[] = process.argv.s
   return { out, quick };
 }
 
-/** Monotonic clock in milliseconds (sub-microsecond resolution). */
-export const now = (): number => performance.now();
-
 export interface Stats {
   n: number;
   min: number;

@@ -8,7 +8,7 @@ import { describePathError, describeSystemError } from '../systemError.js';
 import { EngineError, type EngineErrorCode } from '../engine/errors.js';
 import { DEFAULT_UPSTREAM, type BuildResult } from '../compile/build.js';
 import type { Manifest } from '../install/common.js';
-import type { InstallStatus } from '../install/status.js';
+import type { Check, InstallStatus } from '../install/status.js';
 import { TARGETS, TARGET_NAMES, targetSpec } from '../install/targets.js';
 // Each command loads only what it uses (dynamic imports below): `build` runs
 // at every stale start-up of a browser with --auto-rebuild, and loading the
@@ -315,6 +315,12 @@ function printStatus(rows: InstallStatus[], quiet = false): void {
   }
 }
 
+/** A heading, then each check, with its fix when it failed (doctor, doctor --bit-name). */
+function printChecks(heading: string, checks: Check[]): void {
+  process.stdout.write(`${heading}\n`);
+  for (const c of checks) process.stdout.write(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}${c.ok || !c.fix ? '' : `\n       fix: ${c.fix}`}\n`);
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
@@ -347,14 +353,8 @@ async function main(argv: string[]): Promise<number> {
     // checkCommandLine refuses everything parseArgs does, in words of its own; this is a backstop.
     throw new EngineError('USAGE', `cannot read the command line (try: ncfence ${command} --help)`);
   }
-  const wantTarget = () => {
-    const t = positionals.length === 1 ? targetSpec(positionals[0]!) : undefined;
-    if (!t) {
-      const got = positionals.length === 0 ? 'no target' : positionals.length > 1 ? `${positionals.length} targets` : `"${positionals[0]}", which is not one`;
-      throw new EngineError('USAGE', `${command} needs one target: ${TARGET_NAMES.join(', ')}; got ${got} (try: ncfence --help)`);
-    }
-    return t;
-  };
+  // checkCommandLine let through only one known target, and positionals to no other command.
+  const target = () => targetSpec(positionals[0]!)!;
   if (values.dir !== undefined && values['firefox-dir'] !== undefined && values.dir !== values['firefox-dir']) {
     throw new EngineError('USAGE', '--dir and --firefox-dir name the same thing; give one');
   }
@@ -362,7 +362,6 @@ async function main(argv: string[]): Promise<number> {
   const upstreamOpts = { upstream: values.upstream, upstreamParams: values['upstream-params'], policyFile: values.policy, service: values.service, allowEmpty: values['allow-empty'], progress };
   switch (command) {
     case 'build': {
-      if (positionals.length) throw new EngineError('USAGE', `build takes no arguments, got ${positionals.join(' ')}`);
       if (values.browser !== undefined && values.upstream !== undefined) throw new EngineError('USAGE', 'build reads either --browser DIR or --upstream PATH, not both');
       if (values.browser !== undefined && values['upstream-params'] !== undefined) throw new EngineError('USAGE', '--upstream-params goes with --upstream; --browser reads the browser\'s own roots and takes no parameters');
       progress(values.browser !== undefined ? `reading the roots of the browser in ${values.browser}` : `building the fenced view of ${values.upstream ?? DEFAULT_UPSTREAM}`);
@@ -384,7 +383,6 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'bench': {
-      if (positionals.length) throw new EngineError('USAGE', `bench takes no arguments, got ${positionals.join(' ')}`);
       const rounds = values.rounds === undefined ? 20 : wholeNumber('--rounds', values.rounds, 1, 10_000);
       const upstream = values.upstream ?? DEFAULT_UPSTREAM;
       // Before measuring (a minute or more): a plot that cannot be written, an upstream that is not there.
@@ -428,15 +426,13 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'install': {
-      const target = wantTarget();
-      const m = await target.install({ dir: dirOption, root: values.root, user: values.user, ...upstreamOpts });
+      const m = await target().install({ dir: dirOption, root: values.root, user: values.user, ...upstreamOpts });
       if (values.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
       else printManifest('installed', m);
       return 0;
     }
     case 'uninstall': {
-      const target = wantTarget();
-      const m = await target.uninstall({ dir: dirOption, root: values.root, user: values.user });
+      const m = await target().uninstall({ dir: dirOption, root: values.root, user: values.user });
       if (values.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
       else process.stdout.write(`uninstalled ${m.target}: ${m.module.path} removed${m.backups.map((b) => `, ${b.path} restored`).join('')}\n`);
       return 0;
@@ -449,23 +445,22 @@ async function main(argv: string[]): Promise<number> {
       return rows.some((r) => r.state !== 'ok') ? 1 : 0;
     }
     case 'doctor': {
-      if (values['bit-name'] !== undefined) return (await import('../install/bitcheck.js')).runBitCheck({ name: values['bit-name'], resolver: values.resolver, targets: await bitCheckTargets(dirOption, values.root), json: values.json });
+      if (values['bit-name'] !== undefined) {
+        const r = await (await import('../install/bitcheck.js')).checkBitName({ name: values['bit-name'], resolver: values.resolver, targets: await bitCheckTargets(dirOption, values.root) });
+        if (values.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        else printChecks(`${r.name}${r.port === 443 ? '' : `:${r.port}`}`, r.checks);
+        return r.checks.every((c) => c.ok) ? 0 : 1;
+      }
       progress('checking each install (browsers are started headless, offline, with a throwaway profile)');
       const { doctor } = await import('../install/status.js');
       const reports = await doctor({ dir: dirOption, root: values.root, firefox: !values['no-firefox'] });
       const failed = reports.some((r) => r.checks.some((c) => !c.ok));
       if (values.json) process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
       else if (reports.length === 0) process.stdout.write('nothing to check: ncfence is not installed anywhere (ncfence --help: install)\n');
-      else {
-        for (const r of reports) {
-          process.stdout.write(`${r.target} at ${r.location}\n`);
-          for (const c of r.checks) process.stdout.write(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}${c.ok || !c.fix ? '' : `\n       fix: ${c.fix}`}\n`);
-        }
-      }
+      else for (const r of reports) printChecks(`${r.target} at ${r.location}`, r.checks);
       return failed || reports.length === 0 ? 1 : 0;
     }
     case 'refresh': {
-      if (positionals.length) throw new EngineError('USAGE', `refresh takes no arguments, got ${positionals.join(' ')}`);
       const { refreshAll, refreshConfig } = await import('../install/refresh.js');
       if (values.config !== undefined) {
         const r = await refreshConfig(values.config, values.out);

@@ -272,14 +272,3 @@ export async function checkBitName(o: BitCheckOptions): Promise<BitCheckReport> 
   }
   return report();
 }
-
-/** The doctor's output for --bit-name (the lead folds this into the reworked doctor); returns the exit code. */
-export async function runBitCheck(o: BitCheckOptions & { json?: boolean }): Promise<number> {
-  const r = await checkBitName(o);
-  if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-  else {
-    process.stdout.write(`${r.name}${r.port === 443 ? '' : `:${r.port}`}\n`);
-    for (const c of r.checks) process.stdout.write(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}${c.ok || !c.fix ? '' : `\n       fix: ${c.fix}`}\n`);
-  }
-  return r.checks.every((c) => c.ok) ? 0 : 1;
-}

@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { accessSync, constants, copyFileSync, existsSync, readFileSync, realpathSync, renameSync, rmSync, statSync, chmodSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from '../engine/errors.js';
 import { writeFileAtomic } from '../compile/build.js';
@@ -11,7 +11,6 @@ import { loadPolicy } from '../policy.js';
 import { requireRootsFile, requireTreeOwnedByRoot } from './owner.js';
 
 export const PACKAGE_MODULE = fileURLToPath(new URL('../../build/Release/libncfence.so', import.meta.url));
-export const SYSTEM_CKBI = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
 export const P11KIT_TRUST = '/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-trust.so';
 /** The compiled CLI the module runs to rebuild a view (addon/rebuild.c), and the package's engine-id (scripts/engine-id.mjs). */
 export const PACKAGE_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -244,5 +243,3 @@ export function isDirectory(path: string): boolean {
     return false;
   }
 }
-
-export { dirname };

@@ -99,11 +99,6 @@ export async function askService(path: string, timeoutMs = 2000): Promise<string
   }
 }
 
-/** Whether the service answers on the configured socket (the same test lookup doctor makes, so both agree). */
-async function probeService(path: string): Promise<'reachable' | 'unreachable'> {
-  return (await askService(path)) === undefined ? 'reachable' : 'unreachable';
-}
-
 function serviceOf(m: Manifest): string | undefined {
   try {
     return readConfig(m.config).service || undefined;
@@ -112,13 +107,11 @@ function serviceOf(m: Manifest): string | undefined {
   }
 }
 
+/** Whether the service answers on the configured socket (the same test lookup doctor makes, so both agree). */
 async function serviceState(m: Manifest): Promise<InstallStatus['service']> {
-  try {
-    const cfg = readConfig(m.config);
-    return cfg.service ? await probeService(cfg.service) : 'not configured';
-  } catch {
-    return 'not configured';
-  }
+  const service = serviceOf(m);
+  if (!service) return 'not configured';
+  return (await askService(service)) === undefined ? 'reachable' : 'unreachable';
 }
 
 export async function status(w: Where = {}): Promise<InstallStatus[]> {
