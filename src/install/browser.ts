@@ -13,7 +13,7 @@
 
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { build, CONFIG_FILE, VIEW_FILE, type BuildResult } from '../compile/build.js';
+import { CONFIG_FILE, VIEW_FILE, type BuildResult } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
 import { BROWSER_NAME, findBrowserDir, resolveBrowserDir, type BrowserTarget } from '../browser/layout.js';
 import { readBrowserRoots, type BrowserRoots } from '../browser/probe.js';
@@ -21,12 +21,12 @@ import { compareRootPrograms, summarize, totalDifferences } from '../browser/com
 import { TARGET_POLICY } from '../policy.js';
 import {
   backUp,
+  buildForInstall,
   copyPolicy,
   looksLikePkcs11Module,
   newManifest,
   packageRebuild,
   placeModule,
-  rebuildKeys,
   removeIfPresent,
   removeModule,
   requireWritable,
@@ -128,16 +128,13 @@ export async function installBrowser(target: BrowserTarget, o: InstallOptions): 
   try {
     copyPolicy(o.policyFile ?? TARGET_POLICY.browser, policyCopy);
     o.progress?.(chosen.upstream ? `building the fenced view of ${chosen.upstream}` : `reading ${name}'s own roots and building their fenced view`);
-    result = await build({
+    result = await buildForInstall(o, rebuild, {
       upstream: chosen.upstream ?? '',
       upstreamParams: chosen.upstreamParams,
       ...(chosen.upstream ? {} : { browser: dir }),
       outDir: dir,
       policyFile: policyCopy,
-      service: o.service,
-      ...rebuildKeys(rebuild),
       fix,
-      minRootsFenced: o.allowEmpty ? undefined : 1,
     });
   } catch (e) {
     if (!hadPolicyCopy) removeIfPresent(policyCopy);

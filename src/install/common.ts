@@ -2,11 +2,11 @@
 // the install manifest that makes uninstall exact, and careful file moves.
 
 import { createHash } from 'node:crypto';
-import { accessSync, constants, copyFileSync, existsSync, readFileSync, realpathSync, renameSync, rmSync, statSync, chmodSync } from 'node:fs';
+import { accessSync, constants, copyFileSync, existsSync, readFileSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, chmodSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from '../engine/errors.js';
-import { writeFileAtomic } from '../compile/build.js';
+import { build, writeFileAtomic, type BuildOptions, type BuildResult } from '../compile/build.js';
 import { loadPolicy } from '../policy.js';
 import { requireRootsFile, requireTreeOwnedByRoot } from './owner.js';
 
@@ -100,6 +100,11 @@ export interface InstallCommonOptions {
 /** The keys of build()'s options that make a view rebuild itself with this package (ncfence.conf `rebuild`, `rebuild-node`, `engine`). */
 export function rebuildKeys(r: RebuildCommand): { rebuildCommand: string; rebuildNode: string; engine: string } {
   return { rebuildCommand: r.cli, rebuildNode: r.node, engine: r.engine };
+}
+
+/** build() as every install runs it: the service given, this package's rebuild command, and no view that fences nothing unless allowed. */
+export function buildForInstall(o: InstallCommonOptions, rebuild: RebuildCommand, b: Omit<BuildOptions, 'service' | 'rebuildCommand' | 'rebuildNode' | 'engine' | 'minRootsFenced'>): Promise<BuildResult> {
+  return build({ ...b, service: o.service, ...rebuildKeys(rebuild), minRootsFenced: o.allowEmpty ? undefined : 1 });
 }
 
 /**
@@ -234,6 +239,17 @@ export function removeModule(m: Manifest): void {
 
 export function removeIfPresent(path: string): void {
   rmSync(path, { force: true });
+}
+
+/** Removes each directory that is empty, deepest first: anything else living there stays. */
+export function removeEmptyDirs(dirs: string[]): void {
+  for (const d of dirs) {
+    try {
+      rmdirSync(d);
+    } catch {
+      // not empty, or gone
+    }
+  }
 }
 
 export function isDirectory(path: string): boolean {

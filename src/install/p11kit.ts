@@ -4,13 +4,13 @@
 // by a module file of the same name, so they see only the fenced view.
 // --user uses ~/.config/pkcs11/modules (p11-kit ignores it for root).
 
-import { existsSync, rmdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { build, writeFileAtomic, makeDirs } from '../compile/build.js';
+import { writeFileAtomic, makeDirs } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
 import { TARGET_POLICY } from '../policy.js';
-import { P11KIT_TRUST, backUp, copyPolicy, newManifest, packageRebuild, placeModule, removeIfPresent, removeModule, restore, rebuildKeys, type Backup, type InstallCommonOptions, type Manifest } from './common.js';
+import { P11KIT_TRUST, backUp, buildForInstall, copyPolicy, newManifest, packageRebuild, placeModule, removeEmptyDirs, removeIfPresent, removeModule, restore, type Backup, type InstallCommonOptions, type Manifest } from './common.js';
 import { isRoot, requireOwnedByRoot } from './owner.js';
 import { adoptLegacy } from './legacy.js';
 import { findRecord, forgetRecord, ownScope, saveRecord, systemRoot, under } from './registry.js';
@@ -63,14 +63,11 @@ export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
   const upstreamParams = o.upstreamParams ?? previous?.upstreamParams ?? '';
   o.progress?.(`building the fenced view of ${upstream}`);
   const policyFile = copyPolicy(o.policyFile ?? TARGET_POLICY['p11-kit'], join(libDir, 'policy.json'));
-  const result = await build({
+  const result = await buildForInstall(o, rebuild, {
     upstream,
     upstreamParams,
     outDir: libDir,
     policyFile,
-    service: o.service,
-    ...rebuildKeys(rebuild),
-    minRootsFenced: o.allowEmpty ? undefined : 1,
     fix: o.user ? 'ncfence install p11-kit --user' : 'sudo ncfence install p11-kit',
   });
   const modulePath = join(libDir, 'libncfence.so');
@@ -109,10 +106,6 @@ export function uninstallP11Kit(user: boolean, rootOption?: string): Manifest {
   for (const b of m.backups) restore(b);
   forgetRecord(m, root);
   if (m.scope === 'system') removeUnusedHooks(rootOption);
-  try {
-    rmdirSync(libDir); // only when empty
-  } catch {
-    // something else lives there; leave it
-  }
+  removeEmptyDirs([libDir]);
   return m;
 }

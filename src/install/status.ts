@@ -14,7 +14,7 @@ import { checkBrowser, reinstallCommand } from './browser.js';
 import { adoptLegacy } from './legacy.js';
 import { isRoot, requireTreeOwnedByRoot } from './owner.js';
 import { listRecords, systemRoot } from './registry.js';
-import { specOf } from './targets.js';
+import { commandFor, specOf } from './targets.js';
 import { installState, type InstallState, type ViewState } from './state.js';
 
 export interface InstallStatus {
@@ -180,13 +180,13 @@ export async function doctor(w: Where & { firefox?: boolean } = {}): Promise<{ l
     const checks: Check[] = [];
     const st = installState(m);
     const spec = specOf(m);
-    const fix = spec.repair(m);
+    const fix = commandFor('install', m);
     if (st.state === 'gone') {
       checks.push({
         name: 'module file',
         ok: false,
         detail: st.detail,
-        fix: `\`${fix}\` to fence it again, or \`${spec.forget(m)}\` if ncfence should forget it`,
+        fix: `\`${fix}\` to fence it again, or \`${commandFor('uninstall', m)}\` if ncfence should forget it`,
       });
       reports.push({ location: m.location, target: m.target, checks });
       continue;
