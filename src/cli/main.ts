@@ -359,6 +359,11 @@ async function main(argv: string[]): Promise<number> {
     throw new EngineError('USAGE', '--dir and --firefox-dir name the same thing; give one');
   }
   const dirOption = values.dir ?? values['firefox-dir'];
+  /** Prints `data` as JSON when --json was given, and says whether it did. */
+  const printedJson = (data: unknown): boolean => {
+    if (values.json) process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+    return values.json;
+  };
   const upstreamOpts = { upstream: values.upstream, upstreamParams: values['upstream-params'], policyFile: values.policy, service: values.service, allowEmpty: values['allow-empty'], progress };
   switch (command) {
     case 'build': {
@@ -378,8 +383,7 @@ async function main(argv: string[]): Promise<number> {
         serviceCommand: values['service-command'],
         minRootsFenced: values['allow-empty'] ? undefined : 1,
       });
-      if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-      else printSummary(result);
+      if (!printedJson(result)) printSummary(result);
       return 0;
     }
     case 'bench': {
@@ -427,28 +431,24 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'install': {
       const m = await target().install({ dir: dirOption, root: values.root, user: values.user, ...upstreamOpts });
-      if (values.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
-      else printManifest('installed', m);
+      if (!printedJson(m)) printManifest('installed', m);
       return 0;
     }
     case 'uninstall': {
       const m = await target().uninstall({ dir: dirOption, root: values.root, user: values.user });
-      if (values.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
-      else process.stdout.write(`uninstalled ${m.target}: ${m.module.path} removed${m.backups.map((b) => `, ${b.path} restored`).join('')}\n`);
+      if (!printedJson(m)) process.stdout.write(`uninstalled ${m.target}: ${m.module.path} removed${m.backups.map((b) => `, ${b.path} restored`).join('')}\n`);
       return 0;
     }
     case 'status': {
       const { status } = await import('../install/status.js');
       const rows = await status({ dir: dirOption, root: values.root });
-      if (values.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
-      else printStatus(values.quiet ? rows.filter((r) => r.state !== 'ok') : rows, values.quiet);
+      if (!printedJson(rows)) printStatus(values.quiet ? rows.filter((r) => r.state !== 'ok') : rows, values.quiet);
       return rows.some((r) => r.state !== 'ok') ? 1 : 0;
     }
     case 'doctor': {
       if (values['bit-name'] !== undefined) {
         const r = await (await import('../install/bitcheck.js')).checkBitName({ name: values['bit-name'], resolver: values.resolver, targets: await bitCheckTargets(dirOption, values.root) });
-        if (values.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-        else printChecks(`${r.name}${r.port === 443 ? '' : `:${r.port}`}`, r.checks);
+        if (!printedJson(r)) printChecks(`${r.name}${r.port === 443 ? '' : `:${r.port}`}`, r.checks);
         return r.checks.every((c) => c.ok) ? 0 : 1;
       }
       progress('checking each install (browsers are started headless, offline, with a throwaway profile)');
@@ -464,14 +464,12 @@ async function main(argv: string[]): Promise<number> {
       const { refreshAll, refreshConfig } = await import('../install/refresh.js');
       if (values.config !== undefined) {
         const r = await refreshConfig(values.config, values.out);
-        if (values.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-        else process.stdout.write(`rebuilt ${r.view} (${r.rootsFenced} roots fenced)\n`);
+        if (!printedJson(r)) process.stdout.write(`rebuilt ${r.view} (${r.rootsFenced} roots fenced)\n`);
         return 0;
       }
       if (values.out !== undefined) throw new EngineError('USAGE', 'refresh takes --out only with --config FILE');
       const results = await refreshAll({ root: values.root, progress });
-      if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
-      else {
+      if (!printedJson(results)) {
         for (const r of results) {
           if (r.error) process.stderr.write(`ncfence: ${r.target} at ${r.location}: ${r.error}\n`);
           else if (r.actions.length > 0 || !values.hook) process.stdout.write(`${r.target} at ${r.location}: ${r.actions.length > 0 ? r.actions.join(', ') : 'fresh'}\n`);
