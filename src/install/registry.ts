@@ -36,18 +36,15 @@ export function systemRegistry(root: string): string {
   return under(root, '/var/lib/ncfence/installs');
 }
 
-export function userRegistry(): string {
-  const state = process.env.XDG_STATE_HOME?.startsWith('/') ? process.env.XDG_STATE_HOME : join(homedir(), '.local/state');
-  return join(state, 'ncfence/installs');
-}
-
 /** Where this user's installs are recorded: root's are system-wide. */
 export function ownScope(): Scope {
   return isRoot() ? 'system' : 'user';
 }
 
 export function registryFor(scope: Scope, root: string): string {
-  return scope === 'system' ? systemRegistry(root) : userRegistry();
+  if (scope === 'system') return systemRegistry(root);
+  const state = process.env.XDG_STATE_HOME?.startsWith('/') ? process.env.XDG_STATE_HOME : join(homedir(), '.local/state');
+  return join(state, 'ncfence/installs');
 }
 
 /** The record's file name: the target and a digest of where the install is. */
