@@ -55,10 +55,6 @@ export function browserDir(target: BrowserTarget, dir: string | undefined): stri
   return gre;
 }
 
-export interface InstallOptions extends InstallCommonOptions {
-  dir?: string;
-}
-
 /** The command that repairs an install, named in warnings and doctor. */
 export function reinstallCommand(target: BrowserTarget, dir: string): string {
   return `ncfence install ${target} --dir ${dir}`;
@@ -84,7 +80,7 @@ interface Chosen {
   source: NonNullable<Manifest['upstreamSource']>;
 }
 
-function chooseUpstream(o: InstallOptions, previous: Manifest | undefined, backups: Backup[]): Chosen {
+function chooseUpstream(o: InstallCommonOptions, previous: Manifest | undefined, backups: Backup[]): Chosen {
   if (o.upstream !== undefined) return { upstream: o.upstream, upstreamParams: o.upstreamParams ?? '', source: 'option' };
   // A reinstall keeps what was chosen before, except the first round's
   // silent default (the system's roots module), which was the defect.
@@ -96,7 +92,7 @@ function chooseUpstream(o: InstallOptions, previous: Manifest | undefined, backu
   return { upstreamParams: '', source: 'browser' };
 }
 
-export async function installBrowser(target: BrowserTarget, o: InstallOptions): Promise<Manifest> {
+export async function installBrowser(target: BrowserTarget, o: InstallCommonOptions): Promise<Manifest> {
   const dir = browserDir(target, o.dir);
   const name = BROWSER_NAME[target];
   const root = systemRoot(o.root);

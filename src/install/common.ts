@@ -83,8 +83,10 @@ export interface RebuildCommand {
   engine: string;
 }
 
-/** What every target's install takes (the CLI's install options). */
+/** What every target's install takes (the CLI's install options); a target reads the options that apply to it. */
 export interface InstallCommonOptions {
+  /** A browser's install directory (absent: the first found). */
+  dir?: string;
   /** Filesystem root of the system registry and hooks (registry.ts systemRoot). */
   root?: string;
   upstream?: string;

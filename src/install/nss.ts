@@ -41,13 +41,11 @@ function divertedTo(root: string): string | undefined {
   }
 }
 
-export type NssOptions = InstallCommonOptions;
-
 function requireRoot(root: string): void {
   if (!isDirectory(root)) throw new EngineError('USAGE', `--root ${root} is not a directory (it names the file system root the install works under)`);
 }
 
-export async function installNss(o: NssOptions): Promise<Manifest> {
+export async function installNss(o: InstallCommonOptions): Promise<Manifest> {
   const root = systemRoot(o.root);
   requireRoot(root);
   const lib = under(root, CKBI_NAME);

@@ -10,11 +10,12 @@ import { dirname, join } from 'node:path';
 import { writeFileAtomic, makeDirs } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
 import { TARGET_POLICY } from '../policy.js';
-import { P11KIT_TRUST, backUp, buildForInstall, copyPolicy, newManifest, packageRebuild, placeModule, removeEmptyDirs, removeIfPresent, removeModule, restore, type Backup, type InstallCommonOptions, type Manifest } from './common.js';
+import { P11KIT_TRUST, backUp, buildForInstall, copyPolicy, newManifest, packageRebuild, placeModule, removeEmptyDirs, removeIfPresent, removeModule, restore, type Backup, type Manifest } from './common.js';
 import { isRoot, requireOwnedByRoot } from './owner.js';
 import { adoptLegacy } from './legacy.js';
 import { findRecord, forgetRecord, ownScope, saveRecord, systemRoot, under } from './registry.js';
 import { checkHooks, ensureHooks, removeUnusedHooks } from './hooks.js';
+import type { InstallRequest } from './targets.js';
 
 export interface P11KitPaths {
   moduleDir: string; // where p11-kit reads module files
@@ -36,11 +37,7 @@ export function p11kitPaths(user: boolean, root = '/'): P11KitPaths {
 const DISABLE_TRUST = '# written by ncfence: p11-kit-trust is wrapped by ncfence.module, except for trust extract\nenable-in: ncfence-wraps-p11-kit-trust, trust\n';
 const MODULE_FILE = (modulePath: string): string => `# written by ncfence\nmodule: ${modulePath}\ntrust-policy: yes\ndisable-in: trust\n`;
 
-export interface P11KitOptions extends InstallCommonOptions {
-  user: boolean;
-}
-
-export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
+export async function installP11Kit(o: InstallRequest): Promise<Manifest> {
   const root = systemRoot(o.root);
   const { moduleDir, libDir } = p11kitPaths(o.user, root);
   if (!o.user && process.getuid?.() !== 0) throw new EngineError('USAGE', 'a system-wide p11-kit install needs root; use --user for this user only');

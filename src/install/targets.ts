@@ -5,20 +5,12 @@
 
 import type { BrowserTarget } from '../browser/layout.js';
 import { TARGET_POLICY } from '../policy.js';
-import type { Manifest, Target } from './common.js';
+import type { InstallCommonOptions, Manifest, Target } from './common.js';
 import type { Check } from './status.js';
 
-/** What every install takes; a target reads the options that apply to it. */
-export interface InstallRequest {
-  dir?: string;
-  root?: string;
+/** What every install takes, and whether p11-kit's is for this user only. */
+export interface InstallRequest extends InstallCommonOptions {
   user: boolean;
-  upstream?: string;
-  upstreamParams?: string;
-  policyFile?: string;
-  service?: string;
-  allowEmpty: boolean;
-  progress?: (msg: string) => void;
 }
 
 export interface UninstallRequest {
