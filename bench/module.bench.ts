@@ -58,16 +58,12 @@ try {
   const medianOfFastRounds: Record<string, Record<Op, number>> = {};
   const fastRounds: Record<string, Record<Op, number[]>> = {};
   for (const [name, rs] of Object.entries(runs)) {
-    summary[name] = Object.fromEntries(OPS.map((op) => [op, Math.min(...rs.map((x) => x[op].median_ns))])) as Record<Op, number>;
-    medianOfRounds[name] = Object.fromEntries(OPS.map((op) => [op, median(rs.map((x) => x[op].median_ns))])) as Record<Op, number>;
-    fastRounds[name] = Object.fromEntries(
-      OPS.map((op) => {
-        const xs = rs.map((x) => x[op].median_ns);
-        const fastest = Math.min(...xs);
-        return [op, xs.filter((x) => x <= 1.25 * fastest)];
-      }),
-    ) as Record<Op, number[]>;
-    medianOfFastRounds[name] = Object.fromEntries(OPS.map((op) => [op, median(fastRounds[name]![op])])) as Record<Op, number>;
+    const perOp = <T>(f: (medians: number[]) => T): Record<Op, T> => Object.fromEntries(OPS.map((op) => [op, f(rs.map((x) => x[op].median_ns))])) as Record<Op, T>;
+    const fast = (xs: number[]): number[] => xs.filter((x) => x <= 1.25 * Math.min(...xs));
+    summary[name] = perOp((xs) => Math.min(...xs));
+    medianOfRounds[name] = perOp(median);
+    fastRounds[name] = perOp(fast);
+    medianOfFastRounds[name] = perOp((xs) => median(fast(xs)));
   }
   const d = summary.direct!;
   const n = summary.ncfence!;

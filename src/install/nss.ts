@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { makeDirs, VIEW_FILE } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
-import { buildForInstall, copyPolicy, isDirectory, newManifest, packageRebuild, placeModule, removeEmptyDirs, removeIfPresent, removeModule, requireWritable, sha256File, type InstallCommonOptions, type Manifest } from './common.js';
+import { buildForInstall, copyPolicy, isDirectory, newManifest, packageRebuild, placeModule, removeEmptyDirs, removeIfPresent, removeModule, requireWritable, type InstallCommonOptions, type Manifest } from './common.js';
 import { isRoot, requireOwnedByRoot } from './owner.js';
 import { adoptLegacy } from './legacy.js';
 import { findRecord, forgetRecord, saveRecord, systemRoot, under } from './registry.js';
@@ -97,7 +97,7 @@ export async function installNss(o: InstallCommonOptions): Promise<Manifest> {
   return manifest;
 }
 
-export function uninstallNss(rootIn?: string): { manifest: Manifest; restoredSha256: string } {
+export function uninstallNss(rootIn?: string): Manifest {
   const root = systemRoot(rootIn);
   requireRoot(root);
   adoptLegacy(root);
@@ -115,5 +115,5 @@ export function uninstallNss(rootIn?: string): { manifest: Manifest; restoredSha
   forgetRecord(m, root);
   removeUnusedHooks(root);
   removeEmptyDirs([under(root, STATE_DIR), under(root, dirname(STATE_DIR)), under(root, dirname(SYSTEM_CONFIG))]);
-  return { manifest: m, restoredSha256: sha256File(under(root, CKBI_NAME)) };
+  return m;
 }

@@ -73,7 +73,7 @@ export const TARGETS: readonly TargetSpec[] = [
     policy: TARGET_POLICY.nss,
     browser: false,
     install: async (r) => (await import('./nss.js')).installNss(r),
-    uninstall: async (r) => (await import('./nss.js')).uninstallNss(r.root).manifest,
+    uninstall: async (r) => (await import('./nss.js')).uninstallNss(r.root),
     where: (m) => (m.location === '/' ? '' : ` --root ${m.location}`),
   },
   {
