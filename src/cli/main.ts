@@ -151,14 +151,12 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
 /** The install targets that take an option only some of them take. */
 const targetsTaking = (option: string): string[] => TARGETS.filter((t) => t.options.includes(option)).map((t) => t.name);
 
+/** Each command's usage line, where it says more than `ncfence COMMAND [options]`. */
 const USAGE: Record<string, string> = {
   build: 'ncfence build [--upstream PATH | --browser DIR] [options]',
   install: `ncfence install ${TARGET_NAMES.join('|')} [options]`,
   uninstall: `ncfence uninstall ${TARGET_NAMES.join('|')} [options]`,
-  status: 'ncfence status [options]',
   refresh: 'ncfence refresh [--config FILE [--out DIR]] [options]',
-  doctor: 'ncfence doctor [options]',
-  serve: 'ncfence serve [options]',
   bench: 'ncfence bench [--upstream PATH] [--rounds N] [--json] [--svg FILE] [--check]',
 };
 
@@ -180,7 +178,7 @@ function commandHelp(command: string): string {
     summary.push(lines[i]!);
     for (let j = i + 1; j < start && /^ {24}\S/.test(lines[j]!); j++) summary.push(lines[j]!);
   }
-  return `Usage: ${USAGE[command]}\n\n${summary.join('\n')}\n\nOptions:\n${blocks.join('\n')}\n`;
+  return `Usage: ${USAGE[command] ?? `ncfence ${command} [options]`}\n\n${summary.join('\n')}\n\nOptions:\n${blocks.join('\n')}\n`;
 }
 
 function packageVersion(): string {

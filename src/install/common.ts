@@ -155,20 +155,6 @@ export function sha256File(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
-/**
- * An install record of the first rounds (version 1), kept beside what it
- * changed; read only to move it into the registry (legacy.ts).
- */
-export function readLegacyManifest(path: string): Omit<Manifest, 'location' | 'scope'> | undefined {
-  if (!existsSync(path)) return undefined;
-  try {
-    const m = JSON.parse(readFileSync(path, 'utf8')) as Manifest;
-    return m.version === 1 ? m : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 export function requireWritable(dir: string, what: string): void {
   try {
     accessSync(dir, constants.W_OK);
