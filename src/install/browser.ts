@@ -117,7 +117,6 @@ export async function installBrowser(target: BrowserTarget, o: InstallCommonOpti
     backups = madeNow;
   }
   const chosen = chooseUpstream(o, previous, backups);
-  const fix = reinstallCommand(target, dir);
   const policyCopy = join(dir, POLICY_FILE);
   const hadPolicyCopy = existsSync(policyCopy);
   let result: BuildResult;
@@ -130,7 +129,7 @@ export async function installBrowser(target: BrowserTarget, o: InstallCommonOpti
       ...(chosen.upstream ? {} : { browser: dir }),
       outDir: dir,
       policyFile: policyCopy,
-      fix,
+      fix: reinstallCommand(target, dir),
     });
   } catch (e) {
     if (!hadPolicyCopy) removeIfPresent(policyCopy);

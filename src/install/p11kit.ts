@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { writeFileAtomic, makeDirs } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
 import { TARGET_POLICY } from '../policy.js';
-import { P11KIT_TRUST, backUp, buildForInstall, copyPolicy, newManifest, packageRebuild, placeModule, removeEmptyDirs, removeIfPresent, removeModule, restore, type Backup, type Manifest } from './common.js';
+import { P11KIT_TRUST, backUp, buildForInstall, copyPolicy, newManifest, packageRebuild, placeModule, removeEmptyDirs, removeIfPresent, removeModule, restore, type Manifest } from './common.js';
 import { isRoot, requireOwnedByRoot } from './owner.js';
 import { adoptLegacy } from './legacy.js';
 import { findRecord, forgetRecord, ownScope, saveRecord, systemRoot, under } from './registry.js';
@@ -52,10 +52,7 @@ export async function installP11Kit(o: InstallRequest): Promise<Manifest> {
   const previous = findRecord(ownScope(), root, 'p11-kit', libDir);
   const moduleFile = join(moduleDir, 'ncfence.module');
   const trustFile = join(moduleDir, 'p11-kit-trust.module');
-  let backups: Backup[] = previous?.backups ?? [];
-  if (!previous) {
-    for (const f of [moduleFile, trustFile]) if (existsSync(f)) backups.push(backUp(f, `${f}.ncfence-orig`));
-  }
+  const backups = previous?.backups ?? [moduleFile, trustFile].filter((f) => existsSync(f)).map((f) => backUp(f, `${f}.ncfence-orig`));
   const upstream = o.upstream ?? previous?.upstream ?? P11KIT_TRUST;
   const upstreamParams = o.upstreamParams ?? previous?.upstreamParams ?? '';
   o.progress?.(`building the fenced view of ${upstream}`);

@@ -227,20 +227,19 @@ export async function browserChecks(target: BrowserTarget, location: string, m: 
   const check = await checkBrowser(target, location);
   const loaded = check.loaded;
   const ours = loaded !== undefined && loaded.dll === m.module.path && loaded.manufacturer === 'ncfence';
-  const out: Check[] = [
+  const chosen = m.upstreamSource === 'option';
+  return [
     {
       name: `${name} loads ncfence`,
       ok: ours,
       detail: loaded ? `its roots module is ${loaded.dll ?? loaded.functionsIn} (${loaded.manufacturer})` : check.summary,
       fix: `${name} did not take its roots from ${m.module.path}: check that this is the ${name} you run, and that no enterprise policy or sandbox blocks the file`,
     },
+    {
+      name: `${name}'s own roots`,
+      ok: check.differences === 0 || (chosen && check.differences > 0),
+      detail: chosen && check.differences > 0 ? `${check.summary} (the roots come from ${m.upstream}, named with --upstream)` : check.summary,
+      fix: check.differences < 0 ? `see the reason above; then ${reinstallCommand(target, location)}` : `${reinstallCommand(target, location)}${chosen ? ' without --upstream, to fence its own roots' : ''}`,
+    },
   ];
-  const chosen = m.upstreamSource === 'option';
-  out.push({
-    name: `${name}'s own roots`,
-    ok: check.differences === 0 || (chosen && check.differences > 0),
-    detail: chosen && check.differences > 0 ? `${check.summary} (the roots come from ${m.upstream}, named with --upstream)` : check.summary,
-    fix: check.differences < 0 ? `see the reason above; then ${reinstallCommand(target, location)}` : `${reinstallCommand(target, location)}${chosen ? ' without --upstream, to fence its own roots' : ''}`,
-  });
-  return out;
 }
