@@ -41,7 +41,6 @@ export interface BitCheckOptions {
   /** ADDRESS[:PORT] of a DNS server to ask instead of the system resolver. */
   resolver?: string;
   targets: BitCheckTarget[];
-  timeoutMs?: number;
 }
 
 export interface BitCheckReport {
@@ -204,7 +203,7 @@ function serviceCheck(label: string, service: string | undefined, answer: Respon
 export async function checkBitName(o: BitCheckOptions): Promise<BitCheckReport> {
   const { host, port } = parseBitName(o.name);
   const resolver = o.resolver === undefined ? undefined : parseResolver(o.resolver);
-  const timeoutMs = o.timeoutMs ?? 5000;
+  const timeoutMs = 5000;
   const checks: Check[] = [];
   const report = (): BitCheckReport => ({ name: host, port, checks });
 
