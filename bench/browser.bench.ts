@@ -29,11 +29,6 @@ const args = parseArgs('browser');
 const n = args.quick ? 2 : 7;
 const dir = mkdtempSync(join(tmpdir(), 'ncfence-bench-browser-'));
 
-function copyBrowser(src: string, dest: string): void {
-  rmSync(dest, { recursive: true, force: true });
-  sh('cp', ['-al', src, dest]);
-}
-
 function cli(a: string[]): number {
   const t = performance.now();
   const r = spawnSync(process.execPath, [CLI, ...a], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, NCFENCE_CONFIG: '' } });
@@ -53,7 +48,7 @@ try {
   // 2. `ncfence install firefox` end to end (process start to exit: read,
   // build, place, start Firefox again and compare), then uninstall.
   const copy = join(dir, 'firefox');
-  copyBrowser(ESR153, copy);
+  sh('cp', ['-al', ESR153, copy]);
   const install: number[] = [];
   for (let i = 0; i < n; i++) {
     install.push(cli(['install', 'firefox', '--dir', copy]));

@@ -20,7 +20,7 @@
 import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
-import { packageRebuild } from '../src/install/common.js';
+import { packageRebuild, rebuildKeys } from '../src/install/common.js';
 import { readBrowserRoots } from '../src/browser/probe.js';
 import { CKBI, CLI, MODULE, ROOT, machineInfo, parseArgs, round, sh, stats, writeJsonAtomic, type Stats } from './lib.js';
 
@@ -59,8 +59,7 @@ async function moduleInstall(name: string, upstream: string, policy: string): Pr
   mkdirSync(d, { mode: 0o755 });
   const policyCopy = join(d, 'policy.json');
   copyFileSync(policy, policyCopy);
-  const r = packageRebuild();
-  const b = await build({ upstream, upstreamParams: '', outDir: d, policyFile: policyCopy, rebuildCommand: r.cli, rebuildNode: r.node, engine: r.engine });
+  const b = await build({ upstream, upstreamParams: '', outDir: d, policyFile: policyCopy, ...rebuildKeys(packageRebuild()) });
   const home = join(d, 'home');
   mkdirSync(home);
   chownSync(home, USER, USER);
