@@ -105,17 +105,15 @@ export async function installBrowser(target: BrowserTarget, o: InstallCommonOpti
   const moduleFile = join(dir, 'libnssckbi.so');
   adoptLegacy(root);
   const previous = findRecord(ownScope(), root, target, dir);
-  let backups: Backup[] = previous?.backups ?? [];
   const madeNow: Backup[] = [];
-  const created = INSTALLED_NAMES.map((n) => join(dir, n));
   if (!previous && existsSync(moduleFile)) {
     if (!looksLikePkcs11Module(moduleFile)) {
       throw new EngineError('USAGE', `${moduleFile} exists and is not a PKCS#11 module; ncfence will not replace a file it does not recognise: move it away first`);
     }
     o.progress?.(`keeping the existing ${moduleFile} as ${moduleFile}${ORIGINAL_SUFFIX}`);
     madeNow.push(backUp(moduleFile, `${moduleFile}${ORIGINAL_SUFFIX}`));
-    backups = madeNow;
   }
+  const backups = previous?.backups ?? madeNow;
   const chosen = chooseUpstream(o, previous, backups);
   const policyCopy = join(dir, POLICY_FILE);
   const hadPolicyCopy = existsSync(policyCopy);
@@ -142,7 +140,7 @@ export async function installBrowser(target: BrowserTarget, o: InstallCommonOpti
   o.progress?.(`installing the module as ${moduleFile}`);
   placeModule(moduleFile);
   const manifest = newManifest(target, dir, moduleFile, result, chosen.upstreamParams, {
-    created: created.filter((f) => !backups.some((b) => b.path === f)),
+    created: INSTALLED_NAMES.map((n) => join(dir, n)).filter((f) => !backups.some((b) => b.path === f)),
     backups,
     rebuild,
     policySource: o.policyFile === undefined ? 'package' : 'given',
