@@ -18,30 +18,16 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readBrowserRoots } from '../src/browser/probe.js';
 import { swapBrowser } from '../test/helpers/firefox.js';
-import { machineInfo, parseArgs, round, stats, writeJsonAtomic, type Stats } from './lib.js';
+import { CLI, MODULE, compileNative, machineInfo, parseArgs, round, sh, stats, writeJsonAtomic, type Stats } from './lib.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'dist/cli/main.js');
-const MODULE = join(ROOT, 'build/Release/libncfence.so');
 const ESR153 = '/usr/lib/firefox-esr';
 const ESR140 = process.env.NCFENCE_ESR140_DIR ?? '/var/cache/ncfence-test/firefox-esr-140/usr/lib/firefox-esr';
 
 const args = parseArgs('browser');
 const n = args.quick ? 2 : 7;
 const dir = mkdtempSync(join(tmpdir(), 'ncfence-bench-browser-'));
-
-function sh(cmd: string, a: string[]): void {
-  const r = spawnSync(cmd, a, { encoding: 'utf8', timeout: 120_000 });
-  if (r.status !== 0) throw new Error(`${cmd} ${a.join(' ')}: ${r.stderr || r.error?.message}`);
-}
-
-function copyBrowser(src: string, dest: string): void {
-  rmSync(dest, { recursive: true, force: true });
-  sh('cp', ['-al', src, dest]);
-}
 
 function cli(a: string[]): number {
   const t = performance.now();
@@ -62,7 +48,7 @@ try {
   // 2. `ncfence install firefox` end to end (process start to exit: read,
   // build, place, start Firefox again and compare), then uninstall.
   const copy = join(dir, 'firefox');
-  copyBrowser(ESR153, copy);
+  sh('cp', ['-al', ESR153, copy]);
   const install: number[] = [];
   for (let i = 0; i < n; i++) {
     install.push(cli(['install', 'firefox', '--dir', copy]));
@@ -90,8 +76,7 @@ try {
   }
 
   // 4. The module's C_Initialize with the browser's view (native loop).
-  const benchBin = join(dir, 'pkcs11bench');
-  execFileSync('gcc', ['-std=c11', '-O2', '-I/usr/include/p11-kit-1', '-o', benchBin, join(ROOT, 'bench/native/pkcs11bench.c'), '-ldl']);
+  const benchBin = compileNative('pkcs11bench', dir);
   const inits: number[] = [];
   for (let i = 0; i < (args.quick ? 3 : 15); i++) {
     const out = JSON.parse(execFileSync(benchBin, [MODULE], { encoding: 'utf8', env: { ...process.env, NCFENCE_CONFIG: join(copy, 'ncfence.conf') } })) as { init: { median_ns: number } };

@@ -13,22 +13,17 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { build } from '../src/compile/build.js';
-import { fmt, machineInfo, meanRatioCI, median, parseArgs, writeJsonAtomic } from './lib.js';
+import { CKBI, MODULE, ROOT, compileNative, fmt, machineInfo, meanRatioCI, median, parseArgs, writeJsonAtomic } from './lib.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CKBI = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
 const GNUTLS = '/usr/lib/x86_64-linux-gnu/libgnutls.so.30';
-const MODULE = join(ROOT, 'build/Release/libncfence.so');
 type Run = { find: { median_ns: number; p95_ns: number }; certificates: number };
 
 const args = parseArgs('forms');
 const rounds = args.quick ? 3 : 30;
 const dir = mkdtempSync(join(tmpdir(), 'ncfence-bench-forms-'));
 try {
-  const bench = join(dir, 'pkcs11bench');
-  execFileSync('gcc', ['-std=c11', '-O2', '-I/usr/include/p11-kit-1', '-o', bench, join(ROOT, 'bench/native/pkcs11bench.c'), '-ldl']);
+  const bench = compileNative('pkcs11bench', dir);
   const twoPolicy = join(ROOT, 'rules/p11-kit.json');
   const onePolicy = join(dir, 'p11-kit-one-form.json');
   const doc = JSON.parse(readFileSync(twoPolicy, 'utf8')) as Record<string, unknown>;

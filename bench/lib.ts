@@ -1,12 +1,32 @@
 // Shared bench helpers: command line, timing statistics, machine info and
 // atomic JSON output. Benches measure only; nothing here asserts on timing.
 
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { writeFileAtomic } from '../src/compile/build.js';
 import { machine, pct, type Machine } from '../src/bench/run.js';
 import { arch, platform, release, totalmem } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const MODULE = join(ROOT, 'build/Release/libncfence.so');
+export const CLI = join(ROOT, 'dist/cli/main.js');
+export const CKBI = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
+
+/** Runs a command to its end (two minutes at most), throwing with its stderr when it fails; returns its stdout and stderr. */
+export function sh(cmd: string, a: string[], env?: NodeJS.ProcessEnv): string {
+  const r = spawnSync(cmd, a, { encoding: 'utf8', timeout: 120_000, env: env ?? process.env });
+  if (r.status !== 0) throw new Error(`${cmd} ${a.join(' ')}: ${r.stderr || r.error?.message}`);
+  return r.stdout + r.stderr;
+}
+
+/** Compiles a native timing loop of bench/native/ (NAME.c) into `dir`, and returns its path. */
+export function compileNative(name: string, dir: string): string {
+  const bin = join(dir, name);
+  execFileSync('gcc', ['-std=c11', '-O2', '-I/usr/include/p11-kit-1', '-o', bin, join(ROOT, `bench/native/${name}.c`), '-ldl']);
+  return bin;
+}
 
 export interface BenchArgs {
   /** Absolute path of the JSON result file. */
@@ -30,9 +50,6 @@ export function parseArgs(name: string, argv: readonly string[] = process.argv.s
   }
   return { out, quick };
 }
-
-/** Monotonic clock in milliseconds (sub-microsecond resolution). */
-export const now = (): number => performance.now();
 
 export interface Stats {
   n: number;

@@ -9,12 +9,11 @@
 //
 //   node --import tsx bench/lookup.bench.ts [--out FILE] [--quick]
 
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { build } from '../src/compile/build.js';
 import { Tag, oid, seq, set, tlv, utf8 } from '../src/engine/asn1/der.js';
 import { lookupTlsa } from '../src/namecoin/dns.js';
@@ -24,9 +23,8 @@ import { certificationMessage, messageHash, p2pkhAddress } from '../src/namecoin
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { startKnot } from '../test/helpers/knot.js';
 import { startNamecoind } from '../test/fixtures/namecoind.js';
-import { machineInfo, parseArgs, stats, writeJsonAtomic } from './lib.js';
+import { CKBI, MODULE, compileNative, machineInfo, parseArgs, stats, writeJsonAtomic } from './lib.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const args = parseArgs('lookup');
 const N = args.quick ? 30 : 200;
 const WARM = args.quick ? 20 : 50;
@@ -71,11 +69,10 @@ try {
   const run = join(dir, 'run');
   mkdirSync(run, { mode: 0o700 });
   const socket = join(run, 'service.sock');
-  const view = await build({ upstream: '/usr/lib/x86_64-linux-gnu/libnssckbi.so', upstreamParams: '', outDir: join(dir, 'view'), service: socket });
+  const view = await build({ upstream: CKBI, upstreamParams: '', outDir: join(dir, 'view'), service: socket });
   const svc = await serve({ socket, dns: `127.0.0.1:${knot.port}`, rpc: node.url, rpcCookie: node.cookieFile, order: ['dns', 'rpc'] });
   try {
-    const bench = join(dir, 'lookupbench');
-    execFileSync('gcc', ['-std=c11', '-O2', '-I/usr/include/p11-kit-1', '-o', bench, join(ROOT, 'bench/native/lookupbench.c'), '-ldl']);
+    const bench = compileNative('lookupbench', dir);
     const results: Record<string, unknown> = {};
     const lines = [`lookup bench: ${N} names of each kind, ${WARM} warm repeats each (µs)`];
     const kinds: [string, (i: number) => string, boolean][] = [...Object.entries(KINDS).map(([k, f]) => [k, f, false] as [string, (i: number) => string, boolean]), ...Object.entries(CERTIFIED).map(([k, f]) => [k, f, true] as [string, (i: number) => string, boolean])];
@@ -97,11 +94,9 @@ try {
       }));
       writeFileSync(join(dir, 'names.bin'), names);
       // The module runs in a child process (a fresh cache each kind); the service answers from this one.
-      const out = await new Promise<string>((resolve, reject) => {
-        import('node:child_process').then(({ execFile }) =>
-          execFile(bench, [join(ROOT, 'build/Release/libncfence.so'), join(dir, 'names.bin'), String(WARM)], { env: { ...process.env, NCFENCE_CONFIG: view.config }, maxBuffer: 64 << 20 }, (e, so) => (e ? reject(e) : resolve(so))),
-        );
-      });
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(bench, [MODULE, join(dir, 'names.bin'), String(WARM)], { env: { ...process.env, NCFENCE_CONFIG: view.config }, maxBuffer: 64 << 20 }, (e, so) => (e ? reject(e) : resolve(so))),
+      );
       const r = JSON.parse(out) as { cold_ns: number[]; warm_ns: number[]; names: number; found: number; cold_empty: number };
       const cold = stats(r.cold_ns.map((x) => x / 1e3));
       const warm = stats(r.warm_ns.map((x) => x / 1e3));

@@ -13,14 +13,10 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { build } from '../src/compile/build.js';
-import { fmt, machineInfo, meanRatioCI, median, parseArgs, writeJsonAtomic } from './lib.js';
+import { CKBI, MODULE, compileNative, fmt, machineInfo, meanRatioCI, median, parseArgs, writeJsonAtomic } from './lib.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CKBI = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
 const PROXY = '/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so';
-const MODULE = join(ROOT, 'build/Release/libncfence.so');
 const OPS = ['init', 'find', 'value'] as const;
 type Op = (typeof OPS)[number];
 type Run = Record<Op, { median_ns: number; p95_ns: number }> & { certificates: number; value_view?: { median_ns: number } };
@@ -30,8 +26,7 @@ const rounds = args.quick ? 3 : 40;
 const dir = mkdtempSync(join(tmpdir(), 'ncfence-bench-module-'));
 chmodSync(dir, 0o755);
 try {
-  const bench = join(dir, 'pkcs11bench');
-  execFileSync('gcc', ['-std=c11', '-O2', '-I/usr/include/p11-kit-1', '-o', bench, join(ROOT, 'bench/native/pkcs11bench.c'), '-ldl']);
+  const bench = compileNative('pkcs11bench', dir);
   const view = await build({ upstream: CKBI, upstreamParams: '', outDir: join(dir, 'view') });
   chmodSync(join(dir, 'view'), 0o755);
   const home = join(dir, 'home');
@@ -63,16 +58,12 @@ try {
   const medianOfFastRounds: Record<string, Record<Op, number>> = {};
   const fastRounds: Record<string, Record<Op, number[]>> = {};
   for (const [name, rs] of Object.entries(runs)) {
-    summary[name] = Object.fromEntries(OPS.map((op) => [op, Math.min(...rs.map((x) => x[op].median_ns))])) as Record<Op, number>;
-    medianOfRounds[name] = Object.fromEntries(OPS.map((op) => [op, median(rs.map((x) => x[op].median_ns))])) as Record<Op, number>;
-    fastRounds[name] = Object.fromEntries(
-      OPS.map((op) => {
-        const xs = rs.map((x) => x[op].median_ns);
-        const fastest = Math.min(...xs);
-        return [op, xs.filter((x) => x <= 1.25 * fastest)];
-      }),
-    ) as Record<Op, number[]>;
-    medianOfFastRounds[name] = Object.fromEntries(OPS.map((op) => [op, median(fastRounds[name]![op])])) as Record<Op, number>;
+    const perOp = <T>(f: (medians: number[]) => T): Record<Op, T> => Object.fromEntries(OPS.map((op) => [op, f(rs.map((x) => x[op].median_ns))])) as Record<Op, T>;
+    const fast = (xs: number[]): number[] => xs.filter((x) => x <= 1.25 * Math.min(...xs));
+    summary[name] = perOp((xs) => Math.min(...xs));
+    medianOfRounds[name] = perOp(median);
+    fastRounds[name] = perOp(fast);
+    medianOfFastRounds[name] = perOp((xs) => median(fast(xs)));
   }
   const d = summary.direct!;
   const n = summary.ncfence!;

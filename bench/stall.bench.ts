@@ -75,15 +75,10 @@ async function nssScenario(nsslookup: string, source: Source, threads: number): 
   const { own, socket } = fresh();
   const view = await build({ upstream: SYSTEM_CKBI, upstreamParams: '', outDir: join(own, 'view'), service: source === 'none' ? undefined : socket });
   let stop = async (): Promise<void> => undefined;
-  if (source === 'hung') {
-    const core = await startHungNamecoind();
+  if (source !== 'none') {
+    const core = source === 'hung' ? await startHungNamecoind() : Object.assign(await startNamecoind({ auth: 'cookie' }), { delayMs: source });
     const svc = await serve({ socket, rpc: core.url, rpcCookie: core.cookieFile });
     stop = async () => (await svc.close(), await core.close());
-  } else if (source !== 'none') {
-    const node = await startNamecoind({ auth: 'cookie' });
-    node.delayMs = source;
-    const svc = await serve({ socket, rpc: node.url, rpcCookie: node.cookieFile });
-    stop = async () => (await svc.close(), await node.close());
   }
   try {
     const r = await run(nsslookup, [MODULE, ROOT_NICKNAME, String(ORDINARY), String(threads), '0', String(ATTACK_MS)], {

@@ -17,18 +17,13 @@
 //
 // Needs `npm run build`, setpriv (util-linux) and Firefox ESR.
 
-import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { build } from '../src/compile/build.js';
-import { packageRebuild } from '../src/install/common.js';
+import { packageRebuild, rebuildKeys } from '../src/install/common.js';
 import { readBrowserRoots } from '../src/browser/probe.js';
-import { machineInfo, parseArgs, round, stats, writeJsonAtomic, type Stats } from './lib.js';
+import { CKBI, CLI, MODULE, ROOT, machineInfo, parseArgs, round, sh, stats, writeJsonAtomic, type Stats } from './lib.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MODULE = join(ROOT, 'build/Release/libncfence.so');
-const CLI = join(ROOT, 'dist/cli/main.js');
 const USER = 65534;
 const BUDGET_MS = 1500;
 
@@ -37,12 +32,6 @@ const n = args.quick ? 3 : 11;
 const nBrowser = args.quick ? 2 : 7;
 const dir = mkdtempSync('/tmp/ncfence-bench-update-');
 chmodSync(dir, 0o755);
-
-function sh(cmd: string, a: string[], env?: NodeJS.ProcessEnv): string {
-  const r = spawnSync(cmd, a, { encoding: 'utf8', timeout: 120_000, env: env ?? process.env });
-  if (r.status !== 0) throw new Error(`${cmd} ${a.join(' ')}: ${r.stderr || r.error?.message}`);
-  return r.stdout + r.stderr;
-}
 
 /** Makes the view stale as an update would (the stamp covers the policy's mtime). */
 function touch(file: string): void {
@@ -70,8 +59,7 @@ async function moduleInstall(name: string, upstream: string, policy: string): Pr
   mkdirSync(d, { mode: 0o755 });
   const policyCopy = join(d, 'policy.json');
   copyFileSync(policy, policyCopy);
-  const r = packageRebuild();
-  const b = await build({ upstream, upstreamParams: '', outDir: d, policyFile: policyCopy, rebuildCommand: r.cli, rebuildNode: r.node, engine: r.engine });
+  const b = await build({ upstream, upstreamParams: '', outDir: d, policyFile: policyCopy, ...rebuildKeys(packageRebuild()) });
   const home = join(d, 'home');
   mkdirSync(home);
   chownSync(home, USER, USER);
@@ -135,7 +123,7 @@ async function browserCase(asUser: boolean): Promise<Case> {
 try {
   mkdirSync(join(dir, 'root-home'));
   mkdirSync(join(dir, 'system-root'));
-  const ckbi = await moduleInstall('nss', '/usr/lib/x86_64-linux-gnu/libnssckbi.so', join(ROOT, 'rules/nss.json'));
+  const ckbi = await moduleInstall('nss', CKBI, join(ROOT, 'rules/nss.json'));
   const p11kit = await moduleInstall('p11-kit', '/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-trust.so', join(ROOT, 'rules/p11-kit.json'));
   const cases: Record<string, Case> = {
     'nss, in place (root)': moduleCase(ckbi, false),

@@ -142,8 +142,6 @@ function excludedOfType(der: Uint8Array, type: number): string[] {
 
 /** dNSNames in the excludedSubtrees of a certificate's NameConstraints. */
 export const excludedNames = (der: Uint8Array): string[] => excludedOfType(der, 2);
-/** rfc822Names (mail hosts and domains) in the excludedSubtrees of a certificate's NameConstraints. */
-export const excludedMailDomains = (der: Uint8Array): string[] => excludedOfType(der, 1);
 
 /**
  * What the fence of `fenced` lacks in a cross-certificate: the DNS name, and
@@ -152,7 +150,7 @@ export const excludedMailDomains = (der: Uint8Array): string[] => excludedOfType
  */
 function missingExclusions(der: Uint8Array, fenced: string): string[] {
   const dns = excludedNames(der);
-  const mail = excludedMailDomains(der);
+  const mail = excludedOfType(der, 1);
   return [...(dns.includes(fenced) ? [] : [`DNS ${fenced}`]), ...[fenced, `.${fenced}`].filter((m) => !mail.includes(m)).map((m) => `e-mail ${m}`)];
 }
 

@@ -16,20 +16,6 @@ export const BROWSER_TARGETS: readonly BrowserTarget[] = ['firefox', 'thunderbir
 /** What each target calls itself in messages. */
 export const BROWSER_NAME: Record<BrowserTarget, string> = { firefox: 'Firefox', thunderbird: 'Thunderbird', 'tor-browser': 'Tor Browser' };
 
-/**
- * Tor Browser's archive unpacks to tor-browser/ with the browser in
- * tor-browser/Browser/ (tor-browser-build projects/browser/build); the
- * launcher tor-browser/Browser/start-tor-browser runs the binary there.
- */
-function torCandidates(home: string): string[] {
-  return [
-    join(home, 'tor-browser/Browser'),
-    join(home, 'tor-browser_en-US/Browser'),
-    join(home, '.local/share/torbrowser/tbb/x86_64/tor-browser/Browser'),
-    '/opt/tor-browser/Browser',
-  ];
-}
-
 /** Install directories tried when none is named, in order. */
 export function browserCandidates(target: BrowserTarget): string[] {
   const home = homedir();
@@ -39,7 +25,15 @@ export function browserCandidates(target: BrowserTarget): string[] {
     case 'thunderbird':
       return ['/usr/lib/thunderbird', '/opt/thunderbird', '/usr/local/lib/thunderbird'];
     case 'tor-browser':
-      return torCandidates(home);
+      // Tor Browser's archive unpacks to tor-browser/ with the browser in
+      // tor-browser/Browser/ (tor-browser-build projects/browser/build); the
+      // launcher tor-browser/Browser/start-tor-browser runs the binary there.
+      return [
+        join(home, 'tor-browser/Browser'),
+        join(home, 'tor-browser_en-US/Browser'),
+        join(home, '.local/share/torbrowser/tbb/x86_64/tor-browser/Browser'),
+        '/opt/tor-browser/Browser',
+      ];
   }
 }
 

@@ -8,7 +8,7 @@ import { describePathError, describeSystemError } from '../systemError.js';
 import { EngineError, type EngineErrorCode } from '../engine/errors.js';
 import { DEFAULT_UPSTREAM, type BuildResult } from '../compile/build.js';
 import type { Manifest } from '../install/common.js';
-import type { InstallStatus } from '../install/status.js';
+import type { Check, InstallStatus } from '../install/status.js';
 import { TARGETS, TARGET_NAMES, targetSpec } from '../install/targets.js';
 // Each command loads only what it uses (dynamic imports below): `build` runs
 // at every stale start-up of a browser with --auto-rebuild, and loading the
@@ -151,14 +151,12 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
 /** The install targets that take an option only some of them take. */
 const targetsTaking = (option: string): string[] => TARGETS.filter((t) => t.options.includes(option)).map((t) => t.name);
 
+/** Each command's usage line, where it says more than `ncfence COMMAND [options]`. */
 const USAGE: Record<string, string> = {
   build: 'ncfence build [--upstream PATH | --browser DIR] [options]',
   install: `ncfence install ${TARGET_NAMES.join('|')} [options]`,
   uninstall: `ncfence uninstall ${TARGET_NAMES.join('|')} [options]`,
-  status: 'ncfence status [options]',
   refresh: 'ncfence refresh [--config FILE [--out DIR]] [options]',
-  doctor: 'ncfence doctor [options]',
-  serve: 'ncfence serve [options]',
   bench: 'ncfence bench [--upstream PATH] [--rounds N] [--json] [--svg FILE] [--check]',
 };
 
@@ -180,12 +178,11 @@ function commandHelp(command: string): string {
     summary.push(lines[i]!);
     for (let j = i + 1; j < start && /^ {24}\S/.test(lines[j]!); j++) summary.push(lines[j]!);
   }
-  return `Usage: ${USAGE[command]}\n\n${summary.join('\n')}\n\nOptions:\n${blocks.join('\n')}\n`;
+  return `Usage: ${USAGE[command] ?? `ncfence ${command} [options]`}\n\n${summary.join('\n')}\n\nOptions:\n${blocks.join('\n')}\n`;
 }
 
 function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
 const OPTIONS = {
@@ -315,6 +312,12 @@ function printStatus(rows: InstallStatus[], quiet = false): void {
   }
 }
 
+/** A heading, then each check, with its fix when it failed (doctor, doctor --bit-name). */
+function printChecks(heading: string, checks: Check[]): void {
+  process.stdout.write(`${heading}\n`);
+  for (const c of checks) process.stdout.write(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}${c.ok || !c.fix ? '' : `\n       fix: ${c.fix}`}\n`);
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
@@ -347,22 +350,20 @@ async function main(argv: string[]): Promise<number> {
     // checkCommandLine refuses everything parseArgs does, in words of its own; this is a backstop.
     throw new EngineError('USAGE', `cannot read the command line (try: ncfence ${command} --help)`);
   }
-  const wantTarget = () => {
-    const t = positionals.length === 1 ? targetSpec(positionals[0]!) : undefined;
-    if (!t) {
-      const got = positionals.length === 0 ? 'no target' : positionals.length > 1 ? `${positionals.length} targets` : `"${positionals[0]}", which is not one`;
-      throw new EngineError('USAGE', `${command} needs one target: ${TARGET_NAMES.join(', ')}; got ${got} (try: ncfence --help)`);
-    }
-    return t;
-  };
+  // checkCommandLine let through only one known target, and positionals to no other command.
+  const target = () => targetSpec(positionals[0]!)!;
   if (values.dir !== undefined && values['firefox-dir'] !== undefined && values.dir !== values['firefox-dir']) {
     throw new EngineError('USAGE', '--dir and --firefox-dir name the same thing; give one');
   }
   const dirOption = values.dir ?? values['firefox-dir'];
+  /** Prints `data` as JSON when --json was given, and says whether it did. */
+  const printedJson = (data: unknown): boolean => {
+    if (values.json) process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+    return values.json;
+  };
   const upstreamOpts = { upstream: values.upstream, upstreamParams: values['upstream-params'], policyFile: values.policy, service: values.service, allowEmpty: values['allow-empty'], progress };
   switch (command) {
     case 'build': {
-      if (positionals.length) throw new EngineError('USAGE', `build takes no arguments, got ${positionals.join(' ')}`);
       if (values.browser !== undefined && values.upstream !== undefined) throw new EngineError('USAGE', 'build reads either --browser DIR or --upstream PATH, not both');
       if (values.browser !== undefined && values['upstream-params'] !== undefined) throw new EngineError('USAGE', '--upstream-params goes with --upstream; --browser reads the browser\'s own roots and takes no parameters');
       progress(values.browser !== undefined ? `reading the roots of the browser in ${values.browser}` : `building the fenced view of ${values.upstream ?? DEFAULT_UPSTREAM}`);
@@ -379,12 +380,10 @@ async function main(argv: string[]): Promise<number> {
         serviceCommand: values['service-command'],
         minRootsFenced: values['allow-empty'] ? undefined : 1,
       });
-      if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-      else printSummary(result);
+      if (!printedJson(result)) printSummary(result);
       return 0;
     }
     case 'bench': {
-      if (positionals.length) throw new EngineError('USAGE', `bench takes no arguments, got ${positionals.join(' ')}`);
       const rounds = values.rounds === undefined ? 20 : wholeNumber('--rounds', values.rounds, 1, 10_000);
       const upstream = values.upstream ?? DEFAULT_UPSTREAM;
       // Before measuring (a minute or more): a plot that cannot be written, an upstream that is not there.
@@ -428,55 +427,46 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'install': {
-      const target = wantTarget();
-      const m = await target.install({ dir: dirOption, root: values.root, user: values.user, ...upstreamOpts });
-      if (values.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
-      else printManifest('installed', m);
+      const m = await target().install({ dir: dirOption, root: values.root, user: values.user, ...upstreamOpts });
+      if (!printedJson(m)) printManifest('installed', m);
       return 0;
     }
     case 'uninstall': {
-      const target = wantTarget();
-      const m = await target.uninstall({ dir: dirOption, root: values.root, user: values.user });
-      if (values.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
-      else process.stdout.write(`uninstalled ${m.target}: ${m.module.path} removed${m.backups.map((b) => `, ${b.path} restored`).join('')}\n`);
+      const m = await target().uninstall({ dir: dirOption, root: values.root, user: values.user });
+      if (!printedJson(m)) process.stdout.write(`uninstalled ${m.target}: ${m.module.path} removed${m.backups.map((b) => `, ${b.path} restored`).join('')}\n`);
       return 0;
     }
     case 'status': {
       const { status } = await import('../install/status.js');
       const rows = await status({ dir: dirOption, root: values.root });
-      if (values.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
-      else printStatus(values.quiet ? rows.filter((r) => r.state !== 'ok') : rows, values.quiet);
+      if (!printedJson(rows)) printStatus(values.quiet ? rows.filter((r) => r.state !== 'ok') : rows, values.quiet);
       return rows.some((r) => r.state !== 'ok') ? 1 : 0;
     }
     case 'doctor': {
-      if (values['bit-name'] !== undefined) return (await import('../install/bitcheck.js')).runBitCheck({ name: values['bit-name'], resolver: values.resolver, targets: await bitCheckTargets(dirOption, values.root), json: values.json });
+      if (values['bit-name'] !== undefined) {
+        const r = await (await import('../install/bitcheck.js')).checkBitName({ name: values['bit-name'], resolver: values.resolver, targets: await bitCheckTargets(dirOption, values.root) });
+        if (!printedJson(r)) printChecks(`${r.name}${r.port === 443 ? '' : `:${r.port}`}`, r.checks);
+        return r.checks.every((c) => c.ok) ? 0 : 1;
+      }
       progress('checking each install (browsers are started headless, offline, with a throwaway profile)');
       const { doctor } = await import('../install/status.js');
       const reports = await doctor({ dir: dirOption, root: values.root, firefox: !values['no-firefox'] });
       const failed = reports.some((r) => r.checks.some((c) => !c.ok));
       if (values.json) process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
       else if (reports.length === 0) process.stdout.write('nothing to check: ncfence is not installed anywhere (ncfence --help: install)\n');
-      else {
-        for (const r of reports) {
-          process.stdout.write(`${r.target} at ${r.location}\n`);
-          for (const c of r.checks) process.stdout.write(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}${c.ok || !c.fix ? '' : `\n       fix: ${c.fix}`}\n`);
-        }
-      }
+      else for (const r of reports) printChecks(`${r.target} at ${r.location}`, r.checks);
       return failed || reports.length === 0 ? 1 : 0;
     }
     case 'refresh': {
-      if (positionals.length) throw new EngineError('USAGE', `refresh takes no arguments, got ${positionals.join(' ')}`);
       const { refreshAll, refreshConfig } = await import('../install/refresh.js');
       if (values.config !== undefined) {
         const r = await refreshConfig(values.config, values.out);
-        if (values.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-        else process.stdout.write(`rebuilt ${r.view} (${r.rootsFenced} roots fenced)\n`);
+        if (!printedJson(r)) process.stdout.write(`rebuilt ${r.view} (${r.rootsFenced} roots fenced)\n`);
         return 0;
       }
       if (values.out !== undefined) throw new EngineError('USAGE', 'refresh takes --out only with --config FILE');
       const results = await refreshAll({ root: values.root, progress });
-      if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
-      else {
+      if (!printedJson(results)) {
         for (const r of results) {
           if (r.error) process.stderr.write(`ncfence: ${r.target} at ${r.location}: ${r.error}\n`);
           else if (r.actions.length > 0 || !values.hook) process.stdout.write(`${r.target} at ${r.location}: ${r.actions.length > 0 ? r.actions.join(', ') : 'fresh'}\n`);

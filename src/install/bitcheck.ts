@@ -41,7 +41,6 @@ export interface BitCheckOptions {
   /** ADDRESS[:PORT] of a DNS server to ask instead of the system resolver. */
   resolver?: string;
   targets: BitCheckTarget[];
-  timeoutMs?: number;
 }
 
 export interface BitCheckReport {
@@ -204,7 +203,7 @@ function serviceCheck(label: string, service: string | undefined, answer: Respon
 export async function checkBitName(o: BitCheckOptions): Promise<BitCheckReport> {
   const { host, port } = parseBitName(o.name);
   const resolver = o.resolver === undefined ? undefined : parseResolver(o.resolver);
-  const timeoutMs = o.timeoutMs ?? 5000;
+  const timeoutMs = 5000;
   const checks: Check[] = [];
   const report = (): BitCheckReport => ({ name: host, port, checks });
 
@@ -271,15 +270,4 @@ export async function checkBitName(o: BitCheckOptions): Promise<BitCheckReport> 
     );
   }
   return report();
-}
-
-/** The doctor's output for --bit-name (the lead folds this into the reworked doctor); returns the exit code. */
-export async function runBitCheck(o: BitCheckOptions & { json?: boolean }): Promise<number> {
-  const r = await checkBitName(o);
-  if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-  else {
-    process.stdout.write(`${r.name}${r.port === 443 ? '' : `:${r.port}`}\n`);
-    for (const c of r.checks) process.stdout.write(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}${c.ok || !c.fix ? '' : `\n       fix: ${c.fix}`}\n`);
-  }
-  return r.checks.every((c) => c.ok) ? 0 : 1;
 }

@@ -13,7 +13,7 @@
 
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { build, CONFIG_FILE, VIEW_FILE, type BuildResult } from '../compile/build.js';
+import { CONFIG_FILE, VIEW_FILE, type BuildResult } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
 import { BROWSER_NAME, findBrowserDir, resolveBrowserDir, type BrowserTarget } from '../browser/layout.js';
 import { readBrowserRoots, type BrowserRoots } from '../browser/probe.js';
@@ -21,12 +21,12 @@ import { compareRootPrograms, summarize, totalDifferences } from '../browser/com
 import { TARGET_POLICY } from '../policy.js';
 import {
   backUp,
+  buildForInstall,
   copyPolicy,
   looksLikePkcs11Module,
   newManifest,
   packageRebuild,
   placeModule,
-  rebuildKeys,
   removeIfPresent,
   removeModule,
   requireWritable,
@@ -55,10 +55,6 @@ export function browserDir(target: BrowserTarget, dir: string | undefined): stri
   return gre;
 }
 
-export interface InstallOptions extends InstallCommonOptions {
-  dir?: string;
-}
-
 /** The command that repairs an install, named in warnings and doctor. */
 export function reinstallCommand(target: BrowserTarget, dir: string): string {
   return `ncfence install ${target} --dir ${dir}`;
@@ -84,7 +80,7 @@ interface Chosen {
   source: NonNullable<Manifest['upstreamSource']>;
 }
 
-function chooseUpstream(o: InstallOptions, previous: Manifest | undefined, backups: Backup[]): Chosen {
+function chooseUpstream(o: InstallCommonOptions, previous: Manifest | undefined, backups: Backup[]): Chosen {
   if (o.upstream !== undefined) return { upstream: o.upstream, upstreamParams: o.upstreamParams ?? '', source: 'option' };
   // A reinstall keeps what was chosen before, except the first round's
   // silent default (the system's roots module), which was the defect.
@@ -96,7 +92,7 @@ function chooseUpstream(o: InstallOptions, previous: Manifest | undefined, backu
   return { upstreamParams: '', source: 'browser' };
 }
 
-export async function installBrowser(target: BrowserTarget, o: InstallOptions): Promise<Manifest> {
+export async function installBrowser(target: BrowserTarget, o: InstallCommonOptions): Promise<Manifest> {
   const dir = browserDir(target, o.dir);
   const name = BROWSER_NAME[target];
   const root = systemRoot(o.root);
@@ -109,35 +105,29 @@ export async function installBrowser(target: BrowserTarget, o: InstallOptions): 
   const moduleFile = join(dir, 'libnssckbi.so');
   adoptLegacy(root);
   const previous = findRecord(ownScope(), root, target, dir);
-  let backups: Backup[] = previous?.backups ?? [];
   const madeNow: Backup[] = [];
-  const created = INSTALLED_NAMES.map((n) => join(dir, n));
   if (!previous && existsSync(moduleFile)) {
     if (!looksLikePkcs11Module(moduleFile)) {
       throw new EngineError('USAGE', `${moduleFile} exists and is not a PKCS#11 module; ncfence will not replace a file it does not recognise: move it away first`);
     }
     o.progress?.(`keeping the existing ${moduleFile} as ${moduleFile}${ORIGINAL_SUFFIX}`);
     madeNow.push(backUp(moduleFile, `${moduleFile}${ORIGINAL_SUFFIX}`));
-    backups = madeNow;
   }
+  const backups = previous?.backups ?? madeNow;
   const chosen = chooseUpstream(o, previous, backups);
-  const fix = reinstallCommand(target, dir);
   const policyCopy = join(dir, POLICY_FILE);
   const hadPolicyCopy = existsSync(policyCopy);
   let result: BuildResult;
   try {
     copyPolicy(o.policyFile ?? TARGET_POLICY.browser, policyCopy);
     o.progress?.(chosen.upstream ? `building the fenced view of ${chosen.upstream}` : `reading ${name}'s own roots and building their fenced view`);
-    result = await build({
+    result = await buildForInstall(o, rebuild, {
       upstream: chosen.upstream ?? '',
       upstreamParams: chosen.upstreamParams,
       ...(chosen.upstream ? {} : { browser: dir }),
       outDir: dir,
       policyFile: policyCopy,
-      service: o.service,
-      ...rebuildKeys(rebuild),
-      fix,
-      minRootsFenced: o.allowEmpty ? undefined : 1,
+      fix: reinstallCommand(target, dir),
     });
   } catch (e) {
     if (!hadPolicyCopy) removeIfPresent(policyCopy);
@@ -150,7 +140,7 @@ export async function installBrowser(target: BrowserTarget, o: InstallOptions): 
   o.progress?.(`installing the module as ${moduleFile}`);
   placeModule(moduleFile);
   const manifest = newManifest(target, dir, moduleFile, result, chosen.upstreamParams, {
-    created: created.filter((f) => !backups.some((b) => b.path === f)),
+    created: INSTALLED_NAMES.map((n) => join(dir, n)).filter((f) => !backups.some((b) => b.path === f)),
     backups,
     rebuild,
     policySource: o.policyFile === undefined ? 'package' : 'given',

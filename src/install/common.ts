@@ -2,16 +2,15 @@
 // the install manifest that makes uninstall exact, and careful file moves.
 
 import { createHash } from 'node:crypto';
-import { accessSync, constants, copyFileSync, existsSync, readFileSync, realpathSync, renameSync, rmSync, statSync, chmodSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { accessSync, constants, copyFileSync, existsSync, readFileSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, chmodSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from '../engine/errors.js';
-import { writeFileAtomic } from '../compile/build.js';
+import { build, writeFileAtomic, type BuildOptions, type BuildResult } from '../compile/build.js';
 import { loadPolicy } from '../policy.js';
 import { requireRootsFile, requireTreeOwnedByRoot } from './owner.js';
 
 export const PACKAGE_MODULE = fileURLToPath(new URL('../../build/Release/libncfence.so', import.meta.url));
-export const SYSTEM_CKBI = '/usr/lib/x86_64-linux-gnu/libnssckbi.so';
 export const P11KIT_TRUST = '/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-trust.so';
 /** The compiled CLI the module runs to rebuild a view (addon/rebuild.c), and the package's engine-id (scripts/engine-id.mjs). */
 export const PACKAGE_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -84,8 +83,10 @@ export interface RebuildCommand {
   engine: string;
 }
 
-/** What every target's install takes (the CLI's install options). */
+/** What every target's install takes (the CLI's install options); a target reads the options that apply to it. */
 export interface InstallCommonOptions {
+  /** A browser's install directory (absent: the first found). */
+  dir?: string;
   /** Filesystem root of the system registry and hooks (registry.ts systemRoot). */
   root?: string;
   upstream?: string;
@@ -101,6 +102,11 @@ export interface InstallCommonOptions {
 /** The keys of build()'s options that make a view rebuild itself with this package (ncfence.conf `rebuild`, `rebuild-node`, `engine`). */
 export function rebuildKeys(r: RebuildCommand): { rebuildCommand: string; rebuildNode: string; engine: string } {
   return { rebuildCommand: r.cli, rebuildNode: r.node, engine: r.engine };
+}
+
+/** build() as every install runs it: the service given, this package's rebuild command, and no view that fences nothing unless allowed. */
+export function buildForInstall(o: InstallCommonOptions, rebuild: RebuildCommand, b: Omit<BuildOptions, 'service' | 'rebuildCommand' | 'rebuildNode' | 'engine' | 'minRootsFenced'>): Promise<BuildResult> {
+  return build({ ...b, service: o.service, ...rebuildKeys(rebuild), minRootsFenced: o.allowEmpty ? undefined : 1 });
 }
 
 /**
@@ -147,20 +153,6 @@ export function newManifest(
 
 export function sha256File(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
-}
-
-/**
- * An install record of the first rounds (version 1), kept beside what it
- * changed; read only to move it into the registry (legacy.ts).
- */
-export function readLegacyManifest(path: string): Omit<Manifest, 'location' | 'scope'> | undefined {
-  if (!existsSync(path)) return undefined;
-  try {
-    const m = JSON.parse(readFileSync(path, 'utf8')) as Manifest;
-    return m.version === 1 ? m : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 export function requireWritable(dir: string, what: string): void {
@@ -237,6 +229,17 @@ export function removeIfPresent(path: string): void {
   rmSync(path, { force: true });
 }
 
+/** Removes each directory that is empty, deepest first: anything else living there stays. */
+export function removeEmptyDirs(dirs: string[]): void {
+  for (const d of dirs) {
+    try {
+      rmdirSync(d);
+    } catch {
+      // not empty, or gone
+    }
+  }
+}
+
 export function isDirectory(path: string): boolean {
   try {
     return statSync(path).isDirectory();
@@ -244,5 +247,3 @@ export function isDirectory(path: string): boolean {
     return false;
   }
 }
-
-export { dirname };

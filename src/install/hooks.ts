@@ -81,9 +81,8 @@ export function checkHooks(rootOption?: string): void {
  * hook goes only where update-ca-certificates is installed (its update.d
  * directory exists). Refuses to replace a file that is not ncfence's.
  */
-export function ensureHooks(r: RebuildCommand, rootOption?: string): string[] {
+export function ensureHooks(r: RebuildCommand, rootOption?: string): void {
   const root = systemRoot(rootOption);
-  const written: string[] = [];
   for (const [name, text] of [
     [APT_HOOK, aptHook(r, root)],
     [CA_HOOK, caHook(r, root)],
@@ -93,22 +92,15 @@ export function ensureHooks(r: RebuildCommand, rootOption?: string): string[] {
     if (existsSync(path) && !ours(path)) throw new EngineError('USAGE', `${path} exists and was not written by ncfence; move it away first`);
     if (existsSync(path) && readFileSync(path, 'utf8') === text) continue;
     writeFileAtomic(path, text, name === CA_HOOK ? 0o755 : 0o644);
-    written.push(path);
   }
-  return written;
 }
 
 /** Removes both hooks once root has no install left under `root`. */
-export function removeUnusedHooks(rootOption?: string): string[] {
+export function removeUnusedHooks(rootOption?: string): void {
   const root = systemRoot(rootOption);
-  if (listRecords('system', root).length > 0) return [];
-  const removed: string[] = [];
+  if (listRecords('system', root).length > 0) return;
   for (const name of [APT_HOOK, CA_HOOK]) {
     const path = under(root, name);
-    if (existsSync(path) && ours(path)) {
-      rmSync(path);
-      removed.push(path);
-    }
+    if (ours(path)) rmSync(path);
   }
-  return removed;
 }

@@ -5,12 +5,12 @@
 // made them: root takes only records in places only root can write, a user
 // only their own files.
 
-import { existsSync, lstatSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { BROWSER_TARGETS, browserCandidates, resolveBrowserDir } from '../browser/layout.js';
 import { EngineError } from '../engine/errors.js';
-import { readLegacyManifest, type Manifest } from './common.js';
+import type { Manifest } from './common.js';
 import { isRoot, requireOwnedByRoot } from './owner.js';
 import { findRecord, ownScope, saveRecord, under } from './registry.js';
 
@@ -26,6 +26,16 @@ function mayAdopt(file: string, dir: string): boolean {
   } catch (e) {
     if (e instanceof EngineError) return false;
     throw e;
+  }
+}
+
+/** A record of the first rounds (version 1): the same fields but where the install is and whose it is. */
+function readLegacyManifest(path: string): Omit<Manifest, 'location' | 'scope'> | undefined {
+  try {
+    const m = JSON.parse(readFileSync(path, 'utf8')) as Manifest;
+    return m.version === 1 ? m : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -5,16 +5,15 @@
 // `root` is a filesystem root (default /): tests use a disposable one.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, rmdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
-import { build, makeDirs } from '../compile/build.js';
+import { makeDirs, VIEW_FILE } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
-import { copyPolicy, isDirectory, newManifest, packageRebuild, placeModule, rebuildKeys, removeIfPresent, removeModule, requireWritable, sha256File, type InstallCommonOptions, type Manifest } from './common.js';
+import { buildForInstall, copyPolicy, isDirectory, newManifest, packageRebuild, placeModule, removeEmptyDirs, removeIfPresent, removeModule, requireWritable, type InstallCommonOptions, type Manifest } from './common.js';
 import { isRoot, requireOwnedByRoot } from './owner.js';
 import { adoptLegacy } from './legacy.js';
 import { findRecord, forgetRecord, saveRecord, systemRoot, under } from './registry.js';
 import { checkHooks, ensureHooks, removeUnusedHooks } from './hooks.js';
-import { VIEW_FILE } from '../compile/build.js';
 import { TARGET_POLICY } from '../policy.js';
 
 export const LIBDIR = '/usr/lib/x86_64-linux-gnu';
@@ -42,18 +41,11 @@ function divertedTo(root: string): string | undefined {
   }
 }
 
-export type NssOptions = InstallCommonOptions;
-
 function requireRoot(root: string): void {
   if (!isDirectory(root)) throw new EngineError('USAGE', `--root ${root} is not a directory (it names the file system root the install works under)`);
 }
 
-/** Directories an nss install may have created, removed by uninstall when empty, deepest first. */
-function emptyDirsAfterUninstall(root: string): string[] {
-  return [under(root, STATE_DIR), under(root, dirname(STATE_DIR)), under(root, dirname(SYSTEM_CONFIG))];
-}
-
-export async function installNss(o: NssOptions): Promise<Manifest> {
+export async function installNss(o: InstallCommonOptions): Promise<Manifest> {
   const root = systemRoot(o.root);
   requireRoot(root);
   const lib = under(root, CKBI_NAME);
@@ -77,15 +69,12 @@ export async function installNss(o: NssOptions): Promise<Manifest> {
   o.progress?.(`building the fenced view of ${upstream}`);
   let result;
   try {
-    result = await build({
+    result = await buildForInstall(o, rebuild, {
       upstream,
       upstreamParams,
       outDir: under(root, STATE_DIR),
       configFile: under(root, SYSTEM_CONFIG),
       policyFile,
-      service: o.service,
-      ...rebuildKeys(rebuild),
-      minRootsFenced: o.allowEmpty ? undefined : 1,
       fix: `sudo ncfence install nss${root === '/' ? '' : ` --root ${root}`}`,
     });
   } catch (e) {
@@ -108,7 +97,7 @@ export async function installNss(o: NssOptions): Promise<Manifest> {
   return manifest;
 }
 
-export function uninstallNss(rootIn?: string): { manifest: Manifest; restoredSha256: string } {
+export function uninstallNss(rootIn?: string): Manifest {
   const root = systemRoot(rootIn);
   requireRoot(root);
   adoptLegacy(root);
@@ -125,12 +114,6 @@ export function uninstallNss(rootIn?: string): { manifest: Manifest; restoredSha
   for (const f of [m.config, m.view, join(under(root, STATE_DIR), 'policy.json'), join(under(root, STATE_DIR), 'install.json')]) removeIfPresent(f);
   forgetRecord(m, root);
   removeUnusedHooks(root);
-  for (const d of emptyDirsAfterUninstall(root)) {
-    try {
-      rmdirSync(d); // only when empty: anything else living there stays
-    } catch {
-      // not empty, or gone
-    }
-  }
-  return { manifest: m, restoredSha256: sha256File(under(root, CKBI_NAME)) };
+  removeEmptyDirs([under(root, STATE_DIR), under(root, dirname(STATE_DIR)), under(root, dirname(SYSTEM_CONFIG))]);
+  return m;
 }

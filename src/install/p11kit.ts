@@ -4,17 +4,18 @@
 // by a module file of the same name, so they see only the fenced view.
 // --user uses ~/.config/pkcs11/modules (p11-kit ignores it for root).
 
-import { existsSync, rmdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { build, writeFileAtomic, makeDirs } from '../compile/build.js';
+import { writeFileAtomic, makeDirs } from '../compile/build.js';
 import { EngineError } from '../engine/errors.js';
 import { TARGET_POLICY } from '../policy.js';
-import { P11KIT_TRUST, backUp, copyPolicy, newManifest, packageRebuild, placeModule, removeIfPresent, removeModule, restore, rebuildKeys, type Backup, type InstallCommonOptions, type Manifest } from './common.js';
+import { P11KIT_TRUST, backUp, buildForInstall, copyPolicy, newManifest, packageRebuild, placeModule, removeEmptyDirs, removeIfPresent, removeModule, restore, type Manifest } from './common.js';
 import { isRoot, requireOwnedByRoot } from './owner.js';
 import { adoptLegacy } from './legacy.js';
 import { findRecord, forgetRecord, ownScope, saveRecord, systemRoot, under } from './registry.js';
 import { checkHooks, ensureHooks, removeUnusedHooks } from './hooks.js';
+import type { InstallRequest } from './targets.js';
 
 export interface P11KitPaths {
   moduleDir: string; // where p11-kit reads module files
@@ -36,11 +37,7 @@ export function p11kitPaths(user: boolean, root = '/'): P11KitPaths {
 const DISABLE_TRUST = '# written by ncfence: p11-kit-trust is wrapped by ncfence.module, except for trust extract\nenable-in: ncfence-wraps-p11-kit-trust, trust\n';
 const MODULE_FILE = (modulePath: string): string => `# written by ncfence\nmodule: ${modulePath}\ntrust-policy: yes\ndisable-in: trust\n`;
 
-export interface P11KitOptions extends InstallCommonOptions {
-  user: boolean;
-}
-
-export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
+export async function installP11Kit(o: InstallRequest): Promise<Manifest> {
   const root = systemRoot(o.root);
   const { moduleDir, libDir } = p11kitPaths(o.user, root);
   if (!o.user && process.getuid?.() !== 0) throw new EngineError('USAGE', 'a system-wide p11-kit install needs root; use --user for this user only');
@@ -55,22 +52,16 @@ export async function installP11Kit(o: P11KitOptions): Promise<Manifest> {
   const previous = findRecord(ownScope(), root, 'p11-kit', libDir);
   const moduleFile = join(moduleDir, 'ncfence.module');
   const trustFile = join(moduleDir, 'p11-kit-trust.module');
-  let backups: Backup[] = previous?.backups ?? [];
-  if (!previous) {
-    for (const f of [moduleFile, trustFile]) if (existsSync(f)) backups.push(backUp(f, `${f}.ncfence-orig`));
-  }
+  const backups = previous?.backups ?? [moduleFile, trustFile].filter((f) => existsSync(f)).map((f) => backUp(f, `${f}.ncfence-orig`));
   const upstream = o.upstream ?? previous?.upstream ?? P11KIT_TRUST;
   const upstreamParams = o.upstreamParams ?? previous?.upstreamParams ?? '';
   o.progress?.(`building the fenced view of ${upstream}`);
   const policyFile = copyPolicy(o.policyFile ?? TARGET_POLICY['p11-kit'], join(libDir, 'policy.json'));
-  const result = await build({
+  const result = await buildForInstall(o, rebuild, {
     upstream,
     upstreamParams,
     outDir: libDir,
     policyFile,
-    service: o.service,
-    ...rebuildKeys(rebuild),
-    minRootsFenced: o.allowEmpty ? undefined : 1,
     fix: o.user ? 'ncfence install p11-kit --user' : 'sudo ncfence install p11-kit',
   });
   const modulePath = join(libDir, 'libncfence.so');
@@ -109,10 +100,6 @@ export function uninstallP11Kit(user: boolean, rootOption?: string): Manifest {
   for (const b of m.backups) restore(b);
   forgetRecord(m, root);
   if (m.scope === 'system') removeUnusedHooks(rootOption);
-  try {
-    rmdirSync(libDir); // only when empty
-  } catch {
-    // something else lives there; leave it
-  }
+  removeEmptyDirs([libDir]);
   return m;
 }

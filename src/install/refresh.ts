@@ -60,15 +60,14 @@ export async function refreshConfig(config: string, out?: string, rebuild?: Rebu
   return { view: r.view, rootsFenced: r.summary.rootsFenced };
 }
 
-/** This user's record of the install a configuration belongs to, if this package made it. */
-function ownInstall(config: string, root: string): Manifest | undefined {
-  const cli = existsSync(PACKAGE_CLI) ? realpathSync(PACKAGE_CLI) : undefined;
-  return listRecords(ownScope(), root).find((m) => m.config === config && (m.rebuild === undefined || m.rebuild.cli === cli));
-}
-
-/** The package's module over an older copy in a recorded install (the module rebuilds in place: addon/rebuild.c). */
+/**
+ * The package's module over an older copy in this user's recorded install
+ * of a configuration, if this package made it (the module rebuilds in
+ * place: addon/rebuild.c).
+ */
 function placeNewerModule(config: string, root = systemRoot()): void {
-  const m = ownInstall(config, root);
+  const cli = existsSync(PACKAGE_CLI) ? realpathSync(PACKAGE_CLI) : undefined;
+  const m = listRecords(ownScope(), root).find((r) => r.config === config && (r.rebuild === undefined || r.rebuild.cli === cli));
   if (!m || !existsSync(PACKAGE_MODULE) || !existsSync(m.module.path)) return;
   const installed = sha256File(m.module.path);
   if (installed !== m.module.sha256 || installed === sha256File(PACKAGE_MODULE)) return;

@@ -13,12 +13,12 @@
 // $NCFENCE_SYSTEM_ROOT for packaging and tests).
 
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { EngineError } from '../engine/errors.js';
 import { makeDirs, writeFileAtomic } from '../compile/build.js';
-import { MANIFEST_VERSION, type Manifest, type Target } from './common.js';
+import { MANIFEST_VERSION, removeEmptyDirs, type Manifest, type Target } from './common.js';
 import { isRoot, requireOwnedByRoot } from './owner.js';
 
 export type Scope = Manifest['scope'];
@@ -36,18 +36,15 @@ export function systemRegistry(root: string): string {
   return under(root, '/var/lib/ncfence/installs');
 }
 
-export function userRegistry(): string {
-  const state = process.env.XDG_STATE_HOME?.startsWith('/') ? process.env.XDG_STATE_HOME : join(homedir(), '.local/state');
-  return join(state, 'ncfence/installs');
-}
-
 /** Where this user's installs are recorded: root's are system-wide. */
 export function ownScope(): Scope {
   return isRoot() ? 'system' : 'user';
 }
 
 export function registryFor(scope: Scope, root: string): string {
-  return scope === 'system' ? systemRegistry(root) : userRegistry();
+  if (scope === 'system') return systemRegistry(root);
+  const state = process.env.XDG_STATE_HOME?.startsWith('/') ? process.env.XDG_STATE_HOME : join(homedir(), '.local/state');
+  return join(state, 'ncfence/installs');
 }
 
 /** The record's file name: the target and a digest of where the install is. */
@@ -109,11 +106,5 @@ export function saveRecord(m: Manifest, root: string): string {
 export function forgetRecord(m: Manifest, root: string): void {
   const registry = registryFor(m.scope, root);
   rmSync(recordFile(registry, m.target, m.location), { force: true });
-  for (const d of [registry, dirname(registry)]) {
-    try {
-      rmdirSync(d); // only when empty: anything else living there stays
-    } catch {
-      return;
-    }
-  }
+  removeEmptyDirs([registry, dirname(registry)]);
 }

@@ -14,7 +14,7 @@ import { checkBrowser, reinstallCommand } from './browser.js';
 import { adoptLegacy } from './legacy.js';
 import { isRoot, requireTreeOwnedByRoot } from './owner.js';
 import { listRecords, systemRoot } from './registry.js';
-import { specOf } from './targets.js';
+import { commandFor, specOf } from './targets.js';
 import { installState, type InstallState, type ViewState } from './state.js';
 
 export interface InstallStatus {
@@ -99,11 +99,6 @@ export async function askService(path: string, timeoutMs = 2000): Promise<string
   }
 }
 
-/** Whether the service answers on the configured socket (the same test lookup doctor makes, so both agree). */
-async function probeService(path: string): Promise<'reachable' | 'unreachable'> {
-  return (await askService(path)) === undefined ? 'reachable' : 'unreachable';
-}
-
 function serviceOf(m: Manifest): string | undefined {
   try {
     return readConfig(m.config).service || undefined;
@@ -112,13 +107,11 @@ function serviceOf(m: Manifest): string | undefined {
   }
 }
 
+/** Whether the service answers on the configured socket (the same test lookup doctor makes, so both agree). */
 async function serviceState(m: Manifest): Promise<InstallStatus['service']> {
-  try {
-    const cfg = readConfig(m.config);
-    return cfg.service ? await probeService(cfg.service) : 'not configured';
-  } catch {
-    return 'not configured';
-  }
+  const service = serviceOf(m);
+  if (!service) return 'not configured';
+  return (await askService(service)) === undefined ? 'reachable' : 'unreachable';
 }
 
 export async function status(w: Where = {}): Promise<InstallStatus[]> {
@@ -187,13 +180,13 @@ export async function doctor(w: Where & { firefox?: boolean } = {}): Promise<{ l
     const checks: Check[] = [];
     const st = installState(m);
     const spec = specOf(m);
-    const fix = spec.repair(m);
+    const fix = commandFor('install', m);
     if (st.state === 'gone') {
       checks.push({
         name: 'module file',
         ok: false,
         detail: st.detail,
-        fix: `\`${fix}\` to fence it again, or \`${spec.forget(m)}\` if ncfence should forget it`,
+        fix: `\`${fix}\` to fence it again, or \`${commandFor('uninstall', m)}\` if ncfence should forget it`,
       });
       reports.push({ location: m.location, target: m.target, checks });
       continue;
@@ -234,20 +227,19 @@ export async function browserChecks(target: BrowserTarget, location: string, m: 
   const check = await checkBrowser(target, location);
   const loaded = check.loaded;
   const ours = loaded !== undefined && loaded.dll === m.module.path && loaded.manufacturer === 'ncfence';
-  const out: Check[] = [
+  const chosen = m.upstreamSource === 'option';
+  return [
     {
       name: `${name} loads ncfence`,
       ok: ours,
       detail: loaded ? `its roots module is ${loaded.dll ?? loaded.functionsIn} (${loaded.manufacturer})` : check.summary,
       fix: `${name} did not take its roots from ${m.module.path}: check that this is the ${name} you run, and that no enterprise policy or sandbox blocks the file`,
     },
+    {
+      name: `${name}'s own roots`,
+      ok: check.differences === 0 || (chosen && check.differences > 0),
+      detail: chosen && check.differences > 0 ? `${check.summary} (the roots come from ${m.upstream}, named with --upstream)` : check.summary,
+      fix: check.differences < 0 ? `see the reason above; then ${reinstallCommand(target, location)}` : `${reinstallCommand(target, location)}${chosen ? ' without --upstream, to fence its own roots' : ''}`,
+    },
   ];
-  const chosen = m.upstreamSource === 'option';
-  out.push({
-    name: `${name}'s own roots`,
-    ok: check.differences === 0 || (chosen && check.differences > 0),
-    detail: chosen && check.differences > 0 ? `${check.summary} (the roots come from ${m.upstream}, named with --upstream)` : check.summary,
-    fix: check.differences < 0 ? `see the reason above; then ${reinstallCommand(target, location)}` : `${reinstallCommand(target, location)}${chosen ? ' without --upstream, to fence its own roots' : ''}`,
-  });
-  return out;
 }

@@ -5,20 +5,12 @@
 
 import type { BrowserTarget } from '../browser/layout.js';
 import { TARGET_POLICY } from '../policy.js';
-import type { Manifest, Target } from './common.js';
+import type { InstallCommonOptions, Manifest, Target } from './common.js';
 import type { Check } from './status.js';
 
-/** What every install takes; a target reads the options that apply to it. */
-export interface InstallRequest {
-  dir?: string;
-  root?: string;
+/** What every install takes, and whether p11-kit's is for this user only. */
+export interface InstallRequest extends InstallCommonOptions {
   user: boolean;
-  upstream?: string;
-  upstreamParams?: string;
-  policyFile?: string;
-  service?: string;
-  allowEmpty: boolean;
-  progress?: (msg: string) => void;
 }
 
 export interface UninstallRequest {
@@ -39,16 +31,11 @@ export interface TargetSpec {
   browser: boolean;
   install(r: InstallRequest): Promise<Manifest>;
   uninstall(r: UninstallRequest): Promise<Manifest>;
-  /** The command that installs it again where the record says (run by the user who made it). */
-  repair(m: Manifest): string;
-  /** The command that forgets it. */
-  forget(m: Manifest): string;
+  /** What the commands that install it again or forget it (commandFor) name after the target: where the record says. */
+  where(m: Manifest): string;
   /** doctor's checks of its own, beyond the module, view and service (a browser: start it). */
   checks?(m: Manifest): Promise<Check[]>;
 }
-
-const sudo = (m: Manifest): string => (m.scope === 'system' ? 'sudo ' : '');
-const rootOption = (m: Manifest): string => (m.location === '/' ? '' : ` --root ${m.location}`);
 
 const browser = (name: BrowserTarget, help: string): TargetSpec => ({
   name,
@@ -60,8 +47,7 @@ const browser = (name: BrowserTarget, help: string): TargetSpec => ({
   // at a consumer's start-up is a CLI run too).
   install: async (r) => (await import('./browser.js')).installBrowser(name, r),
   uninstall: async (r) => (await import('./browser.js')).uninstallBrowser(name, r.dir, r.root),
-  repair: (m) => `${sudo(m)}ncfence install ${name} --dir ${m.location}`,
-  forget: (m) => `${sudo(m)}ncfence uninstall ${name} --dir ${m.location}`,
+  where: (m) => ` --dir ${m.location}`,
   checks: async (m) => (await import('./status.js')).browserChecks(name, m.location, m),
 });
 
@@ -87,9 +73,8 @@ export const TARGETS: readonly TargetSpec[] = [
     policy: TARGET_POLICY.nss,
     browser: false,
     install: async (r) => (await import('./nss.js')).installNss(r),
-    uninstall: async (r) => (await import('./nss.js')).uninstallNss(r.root).manifest,
-    repair: (m) => `${sudo(m)}ncfence install nss${rootOption(m)}`,
-    forget: (m) => `${sudo(m)}ncfence uninstall nss${rootOption(m)}`,
+    uninstall: async (r) => (await import('./nss.js')).uninstallNss(r.root),
+    where: (m) => (m.location === '/' ? '' : ` --root ${m.location}`),
   },
   {
     name: 'p11-kit',
@@ -101,8 +86,7 @@ export const TARGETS: readonly TargetSpec[] = [
     browser: false,
     install: async (r) => (await import('./p11kit.js')).installP11Kit(r),
     uninstall: async (r) => (await import('./p11kit.js')).uninstallP11Kit(r.user, r.root),
-    repair: (m) => (m.scope === 'system' ? 'sudo ncfence install p11-kit' : 'ncfence install p11-kit --user'),
-    forget: (m) => (m.scope === 'system' ? 'sudo ncfence uninstall p11-kit' : 'ncfence uninstall p11-kit --user'),
+    where: (m) => (m.scope === 'system' ? '' : ' --user'),
   },
 ];
 
@@ -117,4 +101,9 @@ export function specOf(m: Manifest): TargetSpec {
   const t = targetSpec(m.target);
   if (!t) throw new Error(`install record for an unknown target ${m.target}`);
   return t;
+}
+
+/** The command that installs a recorded install again (run by the user who made it), or forgets it. */
+export function commandFor(verb: 'install' | 'uninstall', m: Manifest): string {
+  return `${m.scope === 'system' ? 'sudo ' : ''}ncfence ${verb} ${m.target}${specOf(m).where(m)}`;
 }
