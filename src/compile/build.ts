@@ -68,8 +68,7 @@ export interface BuildResult {
   millis: number;
 }
 
-/** The upstream's real path (Fedora's libnssckbi.so is a link to p11-kit-trust.so); as given when it cannot be resolved (the read then says why). */
-/** The upstream's real path (what policyForUpstream judges), or the path as given when it has none. */
+/** The upstream's real path, what policyForUpstream judges (Fedora's libnssckbi.so is a link to p11-kit-trust.so); as given when it cannot be resolved (the read then says why). */
 export function realUpstream(upstream: string): string {
   try {
     return realpathSync(resolve(upstream));

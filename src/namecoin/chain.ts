@@ -7,10 +7,10 @@
 
 import { createHash } from 'node:crypto';
 import { EngineError } from '../engine/errors.js';
-import { Tag, bitString, boolTrue, contextTag, octetString, oid, oidToString, readChildren, readExact, seq, set, tlv, uintFromBytes, utf8 } from '../engine/asn1/der.js';
+import { Tag, contextTag, octetString, oid, oidToString, readChildren, readExact, seq, set, tlv, uintFromBytes, utf8 } from '../engine/asn1/der.js';
 import { Oid, keyAlgorithmOid, nameAttribute } from '../engine/asn1/certificate.js';
 import { encodeTime } from '../engine/asn1/time.js';
-import { SIGNATURE, V3, akiValue, extension, keyIdentifier, signCertificate, type AnchorKey, type EngineDeps, type IssuedCert } from '../engine/crossSign.js';
+import { CA_BASIC, CA_USAGE, SIGNATURE, V3, akiValue, extension, keyIdentifier, signCertificate, type AnchorKey, type EngineDeps, type IssuedCert } from '../engine/crossSign.js';
 import { isBitName } from './names.js';
 import { parseStapled, StapledError, type Stapled } from './stapled.js';
 import { ALL_IPV4, ALL_IPV6, GeneralNameTag, buildNameConstraints, ipSubtree } from '../engine/nameConstraints.js';
@@ -67,9 +67,6 @@ function namecoinConstraints(domain: string): Uint8Array {
   const permitted = seq(tlv(GeneralNameTag.dNSName, new TextEncoder().encode(domain)));
   return buildNameConstraints([permitted, ...ONLY_UNSPECIFIED_IPS], ALL_IPS);
 }
-
-const CA_BASIC = extension(Oid.basicConstraints, true, seq(boolTrue()));
-const CA_USAGE = extension(Oid.keyUsage, true, bitString(Uint8Array.of(0x06), 1));
 
 interface IssueArgs {
   issuerName: Uint8Array;

@@ -239,10 +239,3 @@ export function excludedBases(cert: ParsedCertificate): { tag: number; value: Ui
   }
   return out;
 }
-
-/** Lower-cased dNSNames in the excludedSubtrees of the certificate's NameConstraints. */
-export function excludedDnsNames(cert: ParsedCertificate): string[] {
-  return excludedBases(cert)
-    .filter((b) => b.tag === contextTag(2, false))
-    .map((b) => new TextDecoder().decode(b.value).toLowerCase());
-}
