@@ -47,12 +47,10 @@ export interface RootDecision {
   reason: string;
 }
 
-export type DroppedRoot = RootDecision;
-
 export interface PlanSummary {
   upstreamObjects: number;
   rootsFenced: number;
-  rootsDropped: DroppedRoot[];
+  rootsDropped: RootDecision[];
   /** Roots kept as upstream had them because they already exclude every policy name. */
   rootsPassed: RootDecision[];
   decisions: RootDecision[];
@@ -144,7 +142,7 @@ interface Root {
 }
 
 /** Certificates to fence: those with a granting NSS trust record, or CKA_TRUSTED. */
-function findRoots(objects: UpstreamObject[], dropped: DroppedRoot[]): Root[] {
+function findRoots(objects: UpstreamObject[], dropped: RootDecision[]): Root[] {
   // Loops here and below index rather than use for...of or spreads: a build
   // runs them once per process, mostly in V8's interpreter (see asn1/der.ts).
   const certs = new Map<string, UpstreamObject>();
@@ -245,14 +243,6 @@ function nssPurposes(rootTrust: UpstreamObject): Attribute[] {
   return out;
 }
 
-/**
- * PKCS#11 3.2 trust record for the anchor, beside the NSS one, when R's own
- * record is of that kind: consumers that read only CKO_TRUST find L(R) too.
- */
-function anchorPkcsTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamObject): Attribute[] {
-  return pkcsTrustRecord(anchor, label, copyAttrs(rootTrust, PKCS_TRUST_PURPOSE_ATTRS));
-}
-
 /** NSS trust record for the anchor: R's purposes, the anchor's identity and hashes. */
 function anchorTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamObject | undefined, trustedFor: readonly Purpose[]): Attribute[] {
   // A root trusted only by CKA_TRUSTED (no record says for what): the
@@ -279,7 +269,7 @@ const PKCS_PURPOSE_ATTR: Record<Purpose, number> = {
   codeSigning: CKA.PKCS_TRUST_CODE_SIGNING,
 };
 
-/** R's trust record with every purpose outside `trustedFor` made MUST_VERIFY; undefined if nothing is left. */
+/** R's trust record with every purpose outside `trustedFor` made MUST_VERIFY; 'none' if nothing is left, undefined if R has no record. */
 function keptTrust(root: Root, trustedFor: readonly Purpose[]): UpstreamObject | undefined | 'none' {
   if (!root.trust) return undefined;
   const pkcs = cls(root.trust) === CKO.TRUST;
@@ -338,7 +328,9 @@ function fenceObjects(root: Root, parsed: ParsedCertificate, sha256: string, lab
   // in any process, the NSS form unless it knows NSS is absent.
   if (crossNss) objects.push(crossObject(cross, AUDIENCE.PLAIN_FORM), crossObject(crossNss, AUDIENCE.NSS_FORM));
   else objects.push(crossObject(cross));
-  if (pkcsRecord) objects.push({ slot, attrs: anchorPkcsTrust(anchor, anchorText, trust) });
+  // A PKCS#11 3.2 trust record for the anchor, beside the NSS one, when R's own
+  // record is of that kind: consumers that read only CKO_TRUST find L(R) too.
+  if (pkcsRecord) objects.push({ slot, attrs: pkcsTrustRecord(anchor, anchorText, copyAttrs(trust, PKCS_TRUST_PURPOSE_ATTRS)) });
   return objects;
 }
 
@@ -425,7 +417,7 @@ function decide(cert: ParsedCertificate, sha256: string, policy: Policy, now: Da
     const c = checks[i]!;
     if (c[1] !== 'fence' && c[2]()) return { action: c[1], rule: `select.${c[0]}`, reason: c[3] };
   }
-  return { action: 'fence', rule: 'default', reason: 'trusted root' };
+  return FENCE;
 }
 
 function planRoot(root: Root, policy: Policy, deps: EngineDeps, opts: PlanOptions): { decision: RootDecision; objects: ViewObject[] } {
