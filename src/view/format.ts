@@ -149,23 +149,17 @@ export function decodeView(bytes: Uint8Array): View {
   const body = b.subarray(24);
   if (crc32(body) !== b.readUInt32LE(20)) fail('checksum mismatch');
   let off = 0;
-  const need = (n: number): void => {
+  /** The offset of the next `n` bytes, which are then behind. */
+  const take = (n: number): number => {
     if (off + n > body.length) fail('truncated');
-  };
-  const u32 = (): number => {
-    need(4);
-    off += 4;
-    return body.readUInt32LE(off - 4);
-  };
-  const bytesOf = (n: number): Uint8Array => {
-    need(n);
     off += n;
-    return new Uint8Array(body.subarray(off - n, off));
+    return off - n;
   };
-  const u64 = (): number => {
-    need(8);
-    off += 8;
-    return Number(body.readBigUInt64LE(off - 8));
+  const u32 = (): number => body.readUInt32LE(take(4));
+  const u64 = (): number => Number(body.readBigUInt64LE(take(8)));
+  const bytesOf = (n: number): Uint8Array => {
+    const at = take(n);
+    return new Uint8Array(body.subarray(at, at + n));
   };
   const objectList = (): ViewObject[] => {
     const count = u32();
