@@ -287,13 +287,9 @@ async function answer(socket: Socket, name: Uint8Array, ctx: Context): Promise<v
 function admit(socket: Socket, gate: { active: Set<Socket>; maxConnections: number; uid: number }, ctx: Context): void {
   ctx.stats.accepted++;
   socket.on('error', () => socket.destroy());
-  if (gate.active.size >= gate.maxConnections) {
-    ctx.stats.refusedBusy++;
-    socket.destroy();
-    return;
-  }
-  if (!peerIsUid(socket, gate.uid)) {
-    ctx.stats.refusedUid++;
+  const refused = gate.active.size >= gate.maxConnections ? 'refusedBusy' : !peerIsUid(socket, gate.uid) ? 'refusedUid' : undefined;
+  if (refused !== undefined) {
+    ctx.stats[refused]++;
     socket.destroy();
     return;
   }
