@@ -165,7 +165,6 @@ export function parseAiaName(name: Uint8Array): AiaRequest | undefined {
   let serial: string | undefined;
   let single: boolean;
   try {
-    readExact(name, Tag.SEQUENCE, 'Name');
     cn = nameAttribute(name, Oid.commonName);
     serial = nameAttribute(name, Oid.serialNumber);
     single = oneCnOneSerial(name);
