@@ -77,8 +77,6 @@ const certKey = (o: UpstreamObject): string => {
   const issuer = o.attrs.get(CKA.ISSUER);
   return `${o.slot}/${issuer?.length ?? -1}/${hex(issuer)}${hex(o.attrs.get(CKA.SERIAL_NUMBER))}`;
 };
-const sha1 = (b: Uint8Array): Uint8Array => hash('sha1', b, 'buffer');
-const sha256 = (b: Uint8Array): Uint8Array => hash('sha256', b, 'buffer');
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const text = (s: string): Uint8Array => encoder.encode(s);
@@ -123,17 +121,13 @@ function distrusts(o: UpstreamObject): boolean {
 
 /** Whether a trust record's certificate hash (if it has one) matches the certificate. */
 function hashMatches(t: UpstreamObject, value: Uint8Array): boolean {
-  if (cls(t) === CKO.NSS_TRUST) {
-    const h = t.attrs.get(CKA.CERT_SHA1_HASH);
-    return !h || hex(h) === hex(sha1(value));
-  }
-  // PKCS#11 3.2: CKA_HASH_OF_CERTIFICATE under CKA_NAME_HASH_ALGORITHM (SHA-1 when absent).
-  const h = t.attrs.get(CKA.HASH_OF_CERTIFICATE);
+  // NSS: CKA_CERT_SHA1_HASH. PKCS#11 3.2: CKA_HASH_OF_CERTIFICATE under CKA_NAME_HASH_ALGORITHM (SHA-1 when absent).
+  const nss = cls(t) === CKO.NSS_TRUST;
+  const h = t.attrs.get(nss ? CKA.CERT_SHA1_HASH : CKA.HASH_OF_CERTIFICATE);
   if (!h) return true;
-  const alg = t.attrs.has(CKA.NAME_HASH_ALGORITHM) ? ulongValue(t.attrs.get(CKA.NAME_HASH_ALGORITHM)) : CKM_SHA_1;
-  if (alg === CKM_SHA256) return hex(h) === hex(sha256(value));
-  if (alg === CKM_SHA_1) return hex(h) === hex(sha1(value));
-  return false; // a hash this engine cannot check: not a root it fences
+  const alg = nss || !t.attrs.has(CKA.NAME_HASH_ALGORITHM) ? CKM_SHA_1 : ulongValue(t.attrs.get(CKA.NAME_HASH_ALGORITHM));
+  if (alg !== CKM_SHA_1 && alg !== CKM_SHA256) return false; // a hash this engine cannot check: not a root it fences
+  return hex(h) === hex(hash(alg === CKM_SHA256 ? 'sha256' : 'sha1', value, 'buffer'));
 }
 
 interface Root {
