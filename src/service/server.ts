@@ -230,7 +230,7 @@ function serveConnection(socket: Socket, ctx: Context): void {
     }
   };
   const onFrame = (complete: Buffer): void => {
-    socket.off('end', onEarlyEnd);
+    socket.off('end', refuse);
     let name: Uint8Array;
     try {
       name = decodeRequest(complete).name;
@@ -241,9 +241,8 @@ function serveConnection(socket: Socket, ctx: Context): void {
     socket.on('data', refuse);
     void answer(socket, name, ctx);
   };
-  const onEarlyEnd = (): void => refuse();
   socket.on('data', onData);
-  socket.once('end', onEarlyEnd);
+  socket.once('end', refuse); // the client gave up before its frame was complete
 }
 
 /** Runs the handler within its bound; anything but a well-formed answer becomes status 3. */
