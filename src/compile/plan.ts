@@ -187,7 +187,6 @@ function labelOf(o: UpstreamObject): string {
   return l ? decoder.decode(l).replace(/\0+$/, '') : '(no label)';
 }
 
-/** Appends `more` to `to` and returns `to`. */
 function append<T>(to: T[], more: readonly T[]): T[] {
   for (let i = 0; i < more.length; i++) to.push(more[i]!);
   return to;
