@@ -135,7 +135,7 @@ interface Root {
   trust?: UpstreamObject;
 }
 
-/** Certificates to fence: those with a granting NSS trust record, or CKA_TRUSTED. */
+/** Certificates to fence: those with a granting trust record (NSS or PKCS#11 3.2), or CKA_TRUSTED. */
 function findRoots(objects: UpstreamObject[], dropped: RootDecision[]): Root[] {
   // Loops here and below index rather than use for...of or spreads: a build
   // runs them once per process, mostly in V8's interpreter (see asn1/der.ts).
