@@ -69,31 +69,25 @@ function noWarnings(result) {
   }
 }
 
+/** What both bundles are: one CommonJS file for Node 20; warnings are reported by noWarnings. */
+const commonJs = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'silent' };
 mkdirSync(dirname(vendor), { recursive: true });
 noWarnings(
   await esbuild.build({
+    ...commonJs,
     stdin: { contents: "export * from 'pkijs';", resolveDir: root, loader: 'js' },
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
     outfile: vendor,
-    logLevel: 'silent',
   }),
 );
 noWarnings(
   await esbuild.build({
+    ...commonJs,
     entryPoints: [join(src, 'cli', 'main.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
     outfile,
     packages: 'external',
     plugins: [sourcePaths],
     // "use strict" first: a banner before esbuild's own directive would leave the file sloppy.
     banner: { js: '"use strict";\nconst __ncfenceFileUrl = (rel) => require("node:url").pathToFileURL(require("node:path").join(__dirname, rel)).href;' },
-    logLevel: 'silent',
   }),
 );
 // The loader runs the bundle as a script of its own: no hashbang, and no

@@ -43,56 +43,48 @@ export interface ModuleConfig {
   fix?: string;
 }
 
+/** Each key of the file and its field, in the order formatConfig writes them. */
+const KEYS: Record<string, keyof ModuleConfig> = {
+  upstream: 'upstream',
+  'upstream-params': 'upstreamParams',
+  'upstream-trust-paths': 'upstreamTrustPaths',
+  'upstream-kind': 'upstreamKind',
+  view: 'view',
+  policy: 'policy',
+  rebuild: 'rebuild',
+  'rebuild-node': 'rebuildNode',
+  engine: 'engine',
+  'rebuild-timeout-ms': 'rebuildTimeoutMs',
+  service: 'service',
+  'service-timeout-ms': 'serviceTimeoutMs',
+  'service-command': 'serviceCommand',
+  fix: 'fix',
+};
+const ALWAYS_WRITTEN = new Set<keyof ModuleConfig>(['upstream', 'upstreamParams', 'view', 'policy']);
+
 export function formatConfig(c: ModuleConfig): string {
   for (const [k, v] of Object.entries(c)) {
     if (/[\r\n\0]/.test(String(v))) throw new EngineError('USAGE', `${k} must not contain a newline or NUL`);
   }
-  const lines = [
-    '# ncfence module configuration, written by `ncfence build` (docs/configuration.md).',
-    `upstream = ${c.upstream}`,
-    `upstream-params = ${c.upstreamParams}`,
-    ...(c.upstreamTrustPaths ? [`upstream-trust-paths = ${c.upstreamTrustPaths}`] : []),
-    ...(c.upstreamKind === 'browser' ? ['upstream-kind = browser'] : []),
-    `view = ${c.view}`,
-    `policy = ${c.policy}`,
-  ];
-  if (c.rebuild) lines.push(`rebuild = ${c.rebuild}`);
-  if (c.rebuildNode) lines.push(`rebuild-node = ${c.rebuildNode}`);
-  if (c.engine) lines.push(`engine = ${c.engine}`);
-  if (c.rebuildTimeoutMs !== undefined) lines.push(`rebuild-timeout-ms = ${c.rebuildTimeoutMs}`);
-  if (c.service) lines.push(`service = ${c.service}`);
-  if (c.serviceTimeoutMs !== undefined) lines.push(`service-timeout-ms = ${c.serviceTimeoutMs}`);
-  if (c.serviceCommand) lines.push(`service-command = ${c.serviceCommand}`);
-  if (c.fix) lines.push(`fix = ${c.fix}`);
+  const lines = ['# ncfence module configuration, written by `ncfence build` (docs/configuration.md).'];
+  for (const [key, field] of Object.entries(KEYS)) {
+    const v = c[field];
+    // upstream-kind only when not the default (module); the other optional keys when set and not empty.
+    if (ALWAYS_WRITTEN.has(field) || (field === 'upstreamKind' ? v === 'browser' : v !== undefined && v !== '')) lines.push(`${key} = ${v}`);
+  }
   return `${lines.join('\n')}\n`;
 }
 
 export function readConfig(file: string): ModuleConfig {
   const out: Partial<ModuleConfig> = { upstreamParams: '' };
-  const keys: Record<string, keyof ModuleConfig> = {
-    upstream: 'upstream',
-    'upstream-params': 'upstreamParams',
-    'upstream-trust-paths': 'upstreamTrustPaths',
-    'upstream-kind': 'upstreamKind',
-    view: 'view',
-    policy: 'policy',
-    rebuild: 'rebuild',
-    'rebuild-node': 'rebuildNode',
-    engine: 'engine',
-    'rebuild-timeout-ms': 'rebuildTimeoutMs',
-    service: 'service',
-    'service-timeout-ms': 'serviceTimeoutMs',
-    'service-command': 'serviceCommand',
-    fix: 'fix',
-  };
   readFileSync(file, 'utf8')
     .split('\n')
     .forEach((line, i) => {
       const t = line.trim();
       if (t === '' || t.startsWith('#')) return;
       const m = /^([a-z-]+)\s*=\s*(.*)$/.exec(t);
-      const key = m && keys[m[1]!];
-      if (!m || !key) throw new EngineError('USAGE', `${file}:${i + 1}: unknown line (keys: ${Object.keys(keys).join(', ')})`);
+      const key = m && KEYS[m[1]!];
+      if (!m || !key) throw new EngineError('USAGE', `${file}:${i + 1}: unknown line (keys: ${Object.keys(KEYS).join(', ')})`);
       if (key === 'rebuildTimeoutMs' || key === 'serviceTimeoutMs') out[key] = Number(m[2]);
       else if (key === 'upstreamKind') {
         if (m[2] !== 'module' && m[2] !== 'browser') throw new EngineError('USAGE', `${file}:${i + 1}: upstream-kind is module or browser, not ${m[2]}`);

@@ -47,8 +47,8 @@ class Scanner {
 
   private value(): void {
     const c = this.peek();
-    if (c === '{') return this.object();
-    if (c === '[') return this.array();
+    if (c === '{') return this.items('}', () => this.member(), 'a member');
+    if (c === '[') return this.items(']', () => this.value(), 'an element');
     if (c === '"') return this.string();
     if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) return this.number();
     for (const word of ['true', 'false', 'null']) {
@@ -60,46 +60,33 @@ class Scanner {
     this.fail(c === undefined ? 'the text ends where a value should be' : `expected a value, found ${shown(c)}${c === "'" ? ' (JSON strings take double quotes)' : ''}`);
   }
 
-  private object(): void {
+  /** An object's members or an array's elements, from the opening bracket to `close`. */
+  private items(close: '}' | ']', item: () => void, what: string): void {
     this.pos++;
     this.ws();
-    if (this.peek() === '}') {
+    if (this.peek() === close) {
       this.pos++;
       return;
     }
     for (;;) {
       this.ws();
-      if (this.peek() !== '"') this.fail(`expected a member name in double quotes, found ${shown(this.peek())}`);
-      this.string();
-      this.ws();
-      if (this.peek() !== ':') this.fail(`expected ":" after the member name, found ${shown(this.peek())}`);
-      this.pos++;
-      this.ws();
-      this.value();
+      item();
       this.ws();
       const c = this.peek();
       this.pos++;
-      if (c === '}') return;
-      if (c !== ',') this.fail(`expected "," or "}" after a member, found ${shown(c)}`, this.pos - 1);
+      if (c === close) return;
+      if (c !== ',') this.fail(`expected "," or "${close}" after ${what}, found ${shown(c)}`, this.pos - 1);
     }
   }
 
-  private array(): void {
+  private member(): void {
+    if (this.peek() !== '"') this.fail(`expected a member name in double quotes, found ${shown(this.peek())}`);
+    this.string();
+    this.ws();
+    if (this.peek() !== ':') this.fail(`expected ":" after the member name, found ${shown(this.peek())}`);
     this.pos++;
     this.ws();
-    if (this.peek() === ']') {
-      this.pos++;
-      return;
-    }
-    for (;;) {
-      this.ws();
-      this.value();
-      this.ws();
-      const c = this.peek();
-      this.pos++;
-      if (c === ']') return;
-      if (c !== ',') this.fail(`expected "," or "]" after an element, found ${shown(c)}`, this.pos - 1);
-    }
+    this.value();
   }
 
   private string(): void {

@@ -68,8 +68,7 @@ export interface BuildResult {
   millis: number;
 }
 
-/** The upstream's real path (Fedora's libnssckbi.so is a link to p11-kit-trust.so); as given when it cannot be resolved (the read then says why). */
-/** The upstream's real path (what policyForUpstream judges), or the path as given when it has none. */
+/** The upstream's real path, what policyForUpstream judges (Fedora's libnssckbi.so is a link to p11-kit-trust.so); as given when it cannot be resolved (the read then says why). */
 export function realUpstream(upstream: string): string {
   try {
     return realpathSync(resolve(upstream));
@@ -126,10 +125,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   if (opts.rebuildTimeoutMs !== undefined && !(Number.isInteger(opts.rebuildTimeoutMs) && opts.rebuildTimeoutMs > 0 && opts.rebuildTimeoutMs <= 120_000)) {
     throw new EngineError('USAGE', `--rebuild-timeout-ms must be a whole number of milliseconds from 1 to 120000, got ${opts.rebuildTimeoutMs}`);
   }
-  if (opts.rebuildCommand !== undefined && !isAbsolute(opts.rebuildCommand)) {
-    throw new EngineError('USAGE', `--rebuild-command must be an absolute path, got ${opts.rebuildCommand}`);
-  }
   if (opts.rebuildCommand !== undefined) {
+    if (!isAbsolute(opts.rebuildCommand)) throw new EngineError('USAGE', `--rebuild-command must be an absolute path, got ${opts.rebuildCommand}`);
     // The module would find out only at a stale start-up, and serve the closed view.
     try {
       accessSync(opts.rebuildCommand, constants.X_OK);

@@ -47,12 +47,10 @@ export interface RootDecision {
   reason: string;
 }
 
-export type DroppedRoot = RootDecision;
-
 export interface PlanSummary {
   upstreamObjects: number;
   rootsFenced: number;
-  rootsDropped: DroppedRoot[];
+  rootsDropped: RootDecision[];
   /** Roots kept as upstream had them because they already exclude every policy name. */
   rootsPassed: RootDecision[];
   decisions: RootDecision[];
@@ -79,8 +77,6 @@ const certKey = (o: UpstreamObject): string => {
   const issuer = o.attrs.get(CKA.ISSUER);
   return `${o.slot}/${issuer?.length ?? -1}/${hex(issuer)}${hex(o.attrs.get(CKA.SERIAL_NUMBER))}`;
 };
-const sha1 = (b: Uint8Array): Uint8Array => hash('sha1', b, 'buffer');
-const sha256 = (b: Uint8Array): Uint8Array => hash('sha256', b, 'buffer');
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const text = (s: string): Uint8Array => encoder.encode(s);
@@ -125,17 +121,13 @@ function distrusts(o: UpstreamObject): boolean {
 
 /** Whether a trust record's certificate hash (if it has one) matches the certificate. */
 function hashMatches(t: UpstreamObject, value: Uint8Array): boolean {
-  if (cls(t) === CKO.NSS_TRUST) {
-    const h = t.attrs.get(CKA.CERT_SHA1_HASH);
-    return !h || hex(h) === hex(sha1(value));
-  }
-  // PKCS#11 3.2: CKA_HASH_OF_CERTIFICATE under CKA_NAME_HASH_ALGORITHM (SHA-1 when absent).
-  const h = t.attrs.get(CKA.HASH_OF_CERTIFICATE);
+  // NSS: CKA_CERT_SHA1_HASH. PKCS#11 3.2: CKA_HASH_OF_CERTIFICATE under CKA_NAME_HASH_ALGORITHM (SHA-1 when absent).
+  const nss = cls(t) === CKO.NSS_TRUST;
+  const h = t.attrs.get(nss ? CKA.CERT_SHA1_HASH : CKA.HASH_OF_CERTIFICATE);
   if (!h) return true;
-  const alg = t.attrs.has(CKA.NAME_HASH_ALGORITHM) ? ulongValue(t.attrs.get(CKA.NAME_HASH_ALGORITHM)) : CKM_SHA_1;
-  if (alg === CKM_SHA256) return hex(h) === hex(sha256(value));
-  if (alg === CKM_SHA_1) return hex(h) === hex(sha1(value));
-  return false; // a hash this engine cannot check: not a root it fences
+  const alg = nss || !t.attrs.has(CKA.NAME_HASH_ALGORITHM) ? CKM_SHA_1 : ulongValue(t.attrs.get(CKA.NAME_HASH_ALGORITHM));
+  if (alg !== CKM_SHA_1 && alg !== CKM_SHA256) return false; // a hash this engine cannot check: not a root it fences
+  return hex(h) === hex(hash(alg === CKM_SHA256 ? 'sha256' : 'sha1', value, 'buffer'));
 }
 
 interface Root {
@@ -143,8 +135,8 @@ interface Root {
   trust?: UpstreamObject;
 }
 
-/** Certificates to fence: those with a granting NSS trust record, or CKA_TRUSTED. */
-function findRoots(objects: UpstreamObject[], dropped: DroppedRoot[]): Root[] {
+/** Certificates to fence: those with a granting trust record (NSS or PKCS#11 3.2), or CKA_TRUSTED. */
+function findRoots(objects: UpstreamObject[], dropped: RootDecision[]): Root[] {
   // Loops here and below index rather than use for...of or spreads: a build
   // runs them once per process, mostly in V8's interpreter (see asn1/der.ts).
   const certs = new Map<string, UpstreamObject>();
@@ -195,7 +187,6 @@ function labelOf(o: UpstreamObject): string {
   return l ? decoder.decode(l).replace(/\0+$/, '') : '(no label)';
 }
 
-/** Appends `more` to `to` and returns `to`. */
 function append<T>(to: T[], more: readonly T[]): T[] {
   for (let i = 0; i < more.length; i++) to.push(more[i]!);
   return to;
@@ -245,14 +236,6 @@ function nssPurposes(rootTrust: UpstreamObject): Attribute[] {
   return out;
 }
 
-/**
- * PKCS#11 3.2 trust record for the anchor, beside the NSS one, when R's own
- * record is of that kind: consumers that read only CKO_TRUST find L(R) too.
- */
-function anchorPkcsTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamObject): Attribute[] {
-  return pkcsTrustRecord(anchor, label, copyAttrs(rootTrust, PKCS_TRUST_PURPOSE_ATTRS));
-}
-
 /** NSS trust record for the anchor: R's purposes, the anchor's identity and hashes. */
 function anchorTrust(anchor: IssuedCert, label: Uint8Array, rootTrust: UpstreamObject | undefined, trustedFor: readonly Purpose[]): Attribute[] {
   // A root trusted only by CKA_TRUSTED (no record says for what): the
@@ -279,7 +262,7 @@ const PKCS_PURPOSE_ATTR: Record<Purpose, number> = {
   codeSigning: CKA.PKCS_TRUST_CODE_SIGNING,
 };
 
-/** R's trust record with every purpose outside `trustedFor` made MUST_VERIFY; undefined if nothing is left. */
+/** R's trust record with every purpose outside `trustedFor` made MUST_VERIFY; 'none' if nothing is left, undefined if R has no record. */
 function keptTrust(root: Root, trustedFor: readonly Purpose[]): UpstreamObject | undefined | 'none' {
   if (!root.trust) return undefined;
   const pkcs = cls(root.trust) === CKO.TRUST;
@@ -338,7 +321,9 @@ function fenceObjects(root: Root, parsed: ParsedCertificate, sha256: string, lab
   // in any process, the NSS form unless it knows NSS is absent.
   if (crossNss) objects.push(crossObject(cross, AUDIENCE.PLAIN_FORM), crossObject(crossNss, AUDIENCE.NSS_FORM));
   else objects.push(crossObject(cross));
-  if (pkcsRecord) objects.push({ slot, attrs: anchorPkcsTrust(anchor, anchorText, trust) });
+  // A PKCS#11 3.2 trust record for the anchor, beside the NSS one, when R's own
+  // record is of that kind: consumers that read only CKO_TRUST find L(R) too.
+  if (pkcsRecord) objects.push({ slot, attrs: pkcsTrustRecord(anchor, anchorText, copyAttrs(trust, PKCS_TRUST_PURPOSE_ATTRS)) });
   return objects;
 }
 
@@ -425,7 +410,7 @@ function decide(cert: ParsedCertificate, sha256: string, policy: Policy, now: Da
     const c = checks[i]!;
     if (c[1] !== 'fence' && c[2]()) return { action: c[1], rule: `select.${c[0]}`, reason: c[3] };
   }
-  return { action: 'fence', rule: 'default', reason: 'trusted root' };
+  return FENCE;
 }
 
 function planRoot(root: Root, policy: Policy, deps: EngineDeps, opts: PlanOptions): { decision: RootDecision; objects: ViewObject[] } {

@@ -1,14 +1,14 @@
 // Reads every object of the upstream trust module, through the Node binding
 // addon/node/upstream.cc (binding.gyp target ncfence_upstream).
 
-import { existsSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EngineError } from '../engine/errors.js';
 import { describePathError } from '../systemError.js';
 import { CANDIDATE_ATTRS, CKA, rvName } from '../pkcs11/constants.js';
 import type { UpstreamObject } from '../pkcs11/objects.js';
+import { requireBinding } from '../service/binding.js';
 
 export interface UpstreamSnapshot {
   library: string;
@@ -33,14 +33,7 @@ interface UpstreamBinding {
 
 export const UPSTREAM_BINDING = fileURLToPath(new URL('../../build/Release/ncfence_upstream.node', import.meta.url));
 let binding: UpstreamBinding | undefined;
-
-function loadBinding(): UpstreamBinding {
-  if (binding === undefined) {
-    if (!existsSync(UPSTREAM_BINDING)) throw new EngineError('UPSTREAM', `the Node binding ${UPSTREAM_BINDING} is missing: run npm ci (or npm run build) in the ncfence package`);
-    binding = createRequire(import.meta.url)(UPSTREAM_BINDING) as UpstreamBinding;
-  }
-  return binding;
-}
+const loadBinding = (): UpstreamBinding => (binding ??= requireBinding<UpstreamBinding>(UPSTREAM_BINDING, 'UPSTREAM'));
 
 /** A failed PKCS#11 call, as the read reports it (caught and worded by readUpstream). */
 class CallFailed extends Error {}

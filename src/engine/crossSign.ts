@@ -112,18 +112,18 @@ export function anchorName(root: ParsedCertificate, sha256Hex?: string): Uint8Ar
   );
 }
 
-// The anchor's fixed extensions (BasicConstraints cA, KeyUsage keyCertSign|cRLSign).
+// The fixed extensions of a CA ncfence makes (L(R), the Namecoin CAs): BasicConstraints cA,
+// KeyUsage keyCertSign|cRLSign.
 // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }
 // KeyUsage ::= BIT STRING: keyCertSign (5) and cRLSign (6) -> 0000 0110, 1 unused bit
-const ANCHOR_BASIC = extension(Oid.basicConstraints, true, seq(boolTrue()));
-const ANCHOR_USAGE = extension(Oid.keyUsage, true, bitString(Uint8Array.of(0x06), 1));
-const CROSS_BASIC = ANCHOR_BASIC;
+export const CA_BASIC = extension(Oid.basicConstraints, true, seq(boolTrue()));
+export const CA_USAGE = extension(Oid.keyUsage, true, bitString(Uint8Array.of(0x06), 1));
 
 function buildAnchor(root: ParsedCertificate, key: AnchorKey, keyId: Uint8Array, serial: Uint8Array, sha256Hex?: string): IssuedCert {
   const name = anchorName(root, sha256Hex);
   const ski = extension(Oid.subjectKeyIdentifier, false, octetString(keyId));
   const serialTlv = uintFromBytes(serial);
-  const tbs = seq(V3, serialTlv, SIGNATURE[key.type].alg, name, root.validity, name, key.spki, tlv(contextTag(3, true), seq(ANCHOR_BASIC, ANCHOR_USAGE, ski)));
+  const tbs = seq(V3, serialTlv, SIGNATURE[key.type].alg, name, root.validity, name, key.spki, tlv(contextTag(3, true), seq(CA_BASIC, CA_USAGE, ski)));
   return { der: signCertificate(tbs, key), tbs, subject: name, issuer: name, serial: serialTlv, spki: key.spki, keyId };
 }
 
@@ -147,7 +147,7 @@ function crossExtensions(root: ParsedCertificate, anchorKeyId: Uint8Array, exclu
   let sawAki = false;
   for (let i = 0; i < root.extensions.length; i++) out.push(rewriteExtension(root.extensions[i]!)); // indexed: see asn1/der.ts
   // A version 1 root is a CA by being trusted; R' is an intermediate and must say so.
-  if (isCa(root) === undefined) out.push(CROSS_BASIC);
+  if (isCa(root) === undefined) out.push(CA_BASIC);
   if (!sawAki) out.push(extension(Oid.authorityKeyIdentifier, false, akiValue(anchorKeyId)));
   if (!sawNc) out.push(excludingExtension(excluded));
   return out;

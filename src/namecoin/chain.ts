@@ -5,14 +5,15 @@
 // "<domain> Domain CA" (sent by the server) -> leaf. The first three are constrained to bit, bit and the domain
 // respectively, and to no IP address (namecoinConstraints).
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { EngineError } from '../engine/errors.js';
-import { Tag, bitString, boolTrue, contextTag, octetString, oid, oidToString, readChildren, readExact, seq, set, tlv, uintFromBytes, utf8 } from '../engine/asn1/der.js';
+import { Tag, contextTag, octetString, oid, oidToString, readChildren, readExact, seq, set, tlv, uintFromBytes, utf8 } from '../engine/asn1/der.js';
 import { Oid, keyAlgorithmOid, nameAttribute } from '../engine/asn1/certificate.js';
 import { encodeTime } from '../engine/asn1/time.js';
-import { SIGNATURE, V3, akiValue, extension, keyIdentifier, signCertificate, type AnchorKey, type EngineDeps, type IssuedCert } from '../engine/crossSign.js';
+import { CA_BASIC, CA_USAGE, SIGNATURE, V3, akiValue, extension, keyIdentifier, signCertificate, type AnchorKey, type EngineDeps, type IssuedCert } from '../engine/crossSign.js';
 import { isBitName } from './names.js';
 import { parseStapled, StapledError, type Stapled } from './stapled.js';
+import type { TlsRecord } from './records.js';
 import { ALL_IPV4, ALL_IPV6, GeneralNameTag, buildNameConstraints, ipSubtree } from '../engine/nameConstraints.js';
 
 /** The serialNumber every Namecoin-convention subject carries (before any stapled data). */
@@ -67,9 +68,6 @@ function namecoinConstraints(domain: string): Uint8Array {
   const permitted = seq(tlv(GeneralNameTag.dNSName, new TextEncoder().encode(domain)));
   return buildNameConstraints([permitted, ...ONLY_UNSPECIFIED_IPS], ALL_IPS);
 }
-
-const CA_BASIC = extension(Oid.basicConstraints, true, seq(boolTrue()));
-const CA_USAGE = extension(Oid.keyUsage, true, bitString(Uint8Array.of(0x06), 1));
 
 interface IssueArgs {
   issuerName: Uint8Array;
@@ -168,7 +166,6 @@ export function parseAiaName(name: Uint8Array): AiaRequest | undefined {
   let serial: string | undefined;
   let single: boolean;
   try {
-    readExact(name, Tag.SEQUENCE, 'Name');
     cn = nameAttribute(name, Oid.commonName);
     serial = nameAttribute(name, Oid.serialNumber);
     single = oneCnOneSerial(name);
@@ -194,10 +191,6 @@ export function parseAiaName(name: Uint8Array): AiaRequest | undefined {
   }
 }
 
-import type { TlsRecord } from './records.js';
-
-const sha256 = (b: Uint8Array): Buffer => createHash('sha256').update(b).digest();
-
 /**
  * The keys a domain's records vouch for, for this request: DANE-TA (2) over
  * the SubjectPublicKeyInfo (selector 1); full keys (matching 0) directly,
@@ -216,7 +209,7 @@ export function vouchedKeys(records: readonly TlsRecord[], req: AiaRequest): Uin
   };
   if (req.stapledKey) {
     const k = req.stapledKey;
-    const ok = usable.some((r) => (r.matchingType === 0 && Buffer.from(r.data).equals(k)) || (r.matchingType === 1 && sha256(k).equals(r.data)));
+    const ok = usable.some((r) => (r.matchingType === 0 && Buffer.from(r.data).equals(k)) || (r.matchingType === 1 && hash('sha256', k, 'buffer').equals(r.data)));
     return ok ? [k] : [];
   }
   return usable.filter((r) => r.matchingType === 0 && valid(r.data)).map((r) => r.data);

@@ -141,13 +141,11 @@ function exchangeTcp(query: Uint8Array, opts: DnsServerOptions, context: string)
     const fail = (what: string, cause?: unknown): void => finish(new EngineError('SOURCE', `${context}: ${what}`, { cause }));
     const timer = setTimeout(() => fail(`no complete reply within ${opts.timeoutMs} ms (${received} bytes received)`), opts.timeoutMs);
 
+    const framed = new Uint8Array(2 + query.length);
+    writeU16(framed, 0, query.length);
+    framed.set(query, 2);
     socket.setNoDelay(true);
-    socket.on('connect', () => {
-      const framed = new Uint8Array(2 + query.length);
-      writeU16(framed, 0, query.length);
-      framed.set(query, 2);
-      socket.write(framed);
-    });
+    socket.on('connect', () => socket.write(framed));
     socket.on('data', (chunk: Buffer) => {
       if (settled) return;
       chunks.push(chunk);

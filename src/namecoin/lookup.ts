@@ -179,7 +179,7 @@ export class NamecoinLookup {
     return { kind: kind ?? 'cannot check owner', reasons };
   }
 
-  /** The root with its trust record, and the TLD CA: constant for the service's life. */
+  /** The root with its trust record, and (tldObjects) the TLD CA: constant for the service's life. */
   private rootObjects(): ServiceObject[] {
     const root = this.auth.root.cert;
     return [caObject(root, 'Namecoin Root CA', true), nssTrustRecord(root, text('Namecoin Root CA'), ROOT_PURPOSES)];

@@ -114,24 +114,23 @@ export async function nameOwner(domain: string, opts: NameShowOptions): Promise<
 }
 
 async function nameShow(name: string, opts: NameShowOptions): Promise<Shown> {
-  const target = loopbackTarget(opts.url);
-  checkTimeout(opts.timeoutMs);
+  const target = checkRpcOptions(opts);
   const authorization = basicAuthorization(opts.auth);
   const body = JSON.stringify({ method: 'name_show', params: [name], id: REQUEST_ID });
   const reply = await postJson(target, body, authorization, opts.timeoutMs);
   return interpretReply(name, target, reply);
 }
 
-/** The URL and timeout, checked before any connection (`serve` refuses a wrong --rpc at once). */
-export function checkRpcOptions(opts: { url: string; timeoutMs: number }): void {
-  loopbackTarget(opts.url);
+/** The URL and timeout, checked before any connection (`serve` refuses a wrong --rpc at once): where to connect. */
+export function checkRpcOptions(opts: { url: string; timeoutMs: number }): Target {
+  const target = loopbackTarget(opts.url);
   checkTimeout(opts.timeoutMs);
+  return target;
 }
 
 /** Whether Namecoin Core can be asked: a loopback http URL, readable credentials, and a TCP connection within the timeout. */
-export async function checkRpc(opts: Omit<NameShowOptions, 'timeoutMs'> & { timeoutMs: number }): Promise<void> {
-  const target = loopbackTarget(opts.url);
-  checkTimeout(opts.timeoutMs);
+export async function checkRpc(opts: NameShowOptions): Promise<void> {
+  const target = checkRpcOptions(opts);
   basicAuthorization(opts.auth);
   await checkReachable(target.host, target.port, opts.timeoutMs, `Namecoin Core at ${target.shown}`);
 }

@@ -14,12 +14,9 @@ import { readFileSync } from 'node:fs';
 import { EngineError } from '../engine/errors.js';
 import { jsonSyntaxProblem } from '../jsonError.js';
 import { describePathError } from '../systemError.js';
-import type { TlsRecord } from './records.js';
+import { MAX_RECORDS, type TlsRecord } from './records.js';
 import type { TlsSource } from './lookup.js';
 import { isBitName } from './names.js';
-
-/** The most records one domain may pin (records.ts MAX_RECORDS, as a name value). */
-const MAX_RECORDS_PER_DOMAIN = 32;
 
 /** What ncfence does with each field's values (RFC 6698 s. 2.1; chain.ts vouchedKeys). */
 const FIELD_RULES: { key: 'usage' | 'selector' | 'matchingType'; allowed: readonly number[]; meaning: string }[] = [
@@ -78,7 +75,8 @@ export function loadRules(file: string): Map<string, TlsRecord[]> {
     // A domain or a subdomain at any depth; a key pins that host exactly (no inheritance, as in ncdns).
     if (!isBitName(domain)) fail(`${file}: domains.${domain}`, 'not a lowercase .bit domain or subdomain');
     if (!Array.isArray(recs)) fail(`${file}: domains.${domain}`, 'expected an array of records');
-    if (recs.length > MAX_RECORDS_PER_DOMAIN) fail(`${file}: domains.${domain}`, `${recs.length} records, more than the ${MAX_RECORDS_PER_DOMAIN} accepted`);
+    // As many as a name value may hold.
+    if (recs.length > MAX_RECORDS) fail(`${file}: domains.${domain}`, `${recs.length} records, more than the ${MAX_RECORDS} accepted`);
     out.set(
       domain,
       recs.map((r, i) => readRecord(`${file}: domains.${domain}[${i}]`, r)),

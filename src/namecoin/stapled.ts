@@ -71,14 +71,17 @@ export interface Stapled {
 
 const bad = (problem: string): StapledError => new StapledError(problem);
 
-/** A JSON object of string members, as Go's json.Unmarshal into map[string]string takes it; duplicates refused. */
-function stringMap(text: string, what: string): Map<string, string> {
-  let parsed: unknown;
+function parseJson(text: string, what: string): unknown {
   try {
-    parsed = JSON.parse(text);
+    return JSON.parse(text);
   } catch (e) {
     throw bad(`${what} is not JSON (${(e as Error).message})`);
   }
+}
+
+/** A JSON object of string members, as Go's json.Unmarshal into map[string]string takes it; duplicates refused. */
+function stringMap(text: string, what: string): Map<string, string> {
+  const parsed = parseJson(text, what);
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw bad(`${what} is not a JSON object`);
   const out = new Map<string, string>();
   for (const [k, v] of Object.entries(parsed)) {
@@ -147,12 +150,7 @@ export function parseStapled(text: string): Stapled {
 
 /** The "sigs" text: a JSON list of objects of strings, as Go unmarshals []map[string]string (null entries skipped). */
 function parseSigs(text: string): StapledSig[] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw bad(`"sigs" is not JSON (${(e as Error).message})`);
-  }
+  const parsed = parseJson(text, '"sigs"');
   if (parsed === null) return [];
   if (!Array.isArray(parsed)) throw bad('"sigs" is not a JSON list');
   if (parsed.length > MAX_STAPLED_SIGS) throw bad(`"sigs" holds ${parsed.length} entries, more than ${MAX_STAPLED_SIGS}`);

@@ -208,17 +208,13 @@ export function rvName(rv: number): string {
   return rv >= 0x80000000 ? `CKR_VENDOR_DEFINED+0x${(rv - 0x80000000).toString(16)}` : `CKR_0x${rv.toString(16)}`;
 }
 
+const range = (first: number, last: number): number[] => Array.from({ length: last - first + 1 }, (_, i) => first + i);
+
 /** The NSS trust attributes that carry a CK_TRUST value (digital signature .. time stamping). */
-export const TRUST_PURPOSE_ATTRS: readonly number[] = Array.from(
-  { length: CKA.TRUST_TIME_STAMPING - CKA.TRUST_DIGITAL_SIGNATURE + 1 },
-  (_, i) => CKA.TRUST_DIGITAL_SIGNATURE + i,
-);
+export const TRUST_PURPOSE_ATTRS: readonly number[] = range(CKA.TRUST_DIGITAL_SIGNATURE, CKA.TRUST_TIME_STAMPING);
 
 /** The PKCS#11 3.2 trust purposes (server auth .. OCSP signing). */
-export const PKCS_TRUST_PURPOSE_ATTRS: readonly number[] = Array.from(
-  { length: CKA.PKCS_TRUST_OCSP_SIGNING - CKA.PKCS_TRUST_SERVER_AUTH + 1 },
-  (_, i) => CKA.PKCS_TRUST_SERVER_AUTH + i,
-);
+export const PKCS_TRUST_PURPOSE_ATTRS: readonly number[] = range(CKA.PKCS_TRUST_SERVER_AUTH, CKA.PKCS_TRUST_OCSP_SIGNING);
 
 /** PKCS#11 3.2 trust values that make an object trusted (anything but unknown, not trusted, must verify). */
 export function pkcsTrustGrants(value: number): boolean {

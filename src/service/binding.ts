@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { EngineError } from '../engine/errors.js';
+import { EngineError, type EngineErrorCode } from '../engine/errors.js';
 
 export const NODE_BINDING = fileURLToPath(new URL('../../build/Release/ncfence_node.node', import.meta.url));
 
@@ -25,13 +25,17 @@ export interface NodeBinding {
   trustAttributes: readonly number[];
 }
 
-let binding: NodeBinding | undefined;
+/**
+ * A binding built next to the module (this one, or compile/upstream.ts's),
+ * loaded on first use so importing a module that uses it has no side
+ * effects; EngineError(`code`) when it is missing.
+ */
+export function requireBinding<T>(file: string, code: EngineErrorCode): T {
+  if (!existsSync(file)) throw new EngineError(code, `the Node binding ${file} is missing: run npm ci (or npm run build) in the ncfence package`);
+  return createRequire(import.meta.url)(file) as T;
+}
 
-/** Loaded on first use so importing a module that uses it has no side effects. */
+let binding: NodeBinding | undefined;
 export function loadBinding(): NodeBinding {
-  if (binding === undefined) {
-    if (!existsSync(NODE_BINDING)) throw new EngineError('USAGE', `the Node binding ${NODE_BINDING} is missing: run npm ci (or npm run build) in the ncfence package`);
-    binding = createRequire(import.meta.url)(NODE_BINDING) as NodeBinding;
-  }
-  return binding;
+  return (binding ??= requireBinding<NodeBinding>(NODE_BINDING, 'USAGE'));
 }

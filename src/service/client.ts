@@ -5,8 +5,11 @@ import { createConnection } from 'node:net';
 import { FRAME_HEADER_LENGTH, decodeResponse, encodeRequest, readFrameHeader, type Response } from './protocol.js';
 import { systemErrorWords } from '../systemError.js';
 
-/** An answer, or an Error whose `code` is the socket's errno name when the connection failed. */
-/** One question to the live service, with the exact issuer name the module would send. */
+/**
+ * One question to the live service, with the exact issuer name the module
+ * would send: an answer, or an Error whose `code` is the socket's errno name
+ * when the connection failed.
+ */
 export function askServiceFor(path: string, name: Uint8Array, timeoutMs = 3000): Promise<Response> {
   return new Promise((resolveAnswer, reject) => {
     const s = createConnection(path);
@@ -34,4 +37,3 @@ export function askServiceFor(path: string, name: Uint8Array, timeoutMs = 3000):
     s.once('close', () => done(new Error('the service closed the connection without an answer (a service run by another user refuses us)')));
   });
 }
-

@@ -83,14 +83,6 @@ function frameBody(frame: Uint8Array, kind: FrameKind): Uint8Array {
   return frame.subarray(FRAME_HEADER_LENGTH);
 }
 
-function frameOf(body: Uint8Array): Uint8Array {
-  const frame = new Uint8Array(FRAME_HEADER_LENGTH + body.length);
-  frame.set(FRAME_MAGIC, 0);
-  view(frame).setUint32(4, body.length, true);
-  frame.set(body, FRAME_HEADER_LENGTH);
-  return frame;
-}
-
 /** A bounds-checked little-endian reader over one body. */
 class BodyReader {
   private offset = 0;
@@ -132,7 +124,7 @@ class BodyReader {
   }
 }
 
-/** A growable little-endian writer. */
+/** A growable little-endian writer of one body, then its frame. */
 class BodyWriter {
   private parts: Uint8Array[] = [];
   length = 0;
@@ -156,9 +148,12 @@ class BodyWriter {
     this.length += b.length;
   }
 
-  finish(): Uint8Array {
-    const out = new Uint8Array(this.length);
-    let at = 0;
+  /** The frame: its header, then the body written. */
+  frame(): Uint8Array {
+    const out = new Uint8Array(FRAME_HEADER_LENGTH + this.length);
+    out.set(FRAME_MAGIC, 0);
+    view(out).setUint32(4, this.length, true);
+    let at = FRAME_HEADER_LENGTH;
     for (const p of this.parts) {
       out.set(p, at);
       at += p.length;
@@ -186,7 +181,7 @@ export function encodeRequest(req: Request): Uint8Array {
   w.u16(REQUEST_KIND_OBJECTS);
   w.u32(req.name.length);
   w.push(req.name);
-  return frameOf(w.finish());
+  return w.frame();
 }
 
 /** Decodes one complete request frame (header included). */
@@ -238,7 +233,7 @@ export function encodeResponse(res: Response): Uint8Array {
     // Checked as we go so a huge answer is refused before it is all copied.
     if (w.length > MAX_RESPONSE_BODY) throw malformed(`response body exceeds ${MAX_RESPONSE_BODY} bytes at object ${i}`);
   });
-  return frameOf(w.finish());
+  return w.frame();
 }
 
 /** Decodes one complete response frame (header included). */

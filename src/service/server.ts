@@ -13,7 +13,6 @@ import { describePathError, errnoCode } from '../systemError.js';
 import { loadBinding } from './binding.js';
 import { FRAME_HEADER_LENGTH, Status, decodeRequest, encodeResponse, readFrameHeader, type Response } from './protocol.js';
 
-
 export const DEFAULT_TIMEOUT_MS = 2000;
 /** Longer than a source may take (namecoin/serve.ts SOURCE_TIMEOUT_MS), shorter than the module keeps a question open (6000). */
 export const DEFAULT_HANDLER_TIMEOUT_MS = 5000;
@@ -77,7 +76,6 @@ function positiveInteger(value: number | undefined, fallback: number, what: stri
   return v;
 }
 
-
 // ---- the socket's directory and path ----
 
 /** Creates the directory 0700 when missing; refuses one another user could write to or that we do not own. */
@@ -122,24 +120,40 @@ function probeSocket(path: string): Promise<'live' | 'stale'> {
   });
 }
 
-/** Removes a leftover socket file nothing answers on; refuses anything else at that path. */
-async function removeStaleSocket(path: string): Promise<void> {
+/** Whether a socket file is at `path` (false when nothing is); refuses anything else there. */
+function socketExists(path: string): boolean {
   let st: Stats;
   try {
     st = lstatSync(path);
   } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return;
+    if (errnoCode(e) === 'ENOENT') return false;
     throw new EngineError('USAGE', `cannot use socket ${describePathError(e, path)}`, { cause: e });
   }
   if (!st.isSocket()) throw new EngineError('USAGE', `${path} exists and is not a socket; refusing to replace it`);
+  return true;
+}
+
+/** Removes a leftover socket file nothing answers on; refuses anything else at that path. */
+async function removeStaleSocket(path: string): Promise<void> {
+  if (!socketExists(path)) return;
   if ((await probeSocket(path)) === 'live') throw new EngineError('USAGE', `another service is already answering on ${path}`);
   unlinkSync(path);
 }
 
-function listen(server: Server, path: string): Promise<void> {
+/** The socket path, absolute and short enough for sun_path. */
+function checkedSocketPath(path: string): string {
+  const socketPath = resolve(path);
+  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
+    throw new EngineError('USAGE', `socket path ${socketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes, the limit for a Unix socket; choose a shorter --socket`);
+  }
+  return socketPath;
+}
+
+/** Listens on a path, or on a descriptor inherited from systemd. */
+function listen(server: Server, at: string | { fd: number }): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     server.once('error', reject);
-    server.listen(path, () => {
+    server.listen(at, () => {
       server.off('error', reject);
       resolvePromise();
     });
@@ -216,7 +230,7 @@ function serveConnection(socket: Socket, ctx: Context): void {
     }
   };
   const onFrame = (complete: Buffer): void => {
-    socket.off('end', onEarlyEnd);
+    socket.off('end', refuse);
     let name: Uint8Array;
     try {
       name = decodeRequest(complete).name;
@@ -227,37 +241,30 @@ function serveConnection(socket: Socket, ctx: Context): void {
     socket.on('data', refuse);
     void answer(socket, name, ctx);
   };
-  const onEarlyEnd = (): void => refuse();
   socket.on('data', onData);
-  socket.once('end', onEarlyEnd);
+  socket.once('end', refuse); // the client gave up before its frame was complete
 }
 
 /** Runs the handler within its bound; anything but a well-formed answer becomes status 3. */
 async function respond(name: Uint8Array, ctx: Context): Promise<Uint8Array> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = Symbol('timeout');
-  let result: Response | typeof timedOut;
   try {
     const work = Promise.resolve().then(() => ctx.handler(name));
     work.catch(() => undefined); // a late rejection after the timeout must not go unhandled
     const limit = new Promise<typeof timedOut>((r) => (timer = setTimeout(() => r(timedOut), ctx.handlerTimeoutMs)));
-    result = await Promise.race([work, limit]);
+    const result = await Promise.race([work, limit]);
+    if (result === timedOut) {
+      ctx.stats.handlerTimeouts++;
+      return encodeResponse(UNAVAILABLE);
+    }
+    return encodeResponse(result);
   } catch {
+    // The handler failed, or returned something the protocol cannot carry (out of bounds, too large).
     ctx.stats.handlerErrors++;
     return encodeResponse(UNAVAILABLE);
   } finally {
     clearTimeout(timer);
-  }
-  if (result === timedOut) {
-    ctx.stats.handlerTimeouts++;
-    return encodeResponse(UNAVAILABLE);
-  }
-  try {
-    return encodeResponse(result);
-  } catch {
-    // The handler returned something the protocol cannot carry (out of bounds, too large).
-    ctx.stats.handlerErrors++;
-    return encodeResponse(UNAVAILABLE);
   }
 }
 
@@ -279,13 +286,9 @@ async function answer(socket: Socket, name: Uint8Array, ctx: Context): Promise<v
 function admit(socket: Socket, gate: { active: Set<Socket>; maxConnections: number; uid: number }, ctx: Context): void {
   ctx.stats.accepted++;
   socket.on('error', () => socket.destroy());
-  if (gate.active.size >= gate.maxConnections) {
-    ctx.stats.refusedBusy++;
-    socket.destroy();
-    return;
-  }
-  if (!peerIsUid(socket, gate.uid)) {
-    ctx.stats.refusedUid++;
+  const refused = gate.active.size >= gate.maxConnections ? 'refusedBusy' : !peerIsUid(socket, gate.uid) ? 'refusedUid' : undefined;
+  if (refused !== undefined) {
+    ctx.stats[refused]++;
     socket.destroy();
     return;
   }
@@ -303,26 +306,14 @@ function admit(socket: Socket, gate: { active: Set<Socket>; maxConnections: numb
  * it spends time on its sources.
  */
 export function checkSocketPath(path: string): string {
-  const socketPath = resolve(path);
-  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
-    throw new EngineError('USAGE', `socket path ${socketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes, the limit for a Unix socket; choose a shorter --socket`);
-  }
+  const socketPath = checkedSocketPath(path);
   prepareSocketDirectory(dirname(socketPath), ownUid());
-  let st: Stats | undefined;
-  try {
-    st = lstatSync(socketPath);
-  } catch (e) {
-    if (errnoCode(e) !== 'ENOENT') throw new EngineError('USAGE', `cannot use socket ${describePathError(e, socketPath)}`, { cause: e });
-  }
-  if (st && !st.isSocket()) throw new EngineError('USAGE', `${socketPath} exists and is not a socket; refusing to replace it`);
+  socketExists(socketPath);
   return socketPath;
 }
 
 export async function startService(opts: ServiceOptions): Promise<Service> {
-  const socketPath = resolve(opts.socketPath);
-  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
-    throw new EngineError('USAGE', `socket path ${socketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes, the limit for a Unix socket; choose a shorter --socket`);
-  }
+  const socketPath = checkedSocketPath(opts.socketPath);
   const ctx: Context = {
     handler: opts.handler,
     timeoutMs: positiveInteger(opts.timeoutMs, DEFAULT_TIMEOUT_MS, 'timeoutMs'),
@@ -341,13 +332,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   // allowHalfOpen: a client may shut down its write side after the request and still read the answer.
   const server = createServer({ allowHalfOpen: true }, (socket) => admit(socket, { active, maxConnections, uid }, ctx));
   if (opts.listenFd !== undefined) {
-    await new Promise<void>((done, fail) => {
-      server.once('error', fail);
-      server.listen({ fd: opts.listenFd }, () => {
-        server.off('error', fail);
-        done();
-      });
-    });
+    await listen(server, { fd: opts.listenFd });
   } else {
     try {
       await listen(server, socketPath);

@@ -1,7 +1,10 @@
 // The compiled view file, the only thing the module reads from the engine:
 // its layout and limits are docs/view-format.md; addon/view.c is the reader.
 
-import { crc32 as zlibCrc32 } from 'node:zlib';
+// CRC-32 (IEEE) of the view body, as addon/view.c checks it: Node's zlib
+// (zlib's own crc32, Node >= 20.15, unsigned) instead of a table loop in
+// JavaScript, which took 11 ms of a build's profile (review).
+import { crc32 } from 'node:zlib';
 import { EngineError } from '../engine/errors.js';
 import type { ViewObject } from '../pkcs11/objects.js';
 
@@ -32,15 +35,6 @@ export interface View {
   policyDigest: Uint8Array;
   objects: ViewObject[];
   snapshot?: TokenSnapshot;
-}
-
-/**
- * CRC-32 (IEEE) of the view body, as addon/view.c checks it: Node's zlib
- * (zlib's own crc32, Node >= 20.15) instead of a table loop in JavaScript,
- * which took 11 ms of a build's profile (review).
- */
-export function crc32(buf: Uint8Array): number {
-  return zlibCrc32(buf) >>> 0;
 }
 
 /** Bytes an object list takes in the body: count, then per object slot, attribute count, and per attribute type, length, value. */
@@ -155,23 +149,17 @@ export function decodeView(bytes: Uint8Array): View {
   const body = b.subarray(24);
   if (crc32(body) !== b.readUInt32LE(20)) fail('checksum mismatch');
   let off = 0;
-  const need = (n: number): void => {
+  /** The offset of the next `n` bytes, which are then behind. */
+  const take = (n: number): number => {
     if (off + n > body.length) fail('truncated');
-  };
-  const u32 = (): number => {
-    need(4);
-    off += 4;
-    return body.readUInt32LE(off - 4);
-  };
-  const bytesOf = (n: number): Uint8Array => {
-    need(n);
     off += n;
-    return new Uint8Array(body.subarray(off - n, off));
+    return off - n;
   };
-  const u64 = (): number => {
-    need(8);
-    off += 8;
-    return Number(body.readBigUInt64LE(off - 8));
+  const u32 = (): number => body.readUInt32LE(take(4));
+  const u64 = (): number => Number(body.readBigUInt64LE(take(8)));
+  const bytesOf = (n: number): Uint8Array => {
+    const at = take(n);
+    return new Uint8Array(body.subarray(at, at + n));
   };
   const objectList = (): ViewObject[] => {
     const count = u32();

@@ -149,9 +149,9 @@ export function subjectKeyId(cert: ParsedCertificate): Uint8Array | undefined {
   return readExact(ext.value, Tag.OCTET_STRING, 'SubjectKeyIdentifier').body;
 }
 
-/** Whether basicConstraints says cA = TRUE; undefined when the extension is absent. */
 const caCache = new WeakMap<ParsedCertificate, boolean | undefined>();
 
+/** Whether basicConstraints says cA = TRUE; undefined when the extension is absent. */
 export function isCa(cert: ParsedCertificate): boolean | undefined {
   if (caCache.has(cert)) return caCache.get(cert);
   const ext = cert.extensions.find((e) => e.oid === Oid.basicConstraints);
@@ -213,7 +213,7 @@ export function keyAlgorithmOid(spki: Uint8Array): string {
   return algorithmOid(expectTag(alg, Tag.SEQUENCE, 'SubjectPublicKeyInfo.algorithm').der);
 }
 
-/** The notAfter time of a Validity TLV, in ms since the epoch. */
+/** The notBefore and notAfter times of a Validity TLV, as their TLVs. */
 export function validityTimes(validity: Uint8Array): { notBefore: Tlv; notAfter: Tlv } {
   const times = readChildren(readExact(validity, Tag.SEQUENCE, 'Validity').body);
   const notBefore = times[0];
@@ -238,11 +238,4 @@ export function excludedBases(cert: ParsedCertificate): { tag: number; value: Ui
     }
   }
   return out;
-}
-
-/** Lower-cased dNSNames in the excludedSubtrees of the certificate's NameConstraints. */
-export function excludedDnsNames(cert: ParsedCertificate): string[] {
-  return excludedBases(cert)
-    .filter((b) => b.tag === contextTag(2, false))
-    .map((b) => new TextDecoder().decode(b.value).toLowerCase());
 }

@@ -17,46 +17,29 @@ function digits2(b: Uint8Array, i: number): number {
 }
 
 /**
- * The common case read from the bytes, no text or regular expression (a
- * build reads two times per root): YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ, all
- * digits. Anything else takes parseTime's general path, which also words
- * the errors.
+ * Read from the bytes, no text or regular expression (a build reads two
+ * times per root): YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ, all digits. The text is
+ * decoded only to word an error.
  */
-function parseTimeFast(t: Tlv): number | undefined {
+export function parseTime(t: Tlv): number {
   const b = t.body;
   const y = t.tag === Tag.UTC_TIME ? 2 : t.tag === Tag.GENERALIZED_TIME ? 4 : 0;
-  if (y === 0 || b.length !== y + 11 || b[y + 10] !== 0x5a) return undefined;
+  if (y === 0 || b.length !== y + 11 || b[y + 10] !== 0x5a) throw badTime('unsupported', b);
   const f: number[] = [];
   for (let i = 0; i < y + 10; i += 2) {
     const d = digits2(b, i);
-    if (d < 0) return undefined;
+    if (d < 0) throw badTime('unsupported', b);
     f.push(d);
   }
   const year = y === 2 ? f[0]! + (f[0]! < 50 ? 2000 : 1900) : f[0]! * 100 + f[1]!;
   const o = y === 2 ? 1 : 2;
   const ms = Date.UTC(year, f[o]! - 1, f[o + 1]!, f[o + 2]!, f[o + 3]!, f[o + 4]!);
-  return Number.isNaN(ms) ? undefined : ms;
-}
-
-export function parseTime(t: Tlv): number {
-  return parseTimeFast(t) ?? parseTimeText(t);
-}
-
-/** parseTime's general path: as text, every form and every error. */
-export function parseTimeText(t: Tlv): number {
-  const s = decoder.decode(t.body);
-  const m =
-    t.tag === Tag.UTC_TIME
-      ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s)
-      : t.tag === Tag.GENERALIZED_TIME
-        ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s)
-        : null;
-  if (!m) throw new EngineError('BAD_DER', `validity: unsupported time ${JSON.stringify(s)}`);
-  let year = Number(m[1]);
-  if (t.tag === Tag.UTC_TIME) year += year < 50 ? 2000 : 1900;
-  const ms = Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
-  if (Number.isNaN(ms)) throw new EngineError('BAD_DER', `validity: impossible time ${JSON.stringify(s)}`);
+  if (Number.isNaN(ms)) throw badTime('impossible', b);
   return ms;
+}
+
+function badTime(what: 'unsupported' | 'impossible', body: Uint8Array): EngineError {
+  return new EngineError('BAD_DER', `validity: ${what} time ${JSON.stringify(decoder.decode(body))}`);
 }
 
 export function encodeTime(ms: number): Uint8Array {
