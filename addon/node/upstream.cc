@@ -219,41 +219,26 @@ upstream_slots (const Napi::CallbackInfo &info)
 	return out;
 }
 
-// slotDescription(handle, slot) -> { rv, value }
+// slotText(handle, slot, token) -> { rv, value }: the slot's description
+// (C_GetSlotInfo), or with token its token's label (C_GetTokenInfo).
 Napi::Value
-upstream_slot_description (const Napi::CallbackInfo &info)
+upstream_slot_text (const Napi::CallbackInfo &info)
 {
 	Napi::Env env = info.Env ();
 	Upstream *u = upstream_of (info);
 	CK_SLOT_ID slot;
-	if (u == nullptr || info.Length () != 2 || !slot_of (info[1], &slot))
-		return type_error (env, "slotDescription(handle, slot)");
-	CK_SLOT_INFO ck;
-	std::memset (&ck, 0, sizeof ck);
-	CK_RV rv = u->fn->C_GetSlotInfo (slot, &ck);
+	if (u == nullptr || info.Length () != 3 || !slot_of (info[1], &slot) || !info[2].IsBoolean ())
+		return type_error (env, "slotText(handle, slot, token)");
+	CK_SLOT_INFO si;
+	CK_TOKEN_INFO ti;
+	std::memset (&si, 0, sizeof si);
+	std::memset (&ti, 0, sizeof ti);
+	bool token = info[2].As<Napi::Boolean> ().Value ();
+	CK_RV rv = token ? u->fn->C_GetTokenInfo (slot, &ti) : u->fn->C_GetSlotInfo (slot, &si);
 	Napi::Object out = Napi::Object::New (env);
 	out.Set ("rv", Napi::Number::New (env, static_cast<double> (rv)));
 	if (rv == CKR_OK)
-		out.Set ("value", field (env, ck.slotDescription, sizeof ck.slotDescription));
-	return out;
-}
-
-// tokenLabel(handle, slot) -> { rv, value }
-Napi::Value
-upstream_token_label (const Napi::CallbackInfo &info)
-{
-	Napi::Env env = info.Env ();
-	Upstream *u = upstream_of (info);
-	CK_SLOT_ID slot;
-	if (u == nullptr || info.Length () != 2 || !slot_of (info[1], &slot))
-		return type_error (env, "tokenLabel(handle, slot)");
-	CK_TOKEN_INFO ck;
-	std::memset (&ck, 0, sizeof ck);
-	CK_RV rv = u->fn->C_GetTokenInfo (slot, &ck);
-	Napi::Object out = Napi::Object::New (env);
-	out.Set ("rv", Napi::Number::New (env, static_cast<double> (rv)));
-	if (rv == CKR_OK)
-		out.Set ("value", field (env, ck.label, sizeof ck.label));
+		out.Set ("value", token ? field (env, ti.label, sizeof ti.label) : field (env, si.slotDescription, sizeof si.slotDescription));
 	return out;
 }
 
@@ -465,8 +450,7 @@ upstream_init (Napi::Env env, Napi::Object exports)
 	exports.Set ("finalize", Napi::Function::New (env, upstream_finalize, "finalize"));
 	exports.Set ("info", Napi::Function::New (env, upstream_info, "info"));
 	exports.Set ("slots", Napi::Function::New (env, upstream_slots, "slots"));
-	exports.Set ("slotDescription", Napi::Function::New (env, upstream_slot_description, "slotDescription"));
-	exports.Set ("tokenLabel", Napi::Function::New (env, upstream_token_label, "tokenLabel"));
+	exports.Set ("slotText", Napi::Function::New (env, upstream_slot_text, "slotText"));
 	exports.Set ("readObjects", Napi::Function::New (env, upstream_read_objects, "readObjects"));
 	return exports;
 }
