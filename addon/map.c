@@ -96,7 +96,5 @@ map_free (nf_map *m)
 	free (m->keys);
 	free (m->vals);
 	free (m->used);
-	m->keys = m->vals = NULL;
-	m->used = NULL;
-	m->cap = m->len = 0;
+	*m = (nf_map){ 0 };
 }

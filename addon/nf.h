@@ -301,7 +301,6 @@ typedef struct {
 	int initialized;
 	nf_mode mode;
 	CK_FUNCTION_LIST_PTR lower;   /* NULL when upstream is missing */
-	void *lower_dl;
 	char *lower_params;
 	int lower_full_pages;         /* upstream returns full find pages while more remain (lower.c) */
 	int lower_borrowed;           /* upstream was already initialized in this process: not ours to finalize */
