@@ -137,16 +137,13 @@ init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 	nf.mode = NF_MODE_CLOSED;
 	notice_clear ();
 	int found = config_find (&cfg, why, sizeof why, fix, sizeof fix);
-	if (found == 0) {
-		nf_warn ("no configuration (set NCFENCE_CONFIG or run `ncfence build`); presenting no roots at all");
-		notice_closed ("no configuration");
+	if (found <= 0) {
+		if (found == 0)
+			nf_warn ("no configuration (set NCFENCE_CONFIG or run `ncfence build`); presenting no roots at all");
+		else
+			nf_warn ("%s; presenting no roots at all. Fix: %s", why, fix);
+		notice_closed (found == 0 ? "no configuration" : "bad configuration");
 		lower_use_snapshot (); /* its one slot says so */
-		return;
-	}
-	if (found < 0) {
-		nf_warn ("%s; presenting no roots at all. Fix: %s", why, fix);
-		notice_closed ("bad configuration");
-		lower_use_snapshot ();
 		return;
 	}
 	nf_debug (NF_DBG_INIT, "init: configuration %s, upstream %s%s", cfg.source, cfg.upstream, cfg.browser ? " (browser)" : "");
