@@ -295,12 +295,14 @@ dump_object (FILE *f, CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HA
 			continue;
 		if (rv != CKR_OK || a.ulValueLen == (CK_ULONG)-1 || a.ulValueLen > PROBE_MAX_VALUE)
 			return -1;
-		unsigned char *v = malloc (a.ulValueLen ? a.ulValueLen : 1);
+		CK_ULONG size = a.ulValueLen;
+		unsigned char *v = malloc (size ? size : 1);
 		if (v == NULL)
 			return -1;
 		a.pValue = v;
 		rv = fl->C_GetAttributeValue (s, h, &a, 1);
-		if (rv != CKR_OK || a.ulValueLen == (CK_ULONG)-1 || a.ulValueLen > PROBE_MAX_VALUE) {
+		/* A length past the buffer (what a module needed, not what it wrote) would read past it. */
+		if (rv != CKR_OK || a.ulValueLen > size) {
 			free (v);
 			return -1;
 		}
