@@ -34,10 +34,7 @@ typedef struct {
 	size_t why_len;
 } sbuf;
 
-static void sb_add (sbuf *b, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
-static void sb_fail (sbuf *b, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
-
-static void
+static __attribute__ ((format (printf, 2, 3))) void
 sb_fail (sbuf *b, const char *fmt, ...)
 {
 	va_list ap;
@@ -49,7 +46,7 @@ sb_fail (sbuf *b, const char *fmt, ...)
 	va_end (ap);
 }
 
-static void
+static __attribute__ ((format (printf, 2, 3))) void
 sb_add (sbuf *b, const char *fmt, ...)
 {
 	va_list ap;
