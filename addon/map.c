@@ -31,8 +31,7 @@ map_get (const nf_map *m, uint64_t key, uint64_t *val)
 static int
 grow (nf_map *m)
 {
-	nf_map bigger = { 0 };
-	bigger.cap = m->cap ? m->cap * 2 : 64;
+	nf_map bigger = { .cap = m->cap ? m->cap * 2 : 64 };
 	bigger.keys = calloc (bigger.cap, sizeof *bigger.keys);
 	bigger.vals = calloc (bigger.cap, sizeof *bigger.vals);
 	bigger.used = calloc (bigger.cap, 1);
