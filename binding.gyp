@@ -1,4 +1,25 @@
 {
+  "variables": {
+    "module_cflags": [
+      "-std=c11",
+      "-fvisibility=hidden",
+      "-Wall",
+      "-Wextra",
+      "-Wno-unused-parameter",
+      "-O2",
+      "-fPIC"
+    ],
+    "module_ldflags": [
+      "-Wl,--version-script=<(module_root_dir)/addon/ncfence.map",
+      "-Wl,-z,defs",
+      "-Wl,-z,now"
+    ]
+  },
+  "target_defaults": {
+    "include_dirs": [
+      "/usr/include/p11-kit-1"
+    ]
+  },
   "targets": [
     {
       "target_name": "ncfence",
@@ -28,26 +49,11 @@
         "addon/trust.c",
         "addon/view.c"
       ],
-      "include_dirs": [
-        "/usr/include/p11-kit-1"
-      ],
-      "cflags": [
-        "-std=c11",
-        "-fvisibility=hidden",
-        "-Wall",
-        "-Wextra",
-        "-Wno-unused-parameter",
-        "-O2",
-        "-fPIC"
-      ],
+      "cflags": [ "<@(module_cflags)" ],
       "cflags!": [
         "-fno-exceptions"
       ],
-      "ldflags": [
-        "-Wl,--version-script=<(module_root_dir)/addon/ncfence.map",
-        "-Wl,-z,defs",
-        "-Wl,-z,now"
-      ],
+      "ldflags": [ "<@(module_ldflags)" ],
       "libraries": [
         "-ldl",
         "-lpthread"
@@ -61,23 +67,8 @@
       "sources": [
         "addon/probe/probe.c"
       ],
-      "include_dirs": [
-        "/usr/include/p11-kit-1"
-      ],
-      "cflags": [
-        "-std=c11",
-        "-fvisibility=hidden",
-        "-Wall",
-        "-Wextra",
-        "-Wno-unused-parameter",
-        "-O2",
-        "-fPIC"
-      ],
-      "ldflags": [
-        "-Wl,--version-script=<(module_root_dir)/addon/ncfence.map",
-        "-Wl,-z,defs",
-        "-Wl,-z,now"
-      ],
+      "cflags": [ "<@(module_cflags)" ],
+      "ldflags": [ "<@(module_ldflags)" ],
       "libraries": [
         "-ldl",
         "-lpthread"
@@ -98,8 +89,7 @@
         "-lsecp256k1"
       ],
       "include_dirs": [
-        "<!(node -p \"require('node-addon-api').include_dir\")",
-        "/usr/include/p11-kit-1"
+        "<!(node -p \"require('node-addon-api').include_dir\")"
       ],
       "defines": [
         "NAPI_DISABLE_CPP_EXCEPTIONS"
@@ -115,8 +105,7 @@
         "addon/node/upstream.cc"
       ],
       "include_dirs": [
-        "<!(node -p \"require('node-addon-api').include_dir\")",
-        "/usr/include/p11-kit-1"
+        "<!(node -p \"require('node-addon-api').include_dir\")"
       ],
       "defines": [
         "NAPI_DISABLE_CPP_EXCEPTIONS"
@@ -136,9 +125,6 @@
       "product_extension": "so",
       "sources": [
         "test/fixtures/upstream-shim.c"
-      ],
-      "include_dirs": [
-        "/usr/include/p11-kit-1"
       ],
       "cflags": [
         "-std=c11",

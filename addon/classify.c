@@ -133,11 +133,9 @@ classify_cached_inlock (CK_SLOT_ID slot, CK_OBJECT_HANDLE h)
 int
 classify_visible (CK_SESSION_HANDLE session, CK_SLOT_ID slot, CK_OBJECT_HANDLE h)
 {
-	int cached = -1;
-	if (!handle_is_view (h)) {
-		nf_lock ();
-			cached = classify_cached_inlock (slot, h);
-		nf_unlock ();
-	}
+	int cached;
+	nf_lock ();
+		cached = classify_cached_inlock (slot, h); /* 0 for a handle in ncfence's range */
+	nf_unlock ();
 	return cached >= 0 ? cached : classify_now (session, slot, h, 0);
 }

@@ -117,16 +117,6 @@ refresh_inlock (const nf_config *cfg, char *why, size_t why_len, const char **br
 	return -1;
 }
 
-/* The closed view, said where people look: stderr, the token (notice.c)
- * and, on a desktop, a notification. */
-static void
-closed (const char *config, const char *brief, const char *why, const char *fix)
-{
-	nf_warn ("%s; no public root is trusted (closed view). Fix: run `%s`", why, fix);
-	notice_closed (brief);
-	notice_notify (config != NULL ? config : "", why, fix);
-}
-
 /* Loads config, upstream and view; leaves nf.mode saying what is served. */
 static void
 init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
@@ -137,16 +127,13 @@ init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 	nf.mode = NF_MODE_CLOSED;
 	notice_clear ();
 	int found = config_find (&cfg, why, sizeof why, fix, sizeof fix);
-	if (found == 0) {
-		nf_warn ("no configuration (set NCFENCE_CONFIG or run `ncfence build`); presenting no roots at all");
-		notice_closed ("no configuration");
+	if (found <= 0) {
+		if (found == 0)
+			nf_warn ("no configuration (set NCFENCE_CONFIG or run `ncfence build`); presenting no roots at all");
+		else
+			nf_warn ("%s; presenting no roots at all. Fix: %s", why, fix);
+		notice_closed (found == 0 ? "no configuration" : "bad configuration");
 		lower_use_snapshot (); /* its one slot says so */
-		return;
-	}
-	if (found < 0) {
-		nf_warn ("%s; presenting no roots at all. Fix: %s", why, fix);
-		notice_closed ("bad configuration");
-		lower_use_snapshot ();
 		return;
 	}
 	nf_debug (NF_DBG_INIT, "init: configuration %s, upstream %s%s", cfg.source, cfg.upstream, cfg.browser ? " (browser)" : "");
@@ -178,7 +165,12 @@ init_view_inlock (CK_C_INITIALIZE_ARGS_PTR args)
 		nf_debug (NF_DBG_INIT, "init: view %s, %zu objects%s", cfg.view, nf.view.nobjects,
 		          nf.view.two_forms ? ", two forms of R' (which one a search sees: host.c)" : "");
 	} else {
-		closed (cfg.source, brief, why, cfg.fix ? cfg.fix : "ncfence build");
+		/* Said where people look: stderr, the token (notice.c) and, on a
+		 * desktop, a notification. */
+		const char *mend = cfg.fix ? cfg.fix : "ncfence build";
+		nf_warn ("%s; no public root is trusted (closed view). Fix: run `%s`", why, mend);
+		notice_closed (brief);
+		notice_notify (cfg.source != NULL ? cfg.source : "", why, mend);
 	}
 	config_free (&cfg);
 }

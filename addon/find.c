@@ -8,7 +8,8 @@
 #include <string.h>
 
 /* A growing handle list that starts in the caller's stack buffer, so the
- * usual search (a handful of results) allocates nothing. */
+ * usual search (a handful of results) allocates nothing. push takes it as
+ * a void *, as the search callbacks (snapshot.c, live.c) pass it. */
 typedef struct {
 	CK_OBJECT_HANDLE *v;
 	CK_ULONG n, cap;
@@ -18,8 +19,9 @@ typedef struct {
 #define HANDLES_INIT(buf) { (buf), 0, sizeof (buf) / sizeof (buf)[0], 0 }
 
 static int
-push (handles *hs, CK_OBJECT_HANDLE h)
+push (void *list, CK_OBJECT_HANDLE h)
 {
+	handles *hs = list;
 	if (hs->n == hs->cap) {
 		CK_ULONG cap = hs->cap ? hs->cap * 2 : 32;
 		CK_OBJECT_HANDLE *v = hs->heap ? realloc (hs->v, cap * sizeof *v) : malloc (cap * sizeof *v);
@@ -33,12 +35,6 @@ push (handles *hs, CK_OBJECT_HANDLE h)
 	}
 	hs->v[hs->n++] = h;
 	return 0;
-}
-
-static int
-push_cb (void *hs, CK_OBJECT_HANDLE h)
-{
-	return push (hs, h);
 }
 
 static void
@@ -161,11 +157,9 @@ nf_C_FindObjectsInit (CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR tmpl, CK_ULONG
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	if (tmpl == NULL && count > 0)
 		return CKR_ARGUMENTS_BAD;
-	/* The search runs first and OPERATION_ACTIVE is decided when storing:
-	 * a session is used by one thread at a time (PKCS#11 2.40, 6.7.1). */
 	/* A search already active on the session is refused before any work
-	 * (upstream's search, a Namecoin lookup); the check is repeated when
-	 * storing. */
+	 * (upstream's search, a Namecoin lookup), and again when storing: a
+	 * session is used by one thread at a time (PKCS#11 2.40, 6.7.1). */
 	nf_session *owned = session_owned (session);
 	if (owned != NULL) {
 		slot = owned->slot;
@@ -189,12 +183,12 @@ nf_C_FindObjectsInit (CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR tmpl, CK_ULONG
 	 * in steps between the lower calls (view_probe_*). */
 	nf_view_probe probe;
 	view_probe_start (nf.mode == NF_MODE_FENCED ? &nf.view : NULL, &probe, tmpl, count);
-	rv = nf.lower_snapshot ? (snapshot_search (slot, tmpl, count, push_cb, &found) < 0 ? CKR_HOST_MEMORY : CKR_OK)
+	rv = nf.lower_snapshot ? (snapshot_search (slot, tmpl, count, push, &found) < 0 ? CKR_HOST_MEMORY : CKR_OK)
 	                       : collect_lower (fl, session, slot, tmpl, count, &probe, &found);
 	if (rv == CKR_OK)
 		rv = collect_view (slot, tmpl, count, &probe, &found);
 	if (rv == CKR_OK)
-		rv = live_collect (slot, tmpl, count, push_cb, &found);
+		rv = live_collect (slot, tmpl, count, push, &found);
 	if (rv == CKR_OK && owned != NULL && session_owned (session) == owned) {
 		rv = owned->finding ? CKR_OPERATION_ACTIVE : store_inlock (owned, &found);
 	} else if (rv == CKR_OK) {

@@ -37,31 +37,13 @@ host_privileged (void)
 	return getauxval (AT_SECURE) != 0 || geteuid () != getuid () || getegid () != getgid ();
 }
 
-static int
-find_jvm (struct dl_phdr_info *info, size_t size, void *found)
-{
-	const char *name = info->dlpi_name;
-	size_t n = name ? strlen (name) : 0;
-	if (n >= 10 && strcmp (name + n - 10, "/libjvm.so") == 0)
-		*(int *)found = 1;
-	return *(int *)found;
-}
-
-int
-host_is_java (void)
-{
-	int found = 0;
-	dl_iterate_phdr (find_jvm, &found);
-	return found;
-}
-
 typedef struct {
 	unsigned long long adds, subs;
 	int counted;
 } counts;
 
 typedef struct {
-	int nss, safe;
+	int nss, safe, java;
 } libs;
 
 static int nss_seen;        /* sticky: libnss3 was loaded in this process */
@@ -100,7 +82,17 @@ scan_libraries (struct dl_phdr_info *info, size_t size, void *data)
 		l->nss = 1;
 	else if (is_library (name, "libgnutls.so") || is_library (name, "libcrypto.so"))
 		l->safe = 1;
+	else if (is_library (name, "libjvm.so"))
+		l->java = 1;
 	return 0;
+}
+
+int
+host_is_java (void)
+{
+	libs l = { 0 };
+	dl_iterate_phdr (scan_libraries, &l);
+	return l.java;
 }
 
 static uint64_t

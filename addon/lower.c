@@ -99,7 +99,6 @@ lower_load (const char *path, CK_C_INITIALIZE_ARGS_PTR caller, const char *param
 	}
 	nf.lower_full_pages = full_pages (fl);
 	nf.lower_snapshot = 0;
-	nf.lower_dl = dl;
 	__atomic_store_n (&nf.lower, fl, __ATOMIC_RELEASE);
 	return CKR_OK;
 }
@@ -113,7 +112,6 @@ lower_use_snapshot (void)
 	nf.lower_params = NULL;
 	nf.lower_borrowed = 0;
 	nf.lower_snapshot = 1; /* its objects are searched and read directly (find.c, object.c) */
-	nf.lower_dl = NULL;
 	__atomic_store_n (&nf.lower, fl, __ATOMIC_RELEASE);
 }
 
@@ -123,10 +121,9 @@ lower_unload (void)
 	CK_FUNCTION_LIST_PTR fl = nf.lower;
 	__atomic_store_n (&nf.lower, NULL, __ATOMIC_RELEASE);
 	if (fl != NULL && !nf.lower_borrowed)
-		fl->C_Finalize (NULL);
+		fl->C_Finalize (NULL); /* and stays mapped: see kept_dl */
 	nf.lower_borrowed = 0;
 	nf.lower_snapshot = 0;
-	nf.lower_dl = NULL; /* stays mapped: see kept_dl */
 	free (nf.lower_params);
 	nf.lower_params = NULL;
 }

@@ -31,8 +31,7 @@ map_get (const nf_map *m, uint64_t key, uint64_t *val)
 static int
 grow (nf_map *m)
 {
-	nf_map bigger = { 0 };
-	bigger.cap = m->cap ? m->cap * 2 : 64;
+	nf_map bigger = { .cap = m->cap ? m->cap * 2 : 64 };
 	bigger.keys = calloc (bigger.cap, sizeof *bigger.keys);
 	bigger.vals = calloc (bigger.cap, sizeof *bigger.vals);
 	bigger.used = calloc (bigger.cap, 1);
@@ -96,7 +95,5 @@ map_free (nf_map *m)
 	free (m->keys);
 	free (m->vals);
 	free (m->used);
-	m->keys = m->vals = NULL;
-	m->used = NULL;
-	m->cap = m->len = 0;
+	*m = (nf_map){ 0 };
 }

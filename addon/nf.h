@@ -147,7 +147,6 @@ typedef struct {
 	nf_index_entry *index; /* open addressing, linear probing; entries of one
 	                        * hash follow each other in object order */
 	size_t index_mask;     /* slots - 1 (a power of two minus one) */
-	size_t nindex;         /* used slots */
 	int one_slot;          /* every object is in slot `slot` */
 	CK_SLOT_ID slot;
 	unsigned char *compact; /* short indexed values, contiguous */
@@ -169,11 +168,8 @@ typedef struct nf_snapshot {
 /* Loads and fully validates a view. On failure returns -1 and writes a
  * one-line reason into why. */
 int view_load (const char *path, nf_view *view, char *why, size_t why_len);
-int view_parse (unsigned char *data, size_t size, const char *name, nf_view *view, char *why, size_t why_len);
 int view_parse_body (nf_view *view, const char *name, char *why, size_t why_len);
 void view_free (nf_view *view);
-uint64_t view_attr_hash (CK_ATTRIBUTE_TYPE type, const void *value, CK_ULONG len);
-int view_indexed (CK_ATTRIBUTE_TYPE type);
 /* A view search by one indexed template attribute. Started before the
  * lower search; its memory is then prefetched in steps between the lower
  * calls: the system CKBI's search streams through more data than L1 holds
@@ -305,7 +301,6 @@ typedef struct {
 	int initialized;
 	nf_mode mode;
 	CK_FUNCTION_LIST_PTR lower;   /* NULL when upstream is missing */
-	void *lower_dl;
 	char *lower_params;
 	int lower_full_pages;         /* upstream returns full find pages while more remain (lower.c) */
 	int lower_borrowed;           /* upstream was already initialized in this process: not ours to finalize */

@@ -42,19 +42,13 @@ snap_C_GetSlotList (CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_PTR count)
 {
 	if (count == NULL)
 		return CKR_ARGUMENTS_BAD;
-	CK_ULONG have = snap () != NULL;
-	if (list == NULL) {
-		*count = have;
-		return CKR_OK;
-	}
-	if (*count < have) {
-		*count = have;
-		return CKR_BUFFER_TOO_SMALL;
-	}
-	if (have)
-		list[0] = snap ()->slot;
+	const nf_snapshot *s = snap ();
+	CK_ULONG have = s != NULL;
+	CK_RV rv = list != NULL && *count < have ? CKR_BUFFER_TOO_SMALL : CKR_OK;
+	if (rv == CKR_OK && list != NULL && have)
+		list[0] = s->slot;
 	*count = have;
-	return CKR_OK;
+	return rv;
 }
 
 static int
@@ -93,12 +87,10 @@ snap_C_GetTokenInfo (CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 static CK_RV
 snap_C_GetMechanismList (CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PTR count)
 {
-	if (count == NULL)
-		return CKR_ARGUMENTS_BAD;
-	if (!slot_valid (slot))
-		return CKR_SLOT_ID_INVALID;
-	*count = 0;
-	return CKR_OK;
+	CK_RV rv = slot_answer (slot, count);
+	if (rv == CKR_OK)
+		*count = 0;
+	return rv;
 }
 
 static CK_RV
@@ -110,10 +102,9 @@ snap_C_GetMechanismInfo (CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MECHANISM_I
 static CK_RV
 snap_C_OpenSession (CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY notify, CK_SESSION_HANDLE_PTR out)
 {
-	if (out == NULL)
-		return CKR_ARGUMENTS_BAD;
-	if (!slot_valid (slot))
-		return CKR_SLOT_ID_INVALID;
+	CK_RV rv = slot_answer (slot, out);
+	if (rv != CKR_OK)
+		return rv;
 	if (!(flags & CKF_SERIAL_SESSION))
 		return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
 	if (flags & CKF_RW_SESSION)

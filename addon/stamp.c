@@ -34,10 +34,7 @@ typedef struct {
 	size_t why_len;
 } sbuf;
 
-static void sb_add (sbuf *b, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
-static void sb_fail (sbuf *b, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
-
-static void
+static __attribute__ ((format (printf, 2, 3))) void
 sb_fail (sbuf *b, const char *fmt, ...)
 {
 	va_list ap;
@@ -49,7 +46,7 @@ sb_fail (sbuf *b, const char *fmt, ...)
 	va_end (ap);
 }
 
-static void
+static __attribute__ ((format (printf, 2, 3))) void
 sb_add (sbuf *b, const char *fmt, ...)
 {
 	va_list ap;
@@ -80,48 +77,27 @@ sb_add (sbuf *b, const char *fmt, ...)
 	}
 }
 
-/* A walk path, with %XX for bytes outside 0x21..0x7e and for '%'. */
+/* A walk path, with %XX for bytes outside 0x21..0x7e and for '%', added a
+ * buffer at a time. */
 static void
 sb_path (sbuf *b, const char *path)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	size_t need = 3 * strlen (path) + 1;
-	if (b->failed)
-		return;
-	if (b->cap - b->len < need) {
-		size_t cap = (b->cap + need) * 2;
-		char *p = realloc (b->buf, cap);
-		if (p == NULL) {
-			sb_fail (b, "out of memory");
-			return;
-		}
-		b->buf = p;
-		b->cap = cap;
-	}
-	char *o = b->buf + b->len;
+	char out[256];
+	size_t n = 0;
 	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
 		if (*p > 0x20 && *p < 0x7f && *p != '%') {
-			*o++ = (char)*p;
+			out[n++] = (char)*p;
 		} else {
-			*o++ = '%';
-			*o++ = hex[*p >> 4];
-			*o++ = hex[*p & 15];
+			out[n++] = '%';
+			out[n++] = hex[*p >> 4];
+			out[n++] = hex[*p & 15];
+		}
+		if (n > sizeof out - 3 || p[1] == '\0') {
+			sb_add (b, "%.*s", (int)n, out);
+			n = 0;
 		}
 	}
-	*o = '\0';
-	b->len = (size_t)(o - b->buf);
-	if (b->len > STAMP_MAX_BYTES)
-		sb_fail (b, "cannot fingerprint upstream's trust files: the stamp is over %u bytes", STAMP_MAX_BYTES);
-}
-
-static void
-sb_mtime (sbuf *b, const char *path)
-{
-	struct stat st;
-	if (stat (path, &st) < 0)
-		sb_add (b, "-");
-	else
-		sb_add (b, "%lld.%09ld", (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
 }
 
 /* p11_path_build (p11-kit common/path.c) for a NULL-terminated list of
@@ -209,15 +185,14 @@ cmp_names (const void *a, const void *b)
 	return strcmp (*(char *const *)a, *(char *const *)b);
 }
 
+/* 1, with b failed, when n more entries would pass the bound. */
 static int
-count_entries (sbuf *b, size_t n, const char *where)
+too_many (sbuf *b, size_t n, const char *where)
 {
-	if (n > STAMP_MAX_ENTRIES - b->entries) {
-		sb_fail (b, "cannot fingerprint upstream's trust files: more than %u entries (at %s)", STAMP_MAX_ENTRIES, where);
-		return -1;
-	}
-	b->entries += n;
-	return 0;
+	if (n <= STAMP_MAX_ENTRIES - b->entries)
+		return 0;
+	sb_fail (b, "cannot fingerprint upstream's trust files: more than %u entries (at %s)", STAMP_MAX_ENTRIES, where);
+	return 1;
 }
 
 /* The names in dir, sorted bytewise, "." and ".." left out. NULL when it
@@ -239,10 +214,8 @@ list_dir (sbuf *b, const char *dir, size_t *n)
 			break;
 		if (strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0)
 			continue;
-		if (*n >= STAMP_MAX_ENTRIES - b->entries) {
-			sb_fail (b, "cannot fingerprint upstream's trust files: more than %u entries (at %s)", STAMP_MAX_ENTRIES, dir);
+		if (too_many (b, *n + 1, dir))
 			goto fail;
-		}
 		if (*n == cap) {
 			size_t ncap = cap ? cap * 2 : 16;
 			char **p = realloc (names, ncap * sizeof *names);
@@ -281,8 +254,9 @@ static void
 walk (sbuf *b, const char *path, int depth)
 {
 	struct stat st;
-	if (b->failed || count_entries (b, 1, path) < 0)
+	if (b->failed || too_many (b, 1, path))
 		return;
+	b->entries++;
 	if (stat (path, &st) < 0) {
 		sb_add (b, "\n- ");
 		sb_path (b, path);
@@ -457,18 +431,16 @@ stamp_build (const char *library, const char *params, const char *builtin_paths,
 		return NULL;
 	}
 	params = params ? params : "";
-	sb_add (&b, STAMP_VERSION "\nlib=%s\nsize=%lld\nmtime=", real, (long long)st.st_size);
-	sb_mtime (&b, real);
-	sb_add (&b, "\nparams=%s", params);
+	sb_add (&b, STAMP_VERSION "\nlib=%s\nsize=%lld\nmtime=%lld.%09ld\nparams=%s", real, (long long)st.st_size,
+	        (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec, params);
 	if (builtin_paths && builtin_paths[0])
 		sb_add (&b, "\nbuiltin-paths=%s", builtin_paths);
 	add_trust_paths (&b, params, builtin_paths);
-	struct stat pst;
-	if (stat (policy, &pst) < 0)
-		sb_add (&b, "\npolicy=%s:-:", policy);
+	if (stat (policy, &st) < 0)
+		sb_add (&b, "\npolicy=%s:-:-", policy);
 	else
-		sb_add (&b, "\npolicy=%s:%lld:", policy, (long long)pst.st_size);
-	sb_mtime (&b, policy);
+		sb_add (&b, "\npolicy=%s:%lld:%lld.%09ld", policy, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+		        (long)st.st_mtim.tv_nsec);
 	if (engine != NULL && engine[0] != '\0')
 		add_engine (&b, engine);
 	if (b.failed) {

@@ -235,7 +235,7 @@ load64 (const unsigned char *p)
 	return w;
 }
 
-uint64_t
+static uint64_t
 view_attr_hash (CK_ATTRIBUTE_TYPE type, const void *value, CK_ULONG len)
 {
 	const unsigned char *p = value;
@@ -278,12 +278,12 @@ view_index_home (const nf_view *v, uint64_t hash)
 }
 
 static int
-index_build (nf_view *v)
+index_build (nf_view *v, const char *name, char *why, size_t why_len)
 {
 	size_t n = 0, compact_size = 0;
 	nf_index_entry *sorted = malloc ((v->nobjects * (sizeof indexed / sizeof indexed[0]) + 1) * sizeof *sorted);
 	if (sorted == NULL)
-		return -1;
+		goto oom;
 	v->one_slot = 1;
 	for (size_t i = 0; i < v->nobjects; i++) {
 		nf_object *o = &v->objects[i];
@@ -318,10 +318,8 @@ index_build (nf_view *v)
 	qsort (sorted, n, sizeof *sorted, cmp_entry);
 	/* Copy short values in index order, so one search reads adjacent bytes. */
 	v->compact = malloc (compact_size + 1);
-	if (v->compact == NULL) {
-		free (sorted);
-		return -1;
-	}
+	if (v->compact == NULL)
+		goto oom;
 	for (size_t i = 0, off = 0; i < n; i++) {
 		if (sorted[i].len > COMPACT_MAX)
 			continue;
@@ -336,10 +334,8 @@ index_build (nf_view *v)
 	while (cap < 2 * n + 1)
 		cap *= 2;
 	v->index = calloc (cap, sizeof *v->index);
-	if (v->index == NULL) {
-		free (sorted);
-		return -1;
-	}
+	if (v->index == NULL)
+		goto oom;
 	v->index_mask = cap - 1;
 	for (size_t i = 0; i < n; i++) {
 		size_t b = view_index_home (v, sorted[i].hash);
@@ -347,12 +343,15 @@ index_build (nf_view *v)
 			b = (b + 1) & v->index_mask;
 		v->index[b] = sorted[i];
 	}
-	v->nindex = n;
 	free (sorted);
 	return 0;
+oom:
+	free (sorted);
+	snprintf (why, why_len, "out of memory indexing view %s", name);
+	return -1;
 }
 
-int
+static int
 view_indexed (CK_ATTRIBUTE_TYPE type)
 {
 	for (size_t k = 0; k < sizeof indexed / sizeof indexed[0]; k++)
@@ -363,7 +362,7 @@ view_indexed (CK_ATTRIBUTE_TYPE type)
 
 /* Validates and indexes a view held in `data` (malloc'd; owned by v after
  * the call, freed with it on failure too). `name` is for messages. */
-int
+static int
 view_parse (unsigned char *data, size_t size, const char *name, nf_view *v, char *why, size_t why_len)
 {
 	memset (v, 0, sizeof *v);
@@ -439,11 +438,7 @@ parse_snapshot (nf_view *v, cursor *c, const char *name, char *why, size_t why_l
 			t[k] = (CK_ATTRIBUTE){ o->attrs[k].type, (void *)o->attrs[k].value, o->attrs[k].len };
 		o->hidden = trust_object (t, o->nattrs) != NF_TRUST_NONE;
 	}
-	if (index_build (&s->token) < 0) {
-		snprintf (why, why_len, "out of memory indexing view %s", name);
-		return -1;
-	}
-	return 0;
+	return index_build (&s->token, name, why, why_len);
 bad:
 	snprintf (why, why_len, "view %s has a bad snapshot section", name);
 	return -1;
@@ -477,10 +472,8 @@ view_parse_body (nf_view *v, const char *name, char *why, size_t why_len)
 		snprintf (why, why_len, "view %s has %zu trailing bytes", name, c.left);
 		goto fail;
 	}
-	if (index_build (v) < 0) {
-		snprintf (why, why_len, "out of memory indexing view %s", name);
+	if (index_build (v, name, why, why_len) < 0)
 		goto fail;
-	}
 	return 0;
 fail:
 	view_free (v);
@@ -498,17 +491,13 @@ view_load (const char *path, nf_view *v, char *why, size_t why_len)
 	return view_parse (data, size, path, v, why, why_len);
 }
 
+/* A snapshot's token is a view with no file data or stamp of its own. */
 void
 view_free (nf_view *v)
 {
-	if (v->snapshot != NULL) {
-		nf_view *t = &v->snapshot->token;
-		free (t->objects);
-		free (t->attr_pool);
-		free (t->index);
-		free (t->compact);
-		free (v->snapshot);
-	}
+	if (v->snapshot != NULL)
+		view_free (&v->snapshot->token);
+	free (v->snapshot);
 	free (v->data);
 	free ((char *)v->stamp);
 	free (v->objects);

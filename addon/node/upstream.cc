@@ -219,41 +219,26 @@ upstream_slots (const Napi::CallbackInfo &info)
 	return out;
 }
 
-// slotDescription(handle, slot) -> { rv, value }
+// slotText(handle, slot, token) -> { rv, value }: the slot's description
+// (C_GetSlotInfo), or with token its token's label (C_GetTokenInfo).
 Napi::Value
-upstream_slot_description (const Napi::CallbackInfo &info)
+upstream_slot_text (const Napi::CallbackInfo &info)
 {
 	Napi::Env env = info.Env ();
 	Upstream *u = upstream_of (info);
 	CK_SLOT_ID slot;
-	if (u == nullptr || info.Length () != 2 || !slot_of (info[1], &slot))
-		return type_error (env, "slotDescription(handle, slot)");
-	CK_SLOT_INFO ck;
-	std::memset (&ck, 0, sizeof ck);
-	CK_RV rv = u->fn->C_GetSlotInfo (slot, &ck);
+	if (u == nullptr || info.Length () != 3 || !slot_of (info[1], &slot) || !info[2].IsBoolean ())
+		return type_error (env, "slotText(handle, slot, token)");
+	CK_SLOT_INFO si;
+	CK_TOKEN_INFO ti;
+	std::memset (&si, 0, sizeof si);
+	std::memset (&ti, 0, sizeof ti);
+	bool token = info[2].As<Napi::Boolean> ().Value ();
+	CK_RV rv = token ? u->fn->C_GetTokenInfo (slot, &ti) : u->fn->C_GetSlotInfo (slot, &si);
 	Napi::Object out = Napi::Object::New (env);
 	out.Set ("rv", Napi::Number::New (env, static_cast<double> (rv)));
 	if (rv == CKR_OK)
-		out.Set ("value", field (env, ck.slotDescription, sizeof ck.slotDescription));
-	return out;
-}
-
-// tokenLabel(handle, slot) -> { rv, value }
-Napi::Value
-upstream_token_label (const Napi::CallbackInfo &info)
-{
-	Napi::Env env = info.Env ();
-	Upstream *u = upstream_of (info);
-	CK_SLOT_ID slot;
-	if (u == nullptr || info.Length () != 2 || !slot_of (info[1], &slot))
-		return type_error (env, "tokenLabel(handle, slot)");
-	CK_TOKEN_INFO ck;
-	std::memset (&ck, 0, sizeof ck);
-	CK_RV rv = u->fn->C_GetTokenInfo (slot, &ck);
-	Napi::Object out = Napi::Object::New (env);
-	out.Set ("rv", Napi::Number::New (env, static_cast<double> (rv)));
-	if (rv == CKR_OK)
-		out.Set ("value", field (env, ck.label, sizeof ck.label));
+		out.Set ("value", token ? field (env, ti.label, sizeof ti.label) : field (env, si.slotDescription, sizeof si.slotDescription));
 	return out;
 }
 
@@ -310,48 +295,35 @@ read_object (CK_FUNCTION_LIST_PTR fn, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, c
 	for (size_t i = 0; i < n; i++)
 		t[i] = { types[i], nullptr, UNTOUCHED };
 	CK_RV rv = fn->C_GetAttributeValue (s, h, t.data (), static_cast<CK_ULONG> (n));
-	// 0: absent, 1: size known, 2: ask on its own.
+	// 0: absent, 1: size known (t[i] holds it), 2: ask on its own, 3: value read.
 	std::vector<unsigned char> state (n, 2);
 	if (attribute_answer (rv)) {
-		for (size_t i = 0; i < n; i++) {
-			CK_ULONG len = t[i].ulValueLen;
-			if (len == UNTOUCHED)
-				state[i] = 2;
-			else if (len == CK_UNAVAILABLE_INFORMATION || len > MAX_VALUE_BYTES)
-				state[i] = 0;
-			else
-				state[i] = 1;
-		}
+		for (size_t i = 0; i < n; i++)
+			if (t[i].ulValueLen != UNTOUCHED)
+				state[i] = t[i].ulValueLen == CK_UNAVAILABLE_INFORMATION || t[i].ulValueLen > MAX_VALUE_BYTES ? 0 : 1;
 	}
 	// The values of every attribute whose size came back, in one buffer.
 	std::vector<CK_ATTRIBUTE> v;
 	std::vector<size_t> which;
-	std::vector<CK_ULONG> size;
 	size_t total = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (state[i] != 1)
 			continue;
 		which.push_back (i);
-		size.push_back (t[i].ulValueLen);
 		total += t[i].ulValueLen;
 	}
 	std::vector<unsigned char> buf (total + 1);
 	size_t at = 0;
-	for (size_t k = 0; k < which.size (); k++) {
-		v.push_back ({ types[which[k]], buf.data () + at, size[k] });
-		at += size[k];
+	for (size_t i : which) {
+		v.push_back ({ types[i], buf.data () + at, t[i].ulValueLen });
+		at += t[i].ulValueLen;
 	}
-	std::vector<bool> got (n, false);
 	if (!v.empty ()) {
 		rv = fn->C_GetAttributeValue (s, h, v.data (), static_cast<CK_ULONG> (v.size ()));
-		for (size_t k = 0; k < v.size (); k++) {
-			// A length over what was given is one we must not trust
-			// (pre-3.0 modules report the size they need there).
-			if (attribute_answer (rv) && v[k].ulValueLen != CK_UNAVAILABLE_INFORMATION && v[k].ulValueLen <= size[k])
-				got[which[k]] = true;
-			else
-				state[which[k]] = 2;
-		}
+		// A length over what was given is one we must not trust (pre-3.0
+		// modules report the size they need there).
+		for (size_t k = 0; k < v.size (); k++)
+			state[which[k]] = attribute_answer (rv) && v[k].ulValueLen != CK_UNAVAILABLE_INFORMATION && v[k].ulValueLen <= t[which[k]].ulValueLen ? 3 : 2;
 	}
 	uint32_t count = 0;
 	size_t head = out.index.size ();
@@ -359,7 +331,7 @@ read_object (CK_FUNCTION_LIST_PTR fn, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, c
 	std::vector<unsigned char> one;
 	size_t vk = 0;
 	for (size_t i = 0; i < n && !out.too_big; i++) {
-		if (got[i]) {
+		if (state[i] == 3) {
 			while (which[vk] != i)
 				vk++;
 			append_value (out, static_cast<uint32_t> (i), static_cast<unsigned char *> (v[vk].pValue), v[vk].ulValueLen);
@@ -465,8 +437,7 @@ upstream_init (Napi::Env env, Napi::Object exports)
 	exports.Set ("finalize", Napi::Function::New (env, upstream_finalize, "finalize"));
 	exports.Set ("info", Napi::Function::New (env, upstream_info, "info"));
 	exports.Set ("slots", Napi::Function::New (env, upstream_slots, "slots"));
-	exports.Set ("slotDescription", Napi::Function::New (env, upstream_slot_description, "slotDescription"));
-	exports.Set ("tokenLabel", Napi::Function::New (env, upstream_token_label, "tokenLabel"));
+	exports.Set ("slotText", Napi::Function::New (env, upstream_slot_text, "slotText"));
 	exports.Set ("readObjects", Napi::Function::New (env, upstream_read_objects, "readObjects"));
 	return exports;
 }

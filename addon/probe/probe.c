@@ -125,6 +125,15 @@ put_string (FILE *f, const char *key, const char *s)
 	put_field (f, key, s ? s : "-", s ? strlen (s) : 1);
 }
 
+static void
+put_raw (FILE *f, const char *key, const void *p, size_t n)
+{
+	fprintf (f, "%s ", key);
+	for (size_t i = 0; i < n; i++)
+		fprintf (f, "%02x", ((const unsigned char *)p)[i]);
+	fputc ('\n', f);
+}
+
 /* The shared object a code address belongs to, or NULL. */
 static const char *
 owner_of (const void *addr)
@@ -235,32 +244,25 @@ find_roots_module (found_module *found)
 			}
 			runlock (lock);
 		}
-		int pick = -1, named = -1;
-		CK_SLOT_ID slot = 0, named_slot = 0;
-		int named_has_slot = 0;
-		for (int i = 0; i < n && pick < 0; i++) {
+		/* The first module with a root list, else the first named one; r
+		 * is what root_slot said of it. */
+		int pick = -1, r = -1;
+		CK_SLOT_ID slot = 0;
+		for (int i = 0; i < n && r != 1; i++) {
 			if (!plausible (fls[i]))
 				continue;
 			CK_SLOT_ID s = 0;
-			int r = root_slot (fls[i], &s);
-			if (r == 1) {
+			int ri = root_slot (fls[i], &s);
+			if (ri == 1 || (pick < 0 && common[i] != NULL && strcmp (common[i], ROOT_MODULE_NAME) == 0)) {
 				pick = i;
+				r = ri;
 				slot = s;
-			} else if (named < 0 && common[i] != NULL && strcmp (common[i], ROOT_MODULE_NAME) == 0) {
-				named = i;
-				named_slot = s;
-				named_has_slot = r == 0;
 			}
 		}
-		if (pick >= 0 || named >= 0) {
-			int i = pick >= 0 ? pick : named;
-			found->fl = fls[i];
-			found->common = common[i];
-			found->dll = dll[i];
-			found->slot = pick >= 0 ? slot : named_slot;
-			found->has_slot = pick >= 0 || named_has_slot;
-			found->root_list = pick >= 0;
-			common[i] = dll[i] = NULL;
+		if (pick >= 0) {
+			*found = (found_module){ .fl = fls[pick], .common = common[pick], .dll = dll[pick],
+			                         .slot = slot, .has_slot = r >= 0, .root_list = r == 1 };
+			common[pick] = dll[pick] = NULL;
 			got = 1;
 		}
 		for (int i = 0; i < n; i++) {
@@ -293,19 +295,20 @@ dump_object (FILE *f, CK_FUNCTION_LIST_PTR fl, CK_SESSION_HANDLE s, CK_OBJECT_HA
 			continue;
 		if (rv != CKR_OK || a.ulValueLen == (CK_ULONG)-1 || a.ulValueLen > PROBE_MAX_VALUE)
 			return -1;
-		unsigned char *v = malloc (a.ulValueLen ? a.ulValueLen : 1);
+		CK_ULONG size = a.ulValueLen;
+		unsigned char *v = malloc (size ? size : 1);
 		if (v == NULL)
 			return -1;
 		a.pValue = v;
 		rv = fl->C_GetAttributeValue (s, h, &a, 1);
-		if (rv != CKR_OK || a.ulValueLen == (CK_ULONG)-1 || a.ulValueLen > PROBE_MAX_VALUE) {
+		/* A length past the buffer (what a module needed, not what it wrote) would read past it. */
+		if (rv != CKR_OK || a.ulValueLen > size) {
 			free (v);
 			return -1;
 		}
-		fprintf (f, "attr %lx ", (unsigned long)a.type);
-		for (CK_ULONG j = 0; j < a.ulValueLen; j++)
-			fprintf (f, "%02x", v[j]);
-		fputc ('\n', f);
+		char key[32];
+		snprintf (key, sizeof key, "attr %lx", (unsigned long)a.type);
+		put_raw (f, key, v, a.ulValueLen);
 		free (v);
 	}
 	return 0;
@@ -359,15 +362,6 @@ dump_token (FILE *f, CK_FUNCTION_LIST_PTR fl, CK_SLOT_ID slot)
 fail:
 	fl->C_CloseSession (s);
 	return -1;
-}
-
-static void
-put_raw (FILE *f, const char *key, const void *p, size_t n)
-{
-	fprintf (f, "%s ", key);
-	for (size_t i = 0; i < n; i++)
-		fprintf (f, "%02x", ((const unsigned char *)p)[i]);
-	fputc ('\n', f);
 }
 
 /* What the module says about itself, its slot and token: readable fields,

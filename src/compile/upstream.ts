@@ -25,8 +25,8 @@ interface UpstreamBinding {
   finalize(handle: object): number;
   info(handle: object): { rv: number; manufacturerID?: string; libraryDescription?: string };
   slots(handle: object): { rv: number; slots?: bigint[] };
-  slotDescription(handle: object, slot: bigint): { rv: number; value?: string };
-  tokenLabel(handle: object, slot: bigint): { rv: number; value?: string };
+  /** The slot's description, or with `token` its token's label. */
+  slotText(handle: object, slot: bigint, token: boolean): { rv: number; value?: string };
   /** Every object of the slot; `index` holds per object its attribute count, then (candidate index, offset, length) per attribute into `values`. */
   readObjects(handle: object, slot: bigint, types: readonly number[]): { rv: number; call?: string; objects?: number; values?: ArrayBuffer; index?: Uint32Array };
 }
@@ -153,7 +153,7 @@ export function readUpstream(library: string, params: string, beforeObjects?: (p
         manufacturer: info.manufacturerID!.trim(),
         description: info.libraryDescription!.trim(),
         slotDescriptions: slots.map((s) => {
-          const d = b.slotDescription(handle, s);
+          const d = b.slotText(handle, s, false);
           check(d.rv, 'C_GetSlotInfo');
           return d.value!;
         }),
@@ -162,7 +162,7 @@ export function readUpstream(library: string, params: string, beforeObjects?: (p
     const objects: UpstreamObject[] = [];
     const slotInfo: UpstreamSnapshot['slots'] = [];
     for (const s of slots) {
-      const label = b.tokenLabel(handle, s);
+      const label = b.slotText(handle, s, true);
       check(label.rv, 'C_GetTokenInfo');
       slotInfo.push({ id: Number(s), label: label.value!.trim() });
       for (const o of readSlot(b, handle, s)) objects.push(o);
