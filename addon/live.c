@@ -65,7 +65,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,8 +72,6 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define MARKER "Namecoin TLS Certificate"
 #define MAX_ENTRIES 1024
@@ -151,12 +148,6 @@ now_us (void)
 	struct timespec ts;
 	clock_gettime (CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
-}
-
-static long long
-now_ms (void)
-{
-	return now_us () / 1000;
 }
 
 void
@@ -284,18 +275,8 @@ start_spawn (char *copy)
 	for (char *save = NULL, *tok = strtok_r (copy, " ", &save); tok && argc < 31; tok = strtok_r (NULL, " ", &save))
 		argv[argc++] = tok;
 	argv[argc] = NULL;
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	posix_spawn_file_actions_init (&fa);
-	posix_spawn_file_actions_addopen (&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen (&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_addopen (&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-	posix_spawnattr_init (&attr);
-	posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETSID);
 	pid_t pid;
-	int err = argc > 0 ? posix_spawn (&pid, argv[0], &fa, &attr, argv, environ) : EINVAL;
-	posix_spawnattr_destroy (&attr);
-	posix_spawn_file_actions_destroy (&fa);
+	int err = argc > 0 ? nf_spawn (argv, NULL, NF_SPAWN_QUIET | NF_SPAWN_SESSION, &pid) : EINVAL;
 	if (err != 0)
 		nf_warn ("cannot start the .bit service with %s: %s", argc > 0 ? argv[0] : "(empty command)", strerror (err));
 	else
@@ -751,7 +732,7 @@ collect_cached (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (
 	for (CK_ULONG i = 0; i < count; i++)
 		if (tmpl[i].type == CKA_SUBJECT || tmpl[i].type == CKA_ISSUER)
 			return CKR_OK;
-	long long now = now_ms ();
+	long long now = nf_now_ms ();
 	CK_RV rv = CKR_OK;
 	char *spawn = NULL;
 	nf_lock ();
@@ -788,7 +769,7 @@ wait_answer (CK_SLOT_ID slot, const CK_ATTRIBUTE *name, const CK_ATTRIBUTE *tmpl
 		}
 		char *spawn = NULL;
 		nf_lock ();
-			long long now = now_ms ();
+			long long now = nf_now_ms ();
 			long i = pending_find_inlock (slot, name->pValue, name->ulValueLen);
 			if (i < 0) {
 				/* Answered (or dropped) by another search meanwhile. */
@@ -808,7 +789,7 @@ wait_answer (CK_SLOT_ID slot, const CK_ATTRIBUTE *name, const CK_ATTRIBUTE *tmpl
 	}
 	if (!ended) {
 		nf_lock ();
-			slow_until_ms = now_ms () + SLOW_HOLD_MS; /* the service is slow now: no waits for a while */
+			slow_until_ms = nf_now_ms () + SLOW_HOLD_MS; /* the service is slow now: no waits for a while */
 		nf_unlock ();
 	}
 }
@@ -829,7 +810,7 @@ live_collect (CK_SLOT_ID slot, const CK_ATTRIBUTE *tmpl, CK_ULONG count, int (*p
 	int fd = -1;
 	short events = 0;
 	nf_lock ();
-		long long now = now_ms ();
+		long long now = nf_now_ms ();
 		/* This name's own question first, so its answer is served to this
 		 * search even when it has TTL 0; then everyone else's. */
 		long i = pending_find_inlock (slot, nm, len);

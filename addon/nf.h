@@ -269,8 +269,15 @@ int rebuild_prepare (const nf_config *cfg, int build, nf_rebuild_plan *plan, cha
  * ran and exited 0. */
 int rebuild_run (const nf_config *cfg, const nf_rebuild_plan *plan, char *why, size_t why_len);
 void rebuild_release (nf_rebuild_plan *plan);
-/* This user's cache directory (XDG); -1 when there is none. */
-int nf_user_cache (char *out, size_t len);
+/* Starts a child of the module: argv[0] with argv and env (environ when
+ * NULL); stdin and stdout on /dev/null, stderr too with NF_SPAWN_QUIET, and
+ * no other descriptor of the host's; in a session of its own
+ * (NF_SPAWN_SESSION) or a process group of its own (NF_SPAWN_GROUP).
+ * 0 or an errno value. */
+enum { NF_SPAWN_QUIET = 1, NF_SPAWN_SESSION = 2, NF_SPAWN_GROUP = 4 };
+int nf_spawn (char *const argv[], char *const env[], int flags, pid_t *pid);
+/* Milliseconds on the monotonic clock. */
+long long nf_now_ms (void);
 /* $XDG_CACHE_HOME/ncfence, created 0700 and checked private (rebuild.c); -1 with why. */
 int nf_user_dir (char *out, size_t len, char *why, size_t why_len);
 /* FNV-1a 64 of a string: the per-user directory name of a configuration. */

@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +26,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define NOTIFY_SEND "/usr/bin/notify-send"
 #define NOTIFY_EVERY_S 3600
@@ -124,12 +121,8 @@ notice_notify (const char *config, const char *why, const char *fix)
 		"/bin/sh", "-c", "\"$0\" \"$@\" </dev/null >/dev/null 2>&1 &", NOTIFY_SEND, "--app-name=ncfence",
 		"--urgency=critical", "--icon=dialog-warning", "ncfence: no secure site can be verified", body, NULL,
 	};
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init (&fa);
-	posix_spawn_file_actions_addclosefrom_np (&fa, STDERR_FILENO + 1);
 	pid_t pid;
-	if (posix_spawn (&pid, argv[0], &fa, NULL, argv, environ) == 0)
+	if (nf_spawn (argv, NULL, 0, &pid) == 0)
 		while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
 			;
-	posix_spawn_file_actions_destroy (&fa);
 }

@@ -44,12 +44,37 @@ extern char **environ;
 #define REBUILD_DEFAULT_MS 15000L
 #define REBUILD_MAX_MS 120000L
 
-static long
-now_ms (void)
+long long
+nf_now_ms (void)
 {
 	struct timespec ts;
 	clock_gettime (CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000LL;
+}
+
+int
+nf_spawn (char *const argv[], char *const env[], int flags, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init (&fa);
+	posix_spawn_file_actions_addopen (&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen (&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+	if (flags & NF_SPAWN_QUIET)
+		posix_spawn_file_actions_addopen (&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+	/* None of a browser's descriptors that lack close-on-exec reaches a child. */
+	posix_spawn_file_actions_addclosefrom_np (&fa, STDERR_FILENO + 1);
+	posix_spawnattr_t attr;
+	posix_spawnattr_init (&attr);
+	if (flags & NF_SPAWN_SESSION)
+		posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETSID);
+	if (flags & NF_SPAWN_GROUP) {
+		posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETPGROUP);
+		posix_spawnattr_setpgroup (&attr, 0);
+	}
+	int err = posix_spawn (pid, argv[0], &fa, &attr, argv, env != NULL ? env : environ);
+	posix_spawnattr_destroy (&attr);
+	posix_spawn_file_actions_destroy (&fa);
+	return err;
 }
 
 static long
@@ -82,7 +107,7 @@ nf_fnv1a (const char *s)
  * $HOME/.cache, else the password database's home (XDG Base Directory
  * Specification). The process is not privileged here, so its environment
  * is its own user's. */
-int
+static int
 nf_user_cache (char *out, size_t len)
 {
 	const char *xdg = secure_getenv ("XDG_CACHE_HOME");
@@ -194,7 +219,7 @@ lock_within (int fd, long deadline)
 	for (;;) {
 		if (flock (fd, LOCK_EX | LOCK_NB) == 0)
 			return 0;
-		if ((errno != EWOULDBLOCK && errno != EINTR) || now_ms () > deadline)
+		if ((errno != EWOULDBLOCK && errno != EINTR) || nf_now_ms () > deadline)
 			return -1;
 		pause_ms (10);
 	}
@@ -271,7 +296,7 @@ rebuild_prepare (const nf_config *cfg, int build, nf_rebuild_plan *plan, char *w
 {
 	memset (plan, 0, sizeof *plan);
 	plan->lock_fd = -1;
-	long deadline = now_ms () + limit_ms (cfg);
+	long long deadline = nf_now_ms () + limit_ms (cfg);
 	if (geteuid () == 0 && root_may_run (cfg, why, why_len) < 0)
 		return -1;
 	if (in_place (cfg)) {
@@ -346,29 +371,17 @@ rebuild_run (const nf_config *cfg, const nf_rebuild_plan *plan, char *why, size_
 		memcpy (env, environ, nenv * sizeof *env);
 	env[nenv] = "NCFENCE_REBUILDING=1";
 	env[nenv + 1] = NULL;
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init (&fa);
-	posix_spawn_file_actions_addopen (&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen (&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-	/* Nothing of the host's but stderr: none of a browser's descriptors
-	 * that lack close-on-exec reaches the rebuild, or the browser it starts. */
-	posix_spawn_file_actions_addclosefrom_np (&fa, STDERR_FILENO + 1);
-	/* Its own process group, so a timeout kills whatever it started too. */
-	posix_spawnattr_t attr;
-	posix_spawnattr_init (&attr);
-	posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETPGROUP);
-	posix_spawnattr_setpgroup (&attr, 0);
+	/* Nothing of the host's but stderr, and its own process group, so a
+	 * timeout kills whatever it started too (a browser, for browser targets). */
 	pid_t pid;
-	int err = posix_spawn (&pid, argv[0], &fa, &attr, (char *const *)argv, env);
-	posix_spawnattr_destroy (&attr);
-	posix_spawn_file_actions_destroy (&fa);
+	int err = nf_spawn ((char *const *)argv, env, NF_SPAWN_GROUP, &pid);
 	free (env);
 	if (err != 0) {
 		snprintf (why, why_len, "cannot run %s: %s", argv[0], strerror (err));
 		return -1;
 	}
 	long limit = limit_ms (cfg);
-	long deadline = now_ms () + limit;
+	long long deadline = nf_now_ms () + limit;
 	int status = 0;
 	for (;;) {
 		pid_t r = waitpid (pid, &status, WNOHANG);
@@ -377,7 +390,7 @@ rebuild_run (const nf_config *cfg, const nf_rebuild_plan *plan, char *why, size_
 		/* The host reaps children itself (SIGCHLD ignored): judge by the view. */
 		if (r < 0 && errno != EINTR)
 			return 0;
-		if (now_ms () > deadline) {
+		if (nf_now_ms () > deadline) {
 			kill (-pid, SIGKILL);
 			waitpid (pid, &status, 0);
 			snprintf (why, why_len, "rebuild command %s did not finish within %ld ms", cfg->rebuild, limit);

@@ -10,7 +10,7 @@
 // and the service's answers.
 
 import test from 'ava';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../../src/compile/build.js';
@@ -158,6 +158,22 @@ test('on-demand start: 8 threads that find no service at once start it once, wit
   await new Promise((res) => setTimeout(res, 300));
   const lines = readFileSync(starts, 'utf8').split('\n').filter(Boolean);
   t.is(lines.length, 1, `service-command ran ${lines.length} times`);
+});
+
+test('on-demand start: the service the module starts holds none of the host\'s descriptors, only /dev/null on stdin, stdout and stderr', async (t) => {
+  const fds = join(dir, 'service-fds.txt');
+  // The service command is find itself (the module runs it without a shell): it writes each
+  // descriptor it holds and where it points, beside those it opens (its output, the listing, its
+  // working directory).
+  const command = `/usr/bin/find /proc/self/fd -mindepth 1 -fprintf ${fds} %f=%l\\n`;
+  const config = p11ConfigWith('livefds', `service = ${join(dir, 'no-service-fds', 's.sock')}\nservice-command = ${command}\nservice-timeout-ms = 400\n`);
+  // The host holds descriptor 7 open without close-on-exec, as a browser may hold its own.
+  const r = await run('/bin/sh', ['-c', 'exec 7</etc/hostname; exec "$0" "$@"', await bins.harness!, 'livestart', MODULE, '1'], { cwd: dir, env: { ...process.env, NCFENCE_CONFIG: config }, timeoutMs: 120_000 });
+  t.is(r.code, 0, r.stderr);
+  for (let i = 0; i < 50 && !existsSync(fds); i++) await new Promise((res) => setTimeout(res, 100));
+  const held = [...readFileSync(fds, 'utf8').matchAll(/^(\d+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!] as const);
+  t.deepEqual(held.filter(([fd]) => Number(fd) <= 2), [['0', '/dev/null'], ['1', '/dev/null'], ['2', '/dev/null']], JSON.stringify(held));
+  t.deepEqual(held.filter(([fd, to]) => Number(fd) > 2 && to !== fds && to !== dir && !to.startsWith('/proc/')), [], `the service inherited: ${JSON.stringify(held)}`);
 });
 
 // What can sit behind the service's socket; none of it answers a question well.
