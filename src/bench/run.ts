@@ -273,13 +273,9 @@ export async function runBench(o: BenchOptions, progress?: (msg: string) => void
     const pairs = Math.max(9, Math.min(o.rounds, 15));
     for (let r = 0; r < pairs; r++) {
       // Alternate which goes first, so neither always runs on a fresh heap.
-      if (r % 2 === 0) {
-        planMs.push(planOnce());
-        floorMs.push(floorAll());
-      } else {
-        floorMs.push(floorAll());
-        planMs.push(planOnce());
-      }
+      if (r % 2 === 1) floorMs.push(floorAll());
+      planMs.push(planOnce());
+      if (r % 2 === 0) floorMs.push(floorAll());
     }
     progress?.(`rewriting ${fenced.length} roots ${o.rounds} times each`);
     const byType = new Map<string, { rewrite: number[]; floor: number[]; roots: number }>();
@@ -300,7 +296,7 @@ export async function runBench(o: BenchOptions, progress?: (msg: string) => void
       byType.set(type, e);
     }
     progress?.('ncfence build as a process against a process that only does the floor');
-    const proc = processRatio(o, dir, rootDers, tbs.length, policy.anchorKey, signatures, Math.max(9, Math.min(o.rounds, 15)));
+    const proc = processRatio(o, dir, rootDers, tbs.length, policy.anchorKey, signatures, pairs);
     progress?.('the module: through ncfence and on upstream itself');
     const view = await build({ upstream: o.upstream, upstreamParams: o.upstreamParams, outDir: join(dir, 'module') });
     const rounds = Math.max(3, Math.min(o.rounds, 15));
@@ -482,8 +478,4 @@ export function benchSvg(r: BenchResult): string {
 ${parts.join('\n')}
 </svg>
 `;
-}
-
-export function writeSvg(file: string, r: BenchResult): void {
-  writeFileSync(file, benchSvg(r));
 }

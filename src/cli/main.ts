@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `ncfence` command: parses arguments, calls the compile step, formats output.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { checkCommandLine } from './args.js';
 import { describePathError, describeSystemError } from '../systemError.js';
@@ -389,11 +389,11 @@ async function main(argv: string[]): Promise<number> {
       // Before measuring (a minute or more): a plot that cannot be written, an upstream that is not there.
       if (values.svg !== undefined) (await import('../fsPaths.js')).checkWritableFile(values.svg, '--svg');
       (await import('../compile/upstream.js')).checkUpstreamFile(upstream);
-      const { benchBudgets, formatBench, runBench, writeSvg } = await import('../bench/run.js');
+      const { benchBudgets, benchSvg, formatBench, runBench } = await import('../bench/run.js');
       const r = await runBench({ upstream, upstreamParams: values['upstream-params'] ?? '', rounds }, progress);
-      if (values.svg) writeSvg(values.svg, r);
+      if (values.svg) writeFileSync(values.svg, benchSvg(r));
       const budgets = benchBudgets(r);
-      process.stdout.write(values.json ? `${JSON.stringify({ ...r, budgets }, null, 2)}\n` : formatBench(r));
+      if (!printedJson({ ...r, budgets })) process.stdout.write(formatBench(r));
       const missed = budgets.filter((b) => !b.met);
       if (values.check && missed.length > 0) {
         process.stderr.write(`ncfence: bench --check: ${missed.length} budget${missed.length === 1 ? '' : 's'} missed: ${missed.map((b) => `${b.name} ${b.measured.replace(/ \(.*$/, '')}`).join('; ')} (${values.json ? 'budgets in the JSON' : 'explained above'})\n`);
