@@ -211,13 +211,8 @@ async function firefoxSections(): Promise<{ hostile: Record<string, unknown>; fi
     }
     return { hostile, firstVisit };
   } finally {
-    await comServer.close();
-    await bitServer.close();
-    await Promise.all([...hostileServers, ...controlServers].map((s) => s.close()));
-    pki.cleanup();
-    unknown.cleanup();
-    legit.cleanup();
-    for (const s of hostileSites) s.cleanup();
+    await Promise.all([comServer, bitServer, ...hostileServers, ...controlServers].map((s) => s.close()));
+    for (const made of [pki, unknown, legit, ...hostileSites]) made.cleanup();
   }
 }
 
