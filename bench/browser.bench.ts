@@ -14,7 +14,7 @@
 // initialize, so that is what ncfence adds. Whole-browser start-ups to
 // "roots loaded" are recorded beside it, stock and installed, as a cross-check.
 
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,8 +31,7 @@ const dir = mkdtempSync(join(tmpdir(), 'ncfence-bench-browser-'));
 
 function cli(a: string[]): number {
   const t = performance.now();
-  const r = spawnSync(process.execPath, [CLI, ...a], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, NCFENCE_CONFIG: '' } });
-  if (r.status !== 0) throw new Error(`ncfence ${a.join(' ')}: ${r.stderr}`);
+  sh(process.execPath, [CLI, ...a], { ...process.env, NCFENCE_CONFIG: '' });
   return performance.now() - t;
 }
 

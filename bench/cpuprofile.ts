@@ -22,7 +22,6 @@ import { join } from 'node:path';
 interface CallFrame {
   functionName: string;
   url: string;
-  lineNumber: number;
 }
 interface ProfileNode {
   id: number;

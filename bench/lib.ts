@@ -4,7 +4,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { writeFileAtomic } from '../src/compile/build.js';
-import { machine, pct, type Machine } from '../src/bench/run.js';
+import { machine, pct } from '../src/bench/run.js';
 import { arch, platform, release, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,14 +28,8 @@ export function compileNative(name: string, dir: string): string {
   return bin;
 }
 
-export interface BenchArgs {
-  /** Absolute path of the JSON result file. */
-  out: string;
-  quick: boolean;
-}
-
-/** `[--out FILE] [--quick]`; the default output is bench/results/<name>.json. */
-export function parseArgs(name: string, argv: readonly string[] = process.argv.slice(2)): BenchArgs {
+/** `[--out FILE] [--quick]`; `out` is an absolute path, bench/results/<name>.json by default. */
+export function parseArgs(name: string, argv: readonly string[] = process.argv.slice(2)): { out: string; quick: boolean } {
   let out = fileURLToPath(new URL(`./results/${name}.json`, import.meta.url));
   let quick = false;
   for (let i = 0; i < argv.length; i++) {
@@ -92,15 +86,8 @@ export function round<T extends number | Stats>(v: T, digits = 1): T {
   return { n: s.n, min: r(s.min), p50: r(s.p50), p95: r(s.p95), p99: r(s.p99), max: r(s.max), mean: r(s.mean) } as T;
 }
 
-export interface MachineInfo extends Machine {
-  date: string;
-  os: string;
-  arch: string;
-  memoryGiB: number;
-}
-
 /** What `ncfence bench` says of the machine, with the date, the OS and the memory. */
-export function machineInfo(): MachineInfo {
+export function machineInfo() {
   return { date: new Date().toISOString(), os: `${platform()} ${release()}`, arch: arch(), memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10, ...machine() };
 }
 

@@ -30,16 +30,16 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
+import { P11KIT_TRUST } from '../src/install/common.js';
 import { serve } from '../src/namecoin/serve.js';
 import { startHungNamecoind, startNamecoind } from '../test/fixtures/namecoind.js';
 import { copyFirefoxInstall, probeUrls } from '../test/helpers/firefox.js';
 import { buildNssLookup, type NssLookupResult } from '../test/helpers/native.js';
 import { makeNamecoinSite } from '../test/helpers/namecoinPki.js';
-import { MODULE, P11KIT_TRUST, SYSTEM_CKBI } from '../test/helpers/paths.js';
 import { makeTestPki } from '../test/helpers/pki.js';
 import { run } from '../test/helpers/run.js';
 import { startTlsServer } from '../test/helpers/tlsServer.js';
-import { machineInfo, median, parseArgs, stats, writeJsonAtomic, type Stats } from './lib.js';
+import { CKBI, MODULE, machineInfo, median, parseArgs, stats, writeJsonAtomic, type Stats } from './lib.js';
 
 const args = parseArgs('stall');
 const ORDINARY = args.quick ? 500 : 2000;
@@ -73,7 +73,7 @@ type Source = 'none' | 'hung' | 200 | 2000;
 
 async function nssScenario(nsslookup: string, source: Source, threads: number): Promise<Record<string, unknown>> {
   const { own, socket } = fresh();
-  const view = await build({ upstream: SYSTEM_CKBI, upstreamParams: '', outDir: join(own, 'view'), service: source === 'none' ? undefined : socket });
+  const view = await build({ upstream: CKBI, upstreamParams: '', outDir: join(own, 'view'), service: source === 'none' ? undefined : socket });
   let stop = async (): Promise<void> => undefined;
   if (source !== 'none') {
     const core = source === 'hung' ? await startHungNamecoind() : Object.assign(await startNamecoind({ auth: 'cookie' }), { delayMs: source });
@@ -211,13 +211,8 @@ async function firefoxSections(): Promise<{ hostile: Record<string, unknown>; fi
     }
     return { hostile, firstVisit };
   } finally {
-    await comServer.close();
-    await bitServer.close();
-    await Promise.all([...hostileServers, ...controlServers].map((s) => s.close()));
-    pki.cleanup();
-    unknown.cleanup();
-    legit.cleanup();
-    for (const s of hostileSites) s.cleanup();
+    await Promise.all([comServer, bitServer, ...hostileServers, ...controlServers].map((s) => s.close()));
+    for (const made of [pki, unknown, legit, ...hostileSites]) made.cleanup();
   }
 }
 

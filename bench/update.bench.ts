@@ -20,7 +20,7 @@
 import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
-import { packageRebuild, rebuildKeys } from '../src/install/common.js';
+import { P11KIT_TRUST, packageRebuild, rebuildKeys } from '../src/install/common.js';
 import { readBrowserRoots } from '../src/browser/probe.js';
 import { CKBI, CLI, MODULE, ROOT, machineInfo, parseArgs, round, sh, stats, writeJsonAtomic, type Stats } from './lib.js';
 
@@ -47,7 +47,15 @@ interface Case {
   withinBudget: boolean;
 }
 
-function summarize(fresh: number[], stale: number[]): Case {
+/** `rounds` pairs of starts: one with a fresh view, then the first after an update (`policy` touched); and what the second adds. */
+async function freshThenStale(rounds: number, policy: string, start: () => number | Promise<number>): Promise<Case> {
+  const fresh: number[] = [];
+  const stale: number[] = [];
+  for (let k = 0; k < rounds; k++) {
+    fresh.push(await start());
+    touch(policy);
+    stale.push(await start());
+  }
   const added = stale.map((s, i) => s - fresh[i]!);
   const a = round(stats(added));
   return { fresh: round(stats(fresh)), stale: round(stats(stale)), added: a, withinBudget: a.p50 <= BUDGET_MS };
@@ -88,16 +96,9 @@ function certutil(i: Awaited<ReturnType<typeof moduleInstall>>, asUser: boolean)
   return ms;
 }
 
-function moduleCase(i: Awaited<ReturnType<typeof moduleInstall>>, asUser: boolean): Case {
+function moduleCase(i: Awaited<ReturnType<typeof moduleInstall>>, asUser: boolean): Promise<Case> {
   certutil(i, asUser); // warm the page cache, and a fresh view for the user
-  const fresh: number[] = [];
-  const stale: number[] = [];
-  for (let k = 0; k < n; k++) {
-    fresh.push(certutil(i, asUser));
-    touch(i.policy);
-    stale.push(certutil(i, asUser));
-  }
-  return summarize(fresh, stale);
+  return freshThenStale(n, i.policy, () => certutil(i, asUser));
 }
 
 async function browserCase(asUser: boolean): Promise<Case> {
@@ -110,26 +111,19 @@ async function browserCase(asUser: boolean): Promise<Case> {
   const start = async (): Promise<number> =>
     (await readBrowserRoots(ff, { stock: false, allowRebuild: true, timeoutMs: 60_000, ...(asUser ? { uid: USER } : {}), env: { HOME: home, XDG_CACHE_HOME: join(home, '.cache') } })).millis;
   await start();
-  const fresh: number[] = [];
-  const stale: number[] = [];
-  for (let k = 0; k < nBrowser; k++) {
-    fresh.push(await start());
-    touch(join(ff, 'ncfence-policy.json'));
-    stale.push(await start());
-  }
-  return summarize(fresh, stale);
+  return freshThenStale(nBrowser, join(ff, 'ncfence-policy.json'), start);
 }
 
 try {
   mkdirSync(join(dir, 'root-home'));
   mkdirSync(join(dir, 'system-root'));
   const ckbi = await moduleInstall('nss', CKBI, join(ROOT, 'rules/nss.json'));
-  const p11kit = await moduleInstall('p11-kit', '/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-trust.so', join(ROOT, 'rules/p11-kit.json'));
+  const p11kit = await moduleInstall('p11-kit', P11KIT_TRUST, join(ROOT, 'rules/p11-kit.json'));
   const cases: Record<string, Case> = {
-    'nss, in place (root)': moduleCase(ckbi, false),
-    "nss, the user's own view": moduleCase(ckbi, true),
-    'p11-kit, in place (root)': moduleCase(p11kit, false),
-    "p11-kit, the user's own view": moduleCase(p11kit, true),
+    'nss, in place (root)': await moduleCase(ckbi, false),
+    "nss, the user's own view": await moduleCase(ckbi, true),
+    'p11-kit, in place (root)': await moduleCase(p11kit, false),
+    "p11-kit, the user's own view": await moduleCase(p11kit, true),
     'Firefox ESR 153, in place (root)': await browserCase(false),
     "Firefox ESR 153, the user's own view": await browserCase(true),
   };

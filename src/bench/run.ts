@@ -131,11 +131,15 @@ const n = Number(process.argv[2]); const tbs = Buffer.alloc(Number(process.argv[
 for (let i = 0; i < n; i++) { const { privateKey } = generateKeyPairSync('ec', { namedCurve }); for (let j = 0; j < k; j++) sign(hash, tbs, privateKey); }
 `;
 
-function timeProcess(args: string[]): number {
+/** How long `f` takes, in milliseconds. */
+function timed(f: () => unknown): number {
   const t = performance.now();
-  execFileSync(process.execPath, args, { stdio: 'ignore', env: { ...process.env, NCFENCE_CONFIG: '' } });
+  f();
   return performance.now() - t;
 }
+
+const timeProcess = (args: string[]): number =>
+  timed(() => execFileSync(process.execPath, args, { stdio: 'ignore', env: { ...process.env, NCFENCE_CONFIG: '' } }));
 
 /** The machine a run measured: CPU, Node, OpenSSL, and the libnss3 package's version where dpkg knows it (bench/lib.ts uses it too). */
 export function machine(): Machine {
@@ -200,9 +204,7 @@ function moduleCosts(library: string, params: string, env: Record<string, string
     const value: number[] = [];
     const initOpts = params ? { flags: pkcs11js.CKF_OS_LOCKING_OK, libraryParameters: `${params}\0` } : { flags: pkcs11js.CKF_OS_LOCKING_OK };
     for (let r = 0; r < rounds; r++) {
-      const t0 = performance.now();
-      p.C_Initialize(initOpts);
-      inits.push(performance.now() - t0);
+      inits.push(timed(() => p.C_Initialize(initOpts)));
       const slot = p.C_GetSlotList(true)[0]!;
       const s = p.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
       p.C_FindObjectsInit(s, [{ type: CKA.CLASS, value: CKO.CERTIFICATE }]);
@@ -251,16 +253,11 @@ export async function runBench(o: BenchOptions, progress?: (msg: string) => void
     const planMs: number[] = [];
     const floorMs: number[] = [];
     const tbs = fenced.length ? parseCertificate(fenced[0]!).tbs : new Uint8Array(900);
-    const floorAll = (): number => {
-      const t = performance.now();
-      for (let i = 0; i < rootDers; i++) floorOne(tbs, policy.anchorKey, signatures);
-      return performance.now() - t;
-    };
-    const planOnce = (): number => {
-      const t = performance.now();
-      planView(snapshot, policy, deps);
-      return performance.now() - t;
-    };
+    const floorAll = (): number =>
+      timed(() => {
+        for (let i = 0; i < rootDers; i++) floorOne(tbs, policy.anchorKey, signatures);
+      });
+    const planOnce = (): number => timed(() => planView(snapshot, policy, deps));
     // Measured before the per-root section, after 30 warm-up plans and
     // floors (V8 optimises the plan's code only after some tens of runs,
     // and the floor's is hot at once): the per-root section's thousands of
@@ -273,13 +270,9 @@ export async function runBench(o: BenchOptions, progress?: (msg: string) => void
     const pairs = Math.max(9, Math.min(o.rounds, 15));
     for (let r = 0; r < pairs; r++) {
       // Alternate which goes first, so neither always runs on a fresh heap.
-      if (r % 2 === 0) {
-        planMs.push(planOnce());
-        floorMs.push(floorAll());
-      } else {
-        floorMs.push(floorAll());
-        planMs.push(planOnce());
-      }
+      if (r % 2 === 1) floorMs.push(floorAll());
+      planMs.push(planOnce());
+      if (r % 2 === 0) floorMs.push(floorAll());
     }
     progress?.(`rewriting ${fenced.length} roots ${o.rounds} times each`);
     const byType = new Map<string, { rewrite: number[]; floor: number[]; roots: number }>();
@@ -300,7 +293,7 @@ export async function runBench(o: BenchOptions, progress?: (msg: string) => void
       byType.set(type, e);
     }
     progress?.('ncfence build as a process against a process that only does the floor');
-    const proc = processRatio(o, dir, rootDers, tbs.length, policy.anchorKey, signatures, Math.max(9, Math.min(o.rounds, 15)));
+    const proc = processRatio(o, dir, rootDers, tbs.length, policy.anchorKey, signatures, pairs);
     progress?.('the module: through ncfence and on upstream itself');
     const view = await build({ upstream: o.upstream, upstreamParams: o.upstreamParams, outDir: join(dir, 'module') });
     const rounds = Math.max(3, Math.min(o.rounds, 15));
@@ -482,8 +475,4 @@ export function benchSvg(r: BenchResult): string {
 ${parts.join('\n')}
 </svg>
 `;
-}
-
-export function writeSvg(file: string, r: BenchResult): void {
-  writeFileSync(file, benchSvg(r));
 }

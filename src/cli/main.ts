@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `ncfence` command: parses arguments, calls the compile step, formats output.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { checkCommandLine } from './args.js';
 import { describePathError, describeSystemError } from '../systemError.js';
@@ -162,22 +162,13 @@ const USAGE: Record<string, string> = {
 
 /** One command's help: its line from the command list and the descriptions of the options it takes, cut from HELP. */
 function commandHelp(command: string): string {
-  const lines = HELP.split('\n');
-  const start = lines.indexOf('Options:');
-  const blocks: string[] = [];
-  for (let i = start + 1; i < lines.length && lines[i] !== ''; i++) {
-    const m = /^ {2}(?:-h, )?--([a-z-]+)/.exec(lines[i]!);
-    if (!m) continue;
-    let block = lines[i]!;
-    for (let j = i + 1; j < lines.length && /^ {27}/.test(lines[j]!); j++) block += `\n${lines[j]}`;
-    if (COMMAND_OPTIONS[command]!.includes(m[1]!) || m[1] === 'help') blocks.push(block);
-  }
-  const summary: string[] = [];
-  for (let i = 0; i < start; i++) {
-    if (!lines[i]!.startsWith(`  ${command} `)) continue;
-    summary.push(lines[i]!);
-    for (let j = i + 1; j < start && /^ {24}\S/.test(lines[j]!); j++) summary.push(lines[j]!);
-  }
+  // A section's entries: each line that starts in the third column, with the indented lines under it.
+  const entries = (heading: string): string[] => HELP.split(`\n${heading}\n`)[1]!.split('\n\n')[0]!.split(/\n(?= {2}\S)/);
+  const summary = entries('Commands:').filter((e) => e.startsWith(`  ${command} `));
+  const blocks = entries('Options:').filter((e) => {
+    const option = /^ {2}(?:-h, )?--([a-z-]+)/.exec(e)![1]!;
+    return COMMAND_OPTIONS[command]!.includes(option) || option === 'help';
+  });
   return `Usage: ${USAGE[command] ?? `ncfence ${command} [options]`}\n\n${summary.join('\n')}\n\nOptions:\n${blocks.join('\n')}\n`;
 }
 
@@ -389,11 +380,11 @@ async function main(argv: string[]): Promise<number> {
       // Before measuring (a minute or more): a plot that cannot be written, an upstream that is not there.
       if (values.svg !== undefined) (await import('../fsPaths.js')).checkWritableFile(values.svg, '--svg');
       (await import('../compile/upstream.js')).checkUpstreamFile(upstream);
-      const { benchBudgets, formatBench, runBench, writeSvg } = await import('../bench/run.js');
+      const { benchBudgets, benchSvg, formatBench, runBench } = await import('../bench/run.js');
       const r = await runBench({ upstream, upstreamParams: values['upstream-params'] ?? '', rounds }, progress);
-      if (values.svg) writeSvg(values.svg, r);
+      if (values.svg) writeFileSync(values.svg, benchSvg(r));
       const budgets = benchBudgets(r);
-      process.stdout.write(values.json ? `${JSON.stringify({ ...r, budgets }, null, 2)}\n` : formatBench(r));
+      if (!printedJson({ ...r, budgets })) process.stdout.write(formatBench(r));
       const missed = budgets.filter((b) => !b.met);
       if (values.check && missed.length > 0) {
         process.stderr.write(`ncfence: bench --check: ${missed.length} budget${missed.length === 1 ? '' : 's'} missed: ${missed.map((b) => `${b.name} ${b.measured.replace(/ \(.*$/, '')}`).join('; ')} (${values.json ? 'budgets in the JSON' : 'explained above'})\n`);
@@ -496,9 +487,7 @@ main(process.argv.slice(2)).then(
  * anything else is a bug of ours, and says so.
  */
 function failureMessage(e: unknown): string {
-  const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ');
-  if (e instanceof EngineError) return oneLine(e.message);
-  const sys = describeSystemError(e);
-  if (sys) return oneLine(sys);
-  return oneLine(`internal error (a bug in ncfence; NCFENCE_DEBUG=1 shows where): ${(e as Error)?.message ?? String(e)}`);
+  const internal = `internal error (a bug in ncfence; NCFENCE_DEBUG=1 shows where): ${(e as Error)?.message ?? String(e)}`;
+  const message = e instanceof EngineError ? e.message : describeSystemError(e) || internal;
+  return message.replace(/\s*\n\s*/g, ' ');
 }
