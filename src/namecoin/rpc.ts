@@ -30,6 +30,7 @@ import { EngineError } from '../engine/errors.js';
 import { describePathError, errnoCode } from '../systemError.js';
 import { bitName } from './names.js';
 import { checkReachable } from './reach.js';
+import { withDeadline } from '../service/client.js';
 import { parseTlsValue, type NameAbsence, type TlsAnswer } from './records.js';
 
 export type RpcAuth = { cookieFile: string } | { user: string; password: string };
@@ -188,37 +189,25 @@ function readCookie(file: string): string {
 }
 
 function postJson(target: Target, body: string, authorization: string, timeoutMs: number): Promise<HttpReply> {
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const settle = (err: EngineError | null, reply?: HttpReply): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      req.destroy();
-      if (err) reject(err);
-      else resolve(reply!);
-    };
-    const fail = (problem: string, cause?: unknown): void =>
-      settle(new EngineError('SOURCE', `Namecoin RPC ${target.shown}: ${problem}`, cause === undefined ? undefined : { cause }));
-    const req = httpRequest(
-      {
-        host: target.host,
-        port: target.port,
-        path: target.path,
-        method: 'POST',
-        agent: false,
-        headers: {
-          host: target.hostHeader,
-          authorization,
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
-          connection: 'close',
-        },
-      },
-      (res) => readBounded(res, fail, (buf) => settle(null, { status: res.statusCode ?? 0, body: buf })),
-    );
-    const timer = setTimeout(() => fail(`no complete answer within ${timeoutMs} ms`), timeoutMs);
-    req.on('error', (cause) => fail(`request failed: ${cause.message}`, cause));
+  const fail = (problem: string, cause?: unknown): EngineError =>
+    new EngineError('SOURCE', `Namecoin RPC ${target.shown}: ${problem}`, cause === undefined ? undefined : { cause });
+  const req = httpRequest({
+    host: target.host,
+    port: target.port,
+    path: target.path,
+    method: 'POST',
+    agent: false,
+    headers: {
+      host: target.hostHeader,
+      authorization,
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    },
+  });
+  return withDeadline(req, timeoutMs, () => fail(`no complete answer within ${timeoutMs} ms`), (done) => {
+    req.on('response', (res) => readBounded(res, (problem) => done(fail(problem)), (buf) => done({ status: res.statusCode ?? 0, body: buf })));
+    req.on('error', (cause) => done(fail(`request failed: ${cause.message}`, cause)));
     req.end(body);
   });
 }

@@ -11,6 +11,7 @@ import { EngineError } from '../engine/errors.js';
 import { makeDirs } from '../fsPaths.js';
 import { describePathError, errnoCode } from '../systemError.js';
 import { loadBinding } from './binding.js';
+import { withDeadline } from './client.js';
 import { FRAME_HEADER_LENGTH, Status, decodeRequest, encodeResponse, readFrameHeader, type Response } from './protocol.js';
 
 export const DEFAULT_TIMEOUT_MS = 2000;
@@ -102,20 +103,13 @@ export function prepareSocketDirectory(dir: string, uid: number): void {
 
 /** Whether something accepts connections on an existing socket file. */
 function probeSocket(path: string): Promise<'live' | 'stale'> {
-  return new Promise((resolvePromise, reject) => {
-    const c = createConnection(path);
-    const finish = (outcome: 'live' | 'stale' | Error): void => {
-      clearTimeout(timer);
-      c.destroy();
-      if (outcome instanceof Error) reject(outcome);
-      else resolvePromise(outcome);
-    };
-    // A listener that is too busy to accept still counts as alive.
-    const timer = setTimeout(() => finish('live'), STALE_PROBE_MS);
-    c.once('connect', () => finish('live'));
+  const c = createConnection(path);
+  // A listener that is too busy to accept still counts as alive.
+  return withDeadline(c, STALE_PROBE_MS, () => 'live', (done) => {
+    c.once('connect', () => done('live'));
     c.once('error', (e) => {
-      if (errnoCode(e) === 'ECONNREFUSED') finish('stale');
-      else finish(new EngineError('USAGE', `cannot tell whether ${path} is still in use: ${describePathError(e, path)}`, { cause: e }));
+      if (errnoCode(e) === 'ECONNREFUSED') done('stale');
+      else done(new EngineError('USAGE', `cannot tell whether ${path} is still in use: ${describePathError(e, path)}`, { cause: e }));
     });
   });
 }
