@@ -248,26 +248,19 @@ class Reader {
   }
 }
 
-interface Header {
-  flags: number;
-  qdcount: number;
-  ancount: number;
-  nscount: number;
-}
-
 function parseTlsaReply(msg: Uint8Array, id: number, qname: Labels, context: string): TlsAnswer {
   const r = new Reader(msg, context);
-  const header = checkHeader(r, id);
-  const pos = checkQuestion(r, header, qname);
-  const rcode = header.flags & MASK_RCODE;
+  const flags = checkHeader(r, id);
+  const pos = checkQuestion(r, qname);
+  const rcode = flags & MASK_RCODE;
   if (rcode !== RCODE_NOERROR && rcode !== RCODE_NXDOMAIN) {
     throw new EngineError('SOURCE', `${context}: server answered ${RCODE_NAMES[rcode] ?? `rcode ${rcode}`}`);
   }
-  if ((header.flags & (FLAG_AA | FLAG_AD)) === 0) {
+  if ((flags & (FLAG_AA | FLAG_AD)) === 0) {
     throw new EngineError('SOURCE', `${context}: answer is neither authoritative (AA) nor validated (AD); refusing it`);
   }
-  const answers = readSection(r, pos, header.ancount);
-  const authority = readSection(r, answers.next, header.nscount);
+  const answers = readSection(r, pos, r.u16(6, 'ANCOUNT'));
+  const authority = readSection(r, answers.next, r.u16(8, 'NSCOUNT'));
   // The additional section carries nothing we use (glue, OPT) and is not read.
 
   const tlsa = answers.records.filter((rr) => rr.type === TYPE_TLSA && rr.klass === CLASS_IN && sameName(rr.owner, qname));
@@ -289,7 +282,8 @@ function readSection(r: Reader, start: number, count: number): { records: Resour
   return { records, next: pos };
 }
 
-function checkHeader(r: Reader, id: number): Header {
+/** The header's id and flags, checked; the flags. */
+function checkHeader(r: Reader, id: number): number {
   r.need(0, HEADER_LENGTH, 'header');
   const got = r.u16(0, 'id');
   if (got !== id) throw new EngineError('SOURCE', `${r.context}: reply id 0x${hex4(got)} does not match query id 0x${hex4(id)}`);
@@ -298,11 +292,12 @@ function checkHeader(r: Reader, id: number): Header {
   if ((flags & MASK_OPCODE) !== 0) throw r.fail(`opcode ${(flags & MASK_OPCODE) >> 11} is not QUERY`);
   // Over TCP nothing needs truncating; a TC reply is incomplete by its own account.
   if ((flags & FLAG_TC) !== 0) throw r.fail('TC is set on a TCP reply');
-  return { flags, qdcount: r.u16(4, 'QDCOUNT'), ancount: r.u16(6, 'ANCOUNT'), nscount: r.u16(8, 'NSCOUNT') };
+  return flags;
 }
 
-function checkQuestion(r: Reader, header: Header, qname: Labels): number {
-  if (header.qdcount !== 1) throw new EngineError('SOURCE', `${r.context}: reply has ${header.qdcount} questions, expected 1`);
+function checkQuestion(r: Reader, qname: Labels): number {
+  const qdcount = r.u16(4, 'QDCOUNT');
+  if (qdcount !== 1) throw new EngineError('SOURCE', `${r.context}: reply has ${qdcount} questions, expected 1`);
   const { labels, next } = r.name(HEADER_LENGTH);
   const qtype = r.u16(next, 'QTYPE');
   const qclass = r.u16(next + 2, 'QCLASS');
