@@ -165,16 +165,12 @@ interface Context {
 
 const UNAVAILABLE: Response = { status: Status.UNAVAILABLE, ttl: 0, objects: [] };
 
-/** The socket's descriptor; Node does not expose it publicly on accepted pipes. */
-function socketFd(socket: Socket): number | undefined {
-  // `_handle` is Node's internal Pipe wrap; its `fd` getter is the only way to reach the descriptor.
-  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
-}
-
+/** Whether the peer runs as `uid`; false when its uid, or the socket's descriptor, cannot be read. */
 function peerIsUid(socket: Socket, uid: number): boolean {
-  const fd = socketFd(socket);
-  if (fd === undefined) return false;
+  // Node does not expose the descriptor of an accepted pipe publicly: `_handle` is its internal Pipe wrap,
+  // whose `fd` getter is the only way to reach it.
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return false;
   try {
     return peerUid(fd) === uid;
   } catch {
