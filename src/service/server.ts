@@ -313,10 +313,6 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   const maxConnections = positiveInteger(opts.maxConnections, DEFAULT_MAX_CONNECTIONS, 'maxConnections');
   const uid = ownUid();
   loadBinding(); // fail at start, not on the first connection
-  if (opts.listenFd === undefined) {
-    prepareSocketDirectory(dirname(socketPath), uid);
-    await removeStaleSocket(socketPath);
-  }
 
   const active = new Set<Socket>();
   // allowHalfOpen: a client may shut down its write side after the request and still read the answer.
@@ -324,15 +320,13 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   if (opts.listenFd !== undefined) {
     await listen(server, { fd: opts.listenFd });
   } else {
+    prepareSocketDirectory(dirname(socketPath), uid);
+    await removeStaleSocket(socketPath);
     try {
       await listen(server, socketPath);
     } catch (e) {
       throw new EngineError('USAGE', `cannot listen on ${describePathError(e, socketPath)}`, { cause: e });
     }
-  }
-  // e.g. EMFILE on accept: count it and keep serving.
-  server.on('error', () => void ctx.stats.acceptErrors++);
-  if (opts.listenFd === undefined) {
     try {
       chmodSync(socketPath, 0o600);
     } catch (e) {
@@ -340,6 +334,8 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       throw new EngineError('USAGE', `cannot make ${socketPath} private (mode 0600): ${describePathError(e, socketPath)}`, { cause: e });
     }
   }
+  // e.g. EMFILE on accept: count it and keep serving.
+  server.on('error', () => void ctx.stats.acceptErrors++);
 
   let closing: Promise<void> | undefined;
   return {
