@@ -138,8 +138,7 @@ function exchangeTcp(query: Uint8Array, opts: DnsServerOptions, context: string)
       chunks.push(chunk);
       received += chunk.length;
       if (expected < 0 && received >= 2) {
-        const head = Buffer.concat(chunks);
-        expected = 2 + head.readUInt16BE(0);
+        expected = 2 + Buffer.concat(chunks).readUInt16BE(0);
         if (expected - 2 < HEADER_LENGTH) return done(fail(`reply length ${expected - 2} is shorter than a DNS header`));
       }
       // A well-behaved server sends nothing past the one reply; anything extra is ignored unread.
