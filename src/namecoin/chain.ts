@@ -6,7 +6,6 @@
 // respectively, and to no IP address (namecoinConstraints).
 
 import { hash } from 'node:crypto';
-import { EngineError } from '../engine/errors.js';
 import { Tag, contextTag, octetString, oid, oidToString, readChildren, readExact, seq, set, tlv, uintFromBytes, utf8 } from '../engine/asn1/der.js';
 import { Oid, keyAlgorithmOid, nameAttribute } from '../engine/asn1/certificate.js';
 import { encodeTime } from '../engine/asn1/time.js';
@@ -107,19 +106,10 @@ export function createAuthority(deps: EngineDeps): NamecoinAuthority {
   const to = now + 3650 * 86_400_000;
   const rootKey = deps.generateAnchorKey();
   const rootName = namecoinName('Namecoin Root CA');
-  const root = issueCa({ issuerName: rootName, issuerKey: rootKey, subject: rootName, spki: rootKey.spki, notBefore: from, notAfter: to, permitted: 'bit', serial: deps.serial() });
+  const byRoot = { issuerName: rootName, issuerKey: rootKey, notBefore: from, notAfter: to, permitted: 'bit' };
+  const root = issueCa({ ...byRoot, subject: rootName, spki: rootKey.spki, serial: deps.serial() });
   const tldKey = deps.generateAnchorKey();
-  const tld = issueCa({
-    issuerName: rootName,
-    issuerKey: rootKey,
-    issuerKeyId: root.keyId,
-    subject: namecoinName('.bit TLD CA'),
-    spki: tldKey.spki,
-    notBefore: from,
-    notAfter: to,
-    permitted: 'bit',
-    serial: deps.serial(),
-  });
+  const tld = issueCa({ ...byRoot, issuerKeyId: root.keyId, subject: namecoinName('.bit TLD CA'), spki: tldKey.spki, serial: deps.serial() });
   return { root: { key: rootKey, cert: root }, tld: { key: tldKey, cert: tld } };
 }
 
@@ -217,7 +207,6 @@ export function vouchedKeys(records: readonly TlsRecord[], req: AiaRequest): Uin
 
 /** AIA parent certificates for the exact requested name, one per vouched key, valid for about an hour. */
 export function synthesizeAiaParents(auth: NamecoinAuthority, name: Uint8Array, req: AiaRequest, keys: readonly Uint8Array[], deps: EngineDeps): IssuedCert[] {
-  if (name.length === 0) throw new EngineError('USAGE', 'empty name');
   const now = deps.now().getTime();
   // A stapled "notafter" caps the certificate (namecoin/safetlsa generate_domain_ca.go); the caller refuses a past one.
   const cap = req.stapled?.notAfter ? req.stapled.notAfter.seconds * 1000 : Infinity;

@@ -10,6 +10,7 @@ import { BlockList, connect, isIP } from 'node:net';
 import { EngineError } from '../engine/errors.js';
 import { bitName } from './names.js';
 import { checkReachable } from './reach.js';
+import { withDeadline } from '../service/client.js';
 
 import type { TlsAnswer, TlsRecord } from './records.js';
 
@@ -122,70 +123,52 @@ export function checkDnsServer(opts: DnsServerOptions): Promise<void> {
   return checkReachable(opts.server, opts.port, opts.timeoutMs, `DNS server ${formatServer(opts)}`);
 }
 
-/** One length-prefixed query and reply (RFC 1035 section 4.2.2); the socket never outlives the call. */
+/** One length-prefixed query (encodeQuery's) and reply (RFC 1035 section 4.2.2); the socket never outlives the call. */
 function exchangeTcp(query: Uint8Array, opts: DnsServerOptions, context: string): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let received = 0;
-    let expected = -1; // prefix + message, once the prefix is in
-    let settled = false;
-    const socket = connect({ host: opts.server, port: opts.port });
-    const finish = (error: EngineError | null, reply?: Uint8Array): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      if (error) reject(error);
-      else resolve(reply!);
-    };
-    const fail = (what: string, cause?: unknown): void => finish(new EngineError('SOURCE', `${context}: ${what}`, { cause }));
-    const timer = setTimeout(() => fail(`no complete reply within ${opts.timeoutMs} ms (${received} bytes received)`), opts.timeoutMs);
-
-    const framed = new Uint8Array(2 + query.length);
-    writeU16(framed, 0, query.length);
-    framed.set(query, 2);
+  const chunks: Buffer[] = [];
+  let received = 0;
+  let expected = -1; // prefix + message, once the prefix is in
+  const socket = connect({ host: opts.server, port: opts.port });
+  const fail = (what: string, cause?: unknown): EngineError => new EngineError('SOURCE', `${context}: ${what}`, { cause });
+  const late = (): EngineError => fail(`no complete reply within ${opts.timeoutMs} ms (${received} bytes received)`);
+  return withDeadline(socket, opts.timeoutMs, late, (done) => {
     socket.setNoDelay(true);
-    socket.on('connect', () => socket.write(framed));
+    socket.on('connect', () => socket.write(query));
     socket.on('data', (chunk: Buffer) => {
-      if (settled) return;
       chunks.push(chunk);
       received += chunk.length;
       if (expected < 0 && received >= 2) {
-        const head = Buffer.concat(chunks);
-        expected = 2 + head.readUInt16BE(0);
-        if (expected - 2 < HEADER_LENGTH) return fail(`reply length ${expected - 2} is shorter than a DNS header`);
+        expected = 2 + Buffer.concat(chunks).readUInt16BE(0);
+        if (expected - 2 < HEADER_LENGTH) return done(fail(`reply length ${expected - 2} is shorter than a DNS header`));
       }
       // A well-behaved server sends nothing past the one reply; anything extra is ignored unread.
-      if (expected >= 0 && received >= expected) finish(null, new Uint8Array(Buffer.concat(chunks).subarray(2, expected)));
+      if (expected >= 0 && received >= expected) done(new Uint8Array(Buffer.concat(chunks).subarray(2, expected)));
     });
-    socket.on('error', (e: NodeJS.ErrnoException) => fail(`${e.code ?? 'socket error'}: ${e.message}`, e));
+    socket.on('error', (e: NodeJS.ErrnoException) => done(fail(`${e.code ?? 'socket error'}: ${e.message}`, e)));
     socket.on('close', () => {
       const want = expected < 0 ? 'a 2-byte length prefix' : `${expected} bytes`;
-      fail(`connection closed after ${received} bytes, before ${want}`);
+      done(fail(`connection closed after ${received} bytes, before ${want}`));
     });
   });
 }
 
-function encodeQuery(id: number, qname: Labels): Uint8Array {
-  const msg = new Uint8Array(HEADER_LENGTH + wireLength(qname) + 4);
-  writeU16(msg, 0, id);
-  writeU16(msg, 2, 0); // QR=0, OPCODE=QUERY, RD=0: we want the server's own data, not recursion
-  writeU16(msg, 4, 1); // QDCOUNT
-  let pos = HEADER_LENGTH;
+/** The query, after the 2-byte length prefix that frames it over TCP (RFC 1035 section 4.2.2). */
+function encodeQuery(id: number, qname: Labels): Buffer {
+  const msg = Buffer.alloc(2 + HEADER_LENGTH + wireLength(qname) + 4);
+  msg.writeUInt16BE(msg.length - 2, 0);
+  msg.writeUInt16BE(id, 2);
+  msg.writeUInt16BE(0, 4); // QR=0, OPCODE=QUERY, RD=0: we want the server's own data, not recursion
+  msg.writeUInt16BE(1, 6); // QDCOUNT
+  let pos = 2 + HEADER_LENGTH;
   for (const label of qname) {
     msg[pos++] = label.length;
     msg.set(label, pos);
     pos += label.length;
   }
   msg[pos++] = 0;
-  writeU16(msg, pos, TYPE_TLSA);
-  writeU16(msg, pos + 2, CLASS_IN);
+  msg.writeUInt16BE(TYPE_TLSA, pos);
+  msg.writeUInt16BE(CLASS_IN, pos + 2);
   return msg;
-}
-
-function writeU16(buf: Uint8Array, pos: number, value: number): void {
-  buf[pos] = value >>> 8;
-  buf[pos + 1] = value & 0xff;
 }
 
 // ---------------------------------------------------------------- parsing
@@ -264,26 +247,19 @@ class Reader {
   }
 }
 
-interface Header {
-  flags: number;
-  qdcount: number;
-  ancount: number;
-  nscount: number;
-}
-
 function parseTlsaReply(msg: Uint8Array, id: number, qname: Labels, context: string): TlsAnswer {
   const r = new Reader(msg, context);
-  const header = checkHeader(r, id);
-  const pos = checkQuestion(r, header, qname);
-  const rcode = header.flags & MASK_RCODE;
+  const flags = checkHeader(r, id);
+  const pos = checkQuestion(r, qname);
+  const rcode = flags & MASK_RCODE;
   if (rcode !== RCODE_NOERROR && rcode !== RCODE_NXDOMAIN) {
     throw new EngineError('SOURCE', `${context}: server answered ${RCODE_NAMES[rcode] ?? `rcode ${rcode}`}`);
   }
-  if ((header.flags & (FLAG_AA | FLAG_AD)) === 0) {
+  if ((flags & (FLAG_AA | FLAG_AD)) === 0) {
     throw new EngineError('SOURCE', `${context}: answer is neither authoritative (AA) nor validated (AD); refusing it`);
   }
-  const answers = readSection(r, pos, header.ancount);
-  const authority = readSection(r, answers.next, header.nscount);
+  const answers = readSection(r, pos, r.u16(6, 'ANCOUNT'));
+  const authority = readSection(r, answers.next, r.u16(8, 'NSCOUNT'));
   // The additional section carries nothing we use (glue, OPT) and is not read.
 
   const tlsa = answers.records.filter((rr) => rr.type === TYPE_TLSA && rr.klass === CLASS_IN && sameName(rr.owner, qname));
@@ -305,7 +281,8 @@ function readSection(r: Reader, start: number, count: number): { records: Resour
   return { records, next: pos };
 }
 
-function checkHeader(r: Reader, id: number): Header {
+/** The header's id and flags, checked; the flags. */
+function checkHeader(r: Reader, id: number): number {
   r.need(0, HEADER_LENGTH, 'header');
   const got = r.u16(0, 'id');
   if (got !== id) throw new EngineError('SOURCE', `${r.context}: reply id 0x${hex4(got)} does not match query id 0x${hex4(id)}`);
@@ -314,11 +291,12 @@ function checkHeader(r: Reader, id: number): Header {
   if ((flags & MASK_OPCODE) !== 0) throw r.fail(`opcode ${(flags & MASK_OPCODE) >> 11} is not QUERY`);
   // Over TCP nothing needs truncating; a TC reply is incomplete by its own account.
   if ((flags & FLAG_TC) !== 0) throw r.fail('TC is set on a TCP reply');
-  return { flags, qdcount: r.u16(4, 'QDCOUNT'), ancount: r.u16(6, 'ANCOUNT'), nscount: r.u16(8, 'NSCOUNT') };
+  return flags;
 }
 
-function checkQuestion(r: Reader, header: Header, qname: Labels): number {
-  if (header.qdcount !== 1) throw new EngineError('SOURCE', `${r.context}: reply has ${header.qdcount} questions, expected 1`);
+function checkQuestion(r: Reader, qname: Labels): number {
+  const qdcount = r.u16(4, 'QDCOUNT');
+  if (qdcount !== 1) throw new EngineError('SOURCE', `${r.context}: reply has ${qdcount} questions, expected 1`);
   const { labels, next } = r.name(HEADER_LENGTH);
   const qtype = r.u16(next, 'QTYPE');
   const qclass = r.u16(next + 2, 'QCLASS');

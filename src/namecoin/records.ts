@@ -18,7 +18,7 @@
 //   {"tls": [[u, s, m, "<base64>"], ...]}                    older values (apex)
 //   {"map": {"www": {"map": {"*": {"tls": [...]}}}}}       a subdomain (ncgencert
 //       -host www.example.bit prints: the "tls" field of "*.<host>"), at any
-//       depth, walked as ncdns walks it (subdomainTlsItems)
+//       depth, walked as ncdns walks it (tlsItems)
 // When both are present the map["*"] records come first, then the top-level
 // ones. Not followed: "import" items, the "" map key and the ifa-0001
 // suppression rules ("ns", "translate", "alias"); such values yield only the
@@ -75,7 +75,10 @@ type JsonObject = { [key: string]: Json };
 export function parseTlsValue(value: string, subLabels: readonly string[] = []): TlsRecord[] {
   const doc = parseValueJson(value);
   const records: TlsRecord[] = [];
-  const items = subLabels.length === 0 ? tlsItems(doc) : subdomainTlsItems(doc, subLabels);
+  const items = tlsItems(doc, subLabels);
+  // The apex's older place: the value's own top-level "tls", after map["*"]'s.
+  const top = subLabels.length === 0 ? item(doc, 'tls') : undefined;
+  if (top !== undefined) items.push({ path: 'tls', item: top });
   for (const { path, item } of items) records.push(...parseTlsItem(path, item));
   if (records.length > MAX_RECORDS) {
     throw refuse('tls', `${records.length} records, more than the ${MAX_RECORDS} accepted`);
@@ -118,40 +121,21 @@ function parseValueJson(value: string): JsonObject {
   return doc;
 }
 
-/** The "tls" items at the accepted places, map["*"] first. */
-function tlsItems(doc: JsonObject): { path: string; item: Json }[] {
-  const found: { path: string; item: Json }[] = [];
-  const map = item(doc, 'map');
-  if (map !== undefined) {
-    if (!isObject(map)) throw refuse('map', `expected an object, got ${show(map)}`);
-    const wildcard = item(map, '*');
-    if (isObject(wildcard)) {
-      const tls = item(wildcard, 'tls');
-      if (tls !== undefined) found.push({ path: 'map["*"].tls', item: tls });
-    } else if (wildcard !== undefined && typeof wildcard !== 'string') {
-      // A string is ifa-0001's shorthand for {"ip": [string]}: no TLS records.
-      throw refuse('map["*"]', `expected an object or a string, got ${show(wildcard)}`);
-    }
-  }
-  const top = item(doc, 'tls');
-  if (top !== undefined) found.push({ path: 'tls', item: top });
-  return found;
-}
-
 /** ncdns' map depth limit (ncdomain/convert.go depthLimit = 16). */
 export const MAX_MAP_DEPTH = 16;
 
 /**
- * The "tls" of a subdomain host H = subLabels + the registered name, found
- * as ncdns finds the owner name `*.H` (backend/backend.go _findNCValue): one
- * label at a time from the right, each matching the map's exact key, else
- * its "*" key (which stands for exactly one label), else nothing. Only the
- * node finally reached counts: a parent's records are never inherited, and
- * a "*" node without a map of its own matches no deeper name. Dotted keys
- * (invalid in ifa-0001) never match a label. Encaya asks ncdns for the same
- * owner name (TLSA *.H), so every source agrees (docs/namecoin.md).
+ * The "tls" of a host H = subLabels + the registered name (the name itself
+ * when there are none), found as ncdns finds the owner name `*.H`
+ * (backend/backend.go _findNCValue): one label at a time from the right,
+ * each matching the map's exact key, else its "*" key (which stands for
+ * exactly one label), else nothing. Only the node finally reached counts: a
+ * parent's records are never inherited, and a "*" node without a map of its
+ * own matches no deeper name. Dotted keys (invalid in ifa-0001) never match
+ * a label. Encaya asks ncdns for the same owner name (TLSA *.H), so every
+ * source agrees (docs/namecoin.md).
  */
-function subdomainTlsItems(doc: JsonObject, subLabels: readonly string[]): { path: string; item: Json }[] {
+function tlsItems(doc: JsonObject, subLabels: readonly string[]): { path: string; item: Json }[] {
   const walk = [...subLabels].reverse().concat('*');
   if (walk.length > MAX_MAP_DEPTH) throw refuse('map', `${walk.length} levels of subdomain, more than the ${MAX_MAP_DEPTH} ncdns follows`);
   let node: JsonObject = doc;

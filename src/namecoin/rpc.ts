@@ -30,6 +30,7 @@ import { EngineError } from '../engine/errors.js';
 import { describePathError, errnoCode } from '../systemError.js';
 import { bitName } from './names.js';
 import { checkReachable } from './reach.js';
+import { withDeadline } from '../service/client.js';
 import { parseTlsValue, type NameAbsence, type TlsAnswer } from './records.js';
 
 export type RpcAuth = { cookieFile: string } | { user: string; password: string };
@@ -124,7 +125,9 @@ async function nameShow(name: string, opts: NameShowOptions): Promise<Shown> {
 /** The URL and timeout, checked before any connection (`serve` refuses a wrong --rpc at once): where to connect. */
 export function checkRpcOptions(opts: { url: string; timeoutMs: number }): Target {
   const target = loopbackTarget(opts.url);
-  checkTimeout(opts.timeoutMs);
+  if (!Number.isInteger(opts.timeoutMs) || opts.timeoutMs <= 0 || opts.timeoutMs > MAX_TIMEOUT_MS) {
+    throw new EngineError('USAGE', `timeoutMs ${opts.timeoutMs} is not an integer in 1..${MAX_TIMEOUT_MS}`);
+  }
   return target;
 }
 
@@ -151,12 +154,6 @@ function loopbackTarget(url: string): Target {
     throw new EngineError('USAGE', `RPC url ${JSON.stringify(u.origin)}: put credentials in the auth option, not the URL`);
   }
   return { host, port: Number(u.port), path: `${u.pathname}${u.search}`, hostHeader: u.host, shown: `${u.origin}${u.pathname}` };
-}
-
-function checkTimeout(ms: number): void {
-  if (!Number.isInteger(ms) || ms <= 0 || ms > MAX_TIMEOUT_MS) {
-    throw new EngineError('USAGE', `timeoutMs ${ms} is not an integer in 1..${MAX_TIMEOUT_MS}`);
-  }
 }
 
 function basicAuthorization(auth: RpcAuth): string {
@@ -188,37 +185,25 @@ function readCookie(file: string): string {
 }
 
 function postJson(target: Target, body: string, authorization: string, timeoutMs: number): Promise<HttpReply> {
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const settle = (err: EngineError | null, reply?: HttpReply): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      req.destroy();
-      if (err) reject(err);
-      else resolve(reply!);
-    };
-    const fail = (problem: string, cause?: unknown): void =>
-      settle(new EngineError('SOURCE', `Namecoin RPC ${target.shown}: ${problem}`, cause === undefined ? undefined : { cause }));
-    const req = httpRequest(
-      {
-        host: target.host,
-        port: target.port,
-        path: target.path,
-        method: 'POST',
-        agent: false,
-        headers: {
-          host: target.hostHeader,
-          authorization,
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
-          connection: 'close',
-        },
-      },
-      (res) => readBounded(res, fail, (buf) => settle(null, { status: res.statusCode ?? 0, body: buf })),
-    );
-    const timer = setTimeout(() => fail(`no complete answer within ${timeoutMs} ms`), timeoutMs);
-    req.on('error', (cause) => fail(`request failed: ${cause.message}`, cause));
+  const fail = (problem: string, cause?: unknown): EngineError =>
+    new EngineError('SOURCE', `Namecoin RPC ${target.shown}: ${problem}`, cause === undefined ? undefined : { cause });
+  const req = httpRequest({
+    host: target.host,
+    port: target.port,
+    path: target.path,
+    method: 'POST',
+    agent: false,
+    headers: {
+      host: target.hostHeader,
+      authorization,
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    },
+  });
+  return withDeadline(req, timeoutMs, () => fail(`no complete answer within ${timeoutMs} ms`), (done) => {
+    req.on('response', (res) => readBounded(res, (problem) => done(fail(problem)), (buf) => done({ status: res.statusCode ?? 0, body: buf })));
+    req.on('error', (cause) => done(fail(`request failed: ${cause.message}`, cause)));
     req.end(body);
   });
 }
@@ -257,9 +242,10 @@ function interpretReply(name: string, target: Target, reply: HttpReply): Shown {
   const env = envelope as Record<string, unknown>;
   if (Object.hasOwn(env, 'id') && env.id !== REQUEST_ID) throw bad(`answer carries id ${snippet(JSON.stringify(env.id) ?? '')}, not ${JSON.stringify(REQUEST_ID)}`);
   if (env.error !== null && env.error !== undefined) {
+    const error = rpcError(env.error);
     // The code says absent; the text (changed over the years, never the code) only tells why, for the log.
-    if (rpcErrorCode(env.error) === RPC_NAME_ABSENT) return { absent: /expired/i.test(describeRpcError(env.error)) ? 'expired' : 'never existed' };
-    throw bad(`RPC error ${describeRpcError(env.error)} (HTTP ${reply.status})`);
+    if (error.code === RPC_NAME_ABSENT) return { absent: /expired/i.test(error.text) ? 'expired' : 'never existed' };
+    throw bad(`RPC error ${error.text} (HTTP ${reply.status})`);
   }
   if (reply.status !== 200 || env.id !== REQUEST_ID || !Object.hasOwn(env, 'result')) {
     throw bad(`HTTP ${reply.status} answer is not a JSON-RPC 1.0 result: ${snippet(reply.body.toString('utf8'))}`);
@@ -267,15 +253,11 @@ function interpretReply(name: string, target: Target, reply: HttpReply): Shown {
   return readNameInfo(name, env.result, bad);
 }
 
-function rpcErrorCode(error: unknown): number | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
-
-function describeRpcError(error: unknown): string {
+/** An RPC error's code, and the code and message as text for messages. */
+function rpcError(error: unknown): { code: unknown; text: string } {
   const e = (typeof error === 'object' && error !== null ? error : {}) as { code?: unknown; message?: unknown };
   const message = typeof e.message === 'string' ? e.message : JSON.stringify(error) ?? '';
-  return `${String(e.code)}: ${snippet(message)}`;
+  return { code: e.code, text: `${String(e.code)}: ${snippet(message)}` };
 }
 
 function readNameInfo(name: string, result: unknown, bad: (problem: string) => EngineError): Shown {

@@ -45,9 +45,9 @@ export function defaultSocketPath(): string {
 }
 
 async function buildSources(o: ServeOptions): Promise<TlsSource[]> {
-  const available: Record<string, () => Promise<TlsSource>> = {};
+  const available: Record<string, () => TlsSource> = {};
   const timeoutMs = o.timeoutMs ?? SOURCE_TIMEOUT_MS;
-  if (o.rules) available.rules = async () => rulesSource(o.rules!);
+  if (o.rules) available.rules = () => rulesSource(o.rules!);
   if (o.dns) {
     // An address, not a host name: resolving the DNS server's own name would go through the resolver being bypassed.
     const m = /^\[?([0-9a-fA-F:.]+)\]?:(\d+)$/.exec(o.dns.replace(/^localhost:/, '127.0.0.1:'));
@@ -59,7 +59,7 @@ async function buildSources(o: ServeOptions): Promise<TlsSource[]> {
     } catch (e) {
       throw new EngineError('USAGE', `--dns ${o.dns}: ${(e as Error).message}`, { cause: e });
     }
-    available.dns = async () => ({ name: `dns ${o.dns}`, lookup: (d) => lookupTlsa(d, server), check: () => checkDnsServer(server) });
+    available.dns = () => ({ name: `dns ${o.dns}`, lookup: (d) => lookupTlsa(d, server), check: () => checkDnsServer(server) });
   }
   if (o.rpc) {
     const { checkRpc, checkRpcOptions, nameOwner, nameShowTls } = await import('./rpc.js');
@@ -71,17 +71,14 @@ async function buildSources(o: ServeOptions): Promise<TlsSource[]> {
     } catch (e) {
       throw new EngineError('USAGE', `--rpc: ${(e as Error).message}`, { cause: e });
     }
-    available.rpc = async () => ({ name: `rpc ${o.rpc}`, lookup: (d) => nameShowTls(d, rpc), owner: (d) => nameOwner(d, rpc), check: () => checkRpc(rpc) });
+    available.rpc = () => ({ name: `rpc ${o.rpc}`, lookup: (d) => nameShowTls(d, rpc), owner: (d) => nameOwner(d, rpc), check: () => checkRpc(rpc) });
   }
   const order = o.order ?? ['rules', 'dns', 'rpc'].filter((k) => k in available);
   if (order.length === 0) throw new EngineError('USAGE', 'no anchor source: give --rules FILE, --dns HOST:PORT or --rpc URL');
-  return Promise.all(
-    order.map((k) => {
-      const make = available[k];
-      if (!make) throw new EngineError('USAGE', `source "${k}" in --sources is not configured`);
-      return make();
-    }),
-  );
+  // Every name checked before any source is made (a rules file read), so the first refusal is the only one.
+  const unknown = order.find((k) => !Object.hasOwn(available, k));
+  if (unknown !== undefined) throw new EngineError('USAGE', `source "${unknown}" in --sources is not configured`);
+  return order.map((k) => available[k]!());
 }
 
 export async function serve(o: ServeOptions): Promise<{ close(): Promise<void>; socketPath: string; lookup: NamecoinLookup }> {

@@ -42,11 +42,9 @@ const P2PKH_VERSIONS = new Set([52, 111]);
 export const MAX_STAPLED_SIGS = 8;
 const MAX_STAPLED_TEXT = 8192;
 
-export type StapledErrorCode = 'MALFORMED_STAPLED';
-
 /** Hostile or broken stapled data: the name is refused as a whole. */
 export class StapledError extends Error {
-  readonly code: StapledErrorCode = 'MALFORMED_STAPLED';
+  readonly code = 'MALFORMED_STAPLED';
   constructor(message: string) {
     super(message);
     this.name = 'StapledError';

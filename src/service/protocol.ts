@@ -92,30 +92,25 @@ class BodyReader {
     this.dv = view(bytes);
   }
 
-  private need(n: number, field: string): void {
+  /** Moves past the next `n` bytes, refusing a body that ends first: their offset. */
+  private take(n: number, field: string): number {
     if (this.bytes.length - this.offset < n) throw malformed(`${this.what} truncated at ${field} (offset ${this.offset})`);
+    this.offset += n;
+    return this.offset - n;
   }
 
   u16(field: string): number {
-    this.need(2, field);
-    const v = this.dv.getUint16(this.offset, true);
-    this.offset += 2;
-    return v;
+    return this.dv.getUint16(this.take(2, field), true);
   }
 
   u32(field: string): number {
-    this.need(4, field);
-    const v = this.dv.getUint32(this.offset, true);
-    this.offset += 4;
-    return v;
+    return this.dv.getUint32(this.take(4, field), true);
   }
 
   /** A plain Uint8Array copy: never a view of the caller's (possibly pooled) buffer (Buffer#slice would be one). */
   bytesOf(n: number, field: string): Uint8Array {
-    this.need(n, field);
-    const v = new Uint8Array(this.bytes.subarray(this.offset, this.offset + n));
-    this.offset += n;
-    return v;
+    const at = this.take(n, field);
+    return new Uint8Array(this.bytes.subarray(at, at + n));
   }
 
   end(): void {

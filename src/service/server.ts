@@ -11,6 +11,7 @@ import { EngineError } from '../engine/errors.js';
 import { makeDirs } from '../fsPaths.js';
 import { describePathError, errnoCode } from '../systemError.js';
 import { loadBinding } from './binding.js';
+import { withDeadline } from './client.js';
 import { FRAME_HEADER_LENGTH, Status, decodeRequest, encodeResponse, readFrameHeader, type Response } from './protocol.js';
 
 export const DEFAULT_TIMEOUT_MS = 2000;
@@ -102,20 +103,13 @@ export function prepareSocketDirectory(dir: string, uid: number): void {
 
 /** Whether something accepts connections on an existing socket file. */
 function probeSocket(path: string): Promise<'live' | 'stale'> {
-  return new Promise((resolvePromise, reject) => {
-    const c = createConnection(path);
-    const finish = (outcome: 'live' | 'stale' | Error): void => {
-      clearTimeout(timer);
-      c.destroy();
-      if (outcome instanceof Error) reject(outcome);
-      else resolvePromise(outcome);
-    };
-    // A listener that is too busy to accept still counts as alive.
-    const timer = setTimeout(() => finish('live'), STALE_PROBE_MS);
-    c.once('connect', () => finish('live'));
+  const c = createConnection(path);
+  // A listener that is too busy to accept still counts as alive.
+  return withDeadline(c, STALE_PROBE_MS, () => 'live', (done) => {
+    c.once('connect', () => done('live'));
     c.once('error', (e) => {
-      if (errnoCode(e) === 'ECONNREFUSED') finish('stale');
-      else finish(new EngineError('USAGE', `cannot tell whether ${path} is still in use: ${describePathError(e, path)}`, { cause: e }));
+      if (errnoCode(e) === 'ECONNREFUSED') done('stale');
+      else done(new EngineError('USAGE', `cannot tell whether ${path} is still in use: ${describePathError(e, path)}`, { cause: e }));
     });
   });
 }
@@ -171,16 +165,12 @@ interface Context {
 
 const UNAVAILABLE: Response = { status: Status.UNAVAILABLE, ttl: 0, objects: [] };
 
-/** The socket's descriptor; Node does not expose it publicly on accepted pipes. */
-function socketFd(socket: Socket): number | undefined {
-  // `_handle` is Node's internal Pipe wrap; its `fd` getter is the only way to reach the descriptor.
-  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
-}
-
+/** Whether the peer runs as `uid`; false when its uid, or the socket's descriptor, cannot be read. */
 function peerIsUid(socket: Socket, uid: number): boolean {
-  const fd = socketFd(socket);
-  if (fd === undefined) return false;
+  // Node does not expose the descriptor of an accepted pipe publicly: `_handle` is its internal Pipe wrap,
+  // whose `fd` getter is the only way to reach it.
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return false;
   try {
     return peerUid(fd) === uid;
   } catch {
@@ -323,10 +313,6 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   const maxConnections = positiveInteger(opts.maxConnections, DEFAULT_MAX_CONNECTIONS, 'maxConnections');
   const uid = ownUid();
   loadBinding(); // fail at start, not on the first connection
-  if (opts.listenFd === undefined) {
-    prepareSocketDirectory(dirname(socketPath), uid);
-    await removeStaleSocket(socketPath);
-  }
 
   const active = new Set<Socket>();
   // allowHalfOpen: a client may shut down its write side after the request and still read the answer.
@@ -334,15 +320,13 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   if (opts.listenFd !== undefined) {
     await listen(server, { fd: opts.listenFd });
   } else {
+    prepareSocketDirectory(dirname(socketPath), uid);
+    await removeStaleSocket(socketPath);
     try {
       await listen(server, socketPath);
     } catch (e) {
       throw new EngineError('USAGE', `cannot listen on ${describePathError(e, socketPath)}`, { cause: e });
     }
-  }
-  // e.g. EMFILE on accept: count it and keep serving.
-  server.on('error', () => void ctx.stats.acceptErrors++);
-  if (opts.listenFd === undefined) {
     try {
       chmodSync(socketPath, 0o600);
     } catch (e) {
@@ -350,6 +334,8 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       throw new EngineError('USAGE', `cannot make ${socketPath} private (mode 0600): ${describePathError(e, socketPath)}`, { cause: e });
     }
   }
+  // e.g. EMFILE on accept: count it and keep serving.
+  server.on('error', () => void ctx.stats.acceptErrors++);
 
   let closing: Promise<void> | undefined;
   return {
