@@ -28,6 +28,8 @@ const ESR140 = process.env.NCFENCE_ESR140_DIR ?? '/var/cache/ncfence-test/firefo
 const args = parseArgs('browser');
 const n = args.quick ? 2 : 7;
 const dir = mkdtempSync(join(tmpdir(), 'ncfence-bench-browser-'));
+const copy = join(dir, 'firefox');
+let installed = false;
 
 function cli(a: string[]): number {
   const t = performance.now();
@@ -46,7 +48,6 @@ try {
 
   // 2. `ncfence install firefox` end to end (process start to exit: read,
   // build, place, start Firefox again and compare), then uninstall.
-  const copy = join(dir, 'firefox');
   sh('cp', ['-al', ESR153, copy]);
   const install: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -57,6 +58,7 @@ try {
   // 3. Start-ups to "roots loaded": stock, installed and fresh, and the one
   // after a browser update that rebuilds (the version swapped each round).
   cli(['install', 'firefox', '--dir', copy, '--auto-rebuild']);
+  installed = true;
   const stock: number[] = [];
   const ordinary: number[] = [];
   const rebuild: number[] = [];
@@ -113,5 +115,7 @@ try {
   process.stdout.write(`${lines.join('\n')}\n`);
   writeJsonAtomic(args.out, result);
 } finally {
+  // Uninstalled before its directory goes, so no record of it stays behind (status would report it gone).
+  if (installed) cli(['uninstall', 'firefox', '--dir', copy]);
   rmSync(dir, { recursive: true, force: true });
 }
