@@ -134,7 +134,9 @@ test('the anchor keys of defaultEngineDeps carry their own public key as Subject
 test('parseTime reads every time as an independent reading of its text does, errors included', (t) => {
   // parseTime reads times straight from the bytes (issue 21); the reference
   // reads the text with a regular expression (its bytes one for one, so
-  // nothing but ASCII digits matches). Boundaries by hand, then seeded random ones.
+  // nothing but ASCII digits matches), checks each field's range by the
+  // calendar and counts the days itself. Boundaries by hand, then seeded
+  // random ones.
   const decoder = new TextDecoder();
   const reference = (x: ReturnType<typeof readTlv>): number => {
     const s = decoder.decode(x.body);
@@ -148,9 +150,19 @@ test('parseTime reads every time as an independent reading of its text does, err
     if (!m) throw new EngineError('BAD_DER', `validity: unsupported time ${JSON.stringify(s)}`);
     let year = Number(m[1]);
     if (x.tag === Tag.UTC_TIME) year += year < 50 ? 2000 : 1900;
-    const ms = Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
-    if (Number.isNaN(ms)) throw new EngineError('BAD_DER', `validity: impossible time ${JSON.stringify(s)}`);
-    return ms;
+    const [month, day, hour, minute, second] = [2, 3, 4, 5, 6].map((i) => Number(m[i]));
+    // Each field in its range, by the Gregorian calendar's own rule for February.
+    const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+    const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month! - 1];
+    if (days === undefined || day! < 1 || day! > days || hour! > 23 || minute! > 59 || second! > 59) {
+      throw new EngineError('BAD_DER', `validity: impossible time ${JSON.stringify(s)}`);
+    }
+    // Days since 1970 by whole years, then months (no Date arithmetic, which maps years 0-99 to 1900-1999).
+    let since = 0;
+    for (let yy = Math.min(year, 1970); yy < Math.max(year, 1970); yy++) since += yy % 4 === 0 && (yy % 100 !== 0 || yy % 400 === 0) ? 366 : 365;
+    if (year < 1970) since = -since;
+    for (let mm = 1; mm < month!; mm++) since += [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mm - 1]!;
+    return (((since + day! - 1) * 24 + hour!) * 60 + minute!) * 60_000 + second! * 1000;
   };
   const outcome = (f: (x: ReturnType<typeof readTlv>) => number, tag: number, body: string): string => {
     try {
@@ -166,6 +178,10 @@ test('parseTime reads every time as an independent reading of its text does, err
     [Tag.GENERALIZED_TIME, '99991231235959Z'], [Tag.GENERALIZED_TIME, '2049123123595Z'], [Tag.GENERALIZED_TIME, '491231235959Z'], [Tag.OCTET_STRING, '491231235959Z'],
     // A byte-order mark before the time: UTF-8 decoding would drop it, DER has none.
     [Tag.UTC_TIME, '\u00ef\u00bb\u00bf491231235959Z'],
+    // Each field past its range (Date would roll it over into the next), leap days, and years 0-99.
+    [Tag.UTC_TIME, '960229000000Z'], [Tag.UTC_TIME, '970229000000Z'], [Tag.GENERALIZED_TIME, '21000229000000Z'], [Tag.GENERALIZED_TIME, '20000229000000Z'],
+    [Tag.UTC_TIME, '990431000000Z'], [Tag.UTC_TIME, '990100000000Z'], [Tag.UTC_TIME, '990001000000Z'], [Tag.UTC_TIME, '990101240000Z'],
+    [Tag.UTC_TIME, '990101006000Z'], [Tag.UTC_TIME, '990101000060Z'], [Tag.GENERALIZED_TIME, '00991231235959Z'], [Tag.GENERALIZED_TIME, '19691231235959Z'],
   ];
   let seed = 21;
   const rand = (k: number): number => {

@@ -33,9 +33,16 @@ export function parseTime(t: Tlv): number {
   }
   const year = y === 2 ? f[0]! + (f[0]! < 50 ? 2000 : 1900) : f[0]! * 100 + f[1]!;
   const o = y === 2 ? 1 : 2;
-  const ms = Date.UTC(year, f[o]! - 1, f[o + 1]!, f[o + 2]!, f[o + 3]!, f[o + 4]!);
-  if (Number.isNaN(ms)) throw badTime('impossible', b);
-  return ms;
+  // setUTCFullYear, not Date.UTC, which reads years 0-99 as 1900-1999.
+  const d = new Date(0);
+  d.setUTCFullYear(year, f[o]! - 1, f[o + 1]!);
+  d.setUTCHours(f[o + 2]!, f[o + 3]!, f[o + 4]!);
+  // A field out of its range (month 13, 30 February, hour 24) rolls over
+  // into the next one there: such a time names no instant, and is refused.
+  if (d.getUTCMonth() !== f[o]! - 1 || d.getUTCDate() !== f[o + 1] || d.getUTCHours() !== f[o + 2] || d.getUTCMinutes() !== f[o + 3] || d.getUTCSeconds() !== f[o + 4]) {
+    throw badTime('impossible', b);
+  }
+  return d.getTime();
 }
 
 function badTime(what: 'unsupported' | 'impossible', body: Uint8Array): EngineError {
