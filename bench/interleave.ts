@@ -38,6 +38,6 @@ for (let r = 0; r < rounds; r++) {
 const base = median(wall.at(-1)!);
 groups.forEach((g, k) => {
   const s = stats(wall[k]!);
-  process.stdout.write(`${g.name.padEnd(12)} median ${s.p50.toFixed(0).padStart(5)} ms  p95 ${s.p95.toFixed(0).padStart(5)}  min ${s.min.toFixed(0).padStart(5)}  ${(median(wall[k]!) / base).toFixed(2)}x\n`);
+  process.stdout.write(`${g.name.padEnd(12)} median ${median(wall[k]!).toFixed(0).padStart(5)} ms  p95 ${s.p95.toFixed(0).padStart(5)}  min ${s.min.toFixed(0).padStart(5)}  ${(median(wall[k]!) / base).toFixed(2)}x\n`);
 });
 process.stdout.write(`${rounds} rounds, interleaved in the order given\n`);
