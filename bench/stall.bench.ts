@@ -32,6 +32,7 @@ import { join } from 'node:path';
 import { build } from '../src/compile/build.js';
 import { P11KIT_TRUST } from '../src/install/common.js';
 import { serve } from '../src/namecoin/serve.js';
+import { TARGET_POLICY } from '../src/policy.js';
 import { startHungNamecoind, startNamecoind } from '../test/fixtures/namecoind.js';
 import { copyFirefoxInstall, probeUrls } from '../test/helpers/firefox.js';
 import { buildNssLookup, type NssLookupResult } from '../test/helpers/native.js';
@@ -115,7 +116,9 @@ async function firefoxSections(): Promise<{ hostile: Record<string, unknown>; fi
   const controlServers = await Promise.all(hostileSites.map(() => startTlsServer({ certChainPem: stranger.chainPem, keyPem: stranger.keyPem })));
   const hosts = ['www.example.com', 'www.example.bit', ...hostileSites.map((s) => `www.${s.domain}`), ...controlServers.map((_, i) => `www.u${i}.example.org`)];
   const { own, socket } = fresh();
-  const view = await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(own, 'view'), service: socket });
+  // The policy a browser's install takes (default.json), as in `ncfence install firefox`: build on its own
+  // would take p11-kit.json for this upstream, whose NSS form Firefox refuses the .com under.
+  const view = await build({ upstream: P11KIT_TRUST, upstreamParams: `paths=${pki.trustDir}`, outDir: join(own, 'view'), service: socket, policyFile: TARGET_POLICY.browser });
   const firefox = await copyFirefoxInstall(join(own, 'firefox'), MODULE);
   // The loads start 3 s after the page, once the browser has settled from its start-up.
   const probe = (urls: string[], retryAfterMs?: number) =>
